@@ -1,0 +1,1 @@
+"""Storage backends: memory (the reference), SQLite (the embedded default), PostgreSQL."""

@@ -1,0 +1,210 @@
+"""The in-memory backend: the reference implementation, and the executable specification.
+
+Everything is kept in Python lists and dicts under one lock. Events are stored encoded, exactly
+as a database backend would store them, so that serialization rules, size limits, idempotency
+and the hash chain behave identically.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+from eventkeep.codec import DEFAULT_MAX_EVENT_BYTES
+from eventkeep.errors import ValidationError
+from eventkeep.events import TypeRegistry
+from eventkeep.hashing import GENESIS, ChainRow, VerifyReport, chain_hash, verify_chains
+from eventkeep.recorded import RecordedEvent
+from eventkeep.store import (
+    AppendResult,
+    EventStore,
+    PreparedAppend,
+    Snapshot,
+    StoredIdentity,
+    StoreStats,
+    StreamInfo,
+    concurrency_error,
+    expected_matches,
+    replayed_result,
+)
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore(EventStore):
+    """An event store held in this process's memory; gone when the process ends."""
+
+    def __init__(
+        self,
+        url: str = "memory://",
+        *,
+        registry: TypeRegistry | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        super().__init__(registry=registry, max_event_bytes=max_event_bytes)
+        self.url = url
+        self._lock = threading.RLock()
+        self._log: list[ChainRow] = []  # index = position - 1
+        self._streams: dict[str, list[int]] = {}  # stream id -> positions, index = version - 1
+        self._ids: dict[bytes, int] = {}  # event id -> position
+        self._snapshots: dict[str, dict[int, Snapshot]] = {}
+
+    def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:
+        with self._lock:
+            results: list[AppendResult | None] = []
+            for batch in batches:
+                actual = len(self._streams.get(batch.stream_id, ()))
+                known = [self._ids[ev.event_id] for ev in batch.events if ev.event_id in self._ids]
+                replay = replayed_result(batch, (self._identity(p) for p in known))
+                if replay is not None:
+                    results.append(replay)
+                elif not expected_matches(batch.expected, actual):
+                    raise concurrency_error(batch, actual)
+                else:
+                    results.append(None)
+            # Every check passed: write the batches that are not retries, all at once.
+            out: list[AppendResult] = []
+            floor = self._log[-1].recorded_at_us if self._log else 0
+            for batch, replay in zip(batches, results, strict=True):
+                if replay is not None:
+                    out.append(replay)
+                    continue
+                positions = self._streams.setdefault(batch.stream_id, [])
+                previous = self._log[positions[-1] - 1].hash if positions else GENESIS
+                now = self._clock(floor)
+                first_version = len(positions) + 1
+                versions, written = [], []
+                for offset, ev in enumerate(batch.events):
+                    version = first_version + offset
+                    digest = chain_hash(
+                        previous,
+                        batch.stream_id,
+                        version,
+                        ev.event_id,
+                        ev.type,
+                        ev.schema_version,
+                        now,
+                        ev.data,
+                        ev.metadata,
+                    )
+                    row = ChainRow(
+                        batch.stream_id,
+                        version,
+                        len(self._log) + 1,
+                        ev.event_id,
+                        ev.type,
+                        ev.schema_version,
+                        now,
+                        ev.data,
+                        ev.metadata,
+                        digest,
+                    )
+                    self._log.append(row)
+                    positions.append(row.position)
+                    self._ids[ev.event_id] = row.position
+                    previous = digest
+                    versions.append(version)
+                    written.append(row.position)
+                out.append(AppendResult(batch.stream_id, tuple(versions), tuple(written)))
+            return out
+
+    def _identity(self, position: int) -> StoredIdentity:
+        row = self._log[position - 1]
+        return StoredIdentity(
+            row.event_id, row.stream_id, row.version, row.position, row.type, row.data
+        )
+
+    def _record(self, row: ChainRow) -> RecordedEvent:
+        return RecordedEvent(
+            row.stream_id,
+            row.version,
+            row.position,
+            row.event_id,
+            row.type,
+            row.schema_version,
+            row.data,
+            row.metadata,
+            row.recorded_at_us,
+            self.codec,
+        )
+
+    def _read_stream_page(
+        self, stream_id: str, low: int, high: int | None, backwards: bool, limit: int
+    ) -> list[RecordedEvent]:
+        with self._lock:
+            positions = self._streams.get(stream_id, [])
+            top = len(positions) if high is None else min(high, len(positions))
+            if backwards:
+                chosen = positions[max(low - 1, top - limit) : top][::-1]
+            else:
+                chosen = positions[low - 1 : min(top, low - 1 + limit)]
+            return [self._record(self._log[p - 1]) for p in chosen]
+
+    def _read_all_page(
+        self, after: int, limit: int, types: tuple[str, ...] | None, prefix: str | None
+    ) -> list[RecordedEvent]:
+        with self._lock:
+            out: list[RecordedEvent] = []
+            wanted = None if types is None else set(types)
+            log = self._log
+            for index in range(after, len(log)):
+                row = log[index]
+                if wanted is not None and row.type not in wanted:
+                    continue
+                if prefix is not None and not row.stream_id.startswith(prefix):
+                    continue
+                out.append(self._record(row))
+                if len(out) >= limit:
+                    break
+            return out
+
+    def _stream_version(self, stream_id: str) -> int:
+        return len(self._streams.get(stream_id, ()))
+
+    def _list_streams(self, prefix: str, limit: int | None) -> list[StreamInfo]:
+        with self._lock:
+            names = sorted(s for s in self._streams if s.startswith(prefix))
+            if limit is not None:
+                names = names[:limit]
+            return [StreamInfo(s, len(self._streams[s]), self._streams[s][-1]) for s in names]
+
+    def _head_position(self) -> int:
+        return len(self._log)
+
+    def _stats(self) -> StoreStats:
+        with self._lock:
+            types = Counter(row.type for row in self._log)
+            return StoreStats(len(self._log), len(self._streams), len(self._log), dict(types))
+
+    def _verify(self) -> VerifyReport:
+        with self._lock:
+            rows = sorted(self._log, key=lambda row: (row.stream_id, row.version))
+            heads = {s: len(p) for s, p in self._streams.items()}
+        return verify_chains(rows, heads)
+
+    def _save_snapshot(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._snapshots.setdefault(snapshot.stream_id, {})[snapshot.version] = snapshot
+
+    def _load_snapshot(self, stream_id: str, max_version: int) -> Snapshot | None:
+        with self._lock:
+            versions = [v for v in self._snapshots.get(stream_id, {}) if v <= max_version]
+            return self._snapshots[stream_id][max(versions)] if versions else None
+
+    def _delete_snapshots(self, prefix: str) -> int:
+        with self._lock:
+            doomed = [s for s in self._snapshots if s.startswith(prefix)]
+            count = sum(len(self._snapshots.pop(s)) for s in doomed)
+            return count
+
+    # -- for the contract suite's tamper tests ------------------------------------------------
+
+    def tamper(self, stream_id: str, version: int, **changes: Any) -> None:
+        """Rewrite a stored event behind the store's back (tests of ``verify`` use this)."""
+        with self._lock:
+            try:
+                position = self._streams[stream_id][version - 1]
+            except (KeyError, IndexError):
+                raise ValidationError(f"no event {stream_id!r}@{version} to tamper with") from None
+            self._log[position - 1] = self._log[position - 1]._replace(**changes)

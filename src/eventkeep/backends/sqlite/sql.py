@@ -1,0 +1,94 @@
+"""Every SQL statement the SQLite backend runs, one named constant each."""
+
+from __future__ import annotations
+
+# Columns in the order RecordedEvent takes them (codec last, added in Python).
+_RECORD = (
+    "stream_id, version, position, event_id, type, schema_version, data, metadata, recorded_at"
+)
+
+STREAM_HEAD = "SELECT version, last_hash FROM streams WHERE stream_id = ?"
+
+LAST_RECORDED_AT = "SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1"
+
+INSERT_EVENT = (
+    "INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata, "
+    "recorded_at, hash) VALUES (?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?)"
+)
+
+LAST_INSERT_POSITION = "SELECT last_insert_rowid()"
+
+UPSERT_STREAM = (
+    "INSERT INTO streams (stream_id, version, last_position, last_hash) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
+    "last_position = excluded.last_position, last_hash = excluded.last_hash"
+)
+
+# ``{marks}`` is filled with one ``?`` per event id.
+STORED_IDENTITIES = (
+    "SELECT event_id, stream_id, version, position, type, CAST(data AS BLOB) "
+    "FROM events WHERE event_id IN ({marks})"
+)
+
+READ_STREAM_FORWARDS = (
+    f"SELECT {_RECORD} FROM events WHERE stream_id = ? AND version >= ? AND version <= ? "
+    "ORDER BY version LIMIT ?"
+)
+
+READ_STREAM_BACKWARDS = (
+    f"SELECT {_RECORD} FROM events WHERE stream_id = ? AND version >= ? AND version <= ? "
+    "ORDER BY version DESC LIMIT ?"
+)
+
+# ``{where}`` adds the optional type and stream-prefix filters.
+READ_ALL = f"SELECT {_RECORD} FROM events WHERE position > ?{{where}} ORDER BY position LIMIT ?"
+
+WHERE_TYPES = " AND type IN ({marks})"
+
+WHERE_PREFIX = " AND stream_id >= ? AND substr(stream_id, 1, ?) = ?"
+
+STREAM_VERSION = "SELECT version FROM streams WHERE stream_id = ?"
+
+LIST_STREAMS = (
+    "SELECT stream_id, version, last_position FROM streams "
+    "WHERE stream_id >= ? AND substr(stream_id, 1, ?) = ? ORDER BY stream_id LIMIT ?"
+)
+
+HEAD_POSITION = "SELECT COALESCE(MAX(position), 0) FROM events"
+
+COUNT_EVENTS = "SELECT COUNT(*) FROM events"
+
+COUNT_STREAMS = "SELECT COUNT(*) FROM streams"
+
+COUNT_BY_TYPE = "SELECT type, COUNT(*) FROM events GROUP BY type ORDER BY type"
+
+CHAIN_ROWS = (
+    "SELECT stream_id, version, position, event_id, type, schema_version, recorded_at, "
+    "CAST(data AS BLOB), CAST(metadata AS BLOB), hash FROM events ORDER BY stream_id, version"
+)
+
+STREAM_HEADS = "SELECT stream_id, version FROM streams"
+
+CREATE_MIGRATIONS = (
+    "CREATE TABLE IF NOT EXISTS eventkeep_migrations ("
+    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+)
+
+SCHEMA_VERSION = "SELECT COALESCE(MAX(version), 0) FROM eventkeep_migrations"
+
+RECORD_MIGRATION = (
+    "INSERT INTO eventkeep_migrations (version, name, applied_at) "
+    "VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+)
+
+SAVE_SNAPSHOT = (
+    "INSERT OR REPLACE INTO snapshots (stream_id, version, type, schema_version, data, "
+    "recorded_at) VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+LOAD_SNAPSHOT = (
+    "SELECT stream_id, version, type, schema_version, data, recorded_at FROM snapshots "
+    "WHERE stream_id = ? AND version <= ? ORDER BY version DESC LIMIT 1"
+)
+
+DELETE_SNAPSHOTS = "DELETE FROM snapshots WHERE stream_id >= ? AND substr(stream_id, 1, ?) = ?"

@@ -1,0 +1,175 @@
+"""Encoding events to JSON bytes and decoding them back, with upcasting on the way in.
+
+msgspec does the work: it is fast, strict, and lossless for Decimal (encoded as a string, never
+through float), tz-aware datetimes, UUIDs, enums, nested structs, lists and optional fields.
+JSON cannot hold NaN or infinity, which msgspec would quietly write as ``null``; those are refused.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import msgspec
+
+from eventkeep.errors import EventTooLargeError, SerializationError, ValidationError
+from eventkeep.events import Event, NewEvent, RawEvent, TypeRegistry
+from eventkeep.validation import check_name
+
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "Codec", "PreparedEvent"]
+
+DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+"""Default limit on one event's encoded data plus metadata (1 MiB)."""
+
+_EMPTY = b"{}"
+
+
+class PreparedEvent(NamedTuple):
+    """An event encoded and checked, ready for a backend to store."""
+
+    event_id: bytes
+    type: str
+    schema_version: int
+    data: bytes
+    metadata: bytes
+
+
+class Codec:
+    """Encodes events for storage and decodes stored events through a type registry."""
+
+    def __init__(self, registry: TypeRegistry, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES):
+        self.registry = registry
+        self.max_event_bytes = max_event_bytes
+        self._encoder = msgspec.json.Encoder()
+        self._dict_decoder = msgspec.json.Decoder(dict[str, Any])
+        self._decoders: dict[type[Event], msgspec.json.Decoder[Any]] = {}
+
+    # -- encoding -----------------------------------------------------------------------------
+
+    def prepare(self, item: Any, call_metadata: Mapping[str, Any] | None) -> PreparedEvent:
+        """Check and encode one item of an append call (an Event, RawEvent or NewEvent)."""
+        event_id: bytes | None = None
+        metadata: Mapping[str, Any] | None = call_metadata
+        if type(item) is NewEvent:
+            if item.event_id is not None:
+                if not isinstance(item.event_id, uuid.UUID):
+                    raise ValidationError(f"event_id must be a UUID, got {item.event_id!r}")
+                event_id = item.event_id.bytes
+            if item.metadata:
+                metadata = {**call_metadata, **item.metadata} if call_metadata else item.metadata
+            item = item.event
+        if isinstance(item, Event):
+            cls = type(item)
+            if cls.__abstract__:
+                raise ValidationError(f"{cls.__qualname__} is abstract and cannot be appended")
+            type_name, schema_version = cls.__event_type__, cls.__schema_version__
+            data = self._encode(item, f"event {type_name!r}")
+        elif isinstance(item, RawEvent):
+            type_name = check_name(item.type, what="event type")
+            schema_version = item.schema_version
+            if (
+                not isinstance(schema_version, int)
+                or isinstance(schema_version, bool)
+                or schema_version < 1
+            ):
+                raise ValidationError(
+                    f"schema_version of {type_name!r} must be an int >= 1, got {schema_version!r}"
+                )
+            if not isinstance(item.data, Mapping):
+                raise ValidationError(
+                    f"data of event {type_name!r} must be a mapping, got {type(item.data).__name__}"
+                )
+            data = self._encode(dict(item.data), f"event {type_name!r}")
+        else:
+            raise ValidationError(
+                "append takes eventkeep.Event, RawEvent or NewEvent instances, "
+                f"got {type(item).__name__}: {item!r:.80}"
+            )
+        if metadata:
+            if not isinstance(metadata, Mapping):
+                raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}")
+            meta = self._encode(dict(metadata), f"metadata of event {type_name!r}")
+        else:
+            meta = _EMPTY
+        size = len(data) + len(meta)
+        if size > self.max_event_bytes:
+            raise EventTooLargeError(
+                f"event {type_name!r} encodes to {size} bytes; the limit is "
+                f"{self.max_event_bytes} (max_event_bytes)",
+                size=size,
+                limit=self.max_event_bytes,
+            )
+        return PreparedEvent(event_id or uuid.uuid4().bytes, type_name, schema_version, data, meta)
+
+    def _encode(self, value: Any, what: str) -> bytes:
+        try:
+            out = self._encoder.encode(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise SerializationError(f"{what} cannot be encoded to JSON: {exc}") from exc
+        if b"null" in out:
+            _refuse_non_finite(value, what)
+        return out
+
+    def encode_json(self, value: Any) -> bytes:
+        """Encode a JSON-compatible value (used for snapshots and checkpoints)."""
+        return self._encode(value, "value")
+
+    # -- decoding -----------------------------------------------------------------------------
+
+    def decode_data(self, raw: bytes | str) -> dict[str, Any]:
+        try:
+            return self._dict_decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise SerializationError(f"stored event data is not a JSON object: {exc}") from exc
+
+    def decode_event(
+        self, type_name: str, schema_version: int, raw: bytes | str
+    ) -> Event | RawEvent:
+        """Decode stored data into its registered class, upcasting old schema versions."""
+        cls = self.registry.lookup(type_name)
+        if cls is None:
+            return RawEvent(type_name, self.decode_data(raw), schema_version)
+        current = cls.__schema_version__
+        try:
+            if schema_version == current:
+                decoder = self._decoders.get(cls)
+                if decoder is None:
+                    decoder = self._decoders[cls] = msgspec.json.Decoder(cls)
+                return decoder.decode(raw)  # type: ignore[no-any-return]
+            if schema_version > current:
+                raise SerializationError(
+                    f"event {type_name!r} was stored at schema version {schema_version}, newer "
+                    f"than {cls.__qualname__} (version {current}); upgrade the code that reads it"
+                )
+            data = self.decode_data(raw)
+            for step in range(schema_version, current):
+                data = cls.__upcasters__[step](data)
+            return msgspec.convert(data, cls)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise SerializationError(
+                f"stored event {type_name!r} (schema version {schema_version}) does not fit "
+                f"{cls.__qualname__}: {exc}"
+            ) from exc
+
+    def decode_metadata(self, raw: bytes | str | None) -> dict[str, Any]:
+        if not raw or raw == "{}" or raw == _EMPTY:
+            return {}
+        return self.decode_data(raw)
+
+
+def _refuse_non_finite(value: Any, what: str) -> None:
+    """Raise if ``value`` holds NaN or infinity (msgspec would have written them as null)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValidationError(f"{what} holds {item!r}, which JSON cannot represent")
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+        elif isinstance(item, msgspec.Struct):
+            stack.extend(msgspec.structs.astuple(item))

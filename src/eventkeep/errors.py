@@ -1,0 +1,100 @@
+"""The whole exception tree of eventkeep, and nothing else.
+
+    EventkeepError
+    ├── ValidationError            bad input; nothing was stored
+    │   └── EventTooLargeError     an encoded event above the size limit
+    ├── SerializationError         a value that cannot be encoded, or stored data not decodable
+    ├── ConcurrencyError           the expected version did not match the stream's actual version
+    ├── DuplicateEventIdError      an event id already stored for a different event
+    ├── NotFoundError              a stream (or aggregate) that does not exist
+    ├── IntegrityError             history tampered with, or a write refused as unsafe
+    ├── BackendUnavailableError    the database could not be reached, or stayed locked too long
+    ├── SchemaVersionError         the database was written by a newer eventkeep schema
+    └── ConfigurationError         a bad store URL, a missing extra, a conflicting type registration
+
+Every error raised by eventkeep is one of these; backends translate driver exceptions in
+exactly one place each, with ``raise ... from exc`` so the cause stays visible.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BackendUnavailableError",
+    "ConcurrencyError",
+    "ConfigurationError",
+    "DuplicateEventIdError",
+    "EventTooLargeError",
+    "EventkeepError",
+    "IntegrityError",
+    "NotFoundError",
+    "SchemaVersionError",
+    "SerializationError",
+    "ValidationError",
+]
+
+
+class EventkeepError(Exception):
+    """Root of every error eventkeep raises."""
+
+
+class ValidationError(EventkeepError, ValueError):
+    """Bad input: the call was refused before anything was stored."""
+
+
+class EventTooLargeError(ValidationError):
+    """An encoded event is larger than the store's ``max_event_bytes``."""
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
+class SerializationError(EventkeepError):
+    """A value could not be encoded to JSON, or stored bytes could not be decoded."""
+
+
+class ConcurrencyError(EventkeepError):
+    """The stream's actual version differs from the expected version; nothing was written."""
+
+    def __init__(self, stream_id: str, expected: Any, actual: int) -> None:
+        super().__init__(
+            f"stream {stream_id!r}: expected version {_describe(expected)}, actual version {actual}"
+        )
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.stream_id, self.expected, self.actual))
+
+
+class DuplicateEventIdError(EventkeepError):
+    """An event id is already stored for a different event (or in another place)."""
+
+
+class NotFoundError(EventkeepError, LookupError):
+    """A stream or aggregate that does not exist."""
+
+
+class IntegrityError(EventkeepError):
+    """The store refused a write that would rewrite history, or found history tampered with."""
+
+
+class BackendUnavailableError(EventkeepError):
+    """The database could not be reached, or stayed locked longer than the timeout allows."""
+
+
+class SchemaVersionError(EventkeepError):
+    """The database schema is newer than this version of eventkeep understands."""
+
+
+class ConfigurationError(EventkeepError):
+    """A bad store URL, a missing optional dependency, or a conflicting registration."""
+
+
+def _describe(expected: Any) -> str:
+    name = getattr(expected, "name", None)
+    return name if isinstance(name, str) else repr(expected)

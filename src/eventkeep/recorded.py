@@ -1,0 +1,163 @@
+"""``RecordedEvent``: a stored event with its envelope.
+
+Backends hand over the columns as the database returns them; the typed event, the data mapping,
+the metadata, the UUID and the timestamp are decoded on first access and cached. Reading the log
+therefore costs only what the reader touches.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+if TYPE_CHECKING:
+    from eventkeep.codec import Codec
+    from eventkeep.events import Event, RawEvent
+
+__all__ = ["RecordedEvent", "from_micros", "to_micros"]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_UNSET: Any = object()
+
+
+def from_micros(us: int) -> datetime:
+    """Microseconds since the Unix epoch to an aware UTC datetime (exact, no float)."""
+    return EPOCH + timedelta(microseconds=us)
+
+
+def to_micros(when: datetime) -> int:
+    """An aware datetime to microseconds since the Unix epoch (exact, no float)."""
+    delta = when - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+class RecordedEvent:
+    """An event as stored: its place in the stream and the log, its identity and its payload.
+
+    ``version`` is 1-based within the stream; ``position`` is the global, totally ordered
+    position in the log and can be used as a checkpoint.
+    """
+
+    __slots__ = (
+        "_codec",
+        "_data",
+        "_event",
+        "_event_id",
+        "_meta",
+        "_raw_data",
+        "_raw_meta",
+        "_recorded_at",
+        "position",
+        "schema_version",
+        "stream_id",
+        "type",
+        "version",
+    )
+
+    stream_id: str
+    version: int
+    position: int
+    type: str
+    schema_version: int
+
+    def __init__(
+        self,
+        stream_id: str,
+        version: int,
+        position: int,
+        event_id: UUID | bytes,
+        type: str,
+        schema_version: int,
+        data: bytes | str,
+        metadata: bytes | str | None,
+        recorded_at: int | datetime,
+        codec: Codec,
+    ) -> None:
+        self.stream_id = stream_id
+        self.version = version
+        self.position = position
+        self._event_id = event_id
+        self.type = type
+        self.schema_version = schema_version
+        self._raw_data = data
+        self._raw_meta = metadata
+        self._recorded_at = recorded_at
+        self._codec = codec
+        self._event = _UNSET
+        self._data = _UNSET
+        self._meta = _UNSET
+
+    @property
+    def event_id(self) -> UUID:
+        value = self._event_id
+        if isinstance(value, bytes):
+            value = self._event_id = UUID(bytes=value)
+        return value
+
+    @property
+    def recorded_at(self) -> datetime:
+        """When the store recorded the event (UTC, the store's clock)."""
+        value = self._recorded_at
+        if isinstance(value, int):
+            value = self._recorded_at = from_micros(value)
+        return value
+
+    @property
+    def event(self) -> Event | RawEvent:
+        """The typed event when its type is registered (upcast if old), else a ``RawEvent``."""
+        if self._event is _UNSET:
+            self._event = self._codec.decode_event(self.type, self.schema_version, self._raw_data)
+        return self._event  # type: ignore[no-any-return]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The event's data as stored, decoded to a mapping (no upcasting)."""
+        if self._data is _UNSET:
+            self._data = self._codec.decode_data(self._raw_data)
+        return self._data  # type: ignore[no-any-return]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Correlation and causation ids and any free-form keys given at append time."""
+        if self._meta is _UNSET:
+            self._meta = self._codec.decode_metadata(self._raw_meta)
+        return self._meta  # type: ignore[no-any-return]
+
+    @property
+    def correlation_id(self) -> Any:
+        return self.metadata.get("correlation_id")
+
+    @property
+    def causation_id(self) -> Any:
+        return self.metadata.get("causation_id")
+
+    @property
+    def raw_data(self) -> bytes:
+        """The stored JSON bytes of the data."""
+        raw = self._raw_data
+        return raw.encode() if isinstance(raw, str) else raw
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RecordedEvent):
+            return NotImplemented
+        return (
+            self.stream_id == other.stream_id
+            and self.version == other.version
+            and self.position == other.position
+            and self.event_id == other.event_id
+            and self.type == other.type
+            and self.schema_version == other.schema_version
+            and self.raw_data == other.raw_data
+            and self.metadata == other.metadata
+            and self.recorded_at == other.recorded_at
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.position, self.stream_id, self.version))
+
+    def __repr__(self) -> str:
+        return (
+            f"RecordedEvent(stream_id={self.stream_id!r}, version={self.version}, "
+            f"position={self.position}, type={self.type!r}, event_id={self.event_id})"
+        )

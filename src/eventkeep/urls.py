@@ -1,0 +1,83 @@
+"""``open_store(url)``: one way to open every backend.
+
+- ``memory://``                         the in-memory reference store
+- ``sqlite:///relative/path.db``        a SQLite file, relative to the working directory
+- ``sqlite:////absolute/path.db``       a SQLite file at an absolute path
+- ``postgresql://user:pass@host:port/db``  PostgreSQL (needs ``pip install 'eventkeep[postgres]'``)
+
+Options go in the query string or as keyword arguments, e.g.
+``sqlite:///app.db?synchronous=NORMAL&busy_timeout=30`` or
+``open_store(url, max_event_bytes=2**21)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+from urllib.parse import parse_qsl
+
+from eventkeep.errors import ConfigurationError
+from eventkeep.events import TypeRegistry
+from eventkeep.store import EventStore
+
+__all__ = ["DEFAULT_STORE_URL", "open_store"]
+
+DEFAULT_STORE_URL = "sqlite:///eventkeep.db"
+
+_INT_OPTIONS = {"max_event_bytes", "pool_size", "pool_min_size", "pool_max_size"}
+_FLOAT_OPTIONS = {"busy_timeout", "pool_timeout", "connect_timeout"}
+
+
+def open_store(url: str, *, registry: TypeRegistry | None = None, **options: Any) -> EventStore:
+    """Open the event store at ``url``; see the module docs for the URL forms."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigurationError(
+            "store URL must look like memory://, sqlite:///file.db or postgresql://..., "
+            f"got {url!r}"
+        )
+    scheme, _, rest = url.partition("://")
+    scheme = scheme.lower()
+    rest, _, query = rest.partition("?")
+    merged = {**_parse_options(query), **options}
+    if scheme == "memory":
+        from eventkeep.backends.memory import MemoryStore
+
+        return MemoryStore(url, registry=registry, **merged)
+    if scheme == "sqlite":
+        if not rest.startswith("/") or rest == "/":
+            raise ConfigurationError(
+                f"SQLite URLs are sqlite:///relative.db or sqlite:////absolute.db, got {url!r}"
+            )
+        from eventkeep.backends.sqlite import SQLiteStore
+
+        return SQLiteStore(rest[1:], registry=registry, **merged)
+    if scheme in ("postgresql", "postgres"):
+        try:
+            module = importlib.import_module("eventkeep.backends.postgres")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.split(".")[0] in ("psycopg", "psycopg_pool"):
+                raise ConfigurationError(
+                    "the PostgreSQL backend needs psycopg: pip install 'eventkeep[postgres]'"
+                ) from exc
+            raise ConfigurationError("this eventkeep has no PostgreSQL backend yet") from exc
+        dsn = url.split("?", 1)[0]
+        store: EventStore = module.PostgresStore(dsn, registry=registry, **merged)
+        return store
+    raise ConfigurationError(
+        f"unknown store URL scheme {scheme!r} in {url!r}; use memory, sqlite or postgresql"
+    )
+
+
+def _parse_options(query: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
+        try:
+            if key in _INT_OPTIONS:
+                options[key] = int(value)
+            elif key in _FLOAT_OPTIONS:
+                options[key] = float(value)
+            else:
+                options[key] = value
+        except ValueError:
+            raise ConfigurationError(f"store URL option {key}={value!r} is not a number") from None
+    return options

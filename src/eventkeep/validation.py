@@ -1,0 +1,49 @@
+"""Checks on user input, shared by every backend so that they all refuse the same things."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from eventkeep.errors import EventkeepError, ValidationError
+
+MAX_NAME_LENGTH = 255
+"""Longest stream id or event type name, in characters."""
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def check_name(value: Any, *, what: str, error: type[EventkeepError] = ValidationError) -> str:
+    """Return ``value`` if it is a usable stream id or type name, else raise ``error``."""
+    if not isinstance(value, str):
+        raise error(f"{what} must be a str, got {type(value).__name__}: {value!r}")
+    if not value:
+        raise error(f"{what} must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise error(f"{what} is {len(value)} characters long; the limit is {MAX_NAME_LENGTH}")
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        raise error(
+            f"{what} {value!r} contains the control character {bad.group()!r} "
+            f"at index {bad.start()}"
+        )
+    if value != value.strip():
+        raise error(f"{what} {value!r} has leading or trailing whitespace")
+    return value
+
+
+def check_stream_id(value: Any) -> str:
+    return check_name(value, what="stream id")
+
+
+def check_count(value: Any, *, what: str, minimum: int = 0) -> int:
+    """An int parameter such as a version or a limit (bools are refused)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValidationError(f"{what} must be an int, got {type(value).__name__}: {value!r}")
+    if value < minimum:
+        raise ValidationError(f"{what} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_optional_count(value: Any, *, what: str, minimum: int = 0) -> int | None:
+    return None if value is None else check_count(value, what=what, minimum=minimum)
