@@ -12,6 +12,10 @@ for recorded in store.read_stream("account-1"):
     print(recorded.version, recorded.event)
 """
 
+from eventkeep.aggregate import Aggregate, applies
+from eventkeep.conflicts import ConflictCheck, conflicts_by_key
+from eventkeep.context import CommandContext, command_context, current_context
+from eventkeep.decider import Decider, DeciderAggregate
 from eventkeep.errors import (
     BackendUnavailableError,
     ConcurrencyError,
@@ -28,6 +32,8 @@ from eventkeep.errors import (
 from eventkeep.events import Event, NewEvent, RawEvent, TypeRegistry, default_registry, upcasts
 from eventkeep.hashing import BrokenLink, VerifyReport
 from eventkeep.recorded import RecordedEvent
+from eventkeep.repository import Repository
+from eventkeep.snapshots import Every, RebuildReport, SnapshotPolicy
 from eventkeep.store import (
     ANY,
     NO_STREAM,
@@ -39,6 +45,7 @@ from eventkeep.store import (
     StreamAppend,
     StreamInfo,
 )
+from eventkeep.temporal import HistoryEntry
 from eventkeep.urls import DEFAULT_STORE_URL, open_store
 
 __version__ = "0.1.0"
@@ -48,30 +55,44 @@ __all__ = [
     "DEFAULT_STORE_URL",
     "NO_STREAM",
     "STREAM_EXISTS",
+    "Aggregate",
     "AppendResult",
     "BackendUnavailableError",
     "BrokenLink",
+    "CommandContext",
     "ConcurrencyError",
     "ConfigurationError",
+    "ConflictCheck",
+    "Decider",
+    "DeciderAggregate",
     "DuplicateEventIdError",
     "Event",
     "EventStore",
     "EventTooLargeError",
     "EventkeepError",
+    "Every",
     "ExpectedVersion",
+    "HistoryEntry",
     "IntegrityError",
     "NewEvent",
     "NotFoundError",
     "RawEvent",
+    "RebuildReport",
     "RecordedEvent",
+    "Repository",
     "SchemaVersionError",
     "SerializationError",
+    "SnapshotPolicy",
     "StoreStats",
     "StreamAppend",
     "StreamInfo",
     "TypeRegistry",
     "ValidationError",
     "VerifyReport",
+    "applies",
+    "command_context",
+    "conflicts_by_key",
+    "current_context",
     "default_registry",
     "open_store",
     "upcasts",

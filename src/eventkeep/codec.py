@@ -8,6 +8,7 @@ JSON cannot hold NaN or infinity, which msgspec would quietly write as ``null``;
 from __future__ import annotations
 
 import math
+import os
 import uuid
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -18,7 +19,7 @@ from eventkeep.errors import EventTooLargeError, SerializationError, ValidationE
 from eventkeep.events import Event, NewEvent, RawEvent, TypeRegistry
 from eventkeep.validation import check_name
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "Codec", "PreparedEvent"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "Codec", "PreparedEvent", "new_event_id"]
 
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 """Default limit on one event's encoded data plus metadata (1 MiB)."""
@@ -57,6 +58,10 @@ class Codec:
                 if not isinstance(item.event_id, uuid.UUID):
                     raise ValidationError(f"event_id must be a UUID, got {item.event_id!r}")
                 event_id = item.event_id.bytes
+            if item.metadata is not None and not isinstance(item.metadata, Mapping):
+                raise ValidationError(
+                    f"metadata must be a mapping, got {type(item.metadata).__name__}"
+                )
             if item.metadata:
                 metadata = {**call_metadata, **item.metadata} if call_metadata else item.metadata
             item = item.event
@@ -101,7 +106,7 @@ class Codec:
                 size=size,
                 limit=self.max_event_bytes,
             )
-        return PreparedEvent(event_id or uuid.uuid4().bytes, type_name, schema_version, data, meta)
+        return PreparedEvent(event_id or new_event_id(), type_name, schema_version, data, meta)
 
     def _encode(self, value: Any, what: str) -> bytes:
         try:
@@ -159,9 +164,17 @@ class Codec:
         return self.decode_data(raw)
 
 
+def new_event_id() -> bytes:
+    """The 16 bytes of a random (version 4) UUID, without building a ``uuid.UUID``."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return bytes(raw)
+
+
 def _refuse_non_finite(value: Any, what: str) -> None:
     """Raise if ``value`` holds NaN or infinity (msgspec would have written them as null)."""
-    stack = [value]
+    stack = [msgspec.to_builtins(value)]  # dataclasses, attrs, ... as plain dicts and lists
     while stack:
         item = stack.pop()
         if isinstance(item, float):

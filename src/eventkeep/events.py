@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeAlias, dataclass_transform
 from uuid import UUID
 
 import msgspec
@@ -40,10 +40,11 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 _UPCAST_MARK = "__eventkeep_upcasts_from__"
 
-F = TypeVar("F", bound=Callable[..., Any])
+UpcasterMethod: TypeAlias = "staticmethod[[dict[str, Any]], dict[str, Any]]"
+"""What :func:`upcasts` turns an upcaster into: a static method of the event class."""
 
 
-def upcasts(from_version: int) -> Callable[[F], F]:
+def upcasts(from_version: int) -> Callable[[Upcaster], UpcasterMethod]:
     """Mark a function in an event class body as the upcaster from ``from_version`` to the next.
 
     The function takes the stored data (a dict) and returns the data of the next version::
@@ -60,13 +61,15 @@ def upcasts(from_version: int) -> Callable[[F], F]:
     if not isinstance(from_version, int) or isinstance(from_version, bool) or from_version < 1:
         raise ConfigurationError(f"upcasts() takes a schema version >= 1, got {from_version!r}")
 
-    def mark(fn: F) -> F:
+    def mark(fn: Upcaster) -> UpcasterMethod:
         setattr(fn, _UPCAST_MARK, from_version)
-        return staticmethod(fn)  # type: ignore[return-value]
+        return staticmethod(fn)
 
     return mark
 
 
+# Tells type checkers that subclasses are frozen too (msgspec inherits frozen at runtime).
+@dataclass_transform(frozen_default=True, field_specifiers=(msgspec.field,))
 class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Base class of typed, immutable domain events (named in the past tense)."""
 

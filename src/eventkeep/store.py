@@ -12,7 +12,7 @@ import abc
 import enum
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple, Self, cast
 
 from eventkeep.codec import DEFAULT_MAX_EVENT_BYTES, Codec, PreparedEvent
 from eventkeep.errors import (
@@ -240,9 +240,9 @@ class EventStore(abc.ABC):
         writes nothing. Re-sending an append whose event ids are already stored returns the
         original result and writes nothing.
         """
-        return self.append_many(
-            [StreamAppend(stream_id, list(events), expected_version, metadata)]
-        )[0]
+        # Passed on as given: _prepare refuses a single event before it lists the events.
+        items = cast("Sequence[AppendItem]", events)
+        return self.append_many([StreamAppend(stream_id, items, expected_version, metadata)])[0]
 
     def append_many(self, appends: Iterable[StreamAppend]) -> list[AppendResult]:
         """Append to several streams in one transaction, each with its own expected version."""

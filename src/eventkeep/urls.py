@@ -13,6 +13,7 @@ Options go in the query string or as keyword arguments, e.g.
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -42,6 +43,7 @@ def open_store(url: str, *, registry: TypeRegistry | None = None, **options: Any
     if scheme == "memory":
         from eventkeep.backends.memory import MemoryStore
 
+        _check_options(MemoryStore, merged, url)
         return MemoryStore(url, registry=registry, **merged)
     if scheme == "sqlite":
         if not rest.startswith("/") or rest == "/":
@@ -50,6 +52,7 @@ def open_store(url: str, *, registry: TypeRegistry | None = None, **options: Any
             )
         from eventkeep.backends.sqlite import SQLiteStore
 
+        _check_options(SQLiteStore, merged, url)
         return SQLiteStore(rest[1:], registry=registry, **merged)
     if scheme in ("postgresql", "postgres"):
         try:
@@ -66,6 +69,18 @@ def open_store(url: str, *, registry: TypeRegistry | None = None, **options: Any
     raise ConfigurationError(
         f"unknown store URL scheme {scheme!r} in {url!r}; use memory, sqlite or postgresql"
     )
+
+
+def _check_options(cls: type[EventStore], options: dict[str, Any], url: str) -> None:
+    """Refuse options the backend does not take, rather than let a TypeError escape."""
+    params = inspect.signature(cls).parameters
+    known = sorted(n for n, p in params.items() if p.kind is p.KEYWORD_ONLY and n != "registry")
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigurationError(
+            f"unknown store option(s) {', '.join(unknown)} for {url!r}; "
+            f"{cls.__name__} takes {', '.join(known)}"
+        )
 
 
 def _parse_options(query: str) -> dict[str, Any]:

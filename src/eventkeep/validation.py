@@ -29,6 +29,10 @@ def check_name(value: Any, *, what: str, error: type[EventkeepError] = Validatio
         )
     if value != value.strip():
         raise error(f"{what} {value!r} has leading or trailing whitespace")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise error(f"{what} {value!r} is not valid Unicode (a lone surrogate)") from exc
     return value
 
 

@@ -76,6 +76,10 @@ CREATE_MIGRATIONS = (
 
 SCHEMA_VERSION = "SELECT COALESCE(MAX(version), 0) FROM eventkeep_migrations"
 
+MIGRATIONS_TABLE_EXISTS = (
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'eventkeep_migrations'"
+)
+
 RECORD_MIGRATION = (
     "INSERT INTO eventkeep_migrations (version, name, applied_at) "
     "VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"

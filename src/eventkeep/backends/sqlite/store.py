@@ -126,19 +126,30 @@ class SQLiteStore(EventStore):
 
     def _migrate(self) -> None:
         migrations = load_migrations("eventkeep.backends.sqlite")
+        latest = migrations[-1].version
+        # An up-to-date schema needs no write lock: opening must not queue behind a writer.
+        conn = self._conn
+        if conn.execute(sql.MIGRATIONS_TABLE_EXISTS).fetchone() and self._check_schema(
+            conn.execute(sql.SCHEMA_VERSION).fetchone()[0], latest
+        ):
+            return
         with self._write() as cur:
             cur.execute(sql.CREATE_MIGRATIONS)
             current = cur.execute(sql.SCHEMA_VERSION).fetchone()[0]
-            latest = migrations[-1].version
-            if current > latest:
-                raise SchemaVersionError(
-                    f"{self.url} has schema version {current}, but this eventkeep knows "
-                    f"versions up to {latest}; upgrade eventkeep to open it"
-                )
+            self._check_schema(current, latest)
             for migration in migrations[current:]:
                 for statement in _statements(migration.sql):
                     cur.execute(statement)
                 cur.execute(sql.RECORD_MIGRATION, (migration.version, migration.name))
+
+    def _check_schema(self, current: int, latest: int) -> bool:
+        """True when the schema is current; raises when it is newer than this code knows."""
+        if current > latest:
+            raise SchemaVersionError(
+                f"{self.url} has schema version {current}, but this eventkeep knows "
+                f"versions up to {latest}; upgrade eventkeep to open it"
+            )
+        return bool(current == latest)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Cursor]:
@@ -148,11 +159,13 @@ class SQLiteStore(EventStore):
             cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur
+                cur.execute("COMMIT")
             except BaseException:
+                # Also when COMMIT itself fails: a transaction left open would keep the write
+                # lock (every other writer locked out) and show the failed append to this store.
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
-            cur.execute("COMMIT")
 
     def _query(self, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock, self._translate():

@@ -1,0 +1,170 @@
+"""The ``eventkeep`` command line: a thin layer over the library.
+
+Each command family lives in its own module and is imported only when it runs (or when the help
+lists it), so a command whose optional dependency is missing fails alone, with a message saying
+what to install, and the others keep working. Adding a command family is one line in
+``COMMANDS``: ``"name": "eventkeep.cli.module:attribute"``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+import eventkeep
+from eventkeep.cli._common import EXIT_USAGE, CliError, from_library_error
+
+__all__ = ["ALIASES", "COMMANDS", "EXTRAS", "LazyGroup", "UnavailableCommand", "main"]
+
+COMMANDS: dict[str, str] = {
+    "append": "eventkeep.cli.append:append",
+    "read": "eventkeep.cli.read:read",
+    "read-all": "eventkeep.cli.read:read_all",
+    "streams": "eventkeep.cli.info:streams",
+    "stats": "eventkeep.cli.info:stats",
+    "verify": "eventkeep.cli.verify:verify",
+    "demo": "eventkeep.cli.demo:demo",
+    "snapshots": "eventkeep.cli.snapshots:snapshots",
+}
+"""Command name -> ``module:attribute`` of its click command or group."""
+
+ALIASES: dict[str, str] = {"log": "read-all"}
+
+EXTRAS: dict[str, str] = {
+    "psycopg": "postgres",
+    "psycopg_pool": "postgres",
+    "hypothesis": "testing",
+    "pytest": "testing",
+}
+"""Top-level package -> the eventkeep extra that installs it."""
+
+
+class LazyGroup(click.Group):
+    """A group that imports each command's module on first use."""
+
+    def __init__(
+        self,
+        *args: Any,
+        lazy_commands: Mapping[str, str],
+        aliases: Mapping[str, str],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands)
+        self.aliases = dict(aliases)
+        self._loaded: dict[str, click.Command] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx))
+        names.update(name for name in self.lazy_commands if _module_exists(name, self))
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        name = self.aliases.get(cmd_name, cmd_name)
+        command = super().get_command(ctx, name)
+        if command is not None or name not in self.lazy_commands:
+            return command
+        if name not in self._loaded:
+            self._loaded[name] = self._load(name)
+        return self._loaded[name]
+
+    def _load(self, name: str) -> click.Command:
+        module_name, _, attribute = self.lazy_commands[name].partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            return _unavailable(name, _import_problem(name, module_name, exc))
+        command = getattr(module, attribute, None)
+        if not isinstance(command, click.Command):
+            return _unavailable(
+                name, f"eventkeep {name} is broken: {module_name} has no click command {attribute}"
+            )
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except eventkeep.EventkeepError as exc:
+            raise from_library_error(exc) from exc
+
+
+def _module_exists(name: str, group: LazyGroup) -> bool:
+    module_name = group.lazy_commands[name].partition(":")[0]
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except ImportError:
+        return False
+
+
+def _import_problem(name: str, module_name: str, exc: ImportError) -> str:
+    missing = getattr(exc, "name", None) or ""
+    if isinstance(exc, ModuleNotFoundError) and missing == module_name:
+        return f"eventkeep {name} is not part of this installation ({module_name} is missing)"
+    top = missing.split(".")[0]
+    if isinstance(exc, ModuleNotFoundError) and top in EXTRAS:
+        return (
+            f"eventkeep {name} needs the Python package {top!r}: "
+            f"pip install 'eventkeep[{EXTRAS[top]}]'"
+        )
+    if isinstance(exc, ModuleNotFoundError) and missing:
+        return f"eventkeep {name} needs the Python package {top!r}, which is not installed"
+    return f"eventkeep {name} could not be loaded: {exc}"
+
+
+class UnavailableCommand(click.Command):
+    """Stands in for a command that could not be imported; running it explains why."""
+
+
+def _unavailable(name: str, problem: str) -> click.Command:
+    def refuse() -> None:
+        raise CliError(problem, EXIT_USAGE)
+
+    return UnavailableCommand(
+        name,
+        callback=refuse,
+        help=problem,
+        short_help=f"(unavailable) {problem}",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+    )
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    aliases=ALIASES,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=(
+        "Exit codes: 0 ok, 1 verify found a broken chain (or the store failed), 2 bad input or "
+        "usage, 3 concurrency conflict (wrong expected version), 4 stream or store not found."
+    ),
+)
+@click.option(
+    "--store",
+    "store",
+    envvar="EVENTKEEP_STORE",
+    default=eventkeep.DEFAULT_STORE_URL,
+    show_default=True,
+    show_envvar=True,
+    metavar="URL",
+    help=(
+        "The event store: sqlite:///relative.db, sqlite:////absolute.db or "
+        "postgresql://user@host/db (options go in the query string, e.g. "
+        "sqlite:///app.db?synchronous=NORMAL)."
+    ),
+)
+@click.version_option(eventkeep.__version__, "--version", prog_name="eventkeep")
+def main(store: str) -> None:
+    """eventkeep: an append-only event store with hash-chained history.
+
+    \b
+    Examples:
+      eventkeep append account-1 Deposited '{"amount": "10.00"}' --expected-version no_stream
+      eventkeep read account-1
+      eventkeep --store sqlite:///bank.db log --type Deposited --json
+      eventkeep verify
+    """

@@ -1,0 +1,214 @@
+"""What every command shares: opening the store, exit codes, error messages and output.
+
+Exit codes (documented in the README and in ``eventkeep --help``):
+
+    0  success
+    1  verify found a broken hash chain, or the store failed (unreachable, locked, too new)
+    2  bad input or usage (also: a missing optional dependency, a bad store URL)
+    3  concurrency conflict: the stream's version is not the expected version
+    4  not found: the stream, or the SQLite file, does not exist
+
+``--json`` output is one JSON document on stdout: an object, or for reads a JSON array of
+events (written as it is read, one event per line, so long logs stream).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+import msgspec
+from rich.console import Console
+
+import eventkeep
+from eventkeep import EventStore, RecordedEvent
+
+__all__ = [
+    "EXIT_CONFLICT",
+    "EXIT_FAILED",
+    "EXIT_NOT_FOUND",
+    "EXIT_USAGE",
+    "CliError",
+    "console",
+    "event_json",
+    "fail",
+    "json_option",
+    "pass_store",
+    "plural",
+    "print_json",
+    "print_json_array",
+    "store_url",
+]
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CONFLICT = 3
+EXIT_NOT_FOUND = 4
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_encode = msgspec.json.Encoder().encode
+
+
+class CliError(click.ClickException):
+    """A one-line ``Error: ...`` on stderr and a chosen exit code; never a traceback."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def exit_code_for(exc: eventkeep.EventkeepError) -> int:
+    if isinstance(exc, eventkeep.ConcurrencyError):
+        return EXIT_CONFLICT
+    if isinstance(exc, eventkeep.NotFoundError):
+        return EXIT_NOT_FOUND
+    if isinstance(
+        exc,
+        eventkeep.ValidationError
+        | eventkeep.SerializationError
+        | eventkeep.ConfigurationError
+        | eventkeep.DuplicateEventIdError,
+    ):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def from_library_error(exc: eventkeep.EventkeepError) -> CliError:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    return CliError(message, exit_code_for(exc))
+
+
+def fail(message: str, exit_code: int = EXIT_FAILED) -> NoReturn:
+    raise CliError(message, exit_code)
+
+
+# -- the store ----------------------------------------------------------------------------------
+
+
+def store_url(ctx: click.Context | None = None) -> str:
+    """The store URL chosen by ``--store``, ``EVENTKEEP_STORE`` or the default."""
+    ctx = ctx or click.get_current_context()
+    url = ctx.find_root().params.get("store")
+    return url if isinstance(url, str) else eventkeep.DEFAULT_STORE_URL
+
+
+def display_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for printing."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return url
+
+
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite store URL whose file does not exist, else None."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() != "sqlite":
+        return None
+    path = rest.partition("?")[0][1:]
+    if not path or path == ":memory:" or Path(path).exists():
+        return None
+    return path
+
+
+def open_cli_store(ctx: click.Context, *, create: bool) -> EventStore:
+    """Open the store for this invocation; it is closed when the command ends.
+
+    Commands that only read pass ``create=False``: a SQLite file that does not exist is then an
+    error rather than a new empty store (a typo in ``--store`` should not look like an empty log).
+    """
+    url = store_url(ctx)
+    if not create:
+        missing = _missing_sqlite_file(url)
+        if missing is not None:
+            fail(
+                f"no event store at {url}: {missing} does not exist "
+                "(append an event to create it, or choose another with --store/EVENTKEEP_STORE)",
+                EXIT_NOT_FOUND,
+            )
+    store = eventkeep.open_store(url)
+    ctx.call_on_close(store.close)
+    return store
+
+
+def pass_store(
+    *, create: bool = False
+) -> Callable[[Callable[Concatenate[EventStore, P], R]], Callable[P, R]]:
+    """Decorate a command callback to receive the opened store as its first argument."""
+
+    def decorate(fn: Callable[Concatenate[EventStore, P], R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            store = open_cli_store(click.get_current_context(), create=create)
+            return fn(store, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+# -- output -------------------------------------------------------------------------------------
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table."
+)
+
+
+def console() -> Console:
+    """A rich console on the current stdout (so click's test runner captures it)."""
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+
+
+def print_json(value: Any) -> None:
+    click.echo(_encode(value).decode())
+
+
+def print_json_array(items: Iterable[Any]) -> None:
+    """One JSON array, written as it is produced: one element per line."""
+    first = True
+    for item in items:
+        click.echo(("[\n" if first else ",\n") + _encode(item).decode(), nl=False)
+        first = False
+    click.echo("[]" if first else "\n]")
+
+
+def event_json(recorded: RecordedEvent) -> dict[str, Any]:
+    """A recorded event as JSON: data exactly as stored (decimals stay strings), UUIDs and times
+    as strings, ``recorded_at`` in ISO 8601 with microseconds and a UTC offset."""
+    return {
+        "position": recorded.position,
+        "stream_id": recorded.stream_id,
+        "version": recorded.version,
+        "type": recorded.type,
+        "schema_version": recorded.schema_version,
+        "event_id": str(recorded.event_id),
+        "recorded_at": recorded.recorded_at.isoformat(),
+        "data": msgspec.Raw(recorded.raw_data),
+        "metadata": recorded.metadata,
+    }
+
+
+def data_text(recorded: RecordedEvent, limit: int = 400) -> str:
+    """The stored JSON of an event's data, shortened for a table cell."""
+    text = recorded.raw_data.decode("utf-8", "replace")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def when_text(recorded: RecordedEvent) -> str:
+    return recorded.recorded_at.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 event``, ``2 events``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -1,0 +1,1 @@
+"""Complete, tested examples shipped with eventkeep (``eventkeep demo`` runs the bank)."""

@@ -1,0 +1,38 @@
+"""``StoreContract``: the specification every event store backend must pass.
+
+Subclass it in a test module and override the ``make_store`` fixture (see
+:mod:`eventkeep.testing.base` for what the factory must do)::
+
+    import pytest
+    from eventkeep.backends.memory import MemoryStore
+    from eventkeep.testing import StoreContract
+
+    class TestMemoryStore(StoreContract):
+        @pytest.fixture
+        def make_store(self):
+            return lambda **options: MemoryStore(**options)
+
+A backend other than memory and SQLite also overrides ``tamper(store, stream_id, version)``.
+"""
+
+from __future__ import annotations
+
+from eventkeep.testing.contract_append import AppendContract
+from eventkeep.testing.contract_envelope import EnvelopeContract
+from eventkeep.testing.contract_input import BadInputContract
+from eventkeep.testing.contract_integrity import IntegrityContract
+from eventkeep.testing.contract_read import ReadContract
+from eventkeep.testing.properties import PropertyContract
+
+__all__ = ["StoreContract"]
+
+
+class StoreContract(
+    AppendContract,
+    ReadContract,
+    EnvelopeContract,
+    BadInputContract,
+    IntegrityContract,
+    PropertyContract,
+):
+    """Every guarantee of the ``EventStore`` API, as tests a backend's subclass inherits."""

@@ -1,0 +1,242 @@
+"""A real PostgreSQL server for the test suite (and the benchmarks).
+
+- ``EVENTKEEP_TEST_POSTGRES_URL`` set: the tests use that server; each test works in a fresh
+  schema of its own (dropped afterwards), so any database the URL's user may create schemas in
+  will do.
+- Otherwise, when PostgreSQL's server binaries are found (on ``PATH`` or in
+  ``/usr/lib/postgresql/*/bin``), a throwaway cluster is created with ``initdb`` in a temporary
+  directory, started with ``pg_ctl`` on a free loopback port, and removed at the end of the
+  session. ``initdb`` and ``postgres`` refuse to run as root, so under root they run as the
+  ``postgres`` OS user.
+- Neither: PostgreSQL tests are skipped with the reason, except when ``CI`` is set, where a
+  missing PostgreSQL is a failure.
+
+The throwaway test cluster runs with ``fsync=off`` to keep the suite fast. That does not weaken
+the crash tests: they kill server *processes*, and with ``synchronous_commit=on`` (kept) a commit
+is acknowledged only after its WAL reached the kernel, which survives a process kill. Only an
+operating-system crash would need the fsync. ``Cluster(durable=True)`` (the benchmarks) keeps it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ENV_URL = "EVENTKEEP_TEST_POSTGRES_URL"
+_SERVER_TOOLS = ("initdb", "pg_ctl", "postgres")
+
+
+def in_ci() -> bool:
+    return bool(os.environ.get("CI", "").strip())
+
+
+def find_bin_dir() -> Path | None:
+    """The directory holding initdb, pg_ctl and postgres, or None."""
+    on_path = shutil.which("pg_ctl")
+    candidates = [Path(on_path).parent] if on_path else []
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: [int(x) for x in re.findall(r"\d+", p.parent.name)] or [0],
+        reverse=True,
+    )
+    candidates.extend(versions)
+    for folder in candidates:
+        if all((folder / tool).exists() for tool in _SERVER_TOOLS):
+            return folder
+    return None
+
+
+def availability() -> tuple[bool, str]:
+    """Whether PostgreSQL tests can run here, and how (or why not)."""
+    if os.environ.get(ENV_URL):
+        return True, f"using ${ENV_URL}"
+    folder = find_bin_dir()
+    if folder is not None:
+        return True, f"throwaway cluster from {folder}"
+    return False, (
+        f"PostgreSQL tests need ${ENV_URL} or PostgreSQL server binaries "
+        "(initdb, pg_ctl, postgres on PATH or in /usr/lib/postgresql/*/bin); "
+        "install them, e.g. apt-get install postgresql"
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Cluster:
+    """A throwaway PostgreSQL cluster in a temporary directory, owned by this process."""
+
+    def __init__(self, *, durable: bool = False, settings: dict[str, Any] | None = None) -> None:
+        folder = find_bin_dir()
+        if folder is None:
+            raise RuntimeError(availability()[1])
+        self.bin_dir = folder
+        self.durable = durable
+        self.settings = dict(settings or {})
+        self.root = Path(tempfile.mkdtemp(prefix="eventkeep-pg-"))
+        self.data_dir = self.root / "data"
+        self.log_file = self.root / "server.log"
+        self.port = 0
+        self._as_user: dict[str, Any] = {}
+        if os.geteuid() == 0:
+            # initdb and postgres refuse to run as root: hand the directory to `postgres`.
+            account = pwd.getpwnam("postgres")
+            os.chown(self.root, account.pw_uid, account.pw_gid)
+            self._as_user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+        env.pop("PGDATA", None)
+        return subprocess.run(
+            [str(self.bin_dir / args[0]), *args[1:]],
+            check=check,
+            capture_output=True,
+            text=True,
+            cwd=self.root,
+            env=env,
+            timeout=120,
+            **self._as_user,
+        )
+
+    def create(self) -> Cluster:
+        try:
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            )
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(f"initdb failed:\n{exc.stdout}\n{exc.stderr}") from exc
+        return self
+
+    def _options(self) -> str:
+        settings: dict[str, Any] = {
+            "listen_addresses": "127.0.0.1",
+            "port": self.port,
+            "unix_socket_directories": str(self.root),
+            "max_connections": 300,
+            "synchronous_commit": "on",
+            "fsync": "on" if self.durable else "off",
+            "full_page_writes": "on" if self.durable else "off",
+            "shared_buffers": "128MB",
+            "log_min_messages": "warning",
+            **self.settings,
+        }
+        return " ".join(f"-c {key}={value}" for key, value in settings.items())
+
+    def start(self) -> Cluster:
+        """Start the server (on a fresh free port the first time), waiting until it accepts."""
+        last = ""
+        for _attempt in range(5):
+            if not self.port:
+                self.port = free_port()
+            result = self._run(
+                "pg_ctl",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-o",
+                self._options(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+                check=False,
+            )
+            if result.returncode == 0:
+                return self
+            last = result.stdout + result.stderr + self.server_log()[-2000:]
+            if "already in use" not in last and "could not bind" not in last:
+                break
+            self.port = 0  # someone took the port between our probe and the bind: retry
+        raise RuntimeError(f"could not start PostgreSQL in {self.data_dir}:\n{last}")
+
+    def server_log(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def postmaster_pid(self) -> int | None:
+        try:
+            first = (self.data_dir / "postmaster.pid").read_text().splitlines()[0]
+        except (OSError, IndexError):
+            return None
+        return int(first) if first.strip().isdigit() else None
+
+    def server_pids(self) -> list[int]:
+        """The postmaster and every process it started."""
+        root = self.postmaster_pid()
+        if root is None:
+            return []
+        pids = [root]
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == root:
+                    pids.append(int(entry.name))
+        return pids
+
+    def kill(self) -> None:
+        """SIGKILL the server: the postmaster first, then every process it had started."""
+        pids = self.server_pids()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.data_dir.exists() and self.postmaster_pid() is not None:
+            self._run("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop", check=False)
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def start_cluster(**kwargs: Any) -> Cluster:
+    cluster = Cluster(**kwargs)
+    try:
+        return cluster.create().start()
+    except BaseException:
+        cluster.destroy()
+        raise
