@@ -99,8 +99,9 @@ def verify_chains(rows: Iterable[ChainRow], heads: dict[str, int]) -> VerifyRepo
                 BrokenLink(
                     row.stream_id,
                     expected_version,
-                    row.position,
-                    f"version {expected_version} is missing (found version {row.version} next)",
+                    None,
+                    f"version {expected_version} is missing (found version {row.version} "
+                    f"next, at position {row.position})",
                 )
             )
             failed = True

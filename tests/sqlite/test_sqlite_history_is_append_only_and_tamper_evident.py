@@ -74,7 +74,7 @@ def test_raw_update_is_refused_and_changes_nothing(
     conn: sqlite3.Connection, statement: str
 ) -> None:
     before = snapshot(conn)
-    with pytest.raises(sqlite3.IntegrityError, match="append-only; UPDATE is refused"):
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute(statement)
     assert snapshot(conn) == before
 
@@ -115,7 +115,7 @@ def tamper(conn: sqlite3.Connection, statement: str) -> None:
     triggers = conn.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'"
     ).fetchall()
-    assert len(triggers) == 2
+    assert len(triggers) == 3
     conn.execute("BEGIN IMMEDIATE")
     for name, _ in triggers:
         conn.execute(f"DROP TRIGGER {name}")
@@ -194,17 +194,42 @@ def test_a_first_event_deleted_is_reported_at_version_1(db: Path, conn: sqlite3.
     assert [(b.stream_id, b.version) for b in report.broken] == [("gamma", 1)]
 
 
+REPLACE_BETA_3 = (
+    "INSERT OR REPLACE INTO events SELECT position, stream_id, version, event_id, type, "
+    "schema_version, json_set(data, '$.amount', '999.00'), metadata, recorded_at, hash "
+    f"FROM events {BETA_3}"
+)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        REPLACE_BETA_3,
+        REPLACE_BETA_3.replace("INSERT OR REPLACE", "REPLACE"),
+        # a new row that takes a stored event's stream version, or its event id
+        "INSERT OR REPLACE INTO events (stream_id, version, event_id, type, schema_version, data,"
+        " metadata, recorded_at, hash) SELECT stream_id, version, randomblob(16), type, "
+        f"schema_version, data, metadata, recorded_at, hash FROM events {BETA_3}",
+        "INSERT OR REPLACE INTO events (stream_id, version, event_id, type, schema_version, data,"
+        " metadata, recorded_at, hash) SELECT 'new', 1, event_id, type, schema_version, data, "
+        f"metadata, recorded_at, hash FROM events {BETA_3}",
+    ],
+)
+def test_insert_or_replace_is_refused_and_changes_nothing(
+    conn: sqlite3.Connection, statement: str
+) -> None:
+    # REPLACE deletes the conflicting row without firing DELETE triggers (SQLite runs them for
+    # REPLACE only under PRAGMA recursive_triggers), so a BEFORE INSERT trigger refuses it.
+    before = snapshot(conn)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute(statement)
+    assert snapshot(conn) == before
+
+
 def test_an_event_rewritten_with_insert_or_replace_is_reported(
     db: Path, conn: sqlite3.Connection
 ) -> None:
-    # REPLACE deletes the conflicting row without firing the DELETE trigger (SQLite runs delete
-    # triggers for REPLACE only under PRAGMA recursive_triggers), so this is the one raw
-    # statement that rewrites history with the triggers in place; verify still catches it.
-    conn.execute(
-        "INSERT OR REPLACE INTO events SELECT position, stream_id, version, event_id, type, "
-        "schema_version, json_set(data, '$.amount', '999.00'), metadata, recorded_at, hash "
-        f"FROM events {BETA_3}"
-    )
+    tamper(conn, REPLACE_BETA_3)
     report = verify(db)
     assert report.events_checked == TOTAL
     assert [(b.stream_id, b.version) for b in report.broken] == [("beta", 3)]

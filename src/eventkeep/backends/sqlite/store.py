@@ -24,7 +24,6 @@ from eventkeep.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.errors import (
     BackendUnavailableError,
     ConfigurationError,
-    DuplicateEventIdError,
     EventkeepError,
     IntegrityError,
     SchemaVersionError,
@@ -222,12 +221,12 @@ class SQLiteStore(EventStore):
             )
         try:
             cur.executemany(sql.INSERT_EVENT, rows)
-        except sqlite3.IntegrityError as exc:
-            if "event_id" not in str(exc):
-                raise
+        except sqlite3.IntegrityError:
+            # Some event id is stored already (the unique index or the replace trigger said so):
+            # either this append is a retry of a stored one, or an id is reused.
             replay = self._replayed(cur, batch)
-            if replay is None:  # pragma: no cover - the unique index says some id is stored
-                raise DuplicateEventIdError(f"stream {stream_id!r}: {exc}") from exc
+            if replay is None:
+                raise
             return replay
         last = cur.execute(sql.LAST_INSERT_POSITION).fetchone()[0]
         cur.execute(sql.UPSERT_STREAM, (stream_id, version, last, previous))
