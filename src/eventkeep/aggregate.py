@@ -133,8 +133,8 @@ class Aggregate:
         cls.__snapshot_policy__ = as_policy(
             cls.__snapshot_every__, what=f"{cls.__qualname__}.__snapshot_every__"
         )
-        cls.__handlers__ = _collect_handlers(cls)
         cls.__ignored_names__ = _collect_ignored(cls)
+        cls.__handlers__ = _collect_handlers(cls)
         cls.__state_fields__ = _state_fields(cls)
         if cls.__snapshot_policy__ is not None and not cls.__abstract__:
             _register_snapshotted(cls)

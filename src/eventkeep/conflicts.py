@@ -56,17 +56,19 @@ def merge_append(
     appends: list[StreamAppend],
     error: ConcurrencyError,
     conflicts: ConflictCheck,
+    mergeable: set[int],
 ) -> tuple[list[AppendResult], set[int]]:
     """Retry a refused multi-stream append, moving each non-conflicting stream's events after
     the concurrent ones; returns the results and the indexes of the appends that moved.
 
+    Only the appends at the ``mergeable`` indexes may move (the rule knows their events).
     Re-raises the ConcurrencyError when the rule finds a conflict or after
     :data:`MAX_MERGE_ROUNDS` rounds of further concurrent writes.
     """
     merged: set[int] = set()
     for _ in range(MAX_MERGE_ROUNDS):
         index = next((i for i, a in enumerate(appends) if a.stream_id == error.stream_id), None)
-        if index is None:
+        if index is None or index not in mergeable:
             raise error
         item = appends[index]
         expected = item.expected_version

@@ -83,9 +83,6 @@ def command_context(
     if causation_id is None and outer is not None:
         causation_id = outer.causation_id
     merged = {**outer.extra, **extra} if outer is not None else extra
-    for key in ("correlation_id", "causation_id"):
-        if key in merged:
-            raise ValidationError(f"pass {key} as its own argument, not as extra metadata")
     context = CommandContext(
         _id(correlation_id, "correlation_id"),
         None if causation_id is None else _id(causation_id, "causation_id"),

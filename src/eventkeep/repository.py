@@ -228,8 +228,9 @@ class Repository(Generic[A]):
         Each stream expects the version its aggregate was loaded at (0 for a new one); if any
         stream moved on, nothing is written and ``ConcurrencyError`` is raised, unless the
         repository's ``conflicts`` rule lets our events go after the concurrent ones (the
-        aggregate is then refreshed from the store). Aggregates of another type are saved with
-        their own class's category and snapshot policy. Snapshots are written afterwards.
+        aggregate is then refreshed from the store). Aggregates of another type are saved in
+        the same transaction with their own class's category and snapshot policy, and no
+        conflict rule. Snapshots are written afterwards.
         """
         dirty: list[Aggregate] = []
         for aggregate in aggregates:
@@ -254,7 +255,8 @@ class Repository(Generic[A]):
         except ConcurrencyError as exc:
             if self.conflicts is None:
                 raise
-            results, merged = merge_append(self.store, appends, exc, self.conflicts)
+            mergeable = {i for i, owner in enumerate(owners) if owner is self}
+            results, merged = merge_append(self.store, appends, exc, self.conflicts, mergeable)
         for index, (owner, aggregate, result) in enumerate(
             zip(owners, dirty, results, strict=True)
         ):
@@ -273,7 +275,7 @@ class Repository(Generic[A]):
         kind = type(aggregate)
         other = self._others.get(kind)
         if other is None:
-            other = self._others[kind] = Repository(self.store, kind, conflicts=self.conflicts)
+            other = self._others[kind] = Repository(self.store, kind)
         return other
 
     def _refresh(self, aggregate: Aggregate, version: int) -> None:
@@ -333,20 +335,32 @@ class Repository(Generic[A]):
 
     # -- audit --------------------------------------------------------------------------------
 
-    def history(self, id: str | uuid.UUID) -> Iterator[HistoryEntry[A]]:
+    def history(
+        self, id: str | uuid.UUID, *, from_version: int = 1, to_version: int | None = None
+    ) -> Iterator[HistoryEntry[A]]:
         """Every version of the aggregate: when, which event, and the state right after it.
 
-        Replays from the first event (no snapshots); ``NotFoundError`` for a missing stream.
+        ``from_version`` and ``to_version`` limit the entries (the state before ``from_version``
+        is rebuilt first, from a snapshot when there is one). ``NotFoundError`` is raised at
+        once for a missing stream. Each entry's state is a copy, so a long history costs one
+        copy per event.
         """
         key = _check_id(id)
+        check_count(from_version, what="from_version", minimum=1)
+        check_count(0 if to_version is None else to_version, what="to_version")
         stream_id = self.stream_id(key)
         if not self.exists(key):
             raise NotFoundError(f"{self.aggregate_type.__qualname__} {key!r} not found")
-        return self._history(key, stream_id)
+        return self._history(key, stream_id, from_version, to_version)
 
-    def _history(self, id: str, stream_id: str) -> Iterator[HistoryEntry[A]]:
-        aggregate = self.aggregate_type(id)
-        for recorded in self.store.read_stream(stream_id):
+    def _history(
+        self, id: str, stream_id: str, from_version: int, to_version: int | None
+    ) -> Iterator[HistoryEntry[A]]:
+        if from_version > 1:
+            aggregate = self._rebuild(id, stream_id, from_version - 1)
+        else:
+            aggregate = self.aggregate_type(id)
+        for recorded in self.store.read_stream(stream_id, aggregate.version + 1, to_version):
             aggregate._ek_replay((recorded,))
             yield HistoryEntry(
                 recorded.version,

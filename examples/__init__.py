@@ -1,0 +1,1 @@
+"""eventkeep's examples; run them from the repository root (``import examples.bank``)."""
