@@ -14,9 +14,13 @@ from pathlib import Path
 import pytest
 
 import eventkeep
+import pg_fixtures
 from eventkeep import EventStore
+from pg_fixtures import pg_server  # noqa: F401 - the session's PostgreSQL, a fixture
 
 BACKENDS = ["memory", "sqlite"]
+if pg_fixtures.wanted():
+    BACKENDS.append("postgres")
 
 _counter = itertools.count()
 
@@ -27,6 +31,8 @@ def backend_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) ->
         return "memory://"
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / f'store-{next(_counter)}.db'}"
+    if backend == "postgres":
+        return pg_fixtures.fresh_store_url(request)
     raise pytest.UsageError(f"unknown backend {backend!r}")
 
 

@@ -43,7 +43,7 @@ def in_ci() -> bool:
 def find_bin_dir() -> Path | None:
     """The directory holding initdb, pg_ctl and postgres, or None."""
     on_path = shutil.which("pg_ctl")
-    candidates = [Path(on_path).parent] if on_path else []
+    candidates = [Path(on_path).resolve().parent] if on_path else []
     versions = sorted(
         Path("/usr/lib/postgresql").glob("*/bin"),
         key=lambda p: [int(x) for x in re.findall(r"\d+", p.parent.name)] or [0],
@@ -90,6 +90,7 @@ class Cluster:
         self.data_dir = self.root / "data"
         self.log_file = self.root / "server.log"
         self.port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
         self._as_user: dict[str, Any] = {}
         if os.geteuid() == 0:
             # initdb and postgres refuse to run as root: hand the directory to `postgres`.
@@ -135,7 +136,7 @@ class Cluster:
             raise RuntimeError(f"initdb failed:\n{exc.stdout}\n{exc.stderr}") from exc
         return self
 
-    def _options(self) -> str:
+    def _options(self) -> list[str]:
         settings: dict[str, Any] = {
             "listen_addresses": "127.0.0.1",
             "port": self.port,
@@ -148,35 +149,70 @@ class Cluster:
             "log_min_messages": "warning",
             **self.settings,
         }
-        return " ".join(f"-c {key}={value}" for key, value in settings.items())
+        return [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
 
     def start(self) -> Cluster:
-        """Start the server (on a fresh free port the first time), waiting until it accepts."""
+        """Start the server (on a fresh free port the first time), waiting until it accepts.
+
+        The postmaster is this process's child (not pg_ctl's), so that after a SIGKILL this
+        process reaps it and it can restart at once: a dead but unreaped postmaster still owns
+        its data directory's lock file.
+        """
         last = ""
         for _attempt in range(5):
             if not self.port:
                 self.port = free_port()
-            result = self._run(
-                "pg_ctl",
-                "-D",
-                str(self.data_dir),
-                "-l",
-                str(self.log_file),
-                "-o",
-                self._options(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-                check=False,
-            )
-            if result.returncode == 0:
+            with self.log_file.open("ab") as log:
+                self._proc = subprocess.Popen(
+                    [str(self.bin_dir / "postgres"), "-D", str(self.data_dir), *self._options()],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.root,
+                    env={**os.environ, "LC_ALL": "C", "LANG": "C"},
+                    start_new_session=True,
+                    **self._as_user,
+                )
+            if self._wait_ready():
                 return self
-            last = result.stdout + result.stderr + self.server_log()[-2000:]
+            last = self.server_log()[-3000:]
+            self._reap()
             if "already in use" not in last and "could not bind" not in last:
                 break
             self.port = 0  # someone took the port between our probe and the bind: retry
         raise RuntimeError(f"could not start PostgreSQL in {self.data_dir}:\n{last}")
+
+    def _wait_ready(self, timeout: float = 60.0) -> bool:
+        """Until the server accepts TCP connections; False if it exited first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc is None or self._proc.poll() is not None:
+                return False
+            status = self._status_line()
+            if status == "ready":
+                with (
+                    contextlib.suppress(OSError),
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1),
+                ):
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def _status_line(self) -> str:
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return ""
+        return lines[7].strip() if len(lines) > 7 else ""
+
+    def _reap(self, timeout: float = 60.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
     def server_log(self) -> str:
         try:
@@ -207,18 +243,23 @@ class Cluster:
         return pids
 
     def kill(self) -> None:
-        """SIGKILL the server: the postmaster first, then every process it had started."""
+        """SIGKILL the server: the postmaster and every process it had started, at once."""
         pids = self.server_pids()
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        self._reap()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.data_dir.exists() and self.postmaster_pid() is not None:
-            self._run("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop", check=False)
+        """Immediate shutdown (SIGQUIT), then reap the postmaster."""
+        if self._proc is not None and self._proc.poll() is None:
+            pid = self.postmaster_pid() or self._proc.pid
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGQUIT)
+        self._reap()
 
     def destroy(self) -> None:
         self.stop()

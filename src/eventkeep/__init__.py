@@ -18,6 +18,7 @@ from eventkeep.context import CommandContext, command_context, current_context
 from eventkeep.decider import Decider, DeciderAggregate
 from eventkeep.errors import (
     BackendUnavailableError,
+    CheckpointConflictError,
     ConcurrencyError,
     ConfigurationError,
     DuplicateEventIdError,
@@ -46,6 +47,7 @@ from eventkeep.store import (
     StreamInfo,
 )
 from eventkeep.temporal import HistoryEntry
+from eventkeep.transaction import Transaction
 from eventkeep.urls import DEFAULT_STORE_URL, open_store
 
 __version__ = "0.1.0"
@@ -59,6 +61,7 @@ __all__ = [
     "AppendResult",
     "BackendUnavailableError",
     "BrokenLink",
+    "CheckpointConflictError",
     "CommandContext",
     "ConcurrencyError",
     "ConfigurationError",
@@ -86,6 +89,7 @@ __all__ = [
     "StoreStats",
     "StreamAppend",
     "StreamInfo",
+    "Transaction",
     "TypeRegistry",
     "ValidationError",
     "VerifyReport",

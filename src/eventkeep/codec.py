@@ -17,7 +17,7 @@ import msgspec
 
 from eventkeep.errors import EventTooLargeError, SerializationError, ValidationError
 from eventkeep.events import Event, NewEvent, RawEvent, TypeRegistry
-from eventkeep.validation import check_name
+from eventkeep.validation import MAX_SCHEMA_VERSION, check_count, check_name
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "Codec", "PreparedEvent", "new_event_id"]
 
@@ -74,14 +74,12 @@ class Codec:
         elif isinstance(item, RawEvent):
             type_name = check_name(item.type, what="event type")
             schema_version = item.schema_version
-            if (
-                not isinstance(schema_version, int)
-                or isinstance(schema_version, bool)
-                or schema_version < 1
-            ):
-                raise ValidationError(
-                    f"schema_version of {type_name!r} must be an int >= 1, got {schema_version!r}"
-                )
+            check_count(
+                schema_version,
+                what=f"schema_version of {type_name!r}",
+                minimum=1,
+                maximum=MAX_SCHEMA_VERSION,
+            )
             if not isinstance(item.data, Mapping):
                 raise ValidationError(
                     f"data of event {type_name!r} must be a mapping, got {type(item.data).__name__}"

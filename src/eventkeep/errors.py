@@ -5,6 +5,7 @@
     │   └── EventTooLargeError     an encoded event above the size limit
     ├── SerializationError         a value that cannot be encoded, or stored data not decodable
     ├── ConcurrencyError           the expected version did not match the stream's actual version
+    ├── CheckpointConflictError    another consumer moved a checkpoint (or holds its lease)
     ├── DuplicateEventIdError      an event id already stored for a different event
     ├── NotFoundError              a stream (or aggregate) that does not exist
     ├── IntegrityError             history tampered with, or a write refused as unsafe
@@ -22,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "BackendUnavailableError",
+    "CheckpointConflictError",
     "ConcurrencyError",
     "ConfigurationError",
     "DuplicateEventIdError",
@@ -69,6 +71,11 @@ class ConcurrencyError(EventkeepError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.stream_id, self.expected, self.actual))
+
+
+class CheckpointConflictError(EventkeepError):
+    """A checkpoint was not at the expected position: another consumer moved it (or holds the
+    projection's lease). The transaction that tried to move it was rolled back."""
 
 
 class DuplicateEventIdError(EventkeepError):

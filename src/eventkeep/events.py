@@ -23,7 +23,7 @@ from uuid import UUID
 import msgspec
 
 from eventkeep.errors import ConfigurationError
-from eventkeep.validation import check_name
+from eventkeep.validation import MAX_SCHEMA_VERSION, check_name
 
 __all__ = [
     "Event",
@@ -94,9 +94,14 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 def _collect_upcasters(cls: type[Event]) -> dict[int, Upcaster]:
     version = cls.__dict__.get("__schema_version__", 1)
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+    if (
+        not isinstance(version, int)
+        or isinstance(version, bool)
+        or not 1 <= version <= MAX_SCHEMA_VERSION
+    ):
         raise ConfigurationError(
-            f"{cls.__qualname__}.__schema_version__ must be an int >= 1, got {version!r}"
+            f"{cls.__qualname__}.__schema_version__ must be an int from 1 to "
+            f"{MAX_SCHEMA_VERSION}, got {version!r}"
         )
     cls.__schema_version__ = version
     steps: dict[int, Upcaster] = {}

@@ -9,7 +9,9 @@ way every backend refuses the same bad input with the same errors, and the contr
 from __future__ import annotations
 
 import abc
+import contextlib
 import enum
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, Self, cast
@@ -17,13 +19,22 @@ from typing import Any, NamedTuple, Self, cast
 from eventkeep.codec import DEFAULT_MAX_EVENT_BYTES, Codec, PreparedEvent
 from eventkeep.errors import (
     ConcurrencyError,
+    ConfigurationError,
     DuplicateEventIdError,
     ValidationError,
 )
 from eventkeep.events import Event, NewEvent, RawEvent, TypeRegistry, default_registry
 from eventkeep.hashing import VerifyReport
 from eventkeep.recorded import RecordedEvent
-from eventkeep.validation import check_count, check_name, check_optional_count, check_stream_id
+from eventkeep.transaction import Transaction
+from eventkeep.validation import (
+    MAX_SCHEMA_VERSION,
+    check_count,
+    check_name,
+    check_optional_count,
+    check_stream_id,
+    check_text,
+)
 
 __all__ = [
     "ANY",
@@ -40,6 +51,9 @@ __all__ = [
 
 PAGE_SIZE = 1000
 """How many events a backend fetches per round trip while iterating a read."""
+
+POLL_INTERVALS = (0.002, 0.1)
+"""``wait_for_events`` polls the head from the first to the second (seconds), doubling."""
 
 
 class ExpectedVersion(enum.Enum):
@@ -199,9 +213,7 @@ def _check_expected(value: Any) -> Expected:
     if isinstance(value, ExpectedVersion):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:
-            raise ValidationError(f"expected_version must be >= 0, got {value}")
-        return value
+        return check_count(value, what="expected_version")
     raise ValidationError(
         "expected_version must be ANY, NO_STREAM, STREAM_EXISTS or an int >= 0 "
         f"(the stream's version before the append), got {value!r}"
@@ -223,6 +235,8 @@ class EventStore(abc.ABC):
         self.registry = registry if registry is not None else default_registry
         self.codec = Codec(self.registry, max_event_bytes=max_event_bytes)
         self._last_clock = 0
+        self._appended = threading.Condition()
+        self._append_count = 0
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -246,6 +260,11 @@ class EventStore(abc.ABC):
 
     def append_many(self, appends: Iterable[StreamAppend]) -> list[AppendResult]:
         """Append to several streams in one transaction, each with its own expected version."""
+        results = self._append(self._prepare_many(appends))
+        self._notify_appended()
+        return results
+
+    def _prepare_many(self, appends: Iterable[StreamAppend]) -> list[PreparedAppend]:
         batches = [self._prepare(item) for item in appends]
         if not batches:
             raise ValidationError("append_many needs at least one StreamAppend")
@@ -255,7 +274,52 @@ class EventStore(abc.ABC):
         ids = [ev.event_id for b in batches for ev in b.events]
         if len(set(ids)) != len(ids):
             raise ValidationError("the same event id appears twice in one append")
-        return self._append(batches)
+        return batches
+
+    # -- transactions and waiting -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One transaction for appends, checkpoints and read-model SQL: all commit, or none.
+
+        Leaving the block with an exception rolls everything back. See
+        :class:`eventkeep.transaction.Transaction`.
+        """
+        with self._transaction() as tx:
+            try:
+                yield tx
+            finally:
+                tx.closed = True
+        if tx.appended:
+            self._notify_appended()
+
+    def wait_for_events(self, after: int, timeout: float | None = None) -> bool:
+        """Block until the global log holds an event beyond position ``after``.
+
+        True as soon as it does (at once if it already does), False once ``timeout`` seconds
+        have passed (None: wait as long as it takes). Appends made through this store object
+        wake the wait at once; appends by other processes are seen by polling the head, with
+        an interval that starts at a few milliseconds and doubles up to 0.1 s.
+        """
+        check_count(after, what="after")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause, longest = POLL_INTERVALS
+        while True:
+            seen = self._append_count
+            if self._head_position() > after:
+                return True
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            with self._appended:
+                if self._append_count == seen:  # else an append came in meanwhile: look again
+                    self._appended.wait(pause if remaining is None else min(pause, remaining))
+            pause = min(pause * 2, longest)
+
+    def _notify_appended(self) -> None:
+        with self._appended:
+            self._append_count += 1
+            self._appended.notify_all()
 
     def _prepare(self, item: Any) -> PreparedAppend:
         if not isinstance(item, StreamAppend):
@@ -342,8 +406,8 @@ class EventStore(abc.ABC):
         position = check_count(0 if after is None else after, what="after")
         remaining = check_optional_count(limit, what="limit")
         type_names = None if types is None else self._type_names(types)
-        if stream_prefix is not None and not isinstance(stream_prefix, str):
-            raise ValidationError(f"stream_prefix must be a str, got {stream_prefix!r}")
+        if stream_prefix is not None:
+            check_text(stream_prefix, what="stream_prefix")
         return self._paged_all(position, remaining, type_names, stream_prefix or None)
 
     def _paged_all(
@@ -372,7 +436,7 @@ class EventStore(abc.ABC):
         names: list[str] = []
         for item in types:
             if isinstance(item, str):
-                names.append(item)
+                names.append(check_text(item, what="event type name"))
             elif isinstance(item, type) and issubclass(item, Event):
                 names.extend((item.__event_type__, *item.__aliases__))
             else:
@@ -385,8 +449,7 @@ class EventStore(abc.ABC):
 
     def list_streams(self, prefix: str = "", *, limit: int | None = None) -> list[StreamInfo]:
         """Streams whose id starts with ``prefix``, sorted by id."""
-        if not isinstance(prefix, str):
-            raise ValidationError(f"prefix must be a str, got {prefix!r}")
+        check_text(prefix, what="prefix")
         return self._list_streams(prefix, check_optional_count(limit, what="limit"))
 
     def head_position(self) -> int:
@@ -413,7 +476,7 @@ class EventStore(abc.ABC):
         """
         stream_id = check_stream_id(stream_id)
         check_count(version, what="version", minimum=1)
-        check_count(schema_version, what="schema_version", minimum=1)
+        check_count(schema_version, what="schema_version", minimum=1, maximum=MAX_SCHEMA_VERSION)
         if not isinstance(data, bytes):
             raise ValidationError(f"snapshot data must be bytes, got {type(data).__name__}")
         self._save_snapshot(
@@ -435,8 +498,7 @@ class EventStore(abc.ABC):
 
     def delete_snapshots(self, stream_prefix: str = "") -> int:
         """Delete the snapshots of streams starting with ``stream_prefix``; returns how many."""
-        if not isinstance(stream_prefix, str):
-            raise ValidationError(f"stream_prefix must be a str, got {stream_prefix!r}")
+        check_text(stream_prefix, what="stream_prefix")
         return self._delete_snapshots(stream_prefix)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -454,6 +516,10 @@ class EventStore(abc.ABC):
         return f"{type(self).__name__}({self.url!r})"
 
     # -- backend primitives -------------------------------------------------------------------
+
+    def _transaction(self) -> contextlib.AbstractContextManager[Transaction]:
+        """Open a transaction (see ``transaction``); commit when the block ends normally."""
+        raise ConfigurationError(f"{type(self).__name__} does not support transactions yet")
 
     @abc.abstractmethod
     def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:

@@ -10,6 +10,12 @@ from eventkeep.errors import EventkeepError, ValidationError
 MAX_NAME_LENGTH = 255
 """Longest stream id or event type name, in characters."""
 
+MAX_COUNT = 2**63 - 1
+
+MAX_SCHEMA_VERSION = 2**31 - 1
+"""Schema versions are stored as 32-bit ints on every backend."""
+"""Largest version, position or limit: what SQLite INTEGER and PostgreSQL bigint can hold."""
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -36,16 +42,30 @@ def check_name(value: Any, *, what: str, error: type[EventkeepError] = Validatio
     return value
 
 
+def check_text(value: Any, *, what: str) -> str:
+    """Any str that is valid Unicode, such as a stream prefix (which may be empty)."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a str, got {type(value).__name__}: {value!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(f"{what} {value!r} is not valid Unicode (a lone surrogate)") from exc
+    return value
+
+
 def check_stream_id(value: Any) -> str:
     return check_name(value, what="stream id")
 
 
-def check_count(value: Any, *, what: str, minimum: int = 0) -> int:
+def check_count(value: Any, *, what: str, minimum: int = 0, maximum: int = MAX_COUNT) -> int:
     """An int parameter such as a version or a limit (bools are refused)."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValidationError(f"{what} must be an int, got {type(value).__name__}: {value!r}")
     if value < minimum:
         raise ValidationError(f"{what} must be >= {minimum}, got {value}")
+    if value > maximum:
+        limit = " (a signed 64-bit int)" if maximum == MAX_COUNT else ""
+        raise ValidationError(f"{what} must be <= {maximum}{limit}, got {value}")
     return value
 
 

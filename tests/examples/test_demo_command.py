@@ -24,6 +24,7 @@ SECTIONS = [
     "7. Events from an older release, upcast on read",
     "8. The same streams, through the decider",
     "9. verify",
+    "10. Read models and a transfer reactor",
 ]
 
 
@@ -45,6 +46,9 @@ def check_output(out: str, path: Path) -> None:
     assert "Deposited(amount=25.00, currency='EUR')" in out
     assert "AccountOpened(owner='Dave', currency='EUR')" in out
     assert "verify passed: 133 events in 4 streams checked" in out
+    assert "transfer-t1 │ bank.TransferCompleted" in out
+    assert "transfer-t2 │ bank.TransferRejected" in out
+    assert "│ alice   │ Alice │ 40.00   │ 8      │" in out
     assert str(path) in out
     assert "Traceback" not in out
     too_wide = [line for line in out.splitlines() if len(line) > 80 and str(path) not in line]
@@ -57,8 +61,8 @@ def check_store(path: Path) -> None:
         accounts = eventkeep.Repository(store, BankAccount)
         assert accounts.ids() == ["alice", "bob", "carol", "dave"]
         assert [str(accounts.load(i).balance) for i in accounts.ids()] == [
-            "25.00",
-            "95.00",
+            "40.00",
+            "80.00",
             "120.00",
             "0",
         ]

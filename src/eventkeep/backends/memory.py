@@ -7,8 +7,10 @@ and the hash chain behave identically.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from eventkeep.codec import DEFAULT_MAX_EVENT_BYTES
@@ -28,6 +30,7 @@ from eventkeep.store import (
     expected_matches,
     replayed_result,
 )
+from eventkeep.transaction import Transaction
 
 __all__ = ["MemoryStore"]
 
@@ -49,6 +52,20 @@ class MemoryStore(EventStore):
         self._streams: dict[str, list[int]] = {}  # stream id -> positions, index = version - 1
         self._ids: dict[bytes, int] = {}  # event id -> position
         self._snapshots: dict[str, dict[int, Snapshot]] = {}
+        self._checkpoints: dict[str, int] = {}
+        self._records: dict[str, bytes] = {}
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        # The lock is held throughout, so no other thread sees the transaction's writes before
+        # it commits; on rollback they are undone.
+        with self._lock:
+            tx = MemoryTransaction(self)
+            try:
+                yield tx
+            except BaseException:
+                tx.undo()
+                raise
 
     def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:
         with self._lock:
@@ -63,14 +80,16 @@ class MemoryStore(EventStore):
                     raise concurrency_error(batch, actual)
                 else:
                     results.append(None)
-            # Every check passed: write the batches that are not retries, all at once.
+            # Every check passed: build all the rows first, then store them at once, so that
+            # nothing can leave a partial append behind.
             out: list[AppendResult] = []
+            staged: list[ChainRow] = []
             floor = self._log[-1].recorded_at_us if self._log else 0
             for batch, replay in zip(batches, results, strict=True):
                 if replay is not None:
                     out.append(replay)
                     continue
-                positions = self._streams.setdefault(batch.stream_id, [])
+                positions = self._streams.get(batch.stream_id, [])
                 previous = self._log[positions[-1] - 1].hash if positions else GENESIS
                 now = self._clock(floor)
                 first_version = len(positions) + 1
@@ -91,7 +110,7 @@ class MemoryStore(EventStore):
                     row = ChainRow(
                         batch.stream_id,
                         version,
-                        len(self._log) + 1,
+                        len(self._log) + len(staged) + 1,
                         ev.event_id,
                         ev.type,
                         ev.schema_version,
@@ -100,13 +119,15 @@ class MemoryStore(EventStore):
                         ev.metadata,
                         digest,
                     )
-                    self._log.append(row)
-                    positions.append(row.position)
-                    self._ids[ev.event_id] = row.position
+                    staged.append(row)
                     previous = digest
                     versions.append(version)
                     written.append(row.position)
                 out.append(AppendResult(batch.stream_id, tuple(versions), tuple(written)))
+            for row in staged:
+                self._log.append(row)
+                self._streams.setdefault(row.stream_id, []).append(row.position)
+                self._ids[row.event_id] = row.position
             return out
 
     def _identity(self, position: int) -> StoredIdentity:
@@ -160,7 +181,8 @@ class MemoryStore(EventStore):
             return out
 
     def _stream_version(self, stream_id: str) -> int:
-        return len(self._streams.get(stream_id, ()))
+        with self._lock:  # not while another thread's transaction is open
+            return len(self._streams.get(stream_id, ()))
 
     def _list_streams(self, prefix: str, limit: int | None) -> list[StreamInfo]:
         with self._lock:
@@ -170,7 +192,8 @@ class MemoryStore(EventStore):
             return [StreamInfo(s, len(self._streams[s]), self._streams[s][-1]) for s in names]
 
     def _head_position(self) -> int:
-        return len(self._log)
+        with self._lock:  # not while another thread's transaction is open
+            return len(self._log)
 
     def _stats(self) -> StoreStats:
         with self._lock:
@@ -208,3 +231,56 @@ class MemoryStore(EventStore):
             except (KeyError, IndexError):
                 raise ValidationError(f"no event {stream_id!r}@{version} to tamper with") from None
             self._log[position - 1] = self._log[position - 1]._replace(**changes)
+
+
+class MemoryTransaction(Transaction):
+    """A transaction of the memory store: writes go straight in, under the store's lock, and
+    are undone on rollback."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        super().__init__(store)
+        self._memory = store
+        self._log_length = len(store._log)
+        self._saved_checkpoints = dict(store._checkpoints)
+        self._saved_records = dict(store._records)
+
+    def undo(self) -> None:
+        store = self._memory
+        for row in reversed(store._log[self._log_length :]):
+            positions = store._streams[row.stream_id]
+            positions.pop()
+            if not positions:
+                del store._streams[row.stream_id]
+            del store._ids[row.event_id]
+        del store._log[self._log_length :]
+        store._checkpoints = self._saved_checkpoints
+        store._records = self._saved_records
+
+    def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:
+        # _append checks every batch before it writes any, so a failed call writes nothing.
+        return self._memory._append(batches)
+
+    def _checkpoint(self, name: str) -> int | None:
+        return self._memory._checkpoints.get(name)
+
+    def _save_checkpoint(self, name: str, position: int, expected: int | None) -> bool:
+        checkpoints = self._memory._checkpoints
+        if checkpoints.get(name) != expected:
+            return False
+        checkpoints[name] = position
+        return True
+
+    def _delete_checkpoint(self, name: str) -> None:
+        self._memory._checkpoints.pop(name, None)
+
+    def _record(self, name: str) -> bytes | None:
+        return self._memory._records.get(name)
+
+    def _save_record(self, name: str, data: bytes) -> None:
+        self._memory._records[name] = data
+
+    def _delete_record(self, name: str) -> None:
+        self._memory._records.pop(name, None)
+
+    def _records(self) -> list[tuple[str, bytes]]:
+        return sorted(self._memory._records.items())

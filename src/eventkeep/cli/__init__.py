@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "verify": "eventkeep.cli.verify:verify",
     "demo": "eventkeep.cli.demo:demo",
     "snapshots": "eventkeep.cli.snapshots:snapshots",
+    "projections": "eventkeep.cli.projections:projections",
 }
 """Command name -> ``module:attribute`` of its click command or group."""
 

@@ -101,6 +101,7 @@ class Demo:
         self.upcast()
         self.two_styles()
         self.verify()
+        self.read_models()
 
     def section(self, title: str) -> None:
         self.out.print()
@@ -355,6 +356,14 @@ class Demo:
             )
         else:  # pragma: no cover - a fresh store is intact
             self.note(f"verify FAILED: {report.broken}")
+
+    # -- 10 ------------------------------------------------------------------------------------
+
+    def read_models(self) -> None:
+        from eventkeep.cli.demo_projections import show_read_models
+
+        self.section("10. Read models and a transfer reactor")
+        show_read_models(self.store, self.out, self.note)
 
 
 def _describe(event: object) -> str:

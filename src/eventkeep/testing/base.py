@@ -22,6 +22,10 @@ The factory takes keyword options of the store (the suite passes ``max_event_byt
 return a new empty store on every call, and its stores must decode through a registry holding
 the suite's ``contract.*`` event classes (the default registry does). Tests may close a store
 themselves, so closing one twice must be harmless.
+
+Two hooks reach behind the API, and a backend other than memory and SQLite overrides them:
+``tamper(store, stream_id, version)`` rewrites a stored event's data, and ``reopen(store)``
+opens a second handle on the same database.
 """
 
 from __future__ import annotations
@@ -33,12 +37,21 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from eventkeep.backends.sqlite import SQLiteStore
 from eventkeep.events import Event, RawEvent
 from eventkeep.store import EventStore, StoreStats, StreamInfo
 from eventkeep.testing.events import Deposited
 from eventkeep.testing.tamper import tamper_event
 
-__all__ = ["ContractBase", "StoreFactory", "StoreState", "assert_unchanged", "deposits", "state"]
+__all__ = [
+    "ContractBase",
+    "StoreFactory",
+    "StoreState",
+    "assert_unchanged",
+    "deposits",
+    "reopen_store",
+    "state",
+]
 
 StoreFactory = Callable[..., EventStore]
 """Returns a fresh, empty store; keyword arguments are store options such as max_event_bytes."""
@@ -66,6 +79,16 @@ class ContractBase:
         """
         tamper_event(store, stream_id, version)
 
+    def reopen(self, store: EventStore) -> EventStore:
+        """A second, independent handle on the database ``store`` writes to.
+
+        Tests use it to check that what one handle wrote (events, idempotency records, heads)
+        is durable and seen by another connection; they close the handle when done. The
+        default opens a new SQLite connection for a SQLite store and returns the store itself
+        otherwise (memory has nothing to reconnect to); other backends should override it.
+        """
+        return reopen_store(store)
+
 
 class StoreState(NamedTuple):
     """Everything observable about a store's contents, to compare before and after a call."""
@@ -76,9 +99,31 @@ class StoreState(NamedTuple):
     head: int
 
 
+def reopen_store(store: EventStore) -> EventStore:
+    """A new handle on the same database for the backends this package knows, else ``store``."""
+    if isinstance(store, SQLiteStore):
+        return SQLiteStore(
+            store.path,
+            registry=store.registry,
+            max_event_bytes=store.codec.max_event_bytes,
+            synchronous=store.synchronous,
+        )
+    return store
+
+
 def state(store: EventStore) -> StoreState:
     log = tuple(
-        (r.position, r.stream_id, r.version, r.event_id, r.type, r.schema_version, r.raw_data)
+        (
+            r.position,
+            r.stream_id,
+            r.version,
+            r.event_id,
+            r.type,
+            r.schema_version,
+            r.raw_data,
+            r.metadata,
+            r.recorded_at,
+        )
         for r in store.read_all()
     )
     return StoreState(log, tuple(store.list_streams()), store.stats(), store.head_position())
@@ -92,10 +137,6 @@ def assert_unchanged(store: EventStore, before: StoreState) -> None:
 def deposits(*amounts: int | str) -> list[Deposited]:
     """One ``Deposited`` event per amount."""
     return [Deposited(amount=Decimal(a)) for a in amounts]
-
-
-def raw(type_name: str, n: int = 0, **data: Any) -> RawEvent:
-    return RawEvent(type_name, {"n": n, **data})
 
 
 def versions(events: Iterable[Any]) -> list[int]:

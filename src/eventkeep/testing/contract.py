@@ -12,13 +12,15 @@ Subclass it in a test module and override the ``make_store`` fixture (see
         def make_store(self):
             return lambda **options: MemoryStore(**options)
 
-A backend other than memory and SQLite also overrides ``tamper(store, stream_id, version)``.
+A backend other than memory and SQLite also overrides the hooks ``tamper(store, stream_id,
+version)`` and ``reopen(store)``.
 """
 
 from __future__ import annotations
 
 from eventkeep.testing.contract_append import AppendContract
 from eventkeep.testing.contract_envelope import EnvelopeContract
+from eventkeep.testing.contract_handles import HandlesContract
 from eventkeep.testing.contract_input import BadInputContract
 from eventkeep.testing.contract_integrity import IntegrityContract
 from eventkeep.testing.contract_read import ReadContract
@@ -33,6 +35,7 @@ class StoreContract(
     EnvelopeContract,
     BadInputContract,
     IntegrityContract,
+    HandlesContract,
     PropertyContract,
 ):
     """Every guarantee of the ``EventStore`` API, as tests a backend's subclass inherits."""

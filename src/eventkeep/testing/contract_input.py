@@ -52,6 +52,7 @@ BAD_EXPECTED_VERSIONS: list[Any] = [
     pytest.param(None, id="None"),
     pytest.param(1.0, id="float"),
     pytest.param(Decimal(1), id="Decimal"),
+    pytest.param(2**63, id="beyond-64-bits"),
 ]
 
 NON_FINITE: list[Any] = [
@@ -85,6 +86,7 @@ BAD_RAW_EVENTS: list[Any] = [
     pytest.param(RawEvent("contract.Raw", {}, 0), id="schema-version-0"),
     pytest.param(RawEvent("contract.Raw", {}, True), id="schema-version-True"),
     pytest.param(RawEvent("contract.Raw", {}, "1"), id="schema-version-str"),  # type: ignore[arg-type]
+    pytest.param(RawEvent("contract.Raw", {}, 2**63), id="schema-version-beyond-64-bits"),
 ]
 
 
@@ -327,6 +329,20 @@ class BadInputContract(ContractBase):
             lambda s: s.read_all(stream_prefix=42),
             lambda s: s.list_streams(prefix=None),
             lambda s: s.list_streams(limit=-1),
+            lambda s: s.list_streams("a\ud800"),
+            lambda s: s.read_all(stream_prefix="\udfff"),
+            lambda s: s.read_all(types=["contract.\ud800"]),
+            lambda s: s.delete_snapshots("\ud800"),
+            lambda s: s.delete_snapshots(None),
+            lambda s: s.read_stream("seed", from_version=2**63),
+            lambda s: s.read_stream("seed", to_version=2**64),
+            lambda s: s.read_stream("seed", limit=2**63),
+            lambda s: s.read_all(after=2**63),
+            lambda s: s.read_all(limit=2**70),
+            lambda s: s.list_streams(limit=2**63),
+            lambda s: s.load_snapshot("seed", max_version=2**63),
+            lambda s: s.save_snapshot("seed", 2**63, "contract.State", 1, b""),
+            lambda s: s.save_snapshot("seed", 1, "contract.State", 2**63, b""),
         ],
         ids=[
             "from_version-0",
@@ -341,9 +357,23 @@ class BadInputContract(ContractBase):
             "stream_prefix-int",
             "prefix-None",
             "list-limit-negative",
+            "prefix-lone-surrogate",
+            "stream_prefix-lone-surrogate",
+            "type-name-lone-surrogate",
+            "snapshot-prefix-lone-surrogate",
+            "snapshot-prefix-None",
+            "from_version-beyond-64-bits",
+            "to_version-beyond-64-bits",
+            "stream-limit-beyond-64-bits",
+            "after-beyond-64-bits",
+            "all-limit-beyond-64-bits",
+            "list-limit-beyond-64-bits",
+            "max_version-beyond-64-bits",
+            "snapshot-version-beyond-64-bits",
+            "snapshot-schema-version-beyond-64-bits",
         ],
     )
-    def test_bad_read_arguments_are_refused(
+    def test_bad_read_and_snapshot_arguments_are_refused(
         self, store: EventStore, call: Callable[[EventStore], Any]
     ) -> None:
         store.append("seed", deposits(1))

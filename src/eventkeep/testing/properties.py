@@ -9,8 +9,11 @@ takes them from the store's results and checks they only ever increase.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import itertools
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -280,5 +283,20 @@ class PropertyContract(ContractBase):
             for name, *args in operations:
                 getattr(program, name)(*args)
             program.check_everything()
+        except BaseException:
+            _load_hypothesis_patching_quietly()
+            raise
         finally:
             store.close()
+
+
+def _load_hypothesis_patching_quietly() -> None:
+    """Import what hypothesis's pytest plugin imports to report a failing example, now.
+
+    That import (libcst) raises a DeprecationWarning; under ``filterwarnings = error`` it would
+    turn the failure report into an INTERNALERROR that hides the falsifying example.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with contextlib.suppress(Exception):
+            importlib.import_module("hypothesis.extra._patching")

@@ -96,3 +96,34 @@ LOAD_SNAPSHOT = (
 )
 
 DELETE_SNAPSHOTS = "DELETE FROM snapshots WHERE stream_id >= ? AND substr(stream_id, 1, ?) = ?"
+
+CHECKPOINT = "SELECT position FROM checkpoints WHERE name = ?"
+
+INSERT_CHECKPOINT = (
+    "INSERT INTO checkpoints (name, position, updated_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (name) DO NOTHING"
+)
+
+# Compare-and-set: no row changes unless the checkpoint is still where the consumer left it.
+MOVE_CHECKPOINT = (
+    "UPDATE checkpoints SET position = ?, updated_at = ? WHERE name = ? AND position = ?"
+)
+
+DELETE_CHECKPOINT = "DELETE FROM checkpoints WHERE name = ?"
+
+PROJECTION_RECORD = "SELECT CAST(data AS BLOB) FROM projection_records WHERE name = ?"
+
+SAVE_PROJECTION_RECORD = (
+    "INSERT INTO projection_records (name, data) VALUES (?, CAST(? AS TEXT)) "
+    "ON CONFLICT (name) DO UPDATE SET data = excluded.data"
+)
+
+DELETE_PROJECTION_RECORD = "DELETE FROM projection_records WHERE name = ?"
+
+PROJECTION_RECORDS = "SELECT name, CAST(data AS BLOB) FROM projection_records ORDER BY name"
+
+SAVEPOINT = "SAVEPOINT eventkeep_append"
+
+RELEASE_SAVEPOINT = "RELEASE eventkeep_append"
+
+ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO eventkeep_append"

@@ -44,6 +44,7 @@ from eventkeep.store import (
     expected_matches,
     replayed_result,
 )
+from eventkeep.transaction import Transaction
 
 __all__ = ["SQLiteStore"]
 
@@ -165,6 +166,13 @@ class SQLiteStore(EventStore):
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        from eventkeep.backends.sqlite.transaction import SQLiteTransaction
+
+        with self._write() as cur:
+            yield SQLiteTransaction(self, cur)
 
     def _query(self, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock, self._translate():

@@ -5,6 +5,8 @@
 - :mod:`.account`: ``BankAccount``, the class-based aggregate, with the "insufficient funds"
   rule, and ``transfer`` (two accounts, one transaction).
 - :mod:`.decider`: the same account as a decider (``account_decider``).
+- :mod:`.readmodels`: SQL read models, ``AccountBalances`` and ``DailyTransactions``.
+- :mod:`.transfers`: transfers as a process, carried out by the ``TransferProcessor`` reactor.
 
 ::
 

@@ -1,0 +1,176 @@
+"""Append throughput of the PostgreSQL backend with 1 and with 4 concurrent writer processes.
+
+    python benchmarks/pg_writers.py                      # a throwaway durable cluster (fsync on)
+    python benchmarks/pg_writers.py --url postgresql://user@host/db
+    python benchmarks/pg_writers.py --seconds 10 --repeats 5 --batch 1 --batch 10
+
+Each writer is an OS process with its own store (one pooled connection in use), appending to
+streams of its own (expected versions checked) for a fixed time after a common start signal.
+The table gives the total events per second over all writers (the median run), and the p50/p99
+latency of one append call. The issue's target: 4 writers >= 1.5x one writer. Not a test: no
+assertion, just numbers; compare runs made side by side on one machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent.parent / "tests"))  # for pg_cluster
+
+
+def worker(url: str, folder: Path, name: str, seconds: float, batch: int) -> None:
+    import eventkeep
+    from eventkeep import RawEvent
+
+    store = eventkeep.open_store(url, pool_min_size=1, pool_max_size=2)
+    streams = [f"{name}-{n}" for n in range(50)]
+    versions = dict.fromkeys(streams, 0)
+
+    def append(n: int) -> None:
+        stream = streams[n % len(streams)]
+        events = [
+            RawEvent("bench.Appended", {"writer": name, "n": n, "i": i}) for i in range(batch)
+        ]
+        versions[stream] = store.append(stream, events, expected_version=versions[stream]).version
+
+    for n in range(50):  # warm up: connections, prepared statements
+        append(n)
+    (folder / f"{name}.ready").touch()
+    go = folder / "go"
+    while not go.exists():
+        time.sleep(0.001)
+    start = float(go.read_text())
+    stop = start + seconds
+    latencies = []
+    n = 50
+    while True:
+        before = time.perf_counter()
+        if time.time() >= stop:
+            break
+        append(n)
+        latencies.append(time.perf_counter() - before)
+        n += 1
+    store.close()
+    (folder / f"{name}.json").write_text(json.dumps(latencies))
+
+
+def run(url: str, writers: int, seconds: float, batch: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        names = [f"w{uuid.uuid4().hex[:6]}" for _ in range(writers)]
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(HERE),
+                    "--worker",
+                    name,
+                    "--url",
+                    url,
+                    "--folder",
+                    tmp,
+                    "--seconds",
+                    str(seconds),
+                    "--batch",
+                    str(batch),
+                ],
+            )
+            for name in names
+        ]
+        deadline = time.monotonic() + 120
+        while not all((folder / f"{n}.ready").exists() for n in names):
+            if time.monotonic() > deadline or any(p.poll() not in (None, 0) for p in procs):
+                raise RuntimeError("a writer failed to start")
+            time.sleep(0.01)
+        tmp_go = folder / "go.tmp"
+        tmp_go.write_text(str(time.time() + 0.2))
+        tmp_go.rename(folder / "go")
+        for proc in procs:
+            if proc.wait(timeout=seconds + 120) != 0:
+                raise RuntimeError("a writer failed")
+        latencies = [x for n in names for x in json.loads((folder / f"{n}.json").read_text())]
+    latencies.sort()
+    appends = len(latencies)
+    return {
+        "events_per_s": appends * batch / seconds,
+        "appends_per_s": appends / seconds,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="a PostgreSQL URL (default: start a throwaway cluster)")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--writers", type=int, action="append")
+    parser.add_argument("--batch", type=int, action="append")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.url, Path(args.folder), args.worker, args.seconds, args.batch[0])
+        return 0
+
+    import pg_cluster
+
+    cluster = None
+    base = args.url or os.environ.get("EVENTKEEP_BENCH_POSTGRES_URL")
+    if not base:
+        cluster = pg_cluster.start_cluster(durable=True)
+        base = cluster.url
+    try:
+        return report(base, args, cluster is not None)
+    finally:
+        if cluster is not None:
+            cluster.destroy()
+
+
+def report(base: str, args: Any, own_cluster: bool) -> int:
+    import psycopg
+
+    rows = []
+    for batch in args.batch or [1, 10]:
+        for writers in args.writers or [1, 4]:
+            runs = []
+            for _ in range(args.repeats):
+                schema = f"ek_bench_{uuid.uuid4().hex[:10]}"
+                sep = "&" if "?" in base else "?"
+                try:
+                    runs.append(run(f"{base}{sep}schema={schema}", writers, args.seconds, batch))
+                finally:
+                    with psycopg.connect(base, autocommit=True) as conn:
+                        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            median = sorted(runs, key=lambda r: r["events_per_s"])[len(runs) // 2]
+            rows.append((batch, writers, median, [r["events_per_s"] for r in runs]))
+    where = "a throwaway cluster, fsync on" if own_cluster else "the given server"
+    print(f"\nPostgreSQL appends ({where}; {args.seconds:g}s per run, median of {args.repeats})\n")
+    print("| events/append | writers | events/s | appends/s | p50 ms | p99 ms | vs 1 writer |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    single: dict[int, float] = {}
+    for batch, writers, r, _all in rows:
+        if writers == 1:
+            single[batch] = r["events_per_s"]
+        ratio = r["events_per_s"] / single[batch] if batch in single else float("nan")
+        print(
+            f"| {batch} | {writers} | {r['events_per_s']:,.0f} | {r['appends_per_s']:,.0f} "
+            f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {ratio:.2f}x |"
+        )
+    print(f"\nruns (events/s): {[(b, w, [round(x) for x in a]) for b, w, _r, a in rows]}")
+    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

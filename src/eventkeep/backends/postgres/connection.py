@@ -1,0 +1,256 @@
+"""Connections to PostgreSQL: the pool, session set-up, type loaders, schema migrations, and the
+one place where psycopg and pool exceptions become eventkeep errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+from psycopg import sql as pgsql
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import Format
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from eventkeep.backends.postgres import sql
+from eventkeep.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    EventkeepError,
+    IntegrityError,
+    SchemaVersionError,
+)
+from eventkeep.migrations import load_migrations
+
+__all__ = ["Database", "check_schema_name"]
+
+MIN_SERVER_VERSION = 120000
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in microseconds since the Unix epoch
+_unpack_int8 = struct.Struct("!q").unpack
+
+
+def check_schema_name(schema: Any) -> str:
+    if not isinstance(schema, str) or _SCHEMA_NAME.fullmatch(schema) is None:
+        raise ConfigurationError(
+            "schema must be 1-48 lower-case letters, digits or underscores, starting with a "
+            f"letter or underscore, got {schema!r}"
+        )
+    if schema.startswith("pg_"):
+        raise ConfigurationError(f"schema names starting with pg_ are reserved, got {schema!r}")
+    return schema
+
+
+class _UUIDAsBytes(Loader):
+    """uuid columns as their 16 bytes (what the hash chain and RecordedEvent take)."""
+
+    format = Format.BINARY
+
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
+
+
+class _TimestampAsMicros(Loader):
+    """timestamptz columns as exact microseconds since the Unix epoch, UTC."""
+
+    format = Format.BINARY
+
+    def load(self, data: Buffer) -> int:
+        return int(_unpack_int8(data)[0]) + _PG_EPOCH_US
+
+
+class Database:
+    """The store's connection pool and settings, and the translation of driver errors."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str,
+        pool_min_size: int,
+        pool_max_size: int,
+        pool_timeout: float,
+        connect_timeout: float,
+        lock_timeout: float,
+        params: dict[str, Any],
+    ) -> None:
+        self.schema = schema
+        self.pool_max_size = pool_max_size
+        self.pool_timeout = pool_timeout
+        self.lock_timeout = lock_timeout
+        self.url = "postgresql://"  # until the connection string is parsed
+        with self.translate():
+            info = conninfo_to_dict(dsn, **{k: str(v) for k, v in params.items()})
+            info["connect_timeout"] = str(max(2, math.ceil(connect_timeout)))
+            self.conninfo = make_conninfo("", **info)
+        self.url = _display_url(info, schema)
+        self.channel = f"eventkeep_{schema}"
+        self._session_sql = sql.CONFIGURE_SESSION.format(
+            schema=schema, lock_timeout_ms=max(1, round(lock_timeout * 1000))
+        )
+        self._pool = ConnectionPool(
+            self.conninfo,
+            kwargs={"autocommit": True},
+            min_size=pool_min_size,
+            max_size=pool_max_size,
+            timeout=pool_timeout,
+            open=False,
+            configure=self.configure,
+            name=f"eventkeep:{schema}",
+        )
+
+    # -- connections ------------------------------------------------------------------------------
+
+    def configure(self, conn: psycopg.Connection[Any]) -> None:
+        """Session set-up of every connection: schema, isolation, lock timeout, loaders."""
+        conn.execute(self._session_sql)
+        conn.adapters.register_loader("uuid", _UUIDAsBytes)
+        conn.adapters.register_loader("timestamptz", _TimestampAsMicros)
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """A connection outside the pool (migrations, LISTEN), already configured."""
+        with self.translate():
+            conn = psycopg.connect(self.conninfo, autocommit=True)
+        try:
+            with self.translate():
+                _check_server(conn, self.url)
+                self.configure(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def open(self) -> None:
+        self._pool.open(wait=False)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection, with every driver error translated."""
+        with self.translate(), self._pool.connection() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- errors -----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def translate(self) -> Iterator[None]:
+        """The one place psycopg and pool exceptions become eventkeep errors."""
+        try:
+            yield
+        except EventkeepError:
+            raise
+        except PoolTimeout as exc:
+            raise BackendUnavailableError(
+                f"{self.url}: no database connection became free within pool_timeout="
+                f"{self.pool_timeout:g}s; all {self.pool_max_size} connections of the pool "
+                "(pool_max_size) are in use. Raise pool_max_size or pool_timeout, or use "
+                "fewer threads at once"
+            ) from exc
+        except PoolClosed as exc:
+            raise BackendUnavailableError(f"{self.url}: the store is closed") from exc
+        except psycopg.errors.LockNotAvailable as exc:
+            raise BackendUnavailableError(
+                f"{self.url}: waited more than lock_timeout={self.lock_timeout:g}s for a lock "
+                f"held by another transaction ({_first_line(exc)})"
+            ) from exc
+        except psycopg.IntegrityError as exc:
+            raise IntegrityError(f"{self.url}: {_first_line(exc)}") from exc
+        except psycopg.OperationalError as exc:
+            pool = getattr(self, "_pool", None)  # none yet while the store opens
+            if pool is not None:
+                with contextlib.suppress(Exception):
+                    pool.check()  # let go of the other connections that died with this one
+            raise BackendUnavailableError(
+                f"{self.url}: the database connection failed or was lost "
+                f"({_first_line(exc)}). An append interrupted this way may or may not have "
+                "been stored; retrying it with the same event ids is safe (idempotent)"
+            ) from exc
+        except (psycopg.ProgrammingError, psycopg.InterfaceError) as exc:
+            if getattr(exc, "sqlstate", None) is None:  # refused by libpq, not by the server
+                raise ConfigurationError(
+                    f"{self.url}: {_first_line(exc)} (options that are not eventkeep's own go "
+                    "to libpq as connection parameters)"
+                ) from exc
+            raise BackendUnavailableError(f"{self.url}: {_first_line(exc)}") from exc
+        except psycopg.Error as exc:
+            raise BackendUnavailableError(f"{self.url}: {_first_line(exc)}") from exc
+
+    # -- migrations -------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Create the schema or bring it up to date; refuse a schema newer than this code."""
+        migrations = load_migrations("eventkeep.backends.postgres")
+        latest = migrations[-1].version
+        schema = self.schema
+        with self.connect() as conn, self.translate():
+            exists = conn.execute(
+                sql.MIGRATIONS_TABLE_EXISTS, (f"{schema}.eventkeep_migrations",)
+            ).fetchone()
+            if exists and exists[0]:
+                current = _one(conn, sql.SCHEMA_VERSION_OF.format(schema=schema))
+                _check_version(self.url, current, latest)
+                if current == latest:
+                    return
+            with conn.transaction():
+                conn.execute(sql.MIGRATION_LOCK, (schema,))
+                conn.execute(sql.CREATE_SCHEMA.format(schema=schema))
+                conn.execute(sql.USE_SCHEMA.format(schema=schema))
+                conn.execute(sql.CREATE_MIGRATIONS)
+                current = _one(conn, sql.SCHEMA_VERSION)
+                _check_version(self.url, current, latest)
+                for migration in migrations[current:]:
+                    conn.execute(migration.sql)
+                    conn.execute(sql.RECORD_MIGRATION, (migration.version, migration.name))
+
+
+def _one(conn: psycopg.Connection[Any], statement: str) -> int:
+    row = conn.execute(statement).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _check_version(url: str, current: int, latest: int) -> None:
+    if current > latest:
+        raise SchemaVersionError(
+            f"{url} has schema version {current}, but this eventkeep knows versions up to "
+            f"{latest}; upgrade eventkeep to open it"
+        )
+
+
+def _check_server(conn: psycopg.Connection[Any], url: str) -> None:
+    version = conn.info.server_version
+    if version < MIN_SERVER_VERSION:
+        raise ConfigurationError(f"{url}: eventkeep needs PostgreSQL 12 or newer, got {version}")
+    encoding = conn.info.parameter_status("server_encoding")
+    if encoding != "UTF8":
+        raise ConfigurationError(
+            f"{url}: eventkeep needs a UTF8 database, this one is {encoding!r}"
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _display_url(info: dict[str, Any], schema: str) -> str:
+    """The store's URL for messages and repr: no password, and the schema."""
+    user = info.get("user")
+    host = info.get("host") or ""
+    port = info.get("port")
+    where = f"{host}:{port}" if port else host
+    auth = f"{user}@" if user else ""
+    return f"postgresql://{auth}{where}/{info.get('dbname') or ''}?schema={schema}"
+
+
+def quoted(name: str) -> str:
+    """A quoted identifier (for LISTEN, which takes a name rather than a string)."""
+    return pgsql.Identifier(name).as_string()

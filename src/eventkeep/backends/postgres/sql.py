@@ -1,0 +1,204 @@
+"""Every SQL statement the PostgreSQL backend runs, one named constant each.
+
+Statements name tables without a schema: the store's connections run with ``search_path`` set
+to the store's schema (see :mod:`eventkeep.backends.postgres.connection`). ``%s`` are psycopg
+parameters; ``{where}`` and ``{schema}`` are filled in by the store from fixed fragments below.
+"""
+
+from __future__ import annotations
+
+# -- sessions and migrations ------------------------------------------------------------------
+
+# ``{schema}`` is a validated identifier (lower-case letters, digits, underscores).
+CONFIGURE_SESSION = (
+    "SET search_path TO {schema}; "
+    "SET default_transaction_isolation TO 'read committed'; "
+    "SET lock_timeout TO {lock_timeout_ms}"
+)
+
+MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(1163547985, hashtext(%s))"
+
+CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {schema}"
+
+USE_SCHEMA = "SET LOCAL search_path TO {schema}"
+
+CREATE_MIGRATIONS = (
+    "CREATE TABLE IF NOT EXISTS eventkeep_migrations ("
+    "version integer PRIMARY KEY, name text NOT NULL, "
+    "applied_at timestamptz NOT NULL DEFAULT now())"
+)
+
+MIGRATIONS_TABLE_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
+
+SCHEMA_VERSION_OF = "SELECT coalesce(max(version), 0) FROM {schema}.eventkeep_migrations"
+
+SCHEMA_VERSION = "SELECT coalesce(max(version), 0) FROM eventkeep_migrations"
+
+RECORD_MIGRATION = "INSERT INTO eventkeep_migrations (version, name) VALUES (%s, %s)"
+
+# -- writing ------------------------------------------------------------------------------------
+
+BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
+
+COMMIT = "COMMIT"
+
+ROLLBACK = "ROLLBACK"
+
+# The server's clock (the store's clock): never behind the last numbered event.
+_CLOCK = (
+    "(SELECT greatest(clock_timestamp(), (SELECT recorded_at FROM events "
+    "WHERE position IS NOT NULL ORDER BY position DESC LIMIT 1)) AS now) AS c"
+)
+
+# The first statement of a write transaction: lock the heads of the streams written, and read
+# the clock. Heads are locked in one order, so multi-stream appends never deadlock each other.
+# A stream without a head is new (a row of NULLs here): the events' primary key decides races.
+LOCK_HEADS = (
+    f"SELECT h.stream_id, h.version, h.last_hash, h.last_recorded_at, c.now FROM {_CLOCK} "
+    "LEFT JOIN LATERAL (SELECT stream_id, version, last_hash, last_recorded_at FROM streams "
+    "WHERE stream_id = ANY (%s::text[]) ORDER BY stream_id FOR UPDATE) AS h ON true"
+)
+
+# The same for the common append to one stream (scalar parameters are cheaper than arrays).
+LOCK_HEAD = (
+    f"SELECT h.stream_id, h.version, h.last_hash, h.last_recorded_at, c.now FROM {_CLOCK} "
+    "LEFT JOIN LATERAL (SELECT stream_id, version, last_hash, last_recorded_at FROM streams "
+    "WHERE stream_id = %s FOR UPDATE) AS h ON true"
+)
+
+# Asked only when an append does not fit the stream (to tell a retry from a conflict) or hit the
+# event id index: appends that go through pay nothing for idempotency but the unique index.
+STORED_IDENTITIES = (
+    "SELECT event_id, stream_id, version, position, type, data_bytes FROM events "
+    "WHERE event_id = ANY (%s::uuid[])"
+)
+
+_EVENT_COLUMNS = (
+    "stream_id, version, event_id, type, schema_version, recorded_at, data_bytes, "
+    "metadata_bytes, hash"
+)
+
+UPSERT_HEAD = (
+    "INSERT INTO streams (stream_id, version, last_hash, last_recorded_at) "
+    "VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
+    "last_hash = excluded.last_hash, last_recorded_at = excluded.last_recorded_at"
+)
+
+UPSERT_HEADS = (
+    "INSERT INTO streams (stream_id, version, last_hash, last_recorded_at) "
+    "SELECT s, v, h, %s::timestamptz FROM unnest(%s::text[], %s::bigint[], %s::bytea[]) "
+    "AS u (s, v, h) "
+    "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
+    "last_hash = excluded.last_hash, last_recorded_at = excluded.last_recorded_at"
+)
+
+# An append of one event, and its stream's new head, in one statement.
+INSERT_EVENT = (
+    f"WITH inserted AS (INSERT INTO events ({_EVENT_COLUMNS}) "
+    f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)) {UPSERT_HEAD}"
+)
+
+# An append of a few events (one array per column, the timestamp shared), and the new heads of
+# their streams, in one statement.
+INSERT_EVENTS = (
+    f"WITH inserted AS (INSERT INTO events ({_EVENT_COLUMNS}) "
+    "SELECT s, v, e, t, sv, %s::timestamptz, d, m, h FROM unnest("
+    "%s::text[], %s::bigint[], %s::uuid[], %s::text[], %s::int[], %s::bytea[], %s::bytea[], "
+    f"%s::bytea[]) AS u (s, v, e, t, sv, d, m, h)) {UPSERT_HEADS}"
+)
+
+# Large appends stream their events in with binary COPY; the heads follow.
+COPY_EVENTS = f"COPY events ({_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+
+COPY_TYPES = ("text", "int8", "uuid", "text", "int4", "timestamptz", "bytea", "bytea", "bytea")
+
+# The writer's second transaction (autocommit, one statement): number what is pending and
+# return the positions of the given events.
+POSITIONS = "SELECT out_event_id, out_position FROM eventkeep_positions(%s::uuid[])"
+
+# Number anything committed but pending; returns the head position.
+SEQUENCE = "SELECT eventkeep_sequence()"
+
+# -- reading ------------------------------------------------------------------------------------
+
+# Columns in the order RecordedEvent takes them (codec last, added in Python).
+_RECORD = (
+    "stream_id, version, position, event_id, type, schema_version, data_bytes, "
+    "metadata_bytes, recorded_at"
+)
+
+READ_STREAM_FORWARDS = (
+    f"SELECT {_RECORD} FROM events WHERE stream_id = %s AND version >= %s AND version <= %s "
+    "ORDER BY version LIMIT %s"
+)
+
+READ_STREAM_BACKWARDS = (
+    f"SELECT {_RECORD} FROM events WHERE stream_id = %s AND version >= %s AND version <= %s "
+    "ORDER BY version DESC LIMIT %s"
+)
+
+# ``{where}`` adds the optional type and stream-prefix filters below.
+READ_ALL = f"SELECT {_RECORD} FROM events WHERE position > %s{{where}} ORDER BY position LIMIT %s"
+
+WHERE_TYPES = " AND type = ANY (%s::text[])"
+
+# A prefix is the range [prefix, successor) of stream ids in "C" collation (code point order).
+WHERE_PREFIX_RANGE = " AND stream_id >= %s AND stream_id < %s"
+
+WHERE_PREFIX_OPEN = " AND stream_id >= %s AND starts_with(stream_id, %s)"
+
+# For a prefix holding a '-': the category index narrows the scan, in position order.
+WHERE_CATEGORY = " AND split_part(stream_id, '-', 1) = %s"
+
+STREAM_VERSION = "SELECT version FROM streams WHERE stream_id = %s"
+
+LIST_STREAMS = (
+    "SELECT s.stream_id, s.version, e.position FROM streams AS s "
+    "JOIN events AS e ON e.stream_id = s.stream_id AND e.version = s.version "
+    "WHERE true{where} ORDER BY s.stream_id LIMIT %s"
+)
+
+LIST_WHERE_PREFIX_RANGE = " AND s.stream_id >= %s AND s.stream_id < %s"
+
+LIST_WHERE_PREFIX_OPEN = " AND s.stream_id >= %s AND starts_with(s.stream_id, %s)"
+
+HEAD_POSITION = "SELECT coalesce(max(position), 0) FROM events"
+
+COUNT_EVENTS = "SELECT count(*) FROM events"
+
+COUNT_STREAMS = "SELECT count(*) FROM streams"
+
+COUNT_BY_TYPE = "SELECT type, count(*) FROM events GROUP BY type ORDER BY type"
+
+CHAIN_ROWS = (
+    "SELECT stream_id, version, position, event_id, type, schema_version, recorded_at, "
+    "data_bytes, metadata_bytes, hash FROM events ORDER BY stream_id, version"
+)
+
+STREAM_HEADS = "SELECT stream_id, version FROM streams"
+
+BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+# -- snapshots ------------------------------------------------------------------------------
+
+SAVE_SNAPSHOT = (
+    "INSERT INTO snapshots (stream_id, version, type, schema_version, data, recorded_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (stream_id, version) DO UPDATE SET "
+    "type = excluded.type, schema_version = excluded.schema_version, data = excluded.data, "
+    "recorded_at = excluded.recorded_at"
+)
+
+LOAD_SNAPSHOT = (
+    "SELECT stream_id, version, type, schema_version, data, recorded_at FROM snapshots "
+    "WHERE stream_id = %s AND version <= %s ORDER BY version DESC LIMIT 1"
+)
+
+DELETE_SNAPSHOTS = "DELETE FROM snapshots WHERE true{where}"
+
+# -- notifications --------------------------------------------------------------------------
+
+# ``{channel}`` is a quoted identifier: eventkeep_<schema>, as the sequencer notifies it.
+LISTEN = "LISTEN {channel}"
+
+UNLISTEN = "UNLISTEN {channel}"

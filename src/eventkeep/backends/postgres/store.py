@@ -1,0 +1,291 @@
+"""The PostgreSQL backend: many writers at once, one global log readers can trust.
+
+- psycopg 3 with a ``psycopg_pool`` connection pool; all tables in one schema per store
+  (``schema=``, default ``eventkeep``), so several stores share a database without touching each
+  other's tables.
+- Appends take no global lock while they write: a writer locks only the heads of the streams it
+  writes, inserts its events with no position and commits; then a short, serialized sequencer
+  transaction numbers every committed event still unnumbered (its own and other writers'), so
+  positions follow commit order and a reader never skips an event (``writer.py``,
+  ``migrations/0001_initial.sql``, ``docs/postgres.md``).
+- Events keep their exact JSON bytes (hashed and read back) and a generated ``jsonb`` copy for
+  queries; triggers refuse UPDATE (except the one-time numbering), DELETE and TRUNCATE.
+- ``wait_for_events`` wakes readers with LISTEN/NOTIFY, with a bounded poll fallback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+
+from eventkeep.backends.postgres import sql, writer
+from eventkeep.backends.postgres.connection import Database, check_schema_name
+from eventkeep.backends.postgres.listen import Listener
+from eventkeep.codec import DEFAULT_MAX_EVENT_BYTES
+from eventkeep.errors import BackendUnavailableError, ConfigurationError
+from eventkeep.events import TypeRegistry
+from eventkeep.hashing import ChainRow, VerifyReport, verify_chains
+from eventkeep.recorded import RecordedEvent, from_micros
+from eventkeep.store import (
+    AppendResult,
+    EventStore,
+    PreparedAppend,
+    Snapshot,
+    StoreStats,
+    StreamInfo,
+)
+from eventkeep.validation import check_count
+
+__all__ = ["DEFAULT_SCHEMA", "PostgresStore"]
+
+DEFAULT_SCHEMA = "eventkeep"
+
+_record: Callable[..., RecordedEvent] = RecordedEvent
+_SETTLE_TRIES = 10
+
+
+class PostgresStore(EventStore):
+    """An event store in a PostgreSQL schema, shared safely by any number of processes.
+
+    ``dsn`` is a ``postgresql://`` URL or a libpq ``key=value`` string; extra keyword arguments
+    that are not options below are passed to libpq as connection parameters (``sslmode``,
+    ``application_name``, ...).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        registry: TypeRegistry | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        schema: str = DEFAULT_SCHEMA,
+        pool_min_size: int = 1,
+        pool_max_size: int = 10,
+        pool_size: int | None = None,
+        pool_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        lock_timeout: float = 30.0,
+        poll_interval: float = 1.0,
+        **params: Any,
+    ) -> None:
+        super().__init__(registry=registry, max_event_bytes=max_event_bytes)
+        if pool_size is not None:
+            pool_max_size = pool_size
+        _check_int(pool_min_size, "pool_min_size", 0)
+        _check_int(pool_max_size, "pool_max_size", max(1, pool_min_size))
+        for name, value in (
+            ("pool_timeout", pool_timeout),
+            ("connect_timeout", connect_timeout),
+            ("lock_timeout", lock_timeout),
+            ("poll_interval", poll_interval),
+        ):
+            _check_seconds(value, name)
+        if not isinstance(dsn, str):
+            raise ConfigurationError(f"dsn must be a str, got {type(dsn).__name__}")
+        self.schema = check_schema_name(schema)
+        self._db = Database(
+            dsn,
+            schema=self.schema,
+            pool_min_size=pool_min_size,
+            pool_max_size=pool_max_size,
+            pool_timeout=float(pool_timeout),
+            connect_timeout=float(connect_timeout),
+            lock_timeout=float(lock_timeout),
+            params=params,
+        )
+        self.url = self._db.url
+        self._listener = Listener(self._db, float(poll_interval))
+        try:
+            self._db.migrate()
+            self._db.open()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self._listener.close()
+        self._db.close()
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:
+        with self._db.connection() as conn:
+            return writer.append(conn, batches)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _read_stream_page(
+        self, stream_id: str, low: int, high: int | None, backwards: bool, limit: int
+    ) -> list[RecordedEvent]:
+        statement = sql.READ_STREAM_BACKWARDS if backwards else sql.READ_STREAM_FORWARDS
+        params = (stream_id, low, 2**62 if high is None else high, limit)
+        with self._db.connection() as conn:
+            rows = self._settled(conn, statement, params, position_column=2)
+        codec = self.codec
+        return [_record(*row, codec) for row in rows]
+
+    def _read_all_page(
+        self, after: int, limit: int, types: tuple[str, ...] | None, prefix: str | None
+    ) -> list[RecordedEvent]:
+        where = ""
+        params: list[Any] = [after]
+        if types is not None:
+            where += sql.WHERE_TYPES
+            params.append(list(types))
+        if prefix is not None:
+            if "-" in prefix:
+                where += sql.WHERE_CATEGORY
+                params.append(prefix.split("-", 1)[0])
+            high = prefix_successor(prefix)
+            where += sql.WHERE_PREFIX_OPEN if high is None else sql.WHERE_PREFIX_RANGE
+            params.extend((prefix, prefix if high is None else high))
+        params.append(limit)
+        statement = sql.READ_ALL.format(where=where)
+        with self._db.connection() as conn:
+            rows = conn.execute(statement, params, binary=True).fetchall()
+            if len(rows) < limit:
+                # Caught up: number anything committed but pending (a writer may have died
+                # between its two transactions), and read again if the head moved on.
+                seen = rows[-1][2] if rows else after
+                if _scalar(conn, sql.SEQUENCE) > seen:
+                    rows = conn.execute(statement, params, binary=True).fetchall()
+        codec = self.codec
+        return [_record(*row, codec) for row in rows]
+
+    def _settled(
+        self,
+        conn: psycopg.Connection[Any],
+        statement: str,
+        params: tuple[Any, ...],
+        position_column: int,
+    ) -> list[Any]:
+        """Rows of ``statement``, after numbering committed events it found unnumbered."""
+        for _ in range(_SETTLE_TRIES):
+            rows = conn.execute(statement, params, binary=True).fetchall()
+            if all(row[position_column] is not None for row in rows):
+                return rows
+            conn.execute(sql.SEQUENCE)
+        raise BackendUnavailableError(  # pragma: no cover - needs a writer storm
+            f"{self.url}: events kept arriving unnumbered; try again"
+        )
+
+    def _stream_version(self, stream_id: str) -> int:
+        with self._db.connection() as conn:
+            row = conn.execute(sql.STREAM_VERSION, (stream_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _list_streams(self, prefix: str, limit: int | None) -> list[StreamInfo]:
+        where = ""
+        params: list[Any] = []
+        if prefix:
+            high = prefix_successor(prefix)
+            where = sql.LIST_WHERE_PREFIX_OPEN if high is None else sql.LIST_WHERE_PREFIX_RANGE
+            params.extend((prefix, prefix if high is None else high))
+        params.append(limit)
+        with self._db.connection() as conn:
+            rows = self._settled(conn, sql.LIST_STREAMS.format(where=where), tuple(params), 2)
+        return [StreamInfo(*row) for row in rows]
+
+    def _head_position(self) -> int:
+        with self._db.connection() as conn:
+            return _scalar(conn, sql.SEQUENCE)
+
+    def _stats(self) -> StoreStats:
+        with self._db.connection() as conn:
+            conn.execute(sql.SEQUENCE)
+            with _snapshot(conn):
+                events = _scalar(conn, sql.COUNT_EVENTS)
+                streams = _scalar(conn, sql.COUNT_STREAMS)
+                head = _scalar(conn, sql.HEAD_POSITION)
+                types = {str(t): int(n) for t, n in conn.execute(sql.COUNT_BY_TYPE)}
+        return StoreStats(events, streams, head, types)
+
+    def _verify(self) -> VerifyReport:
+        with self._db.connection() as conn:
+            conn.execute(sql.SEQUENCE)
+            with _snapshot(conn):
+                heads = {str(s): int(v) for s, v in conn.execute(sql.STREAM_HEADS)}
+                with conn.cursor(name="eventkeep_verify", binary=True) as cur:
+                    cur.itersize = 2000
+                    cur.execute(sql.CHAIN_ROWS)
+                    return verify_chains((ChainRow(*row) for row in cur), heads)
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def _save_snapshot(self, snapshot: Snapshot) -> None:
+        params = (*snapshot[:5], from_micros(snapshot.recorded_at))
+        with self._db.connection() as conn:
+            conn.execute(sql.SAVE_SNAPSHOT, params)
+
+    def _load_snapshot(self, stream_id: str, max_version: int) -> Snapshot | None:
+        with self._db.connection() as conn:
+            row = conn.execute(sql.LOAD_SNAPSHOT, (stream_id, max_version), binary=True).fetchone()
+        return Snapshot(*row) if row else None
+
+    def _delete_snapshots(self, prefix: str) -> int:
+        where = ""
+        params: list[Any] = []
+        if prefix:
+            high = prefix_successor(prefix)
+            where = sql.WHERE_PREFIX_OPEN if high is None else sql.WHERE_PREFIX_RANGE
+            params.extend((prefix, prefix if high is None else high))
+        with self._db.connection() as conn:
+            return conn.execute(sql.DELETE_SNAPSHOTS.format(where=where), params).rowcount
+
+    # -- waiting for new events ---------------------------------------------------------------
+
+    def wait_for_events(self, after: int, timeout: float | None = None) -> bool:
+        """Block until the global log holds an event beyond position ``after``.
+
+        Returns True as soon as it does (at once if it already does), False when ``timeout``
+        seconds pass first (``None``: wait as long as it takes). A NOTIFY from the sequencer
+        wakes the wait; without one (lost, or the listening connection dropped) the head is
+        polled every ``poll_interval`` seconds, so a reader is never stalled for longer.
+        """
+        check_count(after, what="after")
+        if timeout is not None:
+            _check_seconds(timeout, "timeout")
+        return self._listener.wait(after, timeout, self._head_position)
+
+
+def prefix_successor(prefix: str) -> str | None:
+    """The least string above every string starting with ``prefix`` (code point order)."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars[-1]) + 1
+        if 0xD800 <= code <= 0xDFFF:
+            code = 0xE000  # surrogates never occur in stored ids: skip them
+        if code <= 0x10FFFF:
+            chars[-1] = chr(code)
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
+@contextlib.contextmanager
+def _snapshot(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """A read-only transaction in which every statement sees one snapshot."""
+    conn.execute(sql.BEGIN_SNAPSHOT)
+    try:
+        yield
+    finally:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
+            conn.execute(sql.ROLLBACK)
+
+
+def _scalar(conn: psycopg.Connection[Any], statement: str) -> int:
+    row = conn.execute(statement).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _check_int(value: Any, name: str, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigurationError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def _check_seconds(value: Any, name: str) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+        raise ConfigurationError(f"{name} must be seconds >= 0, got {value!r}")

@@ -1,0 +1,223 @@
+"""The append path: one transaction that writes the events, then one statement that numbers them.
+
+1. The write transaction (two round trips): lock the heads of the streams written and read the
+   server's clock (one pipeline); check expected versions and chain the hashes; insert the
+   events (one INSERT for one event, binary COPY for more), upsert the heads and COMMIT (a
+   second pipeline). The events are stored with ``position NULL``. Writers of different streams
+   share no lock here.
+2. The numbering (one statement, its own transaction): ``eventkeep_positions(ids)`` runs the
+   sequencer, which numbers every committed event still unnumbered (this writer's, and any
+   other's) unless nothing is pending, and returns this append's positions. See
+   ``migrations/0001_initial.sql`` and ``docs/postgres.md``.
+
+Idempotency costs nothing on the happy path: the stored event ids are looked up only when an
+expected version does not match (a retry of an append that went through looks exactly like
+that) or when the event id index refuses an insert; the transaction is then redone with the
+lookup, and ``replayed_result`` decides between a replay, a ConcurrencyError and a
+DuplicateEventIdError exactly as for the other backends. A transaction that loses a race (a
+unique index hit by a concurrent writer of the same new stream or the same event ids, a deadlock)
+is rolled back and redone the same way: the winner's rows then decide the outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import errors as pgerrors
+
+from eventkeep.backends.postgres import sql
+from eventkeep.hashing import GENESIS, chain_hash
+from eventkeep.recorded import from_micros
+from eventkeep.store import (
+    AppendResult,
+    PreparedAppend,
+    StoredIdentity,
+    concurrency_error,
+    expected_matches,
+    replayed_result,
+)
+
+__all__ = ["COPY_FROM", "append"]
+
+COPY_FROM = 64
+"""Appends of at least this many events stream them in with COPY (in an explicit transaction);
+smaller ones go in one INSERT inside the pipeline's implicit transaction."""
+
+_ATTEMPTS = 5
+_RETRIED = (pgerrors.UniqueViolation, pgerrors.DeadlockDetected, pgerrors.SerializationFailure)
+_Head = tuple[str, int, bytes, int]  # stream_id, version, last_hash, last_recorded_at
+_Todo = list[tuple[PreparedAppend, "_Head | None"]]
+
+
+def append(conn: psycopg.Connection[Any], batches: list[PreparedAppend]) -> list[AppendResult]:
+    """Append ``batches`` atomically on ``conn`` (autocommit, configured for the store)."""
+    ids = [UUID(bytes=ev.event_id) for batch in batches for ev in batch.events]
+    check_ids = False
+    attempt = 1
+    while True:
+        try:
+            firsts = _write(conn, batches, ids, check_ids)
+            break
+        except _CheckIds:
+            check_ids = True
+        except _RETRIED:
+            if attempt >= _ATTEMPTS:
+                raise
+            check_ids = True
+        attempt += 1
+    positions: dict[bytes, int] = dict(conn.execute(sql.POSITIONS, (ids,), binary=True))
+    return [
+        AppendResult(
+            batch.stream_id,
+            tuple(range(first, first + len(batch.events))),
+            tuple(positions[ev.event_id] for ev in batch.events),
+        )
+        for batch, first in zip(batches, firsts, strict=True)
+    ]
+
+
+class _CheckIds(Exception):
+    """An expected version did not match: look for a retried append before reporting it."""
+
+
+def _write(
+    conn: psycopg.Connection[Any], batches: list[PreparedAppend], ids: list[UUID], check_ids: bool
+) -> list[int]:
+    """The write transaction; returns each batch's first version (new or replayed).
+
+    It is the implicit transaction of one pipeline: the statements sent before the pipeline's
+    closing Sync commit together (or not at all), with no BEGIN or COMMIT round trip. Reading
+    the heads in the middle flushes the pipeline without a Sync, so their row locks hold until
+    the end. Large appends use COPY, which cannot join a pipeline: they open an explicit
+    transaction instead.
+    """
+    big = len(ids) >= COPY_FROM
+    heads_cur = conn.cursor(binary=True)
+    known_cur = conn.cursor(binary=True)
+    todo: _Todo = []
+    try:
+        with conn.pipeline():
+            if big:
+                conn.execute(sql.BEGIN)
+            if len(batches) == 1:
+                heads_cur.execute(sql.LOCK_HEAD, (batches[0].stream_id,))
+            else:
+                heads_cur.execute(sql.LOCK_HEADS, (sorted(b.stream_id for b in batches),))
+            if check_ids:
+                known_cur.execute(sql.STORED_IDENTITIES, (ids,))
+            rows = heads_cur.fetchall()  # flushes, without ending the transaction
+            known = {r[0]: StoredIdentity(*r) for r in known_cur.fetchall()} if check_ids else {}
+            heads: dict[str, _Head] = {r[0]: r[:4] for r in rows if r[0] is not None}
+            firsts = _plan(batches, heads, known, check_ids, todo)
+            now = max([int(rows[0][4]), *(h[3] for _, h in todo if h)])
+            if todo and not big:
+                _send_insert(conn, todo, now)
+        if big:
+            if todo:
+                _copy_and_commit(conn, todo, now)
+            else:
+                conn.execute(sql.ROLLBACK)
+        return firsts
+    except BaseException:
+        _rollback(conn)
+        raise
+
+
+def _plan(
+    batches: list[PreparedAppend],
+    heads: dict[str, _Head],
+    known: dict[bytes, StoredIdentity],
+    check_ids: bool,
+    todo: _Todo,
+) -> list[int]:
+    """Each batch's first version; the batches to write go to ``todo`` with their heads."""
+    firsts: list[int] = []
+    for batch in batches:
+        stored = [known[ev.event_id] for ev in batch.events if ev.event_id in known]
+        replay = replayed_result(batch, stored)
+        head = heads.get(batch.stream_id)
+        actual = head[1] if head else 0
+        if replay is not None:
+            firsts.append(replay.versions[0])
+        elif not expected_matches(batch.expected, actual):
+            if not check_ids:
+                raise _CheckIds
+            raise concurrency_error(batch, actual)
+        else:
+            firsts.append(actual + 1)
+            todo.append((batch, head))
+    return firsts
+
+
+def _chain(todo: _Todo, now_us: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The rows to insert (hash-chained per stream) and each stream's new head."""
+    now = from_micros(now_us)
+    rows: list[tuple[Any, ...]] = []
+    heads: list[tuple[Any, ...]] = []
+    for batch, head in todo:
+        stream_id = batch.stream_id
+        version, previous = (head[1], head[2]) if head else (0, GENESIS)
+        for ev in batch.events:
+            version += 1
+            previous = chain_hash(
+                previous,
+                stream_id,
+                version,
+                ev.event_id,
+                ev.type,
+                ev.schema_version,
+                now_us,
+                ev.data,
+                ev.metadata,
+            )
+            rows.append(
+                (
+                    stream_id,
+                    version,
+                    UUID(bytes=ev.event_id),
+                    ev.type,
+                    ev.schema_version,
+                    now,
+                    ev.data,
+                    ev.metadata,
+                    previous,
+                )
+            )
+        heads.append((stream_id, version, previous, now))
+    return rows, heads
+
+
+def _send_insert(conn: psycopg.Connection[Any], todo: _Todo, now_us: int) -> None:
+    """Queue the one statement that inserts the events and upserts the heads."""
+    rows, heads = _chain(todo, now_us)
+    if len(rows) == 1:
+        conn.execute(sql.INSERT_EVENT, (*rows[0], *heads[0]))
+        return
+    s, v, e, t, sv, _, d, m, h = (list(column) for column in zip(*rows, strict=True))
+    hs, hv, hh, _ = (list(column) for column in zip(*heads, strict=True))
+    now = heads[0][3]
+    conn.execute(sql.INSERT_EVENTS, (now, s, v, e, t, sv, d, m, h, now, hs, hv, hh))
+
+
+def _copy_and_commit(conn: psycopg.Connection[Any], todo: _Todo, now_us: int) -> None:
+    rows, heads = _chain(todo, now_us)
+    with conn.cursor().copy(sql.COPY_EVENTS) as copy:
+        copy.set_types(list(sql.COPY_TYPES))
+        for row in rows:
+            copy.write_row(row)
+    hs, hv, hh, _ = (list(column) for column in zip(*heads, strict=True))
+    with conn.pipeline():
+        conn.execute(sql.UPSERT_HEADS, (heads[0][3], hs, hv, hh))
+        conn.execute(sql.COMMIT)
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    """End a failed write transaction, if the connection still has one."""
+    status = conn.info.transaction_status
+    if status in (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR):
+        try:
+            conn.execute(sql.ROLLBACK)
+        except psycopg.Error:
+            conn.close()  # unusable: the pool will discard it

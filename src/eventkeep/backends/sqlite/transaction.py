@@ -1,0 +1,88 @@
+"""The SQLite store's transaction: one ``BEGIN IMMEDIATE`` transaction on the store's connection.
+
+Appends go through the store's own ``_append_batch`` (the same checks, hash chain and
+idempotency as ``append``), each call inside a savepoint so that a ``ConcurrencyError`` undoes
+that call only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from eventkeep.backends.sqlite import sql
+from eventkeep.store import AppendResult, PreparedAppend
+from eventkeep.transaction import Transaction
+
+if TYPE_CHECKING:
+    from eventkeep.backends.sqlite.store import SQLiteStore
+
+__all__ = ["SQLiteTransaction"]
+
+
+class SQLiteTransaction(Transaction):
+    def __init__(self, store: SQLiteStore, cur: sqlite3.Cursor) -> None:
+        super().__init__(store)
+        self._sqlite = store
+        self._cur = cur
+        self._now: int | None = None
+
+    @property
+    def supports_sql(self) -> bool:
+        return True
+
+    def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:
+        store, cur = self._sqlite, self._cur
+        with store._translate():
+            if self._now is None:
+                row = cur.execute(sql.LAST_RECORDED_AT).fetchone()
+                self._now = store._clock(row[0] if row else 0)
+            cur.execute(sql.SAVEPOINT)
+            try:
+                results = [store._append_batch(cur, batch, self._now) for batch in batches]
+            except BaseException:
+                cur.execute(sql.ROLLBACK_TO_SAVEPOINT)
+                cur.execute(sql.RELEASE_SAVEPOINT)
+                raise
+            cur.execute(sql.RELEASE_SAVEPOINT)
+            return results
+
+    def _checkpoint(self, name: str) -> int | None:
+        row = self._one(sql.CHECKPOINT, (name,))
+        return None if row is None else int(row[0])
+
+    def _save_checkpoint(self, name: str, position: int, expected: int | None) -> bool:
+        now = self._sqlite._clock()
+        with self._sqlite._translate():
+            if expected is None:
+                cursor = self._cur.execute(sql.INSERT_CHECKPOINT, (name, position, now))
+            else:
+                cursor = self._cur.execute(sql.MOVE_CHECKPOINT, (position, now, name, expected))
+            return cursor.rowcount == 1
+
+    def _delete_checkpoint(self, name: str) -> None:
+        self._execute(sql.DELETE_CHECKPOINT, (name,))
+
+    def _record(self, name: str) -> bytes | None:
+        row = self._one(sql.PROJECTION_RECORD, (name,))
+        return None if row is None else bytes(row[0])
+
+    def _save_record(self, name: str, data: bytes) -> None:
+        self._execute(sql.SAVE_PROJECTION_RECORD, (name, data))
+
+    def _delete_record(self, name: str) -> None:
+        self._execute(sql.DELETE_PROJECTION_RECORD, (name,))
+
+    def _records(self) -> list[tuple[str, bytes]]:
+        return [(name, bytes(data)) for name, data in self._execute(sql.PROJECTION_RECORDS, ())]
+
+    def _execute(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self._sqlite._translate():
+            return self._cur.execute(statement, params).fetchall()
+
+    def _one(self, statement: str, params: tuple[Any, ...]) -> Any:
+        with self._sqlite._translate():
+            return self._cur.execute(statement, params).fetchone()
+
+    def _connection(self) -> sqlite3.Connection:
+        return self._sqlite._conn

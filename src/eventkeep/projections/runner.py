@@ -1,0 +1,152 @@
+"""The runner: feeds projections from the log, one batch at a time, until told to stop.
+
+::
+
+    runner = Runner(store, [AccountBalances(), TransferProcessor()])
+    runner.run()                  # until SIGTERM / stop(); or run(until_caught_up=True)
+
+One thread, one loop: each projection (a :class:`~eventkeep.projections.job.Job`) renews or
+takes its lease when due and processes one batch; when none had work, the runner waits for new
+events (bounded, so stop requests, lease renewals and retries are never late). A projection that
+fails stops alone; the others keep running. ``stop()`` (and SIGTERM, with
+``install_signal_handlers``) lets the current batch finish, then releases the leases so a
+standby takes over at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from types import FrameType
+
+from eventkeep.errors import EventkeepError
+from eventkeep.projections.checkpoints import make_owner
+from eventkeep.projections.job import Job, RetryPolicy
+from eventkeep.projections.projection import Projection
+from eventkeep.store import EventStore
+
+__all__ = ["Runner"]
+
+log = logging.getLogger("eventkeep.projections")
+
+IDLE_WAIT = 0.25
+DEFAULT_LEASE_TTL = 10.0
+
+
+class Runner:
+    """Runs projections against one store, holding a lease on each so only one runner does."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        projections: Sequence[Projection],
+        *,
+        owner: str | None = None,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        names = [p.name for p in projections]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two projections share a name: {names}")
+        if lease_ttl <= 0:
+            raise ValueError(f"lease_ttl must be > 0 seconds, got {lease_ttl!r}")
+        self.store = store
+        self.owner = owner or make_owner()
+        self.jobs = [
+            Job(
+                store,
+                projection,
+                owner=self.owner,
+                lease_ttl=lease_ttl,
+                retry=retry or RetryPolicy(),
+            )
+            for projection in projections
+        ]
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Finish the current batch, then return from ``run``."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def install_signal_handlers(self) -> None:
+        """Stop cleanly on SIGTERM and SIGINT (call from the main thread)."""
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            log.info("received %s: finishing the current batch", signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def step(self) -> bool:
+        """One round: every projection renews its lease if due and handles one batch."""
+        worked = False
+        for job in self.jobs:
+            if self._stop.is_set():
+                break
+            try:
+                worked = job.tick() or worked
+            except EventkeepError as exc:  # the store failed (e.g. locked too long): try again
+                log.warning("projection %s: %s; will retry", job.name, exc)
+        return worked
+
+    def caught_up(self) -> bool:
+        """True when every projection holds its lease, is caught up and is not rebuilding."""
+        return all(job.active and job.caught_up and not job.rebuilding for job in self.jobs)
+
+    def run(
+        self,
+        *,
+        until: Callable[[], bool] | None = None,
+        until_caught_up: bool = False,
+        timeout: float | None = None,
+        on_step: Callable[[], None] | None = None,
+    ) -> bool:
+        """Run until stopped (or ``until()`` / caught up / ``timeout``); True unless timed out.
+
+        Leases are released on the way out.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not self._stop.is_set():
+                worked = self.step()
+                if on_step is not None:
+                    on_step()
+                if until is not None and until():
+                    return True
+                if until_caught_up and not worked and self.caught_up():
+                    return True
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                if not worked:
+                    self._wait(deadline)
+            return True
+        finally:
+            self.release()
+
+    def _wait(self, deadline: float | None) -> None:
+        now = time.monotonic()
+        limit = min([IDLE_WAIT, *(job.next_deadline - now for job in self.jobs)])
+        if deadline is not None:
+            limit = min(limit, deadline - now)
+        if limit <= 0:
+            return
+        active = [job.scanned for job in self.jobs if job.active]
+        if active:
+            self.store.wait_for_events(min(active), limit)
+        else:
+            self._stop.wait(limit)
+
+    def release(self) -> None:
+        for job in self.jobs:
+            try:
+                job.release()
+            except EventkeepError as exc:
+                log.warning("projection %s: could not release its lease: %s", job.name, exc)

@@ -1,0 +1,124 @@
+"""pytest fixtures for the PostgreSQL tests: one server per session, one fresh schema per store.
+
+``tests/conftest.py`` imports ``pg_server`` from here, adds "postgres" to its backends when
+PostgreSQL can be had (see ``tests/pg_cluster.py``), and asks :func:`fresh_store_url` for a
+store URL. Every store gets its own schema (``schema=`` option), dropped when its test ends, so
+tests never see each other's events and never need a database of their own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import psycopg
+import pytest
+
+import pg_cluster
+
+__all__ = [
+    "PgServer",
+    "Target",
+    "fresh_store_url",
+    "pg_server",
+    "tamper_postgres",
+    "wanted",
+]
+
+TAMPERED_DATA = b'{"amount":"1000000.00"}'
+_schemas = itertools.count()
+
+
+@dataclass
+class PgServer:
+    """The session's PostgreSQL: its base URL, and the cluster when this session runs it."""
+
+    url: str
+    cluster: pg_cluster.Cluster | None
+
+    def admin(self) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+
+    def drop_schema(self, schema: str) -> None:
+        try:
+            with self.admin() as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        except psycopg.OperationalError:
+            pass  # the server is down (a crash test): nothing left to clean
+
+
+@dataclass
+class Target:
+    """Where a test's store lives: the server, the schema, and the store URL."""
+
+    server: PgServer
+    schema: str
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url
+
+    @property
+    def url(self) -> str:
+        return with_schema(self.server.url, self.schema)
+
+
+def wanted() -> bool:
+    """Whether "postgres" joins the shared backends: when it can run, and always in CI."""
+    return pg_cluster.availability()[0] or pg_cluster.in_ci()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    available, reason = pg_cluster.availability()
+    if not available:
+        if pg_cluster.in_ci():
+            pytest.fail(f"CI is set but PostgreSQL is missing: {reason}", pytrace=False)
+        pytest.skip(reason)
+    url = os.environ.get(pg_cluster.ENV_URL)
+    if url:
+        yield PgServer(url, None)
+        return
+    cluster = pg_cluster.start_cluster()
+    try:
+        yield PgServer(cluster.url, cluster)
+    finally:
+        cluster.destroy()
+
+
+def new_schema_name() -> str:
+    return f"ek_test_{os.getpid()}_{next(_schemas)}"
+
+
+def fresh_store_url(request: pytest.FixtureRequest, server: PgServer | None = None) -> str:
+    """A store URL in a schema of its own, dropped when the requesting test ends."""
+    server = server or request.getfixturevalue("pg_server")
+    schema = new_schema_name()
+    request.addfinalizer(lambda: server.drop_schema(schema))
+    return with_schema(server.url, schema)
+
+
+def with_schema(url: str, schema: str) -> str:
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}schema={quote(schema)}"
+
+
+def tamper_postgres(
+    url: str, schema: str, stream_id: str, version: int, data: bytes = TAMPERED_DATA
+) -> None:
+    """Edit one stored event's bytes behind the triggers' back, as an intruder with DDL rights:
+    disable the append-only UPDATE trigger, UPDATE the row, enable the trigger, in one
+    transaction.
+    """
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute(f"ALTER TABLE {schema}.events DISABLE TRIGGER events_refuse_update")
+        updated = conn.execute(
+            f"UPDATE {schema}.events SET data_bytes = %s WHERE stream_id = %s AND version = %s",
+            (data, stream_id, version),
+        ).rowcount
+        if updated != 1:
+            raise LookupError(f"no event {stream_id!r}@{version} in schema {schema} to tamper with")
+        conn.execute(f"ALTER TABLE {schema}.events ENABLE TRIGGER events_refuse_update")

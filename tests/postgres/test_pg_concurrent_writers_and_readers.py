@@ -1,0 +1,177 @@
+"""Eight writer processes and two readers tailing the global log, on one PostgreSQL store.
+
+Six writers append to streams of their own, two fight over one hot stream with expected
+versions and retries, and two readers tail ``read_all`` from the start. Afterwards every
+committed event was read by each reader exactly once, both read the same order, that order
+agrees with every stream's versions, and every expected version of the hot stream had exactly
+one winner. The second test adds the hard cases of global ordering: transactions held open with
+inserted rows (one committed late, one rolled back) and a writer killed between its two
+transactions.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pg_harness import (
+    SEQUENCER_LOCK_KEY,
+    Workers,
+    check_acknowledged,
+    check_log,
+    check_whole_batches,
+    insert_uncommitted,
+    raw_connection,
+    wait_until,
+)
+
+import eventkeep
+from pg_fixtures import Target
+
+pytestmark = pytest.mark.slow
+
+WRITERS = [f"writer-{n}" for n in range(6)]
+HOT_WRITERS = ["hot-0", "hot-1"]
+READERS = ["reader-0", "reader-1"]
+APPENDS = 30
+HOT_APPENDS = 20
+
+
+@pytest.fixture
+def workers(tmp_path: Path, target: Target) -> Iterator[Workers]:
+    crew = Workers(tmp_path, target.url)
+    yield crew
+    crew.kill_all()
+
+
+def start_everyone(workers: Workers) -> None:
+    for name in READERS:
+        workers.spawn("reader", name)
+    for n, name in enumerate(WRITERS):
+        streams = ",".join(f"{name}-s{k}" for k in range(3))
+        workers.spawn(
+            "writer", name, "--streams", streams, "--appends", str(APPENDS), "--seed", str(n)
+        )
+    for n, name in enumerate(HOT_WRITERS):
+        workers.spawn(
+            "hot-writer",
+            name,
+            "--streams",
+            "hot",
+            "--appends",
+            str(HOT_APPENDS),
+            "--seed",
+            str(100 + n),
+        )
+    workers.all_ready([*READERS, *WRITERS, *HOT_WRITERS])
+    workers.go()
+
+
+def finish_and_check(workers: Workers, target: Target) -> tuple[list[Any], dict[str, Any]]:
+    results = workers.finish([*WRITERS, *HOT_WRITERS])
+    with eventkeep.open_store(target.url) as store:
+        workers.stop_readers_at(store.head_position())
+        readers = workers.finish(READERS)
+        log = list(store.read_all())
+        assert store.verify().ok
+    check_log(log, readers)
+    check_whole_batches(log)
+    appends = [a for name in WRITERS for a in results[name]]
+    hot = [a for name in HOT_WRITERS for a in results[name]["appends"]]
+    assert check_acknowledged(log, [*appends, *hot]) == sum(len(a["ids"]) for a in appends + hot)
+    check_one_winner_per_expected_version(hot, log)
+    return log, results
+
+
+def check_one_winner_per_expected_version(hot: list[dict[str, Any]], log: list[Any]) -> None:
+    """Each acknowledged hot append was written right after the version it expected, and no
+    two appends claim a version: exactly one winner per expected version."""
+    claimed: dict[int, str] = {}
+    for append in hot:
+        first = append["versions"][0]
+        assert append["expected"] == first - 1
+        for version in append["versions"]:
+            assert version not in claimed, f"hot version {version} won twice"
+            claimed[version] = append["ids"][0]
+    stored = sorted(e.version for e in log if e.stream_id == "hot")
+    assert sorted(claimed) == stored == list(range(1, len(stored) + 1))
+    assert len(hot) == len(HOT_WRITERS) * HOT_APPENDS
+
+
+def test_every_committed_event_is_read_exactly_once_in_one_order_by_every_reader(
+    workers: Workers, target: Target
+) -> None:
+    start_everyone(workers)
+    log, _ = finish_and_check(workers, target)
+    assert len(log) >= len(WRITERS) * APPENDS + len(HOT_WRITERS) * HOT_APPENDS
+
+
+def test_transactions_held_open_rolled_back_or_cut_short_never_make_a_reader_skip(
+    workers: Workers, target: Target
+) -> None:
+    """Rows inserted early but committed late get positions when they commit, above everything
+    already read; rolled-back rows never appear; a writer killed after its write transaction
+    committed but before its events were numbered leaves them to the next sequencer run."""
+    with eventkeep.open_store(target.url):  # create the schema before the raw connections
+        pass
+    slow = raw_connection(target.base_url, target.schema)
+    doomed = raw_connection(target.base_url, target.schema)
+    admin = raw_connection(target.base_url, target.schema)
+    try:
+        slow_ids = insert_uncommitted(slow, "slow-1", 3)
+        doomed_ids = insert_uncommitted(doomed, "doomed-1", 2)
+        start_everyone(workers)
+
+        # Cut a writer short between its two transactions: hold the sequencer's lock, let the
+        # writer commit its events and block on the lock, then kill it and its server process.
+        key = admin.execute(SEQUENCER_LOCK_KEY, (target.schema,)).fetchone()[0]
+        admin.execute("SELECT pg_advisory_lock(%s)", (key,))
+        victim = workers.spawn(
+            "writer",
+            "victim",
+            "--streams",
+            "victim-1",
+            "--appends",
+            "1",
+            "--seed",
+            "7",
+            url=f"{target.url}&application_name=victim",
+        )
+        backend = wait_until(
+            lambda: admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'victim' "
+                "AND wait_event = 'advisory'"
+            ).fetchone(),
+            "a writer to wait for the sequencer",
+        )[0]
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+        admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        admin.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+        # Let the others get well ahead of the slow transaction's rows, then end both.
+        wait_until(
+            lambda: (
+                admin.execute("SELECT count(*) FROM events WHERE position > 0").fetchone()[0] > 150
+            ),
+            "the writers to make progress",
+        )
+        slow.execute("COMMIT")
+        doomed.execute("ROLLBACK")
+        log, _ = finish_and_check(workers, target)
+    finally:
+        for conn in (slow, doomed, admin):
+            conn.close()
+    stored = {str(e.event_id): e for e in log}
+    assert all(event_id in stored for event_id in slow_ids)
+    assert not any(event_id in stored for event_id in doomed_ids)
+    victims = [e for e in log if e.stream_id == "victim-1"]
+    assert [e.version for e in victims] == list(range(1, len(victims) + 1))
+    assert victims, "the killed writer's committed events were never numbered"
+    # The slow rows were inserted before any writer's, but numbered after many of them.
+    first_slow = min(stored[event_id].position for event_id in slow_ids)
+    assert first_slow > 150

@@ -1,0 +1,166 @@
+"""Global order on PostgreSQL, case by case: no writer waits for another stream's writer, and a
+reader never skips an event, whatever order transactions commit in.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from pg_harness import SEQUENCER_LOCK_KEY, insert_uncommitted, raw_connection
+
+import eventkeep
+from eventkeep import RawEvent
+from eventkeep.backends.postgres import PostgresStore
+from pg_fixtures import Target
+
+
+def one(n: int = 0) -> list[RawEvent]:
+    return [RawEvent("pg.Ordered", {"n": n})]
+
+
+def test_a_writer_never_waits_for_an_open_transaction_on_another_stream(
+    pg_store: PostgresStore, target: Target
+) -> None:
+    pg_store.append("a", one())
+    holder = raw_connection(target.base_url, target.schema)
+    try:
+        holder.execute("BEGIN")
+        holder.execute("SELECT * FROM streams WHERE stream_id = 'a' FOR UPDATE")
+        slow = raw_connection(target.base_url, target.schema)
+        try:
+            insert_uncommitted(slow, "slow", 2)  # rows of another stream, uncommitted
+            # Both transactions stay open while other streams are written and read in full.
+            results = [pg_store.append(f"b-{n}", one(n)) for n in range(5)]
+            assert [r.position for r in results] == [2, 3, 4, 5, 6]
+            assert [e.stream_id for e in pg_store.read_all()] == [
+                "a",
+                *(f"b-{n}" for n in range(5)),
+            ]
+            slow.execute("ROLLBACK")
+        finally:
+            slow.close()
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+
+
+def test_rows_committed_late_get_positions_after_everything_already_read(
+    pg_store: PostgresStore, target: Target
+) -> None:
+    slow = raw_connection(target.base_url, target.schema)
+    try:
+        slow_ids = insert_uncommitted(slow, "slow", 3)  # inserted first: lower insertion ids
+        pg_store.append("fast", one(1))
+        checkpoint = max(e.position for e in pg_store.read_all())
+        slow.execute("COMMIT")
+    finally:
+        slow.close()
+    pg_store.append("fast", one(2))
+    later = list(pg_store.read_all(after=checkpoint))
+    assert [str(e.event_id) for e in later[:3]] == slow_ids
+    assert [e.stream_id for e in later] == ["slow", "slow", "slow", "fast"]
+    assert min(e.position for e in later) > checkpoint
+    assert pg_store.verify().ok
+
+
+def test_rolled_back_rows_leave_no_trace_in_the_log(
+    pg_store: PostgresStore, target: Target
+) -> None:
+    doomed = raw_connection(target.base_url, target.schema)
+    try:
+        insert_uncommitted(doomed, "doomed", 2)
+        pg_store.append("kept", one())
+        doomed.execute("ROLLBACK")
+    finally:
+        doomed.close()
+    pg_store.append("kept", one(1))
+    assert [(e.stream_id, e.position) for e in pg_store.read_all()] == [("kept", 1), ("kept", 2)]
+    assert pg_store.stream_version("doomed") == 0
+
+
+def test_events_a_dead_writer_left_unnumbered_are_numbered_by_the_next_reader(
+    pg_store: PostgresStore, target: Target
+) -> None:
+    pg_store.append("before", one())
+    orphan = raw_connection(target.base_url, target.schema)
+    try:
+        ids = insert_uncommitted(orphan, "orphan", 2)
+        orphan.execute("COMMIT")  # ... and the writer died before its sequencer transaction
+    finally:
+        orphan.close()
+    assert pg_store.head_position() == 3
+    assert [str(e.event_id) for e in pg_store.read_all(after=1)] == ids
+    assert [e.position for e in pg_store.read_stream("orphan")] == [2, 3]
+
+
+def test_a_reader_tailing_the_log_finds_a_dead_writers_events_without_any_new_write(
+    pg_store: PostgresStore, target: Target
+) -> None:
+    orphan = raw_connection(target.base_url, target.schema)
+    try:
+        insert_uncommitted(orphan, "orphan", 1)
+        orphan.execute("COMMIT")
+    finally:
+        orphan.close()
+    assert pg_store.wait_for_events(0, timeout=30)
+    assert [e.stream_id for e in pg_store.read_all()] == ["orphan"]
+
+
+def test_a_long_running_transaction_elsewhere_does_not_hold_readers_back(
+    pg_store: PostgresStore, target: Target
+) -> None:
+    idle = raw_connection(target.base_url, target.schema)
+    try:
+        idle.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        idle.execute("SELECT count(*) FROM events")  # an old snapshot, held open
+        results = [pg_store.append(f"s-{n}", one(n)) for n in range(3)]
+        assert [e.position for e in pg_store.read_all()] == [r.position for r in results]
+        idle.execute("ROLLBACK")
+    finally:
+        idle.close()
+
+
+def test_stores_in_two_schemas_have_separate_sequencers(
+    pg_store: PostgresStore, target: Target, request: Any
+) -> None:
+    other_schema = f"{target.schema}_b"
+    request.addfinalizer(lambda: target.server.drop_schema(other_schema))
+    admin = raw_connection(target.base_url, target.schema)
+    try:
+        key = admin.execute(SEQUENCER_LOCK_KEY, (target.schema,)).fetchone()[0]
+        admin.execute("SELECT pg_advisory_lock(%s)", (key,))  # this store's sequencer stalls
+        url = target.url.replace(f"schema={target.schema}", f"schema={other_schema}")
+        with eventkeep.open_store(url) as other:
+            assert other.append("x", one()).position == 1  # the other store's does not
+            assert [e.stream_id for e in other.read_all()] == ["x"]
+        assert [e.stream_id for e in pg_store.read_all()] == []
+        admin.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    finally:
+        admin.close()
+
+
+def test_writers_racing_for_a_new_stream_get_one_winner_and_one_conflict(
+    pg_store: PostgresStore, target: Target
+) -> None:
+    """Both see no head; the events' primary key makes the loser wait, retry, and conflict."""
+    outcomes: list[Any] = []
+    barrier = threading.Barrier(4)
+
+    def create(n: int) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(pg_store.append("new", one(n), expected_version=0))
+        except eventkeep.ConcurrencyError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    winners = [o for o in outcomes if isinstance(o, eventkeep.AppendResult)]
+    assert len(winners) == 1
+    assert len(outcomes) == 4
+    assert all(o.actual == 1 for o in outcomes if isinstance(o, eventkeep.ConcurrencyError))
+    assert pg_store.stream_version("new") == 1

@@ -1,0 +1,139 @@
+"""The PostgreSQL schema: history the database itself keeps append-only, jsonb users can query,
+stores isolated by schema, and positions that survive a dump and restore.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from pg_harness import raw_connection
+
+import eventkeep
+from eventkeep import RawEvent
+from eventkeep.backends.postgres import PostgresStore
+from eventkeep.testing.events import Deposited
+from pg_fixtures import PgServer, Target, with_schema
+
+
+@pytest.fixture
+def sql(target: Target, pg_store: PostgresStore) -> Any:
+    pg_store.append("account-1", [Deposited(amount=Decimal("10.50"))] * 2)
+    conn = raw_connection(target.base_url, target.schema)
+    yield conn
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE events SET data_bytes = '{}' WHERE version = 1",
+        "UPDATE events SET stream_id = 'elsewhere' WHERE version = 1",
+        "UPDATE events SET position = 99 WHERE version = 1",
+        "UPDATE events SET position = NULL WHERE version = 1",
+        "DELETE FROM events WHERE version = 2",
+        "TRUNCATE events",
+        "INSERT INTO events (stream_id, version, event_id, type, schema_version, recorded_at, "
+        "data_bytes, metadata_bytes, hash) SELECT stream_id, version, gen_random_uuid(), type, "
+        "schema_version, recorded_at, data_bytes, metadata_bytes, hash FROM events "
+        "WHERE version = 1 ON CONFLICT (stream_id, version) DO UPDATE SET type = 'x'",
+    ],
+)
+def test_raw_sql_cannot_rewrite_or_delete_stored_events(sql: Any, statement: str) -> None:
+    with pytest.raises(psycopg.IntegrityError, match="append-only"):
+        sql.execute(statement)
+    assert sql.execute("SELECT count(*) FROM events WHERE position IS NOT NULL").fetchone() == (2,)
+
+
+def test_data_and_metadata_are_queryable_jsonb_beside_the_exact_bytes(
+    pg_store: PostgresStore, sql: Any
+) -> None:
+    pg_store.append(
+        "account-2",
+        [RawEvent("pg.Big", {"x": 1e300, "tags": ["a", "b"]})],
+        metadata={"correlation_id": "c-1"},
+    )
+    row = sql.execute(
+        "SELECT data ->> 'amount', data_bytes, metadata ->> 'correlation_id' FROM events "
+        "WHERE stream_id = 'account-1' AND version = 1"
+    ).fetchone()
+    assert row[0] == "10.50"
+    assert bytes(row[1]) == b'{"amount":"10.50"}'
+    found = sql.execute(
+        'SELECT stream_id FROM events WHERE data @> \'{"tags": ["b"]}\' '
+        "AND metadata ->> 'correlation_id' = 'c-1'"
+    ).fetchall()
+    assert found == [("account-2",)]
+    (big,) = [e for e in pg_store.read_all() if e.stream_id == "account-2"]
+    assert big.data == {"x": 1e300, "tags": ["a", "b"]}  # exact, though jsonb is numeric
+
+
+def test_an_event_holding_a_nul_character_is_stored_exactly_without_a_jsonb_copy(
+    pg_store: PostgresStore, sql: Any
+) -> None:
+    pg_store.append("nul", [RawEvent("pg.Nul", {"text": "a\x00b"})])
+    (event,) = pg_store.read_stream("nul")
+    assert event.data == {"text": "a\x00b"}
+    assert sql.execute("SELECT data FROM events WHERE stream_id = 'nul'").fetchone() == (None,)
+    assert pg_store.verify().ok
+
+
+def test_stores_in_different_schemas_never_see_each_other(
+    pg_server: PgServer, request: Any
+) -> None:
+    names = [f"ek_iso_{uuid.uuid4().hex[:8]}_{n}" for n in range(2)]
+    for name in names:
+        request.addfinalizer(lambda name=name: pg_server.drop_schema(name))
+    with (
+        eventkeep.open_store(with_schema(pg_server.url, names[0])) as one,
+        eventkeep.open_store(with_schema(pg_server.url, names[1])) as two,
+    ):
+        one.append("s", [RawEvent("pg.One", {})])
+        two.append("s", [RawEvent("pg.Two", {})] * 2)
+        assert [e.type for e in one.read_all()] == ["pg.One"]
+        assert [e.type for e in two.read_all()] == ["pg.Two", "pg.Two"]
+        assert (one.head_position(), two.head_position()) == (1, 2)
+
+
+def test_positions_and_hashes_survive_a_dump_and_restore(
+    pg_store: PostgresStore, target: Target, request: Any
+) -> None:
+    server = target.server
+    if server.cluster is None:
+        pytest.skip("needs the test suite's own cluster (pg_dump, psql and a new database)")
+    for n in range(5):
+        pg_store.append(f"s-{n % 2}", [RawEvent("pg.Dumped", {"n": n})] * 2)
+    before = [(e.position, e.event_id, e.stream_id, e.version) for e in pg_store.read_all()]
+    database = f"restored_{uuid.uuid4().hex[:8]}"
+    with server.admin() as admin:
+        admin.execute(f"CREATE DATABASE {database}")
+    request.addfinalizer(lambda: _drop_database(server, database))
+    bin_dir = server.cluster.bin_dir
+    dump = subprocess.run(
+        [str(bin_dir / "pg_dump"), "-n", target.schema, server.url],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    restored_url = server.url.rsplit("/", 1)[0] + f"/{database}"
+    subprocess.run(
+        [str(bin_dir / "psql"), "-q", "-v", "ON_ERROR_STOP=1", restored_url],
+        input=dump,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    with eventkeep.open_store(with_schema(restored_url, target.schema)) as restored:
+        after = [(e.position, e.event_id, e.stream_id, e.version) for e in restored.read_all()]
+        assert after == before
+        assert restored.verify().ok
+        assert restored.append("s-0", [RawEvent("pg.New", {})]).position == before[-1][0] + 1
+
+
+def _drop_database(server: PgServer, database: str) -> None:
+    with server.admin() as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")

@@ -1,0 +1,104 @@
+"""SIGKILL the PostgreSQL server in the middle of a run of writers and a reader, then restart it.
+
+Writers retry their appends with the same event ids while the server is away, as an
+application would. Afterwards: no acknowledged event is lost (each is stored at the version and
+position it was acknowledged with), no append is partly visible, the reader read the whole log
+exactly once in order across the crash, and ``verify`` is all-clear.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pg_harness import (
+    Workers,
+    check_acknowledged,
+    check_log,
+    check_whole_batches,
+    raw_connection,
+    wait_until,
+)
+
+import eventkeep
+from pg_cluster import Cluster, find_bin_dir, in_ci, start_cluster
+from pg_fixtures import PgServer, new_schema_name, with_schema
+
+pytestmark = pytest.mark.slow
+
+WRITERS = [f"writer-{n}" for n in range(4)]
+
+
+@pytest.fixture
+def cluster(pg_server: PgServer) -> Iterator[Cluster]:
+    """A server this test may kill: the session's own cluster, or a private one."""
+    if pg_server.cluster is not None:
+        yield pg_server.cluster
+        return
+    if find_bin_dir() is None:
+        reason = "killing the server needs PostgreSQL server binaries to run one"
+        if in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    private = start_cluster()
+    try:
+        yield private
+    finally:
+        private.destroy()
+
+
+def test_no_acknowledged_event_is_lost_and_no_append_is_partial_after_a_server_kill(
+    cluster: Cluster, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    schema = new_schema_name()
+    request.addfinalizer(lambda: PgServer(cluster.url, cluster).drop_schema(schema))
+    url = with_schema(cluster.url, schema)
+    with eventkeep.open_store(url):
+        pass
+    workers = Workers(tmp_path, url)
+    try:
+        workers.spawn("reader", "reader")
+        for n, name in enumerate(WRITERS):
+            streams = f"{name}-a,{name}-b"
+            workers.spawn("writer", name, "--streams", streams, "--appends", "60", "--seed", str(n))
+        workers.spawn("hot-writer", "hot", "--streams", "hot", "--appends", "20", "--seed", "9")
+        names = [*WRITERS, "hot"]
+        workers.all_ready([*names, "reader"])
+        workers.go()
+
+        admin = raw_connection(cluster.url, schema)
+        try:
+            wait_until(
+                lambda: (
+                    admin.execute(
+                        "SELECT count(*) FROM events WHERE position IS NOT NULL"
+                    ).fetchone()[0]
+                    >= 80
+                ),
+                "the writers to get going",
+            )
+        finally:
+            admin.close()
+        cluster.kill()
+        time.sleep(0.5)  # let the writers and the reader find the server gone
+        cluster.start()
+
+        results = workers.finish(names, timeout=150)
+        with eventkeep.open_store(url) as store:
+            workers.stop_readers_at(store.head_position())
+            readers = workers.finish(["reader"], timeout=150)
+            log = list(store.read_all())
+            report = store.verify()
+        assert report.ok, report.broken
+    finally:
+        workers.kill_all()
+    assert sum(workers.retries.values()) > 0, "nobody noticed the server go away"
+    check_log(log, readers)
+    check_whole_batches(log)
+    appends = [a for name in WRITERS for a in results[name]] + results["hot"]["appends"]
+    assert check_acknowledged(log, appends) == sum(len(a["ids"]) for a in appends)
+    assert len(appends) == len(WRITERS) * 60 + 20
+    acked = {i for a in appends for i in a["ids"]}
+    assert {str(e.event_id) for e in log} == acked, "an event no writer acknowledged is stored"

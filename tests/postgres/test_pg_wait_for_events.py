@@ -1,0 +1,104 @@
+"""``wait_for_events``: LISTEN/NOTIFY wakes a waiting reader; a bounded poll covers a lost
+notification or a dead listening connection, so a reader is never stalled.
+
+No timing is asserted: every wait has a generous timeout and the tests check only that the wait
+ended with the right answer.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from pg_harness import insert_uncommitted, raw_connection, wait_until
+
+import eventkeep
+from eventkeep import RawEvent
+from eventkeep.backends.postgres import PostgresStore
+from pg_fixtures import Target
+
+
+def one() -> list[RawEvent]:
+    return [RawEvent("pg.Woken", {})]
+
+
+def test_it_returns_at_once_when_events_beyond_the_position_exist(pg_store: PostgresStore) -> None:
+    pg_store.append("s", one())
+    assert pg_store.wait_for_events(0, timeout=30)
+
+
+def test_it_returns_false_when_nothing_arrives_before_the_timeout(pg_store: PostgresStore) -> None:
+    pg_store.append("s", one())
+    assert not pg_store.wait_for_events(1, timeout=0.2)
+
+
+def test_an_append_from_another_store_wakes_a_waiting_reader(
+    pg_store: PostgresStore, target: Target
+) -> None:
+    woke: list[bool] = []
+    waiter = threading.Thread(target=lambda: woke.append(pg_store.wait_for_events(0, 60)))
+    waiter.start()
+    admin = raw_connection(target.base_url, target.schema)
+    try:
+        wait_until(
+            lambda: admin.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'LISTEN%%'"
+            ).fetchone(),
+            "the reader to listen",
+        )
+    finally:
+        admin.close()
+    with eventkeep.open_store(target.url) as writer:
+        writer.append("s", one())
+    waiter.join(timeout=60)
+    assert woke == [True]
+
+
+def test_a_reader_whose_listening_connection_dies_still_finds_new_events(
+    target: Target,
+) -> None:
+    with eventkeep.open_store(target.url, poll_interval=0.1) as reader:
+        woke: list[bool] = []
+        waiter = threading.Thread(target=lambda: woke.append(reader.wait_for_events(0, 60)))
+        waiter.start()
+        admin = raw_connection(target.base_url, target.schema)
+        try:
+            pid = wait_until(
+                lambda: admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%%'"
+                ).fetchone(),
+                "the reader to listen",
+            )[0]
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        finally:
+            admin.close()
+        with eventkeep.open_store(target.url) as writer:
+            writer.append("s", one())
+        waiter.join(timeout=60)
+        assert woke == [True]
+        # ... and the next wait listens again on a fresh connection.
+        assert not reader.wait_for_events(1, timeout=0.2)
+
+
+def test_a_notification_that_never_comes_costs_at_most_a_poll(
+    target: Target, pg_store: PostgresStore
+) -> None:
+    """Events whose numbering sent no notification (their writer died before numbering them)
+    are found by the waiter's own poll, which numbers them."""
+    woke: list[bool] = []
+    with eventkeep.open_store(target.url, poll_interval=0.1) as reader:
+        orphan = raw_connection(target.base_url, target.schema)
+        try:
+            insert_uncommitted(orphan, "orphan", 1)
+            orphan.execute("COMMIT")
+        finally:
+            orphan.close()
+        woke.append(reader.wait_for_events(0, timeout=60))
+    assert woke == [True]
+
+
+@pytest.mark.parametrize("bad", [-1, "0", None])
+def test_a_bad_position_is_a_validation_error(pg_store: PostgresStore, bad: Any) -> None:
+    with pytest.raises(eventkeep.ValidationError):
+        pg_store.wait_for_events(bad, timeout=0)
