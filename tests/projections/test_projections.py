@@ -16,9 +16,9 @@ from bank_check import (
     stored_daily,
     table,
 )
+from projection_harness import open_bank
 
 import eventkeep
-from conftest import open_bank
 from eventkeep import EventStore, RawEvent, StreamAppend, ValidationError
 from eventkeep.examples.bank import BankAccount, Deposited
 from eventkeep.examples.bank.readmodels import AccountBalances, DailyTransactions

@@ -18,10 +18,10 @@ from bank_check import (
     stored_balances,
     stored_daily,
 )
+from projection_harness import Processes, open_bank, wait_until
 from projection_workers import ACCOUNTS
 
 import eventkeep
-from conftest import Processes, open_bank, wait_until
 from eventkeep import EventStore
 from eventkeep.projections import projection_status
 

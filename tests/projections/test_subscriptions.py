@@ -7,9 +7,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from projection_harness import Processes
 
 import eventkeep
-from conftest import Processes
 from eventkeep import EventStore, RawEvent
 from eventkeep.examples.bank import Deposited, Withdrawn
 from eventkeep.projections import END, Subscription

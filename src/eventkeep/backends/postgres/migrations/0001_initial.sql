@@ -121,16 +121,21 @@ BEGIN
 END
 $$;
 
--- A writer's second step: number whatever is pending (its own events, unless another
--- writer's sequencer run already numbered them, and any other writer's), then return the
--- positions of its events.
+-- A writer's second step: unless another writer's sequencer run has numbered its events already
+-- (group sequencing: then no lock is taken and nothing is written), run the sequencer, which
+-- numbers them and whatever else is pending; then return their positions.
 CREATE FUNCTION eventkeep_positions(ids uuid[])
     RETURNS TABLE (out_event_id uuid, out_position bigint)
     LANGUAGE plpgsql VOLATILE
     SET search_path FROM CURRENT
 AS $$
 BEGIN
-    PERFORM eventkeep_sequence();
+    -- OFFSET 0 keeps the lookup on the event id index, however many rows are pending.
+    IF EXISTS (SELECT 1 FROM (SELECT e.position FROM events AS e
+                               WHERE e.event_id = ANY (ids) OFFSET 0) AS mine
+                WHERE mine.position IS NULL) THEN
+        PERFORM eventkeep_sequence();
+    END IF;
     RETURN QUERY SELECT e.event_id, e.position FROM events AS e WHERE e.event_id = ANY (ids);
 END
 $$;
