@@ -5,9 +5,10 @@
   will do.
 - Otherwise, when PostgreSQL's server binaries are found (on ``PATH`` or in
   ``/usr/lib/postgresql/*/bin``), a throwaway cluster is created with ``initdb`` in a temporary
-  directory, started with ``pg_ctl`` on a free loopback port, and removed at the end of the
-  session. ``initdb`` and ``postgres`` refuse to run as root, so under root they run as the
-  ``postgres`` OS user.
+  directory, started on a free loopback port as a child process of the test session (so a
+  killed server can be reaped and restarted at once), and removed at the end of the session.
+  ``initdb`` and ``postgres`` refuse to run as root, so under root they run as the ``postgres``
+  OS user.
 - Neither: PostgreSQL tests are skipped with the reason, except when ``CI`` is set, where a
   missing PostgreSQL is a failure.
 
@@ -20,6 +21,7 @@ operating-system crash would need the fsync. ``Cluster(durable=True)`` (the benc
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import pwd
 import re
@@ -58,6 +60,8 @@ def find_bin_dir() -> Path | None:
 
 def availability() -> tuple[bool, str]:
     """Whether PostgreSQL tests can run here, and how (or why not)."""
+    if not driver_installed():
+        return False, "psycopg is not installed: pip install -e '.[postgres]' (or '.[dev]')"
     if os.environ.get(ENV_URL):
         return True, f"using ${ENV_URL}"
     folder = find_bin_dir()
@@ -68,6 +72,13 @@ def availability() -> tuple[bool, str]:
         "(initdb, pg_ctl, postgres on PATH or in /usr/lib/postgresql/*/bin); "
         "install them, e.g. apt-get install postgresql"
     )
+
+
+def driver_installed() -> bool:
+    try:
+        return importlib.util.find_spec("psycopg") is not None
+    except ValueError:  # a stub in sys.modules
+        return False
 
 
 def free_port() -> int:
@@ -86,17 +97,25 @@ class Cluster:
         self.bin_dir = folder
         self.durable = durable
         self.settings = dict(settings or {})
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._as_user: dict[str, Any] = {}
+        owner: tuple[int, int] | None = None
+        if os.geteuid() == 0:
+            # initdb and postgres refuse to run as root: they run as `postgres`, in its folder.
+            try:
+                account = pwd.getpwnam("postgres")
+            except KeyError:
+                raise RuntimeError(
+                    "running as root, the test cluster needs a `postgres` OS user to run as"
+                ) from None
+            owner = (account.pw_uid, account.pw_gid)
+            self._as_user = {"user": owner[0], "group": owner[1], "extra_groups": []}
         self.root = Path(tempfile.mkdtemp(prefix="eventkeep-pg-"))
+        if owner is not None:
+            os.chown(self.root, *owner)
         self.data_dir = self.root / "data"
         self.log_file = self.root / "server.log"
         self.port = 0
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._as_user: dict[str, Any] = {}
-        if os.geteuid() == 0:
-            # initdb and postgres refuse to run as root: hand the directory to `postgres`.
-            account = pwd.getpwnam("postgres")
-            os.chown(self.root, account.pw_uid, account.pw_gid)
-            self._as_user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
 
     @property
     def url(self) -> str:

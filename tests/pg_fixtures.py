@@ -12,18 +12,22 @@ import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import psycopg
 import pytest
 
 import pg_cluster
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = [
     "PgServer",
     "Target",
     "fresh_store_url",
     "pg_server",
+    "require_driver",
     "tamper_postgres",
     "wanted",
 ]
@@ -39,10 +43,14 @@ class PgServer:
     url: str
     cluster: pg_cluster.Cluster | None
 
-    def admin(self) -> psycopg.Connection[tuple[object, ...]]:
+    def admin(self) -> psycopg.Connection[Any]:
+        import psycopg
+
         return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
 
     def drop_schema(self, schema: str) -> None:
+        import psycopg
+
         try:
             with self.admin() as conn:
                 conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
@@ -69,6 +77,16 @@ class Target:
 def wanted() -> bool:
     """Whether "postgres" joins the shared backends: when it can run, and always in CI."""
     return pg_cluster.availability()[0] or pg_cluster.in_ci()
+
+
+def require_driver() -> None:
+    """Skip the calling test module when psycopg is missing (fail it when CI is set)."""
+    if pg_cluster.driver_installed():
+        return
+    reason = pg_cluster.availability()[1]
+    if pg_cluster.in_ci():
+        pytest.fail(f"CI is set but {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
 
 
 @pytest.fixture(scope="session")
@@ -113,6 +131,8 @@ def tamper_postgres(
     disable the append-only UPDATE trigger, UPDATE the row, enable the trigger, in one
     transaction.
     """
+    import psycopg
+
     with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
         conn.execute(f"ALTER TABLE {schema}.events DISABLE TRIGGER events_refuse_update")
         updated = conn.execute(

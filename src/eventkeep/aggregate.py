@@ -35,12 +35,12 @@ import copy
 import inspect
 import threading
 import typing
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Self, TypeVar, cast
 
 import msgspec
 
+from eventkeep.codec import new_event_uuid
 from eventkeep.context import current_context
 from eventkeep.errors import ConfigurationError, ValidationError
 from eventkeep.events import Event, NewEvent, RawEvent
@@ -168,7 +168,7 @@ class Aggregate:
         meta = context.metadata() if context is not None else None
         if metadata:
             meta = {**meta, **metadata} if meta else dict(metadata)
-        self._ek_pending.append(NewEvent(event, uuid.uuid4(), meta))
+        self._ek_pending.append(NewEvent(event, new_event_uuid(), meta))
 
     @property
     def pending_events(self) -> list[Event]:

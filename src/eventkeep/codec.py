@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+import random
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -19,7 +21,7 @@ from eventkeep.errors import EventTooLargeError, SerializationError, ValidationE
 from eventkeep.events import Event, NewEvent, RawEvent, TypeRegistry
 from eventkeep.validation import MAX_SCHEMA_VERSION, check_count, check_name
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "Codec", "PreparedEvent", "new_event_id"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "Codec", "PreparedEvent", "new_event_id", "new_event_uuid"]
 
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 """Default limit on one event's encoded data plus metadata (1 MiB)."""
@@ -163,11 +165,34 @@ class Codec:
 
 
 def new_event_id() -> bytes:
-    """The 16 bytes of a random (version 4) UUID, without building a ``uuid.UUID``."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    return bytes(raw)
+    """The 16 bytes of a new time-ordered (version 7, RFC 9562) UUID, without a ``uuid.UUID``.
+
+    48 bits of Unix milliseconds, then 74 random bits. Ids made close in time sort close
+    together, so the unique index on event ids takes new ids at its right edge instead of on a
+    random page each: a batch of 100 events dirties a few index pages, not a hundred (random
+    ids made appends slower as the store grew).
+    """
+    return _v7().to_bytes(16, "big")
+
+
+def new_event_uuid() -> uuid.UUID:
+    """:func:`new_event_id` as a ``uuid.UUID``."""
+    return uuid.UUID(int=_v7())
+
+
+# The random bits come from a generator of our own, seeded from os.urandom and reseeded in a
+# forked child: unique across processes, never reset by a user's random.seed(), and ten times
+# cheaper than an os.urandom call per id. Event ids need uniqueness, not secrecy.
+_random = random.Random()
+os.register_at_fork(after_in_child=_random.seed)
+_bits = _random.getrandbits
+_V7 = (0x7 << 76) | (0b10 << 62)
+_LOW62 = (1 << 62) - 1
+
+
+def _v7() -> int:
+    rand = _bits(74)
+    return (time.time_ns() // 1_000_000) << 80 | _V7 | (rand >> 62) << 64 | (rand & _LOW62)
 
 
 def _refuse_non_finite(value: Any, what: str) -> None:

@@ -26,7 +26,13 @@ __all__ = ["DEFAULT_STORE_URL", "open_store"]
 DEFAULT_STORE_URL = "sqlite:///eventkeep.db"
 
 _INT_OPTIONS = {"max_event_bytes", "pool_size", "pool_min_size", "pool_max_size"}
-_FLOAT_OPTIONS = {"busy_timeout", "pool_timeout", "connect_timeout"}
+_FLOAT_OPTIONS = {
+    "busy_timeout",
+    "pool_timeout",
+    "connect_timeout",
+    "lock_timeout",
+    "poll_interval",
+}
 
 
 def open_store(url: str, *, registry: TypeRegistry | None = None, **options: Any) -> EventStore:

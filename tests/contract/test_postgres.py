@@ -11,11 +11,14 @@ from typing import Any
 
 import pytest
 
-import eventkeep
-from eventkeep import EventStore
-from eventkeep.backends.postgres import PostgresStore
-from eventkeep.testing import StoreContract, StoreFactory
-from pg_fixtures import PgServer, fresh_store_url, tamper_postgres
+from pg_fixtures import PgServer, fresh_store_url, require_driver, tamper_postgres
+
+require_driver()
+
+import eventkeep  # noqa: E402 - after the check that the driver is there
+from eventkeep import EventStore  # noqa: E402
+from eventkeep.backends.postgres import PostgresStore  # noqa: E402
+from eventkeep.testing import StoreContract, StoreFactory  # noqa: E402
 
 
 class TestPostgresStore(StoreContract):

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-import eventkeep
-from eventkeep.backends.postgres import PostgresStore
+from pg_cluster import Cluster, driver_installed, find_bin_dir, in_ci, start_cluster
 from pg_fixtures import PgServer, Target, new_schema_name
+
+if not driver_installed() and not in_ci():
+    # Nothing here can even be imported without psycopg; the contract module says why.
+    collect_ignore_glob = ["test_*.py"]
+
+import eventkeep
 
 
 @pytest.fixture
@@ -19,8 +25,29 @@ def target(pg_server: PgServer) -> Iterator[Target]:
 
 
 @pytest.fixture
-def pg_store(target: Target) -> Iterator[PostgresStore]:
+def pg_store(target: Target) -> Iterator[Any]:
+    from eventkeep.backends.postgres import PostgresStore
+
     store = eventkeep.open_store(target.url)
     assert isinstance(store, PostgresStore)
     yield store
     store.close()
+
+
+@pytest.fixture
+def own_cluster(pg_server: PgServer) -> Iterator[Cluster]:
+    """A server this test may kill or add databases to: the session's own throwaway cluster,
+    or (when the session uses $EVENTKEEP_TEST_POSTGRES_URL) a private one."""
+    if pg_server.cluster is not None:
+        yield pg_server.cluster
+        return
+    if find_bin_dir() is None:
+        reason = "this test needs PostgreSQL server binaries to run a server of its own"
+        if in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    private = start_cluster()
+    try:
+        yield private
+    finally:
+        private.destroy()

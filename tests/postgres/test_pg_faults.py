@@ -158,6 +158,7 @@ def test_an_unreachable_server_gives_backend_unavailable() -> None:
         ({"schema": "pg_catalog"}, "reserved"),
         ({"pool_max_size": 0}, "pool_max_size"),
         ({"lock_timeout": -1}, "lock_timeout"),
+        ({"poll_interval": 0}, "poll_interval"),
         ({"no_such_libpq_option": "1"}, "no_such_libpq_option"),
     ],
 )

@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import psycopg
+import pytest
 from pg_harness import SEQUENCER_LOCK_KEY, insert_uncommitted, raw_connection
 
 import eventkeep
@@ -164,3 +166,31 @@ def test_writers_racing_for_a_new_stream_get_one_winner_and_one_conflict(
     assert len(outcomes) == 4
     assert all(o.actual == 1 for o in outcomes if isinstance(o, eventkeep.ConcurrencyError))
     assert pg_store.stream_version("new") == 1
+
+
+def test_a_read_only_reader_reads_everything_numbered_and_leaves_numbering_to_writers(
+    pg_store: PostgresStore, target: Target
+) -> None:
+    role = f"ek_reader_{target.schema}"
+    admin = raw_connection(target.base_url, target.schema)
+    try:
+        try:
+            admin.execute(f"CREATE ROLE {role} NOLOGIN")
+        except psycopg.errors.InsufficientPrivilege:
+            pytest.skip("needs a user that may create roles")
+        admin.execute(f"GRANT USAGE ON SCHEMA {target.schema} TO {role}")
+        admin.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {target.schema} TO {role}")
+        pg_store.append("numbered", one())
+        insert_uncommitted(admin, "orphan", 1)
+        admin.execute("COMMIT")  # ... left unnumbered, and old enough for a reader to number
+        admin.execute("SELECT pg_sleep(1.1)")
+        reader_url = f"{target.url}&options=-c%20role%3D{role}"
+        with eventkeep.open_store(reader_url) as reader:
+            assert [e.stream_id for e in reader.read_all()] == ["numbered"]
+            assert reader.head_position() == 1
+            assert not reader.wait_for_events(1, timeout=0.2)
+        assert [e.stream_id for e in pg_store.read_all()] == ["numbered", "orphan"]
+    finally:
+        admin.execute(f"DROP OWNED BY {role}")
+        admin.execute(f"DROP ROLE IF EXISTS {role}")
+        admin.close()

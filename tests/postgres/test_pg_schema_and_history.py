@@ -17,7 +17,8 @@ import eventkeep
 from eventkeep import RawEvent
 from eventkeep.backends.postgres import PostgresStore
 from eventkeep.testing.events import Deposited
-from pg_fixtures import PgServer, Target, with_schema
+from pg_cluster import Cluster
+from pg_fixtures import PgServer, Target, new_schema_name, with_schema
 
 
 @pytest.fixture
@@ -99,22 +100,31 @@ def test_stores_in_different_schemas_never_see_each_other(
         assert (one.head_position(), two.head_position()) == (1, 2)
 
 
+def test_a_schema_named_like_a_reserved_word_works(pg_server: PgServer, request: Any) -> None:
+    request.addfinalizer(lambda: pg_server.drop_schema('"user"'))
+    with eventkeep.open_store(with_schema(pg_server.url, "user")) as store:
+        store.append("s", [RawEvent("pg.Reserved", {})])
+        assert [e.type for e in store.read_all()] == ["pg.Reserved"]
+        assert store.wait_for_events(0, timeout=30)
+
+
 def test_positions_and_hashes_survive_a_dump_and_restore(
-    pg_store: PostgresStore, target: Target, request: Any
+    own_cluster: Cluster, request: Any
 ) -> None:
-    server = target.server
-    if server.cluster is None:
-        pytest.skip("needs the test suite's own cluster (pg_dump, psql and a new database)")
-    for n in range(5):
-        pg_store.append(f"s-{n % 2}", [RawEvent("pg.Dumped", {"n": n})] * 2)
-    before = [(e.position, e.event_id, e.stream_id, e.version) for e in pg_store.read_all()]
+    server = PgServer(own_cluster.url, own_cluster)
+    schema = new_schema_name()
+    request.addfinalizer(lambda: server.drop_schema(schema))
+    with eventkeep.open_store(with_schema(server.url, schema)) as store:
+        for n in range(5):
+            store.append(f"s-{n % 2}", [RawEvent("pg.Dumped", {"n": n})] * 2)
+        before = [(e.position, e.event_id, e.stream_id, e.version) for e in store.read_all()]
     database = f"restored_{uuid.uuid4().hex[:8]}"
     with server.admin() as admin:
         admin.execute(f"CREATE DATABASE {database}")
     request.addfinalizer(lambda: _drop_database(server, database))
-    bin_dir = server.cluster.bin_dir
+    bin_dir = own_cluster.bin_dir
     dump = subprocess.run(
-        [str(bin_dir / "pg_dump"), "-n", target.schema, server.url],
+        [str(bin_dir / "pg_dump"), "-n", schema, server.url],
         capture_output=True,
         check=True,
         timeout=120,
@@ -127,7 +137,7 @@ def test_positions_and_hashes_survive_a_dump_and_restore(
         check=True,
         timeout=120,
     )
-    with eventkeep.open_store(with_schema(restored_url, target.schema)) as restored:
+    with eventkeep.open_store(with_schema(restored_url, schema)) as restored:
         after = [(e.position, e.event_id, e.stream_id, e.version) for e in restored.read_all()]
         assert after == before
         assert restored.verify().ok

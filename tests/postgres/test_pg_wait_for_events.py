@@ -98,7 +98,9 @@ def test_a_notification_that_never_comes_costs_at_most_a_poll(
     assert woke == [True]
 
 
-@pytest.mark.parametrize("bad", [-1, "0", None])
-def test_a_bad_position_is_a_validation_error(pg_store: PostgresStore, bad: Any) -> None:
+@pytest.mark.parametrize(("after", "timeout"), [(-1, 0), ("0", 0), (None, 0), (0, -1), (0, "1")])
+def test_a_bad_position_or_timeout_is_a_validation_error(
+    pg_store: PostgresStore, after: Any, timeout: Any
+) -> None:
     with pytest.raises(eventkeep.ValidationError):
-        pg_store.wait_for_events(bad, timeout=0)
+        pg_store.wait_for_events(after, timeout=timeout)

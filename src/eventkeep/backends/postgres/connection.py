@@ -93,7 +93,7 @@ class Database:
         self.url = _display_url(info, schema)
         self.channel = f"eventkeep_{schema}"
         self._session_sql = sql.CONFIGURE_SESSION.format(
-            schema=schema, lock_timeout_ms=max(1, round(lock_timeout * 1000))
+            schema=quoted(schema), lock_timeout_ms=max(1, round(lock_timeout * 1000))
         )
         self._pool = ConnectionPool(
             self.conninfo,
@@ -190,7 +190,7 @@ class Database:
         """Create the schema or bring it up to date; refuse a schema newer than this code."""
         migrations = load_migrations("eventkeep.backends.postgres")
         latest = migrations[-1].version
-        schema = self.schema
+        schema = quoted(self.schema)
         with self.connect() as conn, self.translate():
             exists = conn.execute(
                 sql.MIGRATIONS_TABLE_EXISTS, (f"{schema}.eventkeep_migrations",)
@@ -201,7 +201,7 @@ class Database:
                 if current == latest:
                     return
             with conn.transaction():
-                conn.execute(sql.MIGRATION_LOCK, (schema,))
+                conn.execute(sql.MIGRATION_LOCK, (self.schema,))
                 conn.execute(sql.CREATE_SCHEMA.format(schema=schema))
                 conn.execute(sql.USE_SCHEMA.format(schema=schema))
                 conn.execute(sql.CREATE_MIGRATIONS)
@@ -252,5 +252,5 @@ def _display_url(info: dict[str, Any], schema: str) -> str:
 
 
 def quoted(name: str) -> str:
-    """A quoted identifier (for LISTEN, which takes a name rather than a string)."""
+    """A quoted identifier: schema names may be reserved words ("user", "order")."""
     return pgsql.Identifier(name).as_string()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 # -- sessions and migrations ------------------------------------------------------------------
 
-# ``{schema}`` is a validated identifier (lower-case letters, digits, underscores).
+# ``{schema}`` is the schema's quoted identifier (a validated name, so quoting is exact).
 CONFIGURE_SESSION = (
     "SET search_path TO {schema}; "
     "SET default_transaction_isolation TO 'read committed'; "
@@ -53,15 +53,22 @@ _CLOCK = (
 # The first statement of a write transaction: lock the heads of the streams written, and read
 # the clock. Heads are locked in one order, so multi-stream appends never deadlock each other.
 # A stream without a head is new (a row of NULLs here): the events' primary key decides races.
+# The write transaction commits without waiting for its WAL flush (synchronous_commit off, for
+# this transaction only): an append is acknowledged only once its events are numbered, and the
+# numbering commits synchronously, later in the WAL, so that flush covers the write too.
+_NO_FLUSH_WAIT = "set_config('synchronous_commit', 'off', true)"
+
 LOCK_HEADS = (
-    f"SELECT h.stream_id, h.version, h.last_hash, h.last_recorded_at, c.now FROM {_CLOCK} "
+    "SELECT h.stream_id, h.version, h.last_hash, h.last_recorded_at, c.now, "
+    f"{_NO_FLUSH_WAIT} FROM {_CLOCK} "
     "LEFT JOIN LATERAL (SELECT stream_id, version, last_hash, last_recorded_at FROM streams "
     "WHERE stream_id = ANY (%s::text[]) ORDER BY stream_id FOR UPDATE) AS h ON true"
 )
 
 # The same for the common append to one stream (scalar parameters are cheaper than arrays).
 LOCK_HEAD = (
-    f"SELECT h.stream_id, h.version, h.last_hash, h.last_recorded_at, c.now FROM {_CLOCK} "
+    "SELECT h.stream_id, h.version, h.last_hash, h.last_recorded_at, c.now, "
+    f"{_NO_FLUSH_WAIT} FROM {_CLOCK} "
     "LEFT JOIN LATERAL (SELECT stream_id, version, last_hash, last_recorded_at FROM streams "
     "WHERE stream_id = %s FOR UPDATE) AS h ON true"
 )
@@ -119,6 +126,11 @@ POSITIONS = "SELECT out_event_id, out_position FROM eventkeep_positions(%s::uuid
 
 # Number anything committed but pending; returns the head position.
 SEQUENCE = "SELECT eventkeep_sequence()"
+
+# What readers that caught up run: the same, but leaving events committed less than a second
+# ago to their writers, which number them right after their commit anyway. Events of a writer
+# that died before numbering them are numbered here a second later.
+SETTLE = "SELECT eventkeep_sequence(interval '1 second')"
 
 # -- reading ------------------------------------------------------------------------------------
 

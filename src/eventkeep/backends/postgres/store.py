@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,7 +26,7 @@ from eventkeep.backends.postgres import sql, writer
 from eventkeep.backends.postgres.connection import Database, check_schema_name
 from eventkeep.backends.postgres.listen import Listener
 from eventkeep.codec import DEFAULT_MAX_EVENT_BYTES
-from eventkeep.errors import BackendUnavailableError, ConfigurationError
+from eventkeep.errors import BackendUnavailableError, ConfigurationError, ValidationError
 from eventkeep.events import TypeRegistry
 from eventkeep.hashing import ChainRow, VerifyReport, verify_chains
 from eventkeep.recorded import RecordedEvent, from_micros
@@ -80,9 +81,11 @@ class PostgresStore(EventStore):
             ("pool_timeout", pool_timeout),
             ("connect_timeout", connect_timeout),
             ("lock_timeout", lock_timeout),
-            ("poll_interval", poll_interval),
         ):
             _check_seconds(value, name)
+        _check_seconds(poll_interval, "poll_interval")
+        if not poll_interval > 0:
+            raise ConfigurationError(f"poll_interval must be seconds > 0, got {poll_interval!r}")
         if not isinstance(dsn, str):
             raise ConfigurationError(f"dsn must be a str, got {type(dsn).__name__}")
         self.schema = check_schema_name(schema)
@@ -147,10 +150,10 @@ class PostgresStore(EventStore):
         with self._db.connection() as conn:
             rows = conn.execute(statement, params, binary=True).fetchall()
             if len(rows) < limit:
-                # Caught up: number anything committed but pending (a writer may have died
-                # between its two transactions), and read again if the head moved on.
+                # Caught up: number what a writer that died between its two transactions
+                # left pending, and read again if the head moved on.
                 seen = rows[-1][2] if rows else after
-                if _scalar(conn, sql.SEQUENCE) > seen:
+                if _number_pending(conn, sql.SETTLE) > seen:
                     rows = conn.execute(statement, params, binary=True).fetchall()
         codec = self.codec
         return [_record(*row, codec) for row in rows]
@@ -163,13 +166,15 @@ class PostgresStore(EventStore):
         position_column: int,
     ) -> list[Any]:
         """Rows of ``statement``, after numbering committed events it found unnumbered."""
-        for _ in range(_SETTLE_TRIES):
+        for attempt in range(_SETTLE_TRIES):
             rows = conn.execute(statement, params, binary=True).fetchall()
             if all(row[position_column] is not None for row in rows):
                 return rows
-            conn.execute(sql.SEQUENCE)
-        raise BackendUnavailableError(  # pragma: no cover - needs a writer storm
-            f"{self.url}: events kept arriving unnumbered; try again"
+            _number_pending(conn, sql.SEQUENCE)
+            time.sleep(0.01 * attempt)  # only when numbering is not ours to do (a standby)
+        raise BackendUnavailableError(
+            f"{self.url}: some events are committed but not numbered yet, and this session "
+            "cannot number them (a read-only role, or a standby); try again"
         )
 
     def _stream_version(self, stream_id: str) -> int:
@@ -191,11 +196,11 @@ class PostgresStore(EventStore):
 
     def _head_position(self) -> int:
         with self._db.connection() as conn:
-            return _scalar(conn, sql.SEQUENCE)
+            return _number_pending(conn, sql.SEQUENCE)
 
     def _stats(self) -> StoreStats:
         with self._db.connection() as conn:
-            conn.execute(sql.SEQUENCE)
+            _number_pending(conn, sql.SEQUENCE)
             with _snapshot(conn):
                 events = _scalar(conn, sql.COUNT_EVENTS)
                 streams = _scalar(conn, sql.COUNT_STREAMS)
@@ -205,7 +210,7 @@ class PostgresStore(EventStore):
 
     def _verify(self) -> VerifyReport:
         with self._db.connection() as conn:
-            conn.execute(sql.SEQUENCE)
+            _number_pending(conn, sql.SEQUENCE)
             with _snapshot(conn):
                 heads = {str(s): int(v) for s, v in conn.execute(sql.STREAM_HEADS)}
                 with conn.cursor(name="eventkeep_verify", binary=True) as cur:
@@ -246,9 +251,15 @@ class PostgresStore(EventStore):
         polled every ``poll_interval`` seconds, so a reader is never stalled for longer.
         """
         check_count(after, what="after")
-        if timeout is not None:
-            _check_seconds(timeout, "timeout")
-        return self._listener.wait(after, timeout, self._head_position)
+        if timeout is not None and (
+            not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout >= 0
+        ):
+            raise ValidationError(f"timeout must be seconds >= 0 or None, got {timeout!r}")
+        return self._listener.wait(after, timeout, self._settled_head)
+
+    def _settled_head(self) -> int:
+        with self._db.connection() as conn:
+            return _number_pending(conn, sql.SETTLE)
 
 
 def prefix_successor(prefix: str) -> str | None:
@@ -274,6 +285,18 @@ def _snapshot(conn: psycopg.Connection[Any]) -> Iterator[None]:
     finally:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
             conn.execute(sql.ROLLBACK)
+
+
+def _number_pending(conn: psycopg.Connection[Any], statement: str) -> int:
+    """Run the sequencer (``SEQUENCE`` or ``SETTLE``); the head position.
+
+    A session that may not write (a read-only role, a hot standby) leaves the numbering to the
+    writers, which do it right after they commit, and just reads the head.
+    """
+    try:
+        return _scalar(conn, statement)
+    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction):
+        return _scalar(conn, sql.HEAD_POSITION)
 
 
 def _scalar(conn: psycopg.Connection[Any], statement: str) -> int:

@@ -1,14 +1,16 @@
 """The append path: one transaction that writes the events, then one statement that numbers them.
 
-1. The write transaction (two round trips): lock the heads of the streams written and read the
-   server's clock (one pipeline); check expected versions and chain the hashes; insert the
-   events (one INSERT for one event, binary COPY for more), upsert the heads and COMMIT (a
-   second pipeline). The events are stored with ``position NULL``. Writers of different streams
-   share no lock here.
-2. The numbering (one statement, its own transaction): ``eventkeep_positions(ids)`` runs the
-   sequencer, which numbers every committed event still unnumbered (this writer's, and any
-   other's) unless nothing is pending, and returns this append's positions. See
-   ``migrations/0001_initial.sql`` and ``docs/postgres.md``.
+1. The write transaction (two round trips, one pipeline): lock the heads of the streams written
+   and read the server's clock; check expected versions and chain the hashes; insert the
+   events and upsert the heads in one statement (``VALUES`` for one event, arrays for a few,
+   binary COPY in an explicit transaction from ``COPY_FROM`` events on). The events are stored
+   with ``position NULL``; the commit does not wait for its WAL flush. Writers of different
+   streams share no lock here.
+2. The numbering (one statement, its own transaction): ``eventkeep_positions(ids)``. Unless
+   another writer's sequencer run numbered these events already, it runs the sequencer, which
+   numbers every committed event still unnumbered (this writer's and any other's) and commits
+   synchronously, flushing the write above with it; then it returns this append's positions.
+   See ``migrations/0001_initial.sql`` and ``docs/postgres.md``.
 
 Idempotency costs nothing on the happy path: the stored event ids are looked up only when an
 expected version does not match (a retry of an append that went through looks exactly like

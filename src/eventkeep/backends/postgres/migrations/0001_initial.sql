@@ -84,10 +84,11 @@ CREATE TRIGGER events_position_once BEFORE UPDATE OF position ON events
 -- lock is granted, in READ COMMITTED, so each run sees every earlier run committed. Hence every
 -- snapshot that sees position N also sees all positions below N: a reader that has read up to
 -- P can never later find a new event at or below P. Writers call it right after their own
--- transaction commits (numbering other writers' rows too); readers call it when rows are
--- pending, so a writer that died between its two transactions never holds anything back.
+-- transaction commits (numbering other writers' rows too). Readers call it with a grace period
+-- so that they do not compete with writers for rows those are about to number anyway, yet a
+-- writer that died between its two transactions never holds anything back for longer.
 -- Returns the head position.
-CREATE FUNCTION eventkeep_sequence() RETURNS bigint
+CREATE FUNCTION eventkeep_sequence(grace interval DEFAULT NULL) RETURNS bigint
     LANGUAGE plpgsql VOLATILE
     SET search_path FROM CURRENT
 AS $$
@@ -97,7 +98,8 @@ DECLARE
     head bigint;
     numbered bigint;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM events WHERE position IS NULL) THEN
+    IF NOT EXISTS (SELECT 1 FROM events WHERE position IS NULL
+                   AND (grace IS NULL OR recorded_at < clock_timestamp() - grace)) THEN
         RETURN (SELECT coalesce(max(position), 0) FROM events);
     END IF;
     IF current_setting('transaction_isolation') <> 'read committed' THEN
@@ -105,6 +107,12 @@ BEGIN
             current_setting('transaction_isolation');
     END IF;
     PERFORM pg_advisory_xact_lock(lock_key);
+    -- Positions must survive a crash once seen, or a reader could skip the events numbered
+    -- again after it: this transaction commits synchronously even where the session does not.
+    -- (Its flush also makes durable the writes it numbers, which commit without waiting.)
+    IF current_setting('synchronous_commit') = 'off' THEN
+        PERFORM set_config('synchronous_commit', 'on', true);
+    END IF;
     -- Every statement from here on takes a new snapshot, taken after the lock was granted.
     SELECT coalesce(max(position), 0) INTO head FROM events;
     -- Joined by ctid: each pending row is found directly, whatever the planner believes
