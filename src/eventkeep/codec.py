@@ -72,7 +72,7 @@ class Codec:
             if cls.__abstract__:
                 raise ValidationError(f"{cls.__qualname__} is abstract and cannot be appended")
             type_name, schema_version = cls.__event_type__, cls.__schema_version__
-            data = self._encode(item, f"event {type_name!r}")
+            data = self._encode(item, f"event {type_name!r}", _may_hold_float(cls))
         elif isinstance(item, RawEvent):
             type_name = check_name(item.type, what="event type")
             schema_version = item.schema_version
@@ -108,12 +108,12 @@ class Codec:
             )
         return PreparedEvent(event_id or new_event_id(), type_name, schema_version, data, meta)
 
-    def _encode(self, value: Any, what: str) -> bytes:
+    def _encode(self, value: Any, what: str, may_hold_float: bool = True) -> bytes:
         try:
             out = self._encoder.encode(value)
         except (TypeError, ValueError, OverflowError) as exc:
             raise SerializationError(f"{what} cannot be encoded to JSON: {exc}") from exc
-        if b"null" in out:
+        if may_hold_float and b"null" in out:
             _refuse_non_finite(value, what)
         return out
 
@@ -193,6 +193,67 @@ _LOW62 = (1 << 62) - 1
 def _v7() -> int:
     rand = _bits(74)
     return (time.time_ns() // 1_000_000) << 80 | _V7 | (rand >> 62) << 64 | (rand & _LOW62)
+
+
+_FLOAT_FREE: dict[type, bool] = {}
+_FLOAT_FREE_SCALARS = (
+    msgspec.inspect.IntType,
+    msgspec.inspect.StrType,
+    msgspec.inspect.BoolType,
+    msgspec.inspect.NoneType,
+    msgspec.inspect.DecimalType,
+    msgspec.inspect.DateTimeType,
+    msgspec.inspect.DateType,
+    msgspec.inspect.TimeType,
+    msgspec.inspect.TimeDeltaType,
+    msgspec.inspect.UUIDType,
+    msgspec.inspect.EnumType,
+    msgspec.inspect.LiteralType,
+    msgspec.inspect.BytesType,
+    msgspec.inspect.ByteArrayType,
+    msgspec.inspect.RawType,
+)
+
+
+def _may_hold_float(cls: type) -> bool:
+    """False when no field of ``cls``, however deeply nested, is typed to hold a float.
+
+    Such events skip the NaN/infinity walk (msgspec writes both as ``null``, so the walk runs
+    when the output holds a null, which every Optional field set to None causes). Structs do
+    not check types on construction: a float smuggled into a field typed ``int`` is the
+    caller's type error, refused on read rather than on append.
+    """
+    known = _FLOAT_FREE.get(cls)
+    if known is None:
+        try:
+            known = _FLOAT_FREE[cls] = _floaty(msgspec.inspect.type_info(cls), set())
+        except (TypeError, ValueError):  # a type msgspec cannot describe: check every time
+            known = _FLOAT_FREE[cls] = True
+    return known
+
+
+def _floaty(info: msgspec.inspect.Type, seen: set[type]) -> bool:
+    ins = msgspec.inspect
+    if isinstance(info, ins.FloatType | ins.AnyType | ins.CustomType):
+        return True
+    if isinstance(
+        info, ins.StructType | ins.DataclassType | ins.TypedDictType | ins.NamedTupleType
+    ):
+        if info.cls in seen:
+            return False
+        seen.add(info.cls)
+        return any(_floaty(field.type, seen) for field in info.fields)
+    if isinstance(info, ins.UnionType):
+        return any(_floaty(member, seen) for member in info.types)
+    if isinstance(info, ins.TupleType):
+        return any(_floaty(member, seen) for member in info.item_types)
+    if isinstance(info, ins.ListType | ins.SetType | ins.FrozenSetType | ins.VarTupleType):
+        return _floaty(info.item_type, seen)
+    if isinstance(info, ins.DictType | ins.FrozenDictType):
+        return _floaty(info.key_type, seen) or _floaty(info.value_type, seen)
+    if isinstance(info, ins.Metadata):
+        return _floaty(info.type, seen)
+    return not isinstance(info, _FLOAT_FREE_SCALARS)  # anything unknown: assume it might
 
 
 def _refuse_non_finite(value: Any, what: str) -> None:

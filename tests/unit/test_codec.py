@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -13,6 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 
+import eventkeep
 from eventkeep import (
     Event,
     EventTooLargeError,
@@ -85,10 +87,15 @@ def test_a_typed_event_is_encoded_with_its_type_name_and_schema_version(codec: C
     assert len(prepared.event_id) == 16
 
 
-def test_a_generated_event_id_is_a_random_uuid4(codec: Codec) -> None:
-    ids = {codec.prepare(MOVED, None).event_id for _ in range(100)}
-    assert len(ids) == 100
-    assert {uuid.UUID(bytes=raw).version for raw in ids} == {4}
+def test_a_generated_event_id_is_a_unique_time_ordered_uuid7(codec: Codec) -> None:
+    ids = [codec.prepare(MOVED, None).event_id for _ in range(1000)]
+    assert len(set(ids)) == len(ids)
+    uuids = [uuid.UUID(bytes=raw) for raw in ids]
+    assert {u.version for u in uuids} == {7}
+    assert {u.variant for u in uuids} == {uuid.RFC_4122}
+    millis = [u.int >> 80 for u in uuids]
+    assert millis == sorted(millis)
+    assert abs(millis[-1] - time.time_ns() // 1_000_000) < 60_000
 
 
 def test_a_given_event_id_is_kept(codec: Codec) -> None:
@@ -243,3 +250,54 @@ def test_empty_metadata_decodes_to_an_empty_dict(codec: Codec, raw: Any) -> None
 def test_metadata_and_data_decode_from_bytes_or_text(codec: Codec) -> None:
     assert codec.decode_metadata('{"a":1}') == {"a": 1}
     assert codec.decode_data(b'{"a":1}') == codec.decode_data('{"a":1}') == {"a": 1}
+
+
+class _FloatInner(msgspec.Struct):
+    x: float
+
+
+class _NoFloats(Event):
+    __event_type__ = "unit.NoFloats"
+    amount: Decimal
+    memo: str | None = None
+    tags: list[str] = []
+
+
+class _NestedFloat(Event):
+    __event_type__ = "unit.NestedFloat"
+    items: list[_FloatInner] = []
+
+
+class _AnyValues(Event):
+    __event_type__ = "unit.AnyValues"
+    extra: dict[str, Any] = {}
+
+
+def test_only_event_classes_that_can_hold_a_float_pay_for_the_nan_walk() -> None:
+    from eventkeep.codec import _may_hold_float
+
+    assert _may_hold_float(_NoFloats) is False
+    assert _may_hold_float(_NestedFloat) is True
+    assert _may_hold_float(_AnyValues) is True
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        _NestedFloat(items=[_FloatInner(x=float("nan"))]),
+        _AnyValues(extra={"deep": [{"x": float("-inf")}]}),
+    ],
+)
+def test_nan_nested_anywhere_a_float_can_live_is_refused(event: Event) -> None:
+    store = eventkeep.open_store("memory://")
+    with pytest.raises(ValidationError, match="JSON cannot represent"):
+        store.append("s", [event])
+    assert store.head_position() == 0
+
+
+def test_an_event_without_floats_and_with_nulls_is_stored_as_is() -> None:
+    store = eventkeep.open_store("memory://")
+    store.append("s", [_NoFloats(amount=Decimal("1.10"))])
+    (recorded,) = store.read_stream("s")
+    assert recorded.event == _NoFloats(amount=Decimal("1.10"))
+    assert recorded.data == {"amount": "1.10", "memo": None, "tags": []}
