@@ -76,8 +76,9 @@ LOCK_HEAD = (
 # Asked only when an append does not fit the stream (to tell a retry from a conflict) or hit the
 # event id index: appends that go through pay nothing for idempotency but the unique index.
 STORED_IDENTITIES = (
-    "SELECT event_id, stream_id, version, position, type, data_bytes FROM events "
-    "WHERE event_id = ANY (%s::uuid[])"
+    "SELECT e.event_id, e.stream_id, e.version, e.position, e.type, e.data_bytes "
+    "FROM unnest(%s::uuid[]) AS i (id), "
+    "LATERAL (SELECT * FROM events WHERE event_id = i.id LIMIT 1) AS e"  # a probe per id
 )
 
 _EVENT_COLUMNS = (

@@ -9,7 +9,7 @@ CREATE FUNCTION eventkeep_json(raw bytea) RETURNS jsonb
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$
     SELECT CASE
-        WHEN position('\x5c7530303030'::bytea IN raw) > 0 THEN NULL
+        WHEN position(decode('5c7530303030', 'hex') IN raw) > 0 THEN NULL  -- \u0000
         ELSE convert_from(raw, 'UTF8')::jsonb
     END
 $$;
@@ -53,7 +53,9 @@ CREATE TABLE streams (
 ) WITH (fillfactor = 80);  -- room for HOT updates of the head
 
 -- Append-only: refuse DELETE, TRUNCATE and every UPDATE except the sequencer's one-time
--- numbering of a row (position from NULL to a value).
+-- numbering of a row (position from NULL to a value). The UPDATE triggers run AFTER the row
+-- change (raising there undoes the statement all the same): a BEFORE UPDATE row trigger would
+-- make PostgreSQL recompute the generated jsonb columns of every row the sequencer numbers.
 CREATE FUNCTION eventkeep_refuse_change() RETURNS trigger
     LANGUAGE plpgsql
 AS $$
@@ -69,12 +71,12 @@ CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
 CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON events
     FOR EACH STATEMENT EXECUTE FUNCTION eventkeep_refuse_change();
 
-CREATE TRIGGER events_refuse_update BEFORE UPDATE OF
+CREATE TRIGGER events_refuse_update AFTER UPDATE OF
     id, stream_id, version, event_id, type, schema_version, recorded_at, data_bytes,
     metadata_bytes, hash
     ON events FOR EACH ROW EXECUTE FUNCTION eventkeep_refuse_change();
 
-CREATE TRIGGER events_position_once BEFORE UPDATE OF position ON events
+CREATE TRIGGER events_position_once AFTER UPDATE OF position ON events
     FOR EACH ROW WHEN (OLD.position IS NOT NULL OR NEW.position IS NULL)
     EXECUTE FUNCTION eventkeep_refuse_change();
 
@@ -138,12 +140,13 @@ CREATE FUNCTION eventkeep_positions(ids uuid[])
     SET search_path FROM CURRENT
 AS $$
 BEGIN
-    -- OFFSET 0 keeps the lookup on the event id index, however many rows are pending.
-    IF EXISTS (SELECT 1 FROM (SELECT e.position FROM events AS e
-                               WHERE e.event_id = ANY (ids) OFFSET 0) AS mine
-                WHERE mine.position IS NULL) THEN
+    -- A scalar subquery per id: always one probe of the event id index, whatever the planner
+    -- believes about the table's size (a join could become a whole-table scan per append).
+    IF EXISTS (SELECT 1 FROM unnest(ids) AS i (id)
+                WHERE (SELECT e.position FROM events AS e WHERE e.event_id = i.id) IS NULL) THEN
         PERFORM eventkeep_sequence();
     END IF;
-    RETURN QUERY SELECT e.event_id, e.position FROM events AS e WHERE e.event_id = ANY (ids);
+    RETURN QUERY SELECT i.id, (SELECT e.position FROM events AS e WHERE e.event_id = i.id)
+                   FROM unnest(ids) AS i (id);
 END
 $$;
