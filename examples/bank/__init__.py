@@ -5,40 +5,5 @@ The code lives in the installed package, ``src/eventkeep/examples/bank/``, so th
 Read and copy it from there (see README.md here).
 """
 
-from eventkeep.examples.bank import (
-    Account,
-    AccountClosed,
-    AccountClosedError,
-    AccountEvent,
-    AccountOpened,
-    BankAccount,
-    BankError,
-    CloseAccount,
-    Deposit,
-    Deposited,
-    InsufficientFundsError,
-    OpenAccount,
-    Withdraw,
-    Withdrawn,
-    account_decider,
-    transfer,
-)
-
-__all__ = [
-    "Account",
-    "AccountClosed",
-    "AccountClosedError",
-    "AccountEvent",
-    "AccountOpened",
-    "BankAccount",
-    "BankError",
-    "CloseAccount",
-    "Deposit",
-    "Deposited",
-    "InsufficientFundsError",
-    "OpenAccount",
-    "Withdraw",
-    "Withdrawn",
-    "account_decider",
-    "transfer",
-]
+from eventkeep.examples.bank import *  # noqa: F403 - a pointer to the shipped example
+from eventkeep.examples.bank import __all__ as __all__

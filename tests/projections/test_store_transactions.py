@@ -101,6 +101,17 @@ def test_appends_in_a_transaction_are_idempotent_and_validated_like_append(
     assert store.head_position() == 1
 
 
+def test_the_transactions_thread_reads_its_appends_with_positions(store: EventStore) -> None:
+    store.append("s-0", [ev()])
+    with store.transaction() as tx:
+        result = tx.append("s-1", [ev(1), ev(2)])
+        assert result.positions == (2, 3)
+        assert [e.position for e in store.read_stream("s-1")] == [2, 3]
+        assert store.stream_version("s-1") == 2
+        assert store.head_position() == 3
+    assert [e.position for e in store.read_all()] == [1, 2, 3]
+
+
 def test_a_transaction_cannot_be_used_after_its_block(store: EventStore) -> None:
     with store.transaction() as tx:
         pass

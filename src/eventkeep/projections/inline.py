@@ -42,6 +42,8 @@ def apply_inline(
             ctx = HandlerContext(store, projection, tx, record.generation)
             for result in results:
                 first, last = result.versions[0], result.versions[-1]
+                # Read inside the block: every backend reads this thread's open transaction
+                # here (PostgreSQL through its connection), which holds the uncommitted events.
                 for recorded in store.read_stream(result.stream_id, first, last):
                     ctx.recorded = recorded
                     projection.handle(recorded, ctx)

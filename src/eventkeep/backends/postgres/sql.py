@@ -215,3 +215,50 @@ DELETE_SNAPSHOTS = "DELETE FROM snapshots WHERE true{where}"
 LISTEN = "LISTEN {channel}"
 
 UNLISTEN = "UNLISTEN {channel}"
+
+# -- store transactions (eventkeep.projections) -----------------------------------------------
+
+# A store transaction that appends takes the sequencer's lock first (before any stream head:
+# two such transactions never hold heads while waiting for each other's sequencer lock) and
+# keeps it to its commit, numbering its own events as it appends them.
+SEQUENCER_LOCK = "SELECT eventkeep_sequencer_lock()"
+
+# The heads, as for an append on its own, but leaving synchronous_commit alone: the store
+# transaction commits positions, so it must commit synchronously (the sequencer makes sure).
+LOCK_HEAD_IN_TRANSACTION = LOCK_HEAD.replace(_NO_FLUSH_WAIT, "NULL")
+
+LOCK_HEADS_IN_TRANSACTION = LOCK_HEADS.replace(_NO_FLUSH_WAIT, "NULL")
+
+CHECKPOINT = "SELECT position FROM checkpoints WHERE name = %s"
+
+INSERT_CHECKPOINT = (
+    "INSERT INTO checkpoints (name, position, updated_at) VALUES (%s, %s, clock_timestamp()) "
+    "ON CONFLICT (name) DO NOTHING"
+)
+
+# Compare-and-set: a concurrent mover makes this UPDATE wait, then re-check the row it committed
+# (READ COMMITTED), so it changes nothing unless the checkpoint is still where it was expected.
+MOVE_CHECKPOINT = (
+    "UPDATE checkpoints SET position = %s, updated_at = clock_timestamp() "
+    "WHERE name = %s AND position = %s"
+)
+
+DELETE_CHECKPOINT = "DELETE FROM checkpoints WHERE name = %s"
+
+PROJECTION_RECORD = "SELECT data FROM projection_records WHERE name = %s FOR UPDATE"
+
+# Taken when a record does not exist yet, so that two transactions creating the same projection
+# record one after the other (the second then finds and locks the first's row).
+RECORD_NAME_LOCK = (
+    "SELECT pg_advisory_xact_lock((hashtext(current_schema())::bigint << 32) "
+    "| (hashtext(%s)::bigint & 4294967295))"
+)
+
+SAVE_PROJECTION_RECORD = (
+    "INSERT INTO projection_records (name, data) VALUES (%s, %s) "
+    "ON CONFLICT (name) DO UPDATE SET data = excluded.data"
+)
+
+DELETE_PROJECTION_RECORD = "DELETE FROM projection_records WHERE name = %s"
+
+PROJECTION_RECORDS = "SELECT name, data FROM projection_records ORDER BY name"

@@ -11,11 +11,15 @@
 - Events keep their exact JSON bytes (hashed and read back) and a generated ``jsonb`` copy for
   queries; triggers refuse UPDATE (except the one-time numbering), DELETE and TRUNCATE.
 - ``wait_for_events`` wakes readers with LISTEN/NOTIFY, with a bounded poll fallback.
+- ``transaction()`` runs one database transaction on one pooled connection
+  (``transaction.py``); while it is open, reads by the same thread go through it, so they see
+  what it wrote (as on SQLite and in memory) and never wait for the sequencer lock it holds.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -38,6 +42,7 @@ from eventkeep.store import (
     StoreStats,
     StreamInfo,
 )
+from eventkeep.transaction import Transaction
 from eventkeep.validation import check_count
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresStore"]
@@ -101,6 +106,7 @@ class PostgresStore(EventStore):
         )
         self.url = self._db.url
         self._listener = Listener(self._db, float(poll_interval))
+        self._local = threading.local()  # .conn: this thread's open store transaction
         try:
             self._db.migrate()
             self._db.open()
@@ -111,6 +117,37 @@ class PostgresStore(EventStore):
     def close(self) -> None:
         self._listener.close()
         self._db.close()
+
+    # -- transactions -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        from eventkeep.backends.postgres.transaction import PostgresTransaction
+
+        with self._db.connection() as conn, conn.transaction():
+            outer = getattr(self._local, "conn", None)
+            self._local.conn = conn
+            try:
+                yield PostgresTransaction(self, conn)
+            finally:
+                self._local.conn = outer
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[psycopg.Connection[Any]]:
+        """The connection to read on: this thread's open store transaction's, or a pooled one.
+
+        Reading through the open transaction shows its own appends (a reactor loading an
+        aggregate it changed earlier in the batch, an inline projection reading back the events
+        it appends), as SQLite and the memory store do. It also keeps a transaction that holds
+        the sequencer lock from waiting for itself on another connection.
+        """
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._db.connection() as pooled:
+                yield pooled
+        else:
+            with self._db.translate():
+                yield conn
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -125,7 +162,7 @@ class PostgresStore(EventStore):
     ) -> list[RecordedEvent]:
         statement = sql.READ_STREAM_BACKWARDS if backwards else sql.READ_STREAM_FORWARDS
         params = (stream_id, low, 2**62 if high is None else high, limit)
-        with self._db.connection() as conn:
+        with self._reading() as conn:
             rows = self._settled(conn, statement, params, position_column=2)
         codec = self.codec
         return [_record(*row, codec) for row in rows]
@@ -147,7 +184,7 @@ class PostgresStore(EventStore):
             params.extend((prefix, prefix if high is None else high))
         params.append(limit)
         statement = sql.READ_ALL.format(where=where)
-        with self._db.connection() as conn:
+        with self._reading() as conn:
             rows = conn.execute(statement, params, binary=True).fetchall()
             if len(rows) < limit:
                 # Caught up: number what a writer that died between its two transactions
@@ -178,7 +215,7 @@ class PostgresStore(EventStore):
         )
 
     def _stream_version(self, stream_id: str) -> int:
-        with self._db.connection() as conn:
+        with self._reading() as conn:
             row = conn.execute(sql.STREAM_VERSION, (stream_id,)).fetchone()
         return int(row[0]) if row else 0
 
@@ -190,12 +227,12 @@ class PostgresStore(EventStore):
             where = sql.LIST_WHERE_PREFIX_OPEN if high is None else sql.LIST_WHERE_PREFIX_RANGE
             params.extend((prefix, prefix if high is None else high))
         params.append(limit)
-        with self._db.connection() as conn:
+        with self._reading() as conn:
             rows = self._settled(conn, sql.LIST_STREAMS.format(where=where), tuple(params), 2)
         return [StreamInfo(*row) for row in rows]
 
     def _head_position(self) -> int:
-        with self._db.connection() as conn:
+        with self._reading() as conn:
             return _number_pending(conn, sql.SEQUENCE)
 
     def _stats(self) -> StoreStats:
@@ -222,11 +259,18 @@ class PostgresStore(EventStore):
 
     def _save_snapshot(self, snapshot: Snapshot) -> None:
         params = (*snapshot[:5], from_micros(snapshot.recorded_at))
+        tx_conn = getattr(self._local, "conn", None)
+        if tx_conn is not None:
+            # In a store transaction (a reactor loading an aggregate it changed): the snapshot
+            # may hold its uncommitted events, so it commits or rolls back with them.
+            with self._db.translate(), tx_conn.transaction():
+                tx_conn.execute(sql.SAVE_SNAPSHOT, params)
+            return
         with self._db.connection() as conn:
             conn.execute(sql.SAVE_SNAPSHOT, params)
 
     def _load_snapshot(self, stream_id: str, max_version: int) -> Snapshot | None:
-        with self._db.connection() as conn:
+        with self._reading() as conn:
             row = conn.execute(sql.LOAD_SNAPSHOT, (stream_id, max_version), binary=True).fetchone()
         return Snapshot(*row) if row else None
 

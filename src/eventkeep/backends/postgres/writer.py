@@ -41,7 +41,7 @@ from eventkeep.store import (
     replayed_result,
 )
 
-__all__ = ["COPY_FROM", "append"]
+__all__ = ["COPY_FROM", "append", "append_in_transaction"]
 
 COPY_FROM = 64
 """Appends of at least this many events stream them in with COPY (in an explicit transaction);
@@ -204,15 +204,93 @@ def _send_insert(conn: psycopg.Connection[Any], todo: _Todo, now_us: int) -> Non
 
 
 def _copy_and_commit(conn: psycopg.Connection[Any], todo: _Todo, now_us: int) -> None:
+    heads = _copy(conn, todo, now_us)
+    hs, hv, hh, _ = (list(column) for column in zip(*heads, strict=True))
+    with conn.pipeline():
+        conn.execute(sql.UPSERT_HEADS, (heads[0][3], hs, hv, hh))
+        conn.execute(sql.COMMIT)
+
+
+def _copy(conn: psycopg.Connection[Any], todo: _Todo, now_us: int) -> list[tuple[Any, ...]]:
+    """Stream the events in with binary COPY; returns the streams' new heads."""
     rows, heads = _chain(todo, now_us)
     with conn.cursor().copy(sql.COPY_EVENTS) as copy:
         copy.set_types(list(sql.COPY_TYPES))
         for row in rows:
             copy.write_row(row)
-    hs, hv, hh, _ = (list(column) for column in zip(*heads, strict=True))
-    with conn.pipeline():
-        conn.execute(sql.UPSERT_HEADS, (heads[0][3], hs, hv, hh))
-        conn.execute(sql.COMMIT)
+    return heads
+
+
+# -- inside a store transaction ---------------------------------------------------------------
+
+
+def append_in_transaction(
+    conn: psycopg.Connection[Any], batches: list[PreparedAppend]
+) -> list[AppendResult]:
+    """Append ``batches`` inside the open store transaction on ``conn``, numbered at once.
+
+    Each call runs in a savepoint, so a ConcurrencyError (or any error) undoes this call only.
+    It first takes the sequencer's lock, which the transaction then holds until it ends: it
+    writes the events, numbers them (with anything else pending, as a sequencer run does) and
+    returns their positions. Other sequencer runs wait for the transaction to end, so every
+    snapshot that sees one of its positions sees every position below it, as always; and its
+    positions become visible only with its commit (which is synchronous, see
+    ``eventkeep_sequence``). See ``docs/postgres.md``, "Store transactions".
+    """
+    ids = [UUID(bytes=ev.event_id) for batch in batches for ev in batch.events]
+    check_ids = False
+    attempt = 1
+    while True:
+        try:
+            with conn.transaction():  # a savepoint
+                conn.execute(sql.SEQUENCER_LOCK)
+                firsts = _write_in_transaction(conn, batches, ids, check_ids)
+                rows = conn.execute(sql.POSITIONS, (ids,), binary=True).fetchall()
+            break
+        except _CheckIds:
+            check_ids = True
+        except _RETRIED:
+            if attempt >= _ATTEMPTS:
+                raise
+            check_ids = True
+        attempt += 1
+    positions: dict[bytes, int] = dict(rows)
+    return [
+        AppendResult(
+            batch.stream_id,
+            tuple(range(first, first + len(batch.events))),
+            tuple(positions[ev.event_id] for ev in batch.events),
+        )
+        for batch, first in zip(batches, firsts, strict=True)
+    ]
+
+
+def _write_in_transaction(
+    conn: psycopg.Connection[Any], batches: list[PreparedAppend], ids: list[UUID], check_ids: bool
+) -> list[int]:
+    """The write of ``_write``, in the caller's transaction: no BEGIN, COMMIT or ROLLBACK."""
+    if len(batches) == 1:
+        statement, key = sql.LOCK_HEAD_IN_TRANSACTION, batches[0].stream_id
+        rows = conn.execute(statement, (key,), binary=True).fetchall()
+    else:
+        keys = sorted(b.stream_id for b in batches)
+        rows = conn.execute(sql.LOCK_HEADS_IN_TRANSACTION, (keys,), binary=True).fetchall()
+    known: dict[bytes, StoredIdentity] = {}
+    if check_ids:
+        stored = conn.execute(sql.STORED_IDENTITIES, (ids,), binary=True).fetchall()
+        known = {r[0]: StoredIdentity(*r) for r in stored}
+    heads: dict[str, _Head] = {r[0]: r[:4] for r in rows if r[0] is not None}
+    todo: _Todo = []
+    firsts = _plan(batches, heads, known, check_ids, todo)
+    if todo:
+        now = max([int(rows[0][4]), *(h[3] for _, h in todo if h)])
+        if len(ids) >= COPY_FROM:
+            new_heads = _copy(conn, todo, now)
+            hs, hv, hh, _ = (list(column) for column in zip(*new_heads, strict=True))
+            conn.execute(sql.UPSERT_HEADS, (new_heads[0][3], hs, hv, hh))
+        else:
+            _send_insert(conn, todo, now)
+    return firsts
 
 
 def _rollback(conn: psycopg.Connection[Any]) -> None:

@@ -1,8 +1,8 @@
 """Profile one workload of one system under cProfile: where does the time of a workload go?
 
-    python -m benchmarks.profile command sqlite                 # eventkeep, 256 B payload
-    python -m benchmarks.profile batch postgres --system eventsourcing --sort tottime
-    python -m benchmarks.profile read_all sqlite --payload 2048 --limit 40
+    python -m benchmarks.profiling command sqlite                 # eventkeep, 256 B payload
+    python -m benchmarks.profiling batch postgres --system eventsourcing --sort tottime
+    python -m benchmarks.profiling read_all sqlite --payload 2048 --limit 40
 
 The workload runs at full size (``--quick`` for the small one) on a fresh database; only its
 timed sections are profiled (``command`` includes the ``create`` of its accounts).
@@ -34,7 +34,7 @@ def _profiling(profiler: cProfile.Profile) -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.profiling", description=__doc__)
     parser.add_argument("workload", choices=SUITE)
     parser.add_argument("backend", choices=("memory", "sqlite", "postgres"))
     parser.add_argument("--system", default="eventkeep")
