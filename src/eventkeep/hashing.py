@@ -10,12 +10,21 @@ The first event of a stream chains to 32 zero bytes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple, Protocol
 
 import msgspec
 
-__all__ = ["GENESIS", "BrokenLink", "ChainRow", "VerifyReport", "chain_hash", "verify_chains"]
+__all__ = [
+    "GENESIS",
+    "BrokenLink",
+    "ChainRow",
+    "ChainedEvent",
+    "VerifyReport",
+    "chain_events",
+    "chain_hash",
+    "verify_chains",
+]
 
 GENESIS = bytes(32)
 _pack = msgspec.msgpack.Encoder().encode
@@ -37,6 +46,49 @@ def chain_hash(
         (stream_id, version, event_id, type_name, schema_version, recorded_at_us, data, metadata)
     )
     return _sha256(previous + envelope).digest()
+
+
+class ChainedEvent(Protocol):
+    """What the chain needs of an event being appended (a ``codec.PreparedEvent``)."""
+
+    @property
+    def event_id(self) -> bytes: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def schema_version(self) -> int: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def metadata(self) -> bytes: ...
+
+
+def chain_events(
+    previous: bytes,
+    stream_id: str,
+    version: int,
+    events: Sequence[ChainedEvent],
+    recorded_at_us: int,
+) -> list[bytes]:
+    """The hashes of ``events`` appended to a stream now at ``version``, whose last hash is
+    ``previous``: one per event, each chained to the one before. Every backend appends with it.
+    """
+    hashes: list[bytes] = []
+    for ev in events:
+        version += 1
+        previous = chain_hash(
+            previous,
+            stream_id,
+            version,
+            ev.event_id,
+            ev.type,
+            ev.schema_version,
+            recorded_at_us,
+            ev.data,
+            ev.metadata,
+        )
+        hashes.append(previous)
+    return hashes
 
 
 class ChainRow(NamedTuple):

@@ -16,7 +16,7 @@ from typing import Any
 from eventkeep.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.errors import ValidationError
 from eventkeep.events import TypeRegistry
-from eventkeep.hashing import GENESIS, ChainRow, VerifyReport, chain_hash, verify_chains
+from eventkeep.hashing import GENESIS, ChainRow, VerifyReport, chain_events, verify_chains
 from eventkeep.recorded import RecordedEvent
 from eventkeep.store import (
     AppendResult,
@@ -92,21 +92,11 @@ class MemoryStore(EventStore):
                 positions = self._streams.get(batch.stream_id, [])
                 previous = self._log[positions[-1] - 1].hash if positions else GENESIS
                 now = self._clock(floor)
+                hashes = chain_events(previous, batch.stream_id, len(positions), batch.events, now)
                 first_version = len(positions) + 1
                 versions, written = [], []
-                for offset, ev in enumerate(batch.events):
+                for offset, (ev, digest) in enumerate(zip(batch.events, hashes, strict=True)):
                     version = first_version + offset
-                    digest = chain_hash(
-                        previous,
-                        batch.stream_id,
-                        version,
-                        ev.event_id,
-                        ev.type,
-                        ev.schema_version,
-                        now,
-                        ev.data,
-                        ev.metadata,
-                    )
                     row = ChainRow(
                         batch.stream_id,
                         version,
@@ -120,7 +110,6 @@ class MemoryStore(EventStore):
                         digest,
                     )
                     staged.append(row)
-                    previous = digest
                     versions.append(version)
                     written.append(row.position)
                 out.append(AppendResult(batch.stream_id, tuple(versions), tuple(written)))

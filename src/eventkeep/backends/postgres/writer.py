@@ -30,7 +30,7 @@ import psycopg
 from psycopg import errors as pgerrors
 
 from eventkeep.backends.postgres import sql
-from eventkeep.hashing import GENESIS, chain_hash
+from eventkeep.hashing import GENESIS, chain_events
 from eventkeep.recorded import from_micros
 from eventkeep.store import (
     AppendResult,
@@ -160,34 +160,25 @@ def _chain(todo: _Todo, now_us: int) -> tuple[list[tuple[Any, ...]], list[tuple[
     heads: list[tuple[Any, ...]] = []
     for batch, head in todo:
         stream_id = batch.stream_id
-        version, previous = (head[1], head[2]) if head else (0, GENESIS)
-        for ev in batch.events:
-            version += 1
-            previous = chain_hash(
-                previous,
+        actual, previous = (head[1], head[2]) if head else (0, GENESIS)
+        hashes = chain_events(previous, stream_id, actual, batch.events, now_us)
+        rows.extend(
+            (
                 stream_id,
                 version,
-                ev.event_id,
+                UUID(bytes=ev.event_id),
                 ev.type,
                 ev.schema_version,
-                now_us,
+                now,
                 ev.data,
                 ev.metadata,
+                digest,
             )
-            rows.append(
-                (
-                    stream_id,
-                    version,
-                    UUID(bytes=ev.event_id),
-                    ev.type,
-                    ev.schema_version,
-                    now,
-                    ev.data,
-                    ev.metadata,
-                    previous,
-                )
+            for version, ev, digest in zip(
+                range(actual + 1, actual + len(hashes) + 1), batch.events, hashes, strict=True
             )
-        heads.append((stream_id, version, previous, now))
+        )
+        heads.append((stream_id, actual + len(hashes), hashes[-1], now))
     return rows, heads
 
 

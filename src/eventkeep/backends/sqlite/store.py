@@ -29,7 +29,7 @@ from eventkeep.errors import (
     SchemaVersionError,
 )
 from eventkeep.events import TypeRegistry
-from eventkeep.hashing import GENESIS, ChainRow, VerifyReport, chain_hash, verify_chains
+from eventkeep.hashing import GENESIS, ChainRow, VerifyReport, chain_events, verify_chains
 from eventkeep.migrations import load_migrations
 from eventkeep.recorded import RecordedEvent
 from eventkeep.store import (
@@ -199,34 +199,24 @@ class SQLiteStore(EventStore):
                 return replay
             raise concurrency_error(batch, actual)
         stream_id = batch.stream_id
-        rows = []
-        version = actual
-        for ev in batch.events:
-            version += 1
-            previous = chain_hash(
-                previous,
+        hashes = chain_events(previous, stream_id, actual, batch.events, now)
+        rows = [
+            (
                 stream_id,
                 version,
                 ev.event_id,
                 ev.type,
                 ev.schema_version,
-                now,
                 ev.data,
                 ev.metadata,
+                now,
+                digest,
             )
-            rows.append(
-                (
-                    stream_id,
-                    version,
-                    ev.event_id,
-                    ev.type,
-                    ev.schema_version,
-                    ev.data,
-                    ev.metadata,
-                    now,
-                    previous,
-                )
+            for version, ev, digest in zip(
+                range(actual + 1, actual + len(hashes) + 1), batch.events, hashes, strict=True
             )
+        ]
+        version, previous = actual + len(hashes), hashes[-1]
         try:
             cur.executemany(sql.INSERT_EVENT, rows)
         except sqlite3.IntegrityError:
