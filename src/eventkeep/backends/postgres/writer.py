@@ -23,7 +23,8 @@ is rolled back and redone the same way: the winner's rows then decide the outcom
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -47,6 +48,7 @@ COPY_FROM = 64
 """Appends of at least this many events stream them in with COPY (in an explicit transaction);
 smaller ones go in one INSERT inside the pipeline's implicit transaction."""
 
+_T = TypeVar("_T")
 _ATTEMPTS = 5
 _RETRIED = (pgerrors.UniqueViolation, pgerrors.DeadlockDetected, pgerrors.SerializationFailure)
 _Head = tuple[str, int, bytes, int]  # stream_id, version, last_hash, last_recorded_at
@@ -56,12 +58,19 @@ _Todo = list[tuple[PreparedAppend, "_Head | None"]]
 def append(conn: psycopg.Connection[Any], batches: list[PreparedAppend]) -> list[AppendResult]:
     """Append ``batches`` atomically on ``conn`` (autocommit, configured for the store)."""
     ids = [UUID(bytes=ev.event_id) for batch in batches for ev in batch.events]
+    firsts = _retrying(lambda check_ids: _write(conn, batches, ids, check_ids))
+    positions: dict[bytes, int] = dict(conn.execute(sql.POSITIONS, (ids,), binary=True))
+    return _results(batches, firsts, positions)
+
+
+def _retrying(write: Callable[[bool], _T]) -> _T:
+    """Run ``write(check_ids)``, again after a race (a unique-index hit, a deadlock) or a
+    mismatched expected version, looking for already stored event ids from then on."""
     check_ids = False
     attempt = 1
     while True:
         try:
-            firsts = _write(conn, batches, ids, check_ids)
-            break
+            return write(check_ids)
         except _CheckIds:
             check_ids = True
         except _RETRIED:
@@ -69,7 +78,11 @@ def append(conn: psycopg.Connection[Any], batches: list[PreparedAppend]) -> list
                 raise
             check_ids = True
         attempt += 1
-    positions: dict[bytes, int] = dict(conn.execute(sql.POSITIONS, (ids,), binary=True))
+
+
+def _results(
+    batches: list[PreparedAppend], firsts: list[int], positions: dict[bytes, int]
+) -> list[AppendResult]:
     return [
         AppendResult(
             batch.stream_id,
@@ -229,31 +242,16 @@ def append_in_transaction(
     ``eventkeep_sequence``). See ``docs/postgres.md``, "Store transactions".
     """
     ids = [UUID(bytes=ev.event_id) for batch in batches for ev in batch.events]
-    check_ids = False
-    attempt = 1
-    while True:
-        try:
-            with conn.transaction():  # a savepoint
-                conn.execute(sql.SEQUENCER_LOCK)
-                firsts = _write_in_transaction(conn, batches, ids, check_ids)
-                rows = conn.execute(sql.POSITIONS, (ids,), binary=True).fetchall()
-            break
-        except _CheckIds:
-            check_ids = True
-        except _RETRIED:
-            if attempt >= _ATTEMPTS:
-                raise
-            check_ids = True
-        attempt += 1
-    positions: dict[bytes, int] = dict(rows)
-    return [
-        AppendResult(
-            batch.stream_id,
-            tuple(range(first, first + len(batch.events))),
-            tuple(positions[ev.event_id] for ev in batch.events),
-        )
-        for batch, first in zip(batches, firsts, strict=True)
-    ]
+
+    def write(check_ids: bool) -> tuple[list[int], dict[bytes, int]]:
+        with conn.transaction():  # a savepoint
+            conn.execute(sql.SEQUENCER_LOCK)
+            firsts = _write_in_transaction(conn, batches, ids, check_ids)
+            rows = conn.execute(sql.POSITIONS, (ids,), binary=True).fetchall()
+        return firsts, dict(rows)
+
+    firsts, positions = _retrying(write)
+    return _results(batches, firsts, positions)
 
 
 def _write_in_transaction(
