@@ -181,10 +181,15 @@ def test_migrations_are_recorded_and_reopening_runs_none(
     target: Target, admin: psycopg.Connection[Any]
 ) -> None:
     recorded = admin.execute("SELECT version, name FROM eventkeep_migrations ORDER BY 1").fetchall()
-    assert recorded == [(1, "initial"), (2, "snapshots"), (3, "projections")]
+    assert recorded == [
+        (1, "initial"),
+        (2, "snapshots"),
+        (3, "projections"),
+        (4, "uncontended_numbering"),
+    ]
     with eventkeep.open_store(target.url):
         pass
-    assert admin.execute("SELECT count(*) FROM eventkeep_migrations").fetchone() == (3,)
+    assert admin.execute("SELECT count(*) FROM eventkeep_migrations").fetchone() == (4,)
 
 
 def test_stores_opened_at_once_on_a_new_schema_migrate_it_once(target: Target) -> None:

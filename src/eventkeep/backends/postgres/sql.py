@@ -50,25 +50,28 @@ _CLOCK = (
     "WHERE position IS NOT NULL ORDER BY position DESC LIMIT 1)) AS now) AS c"
 )
 
-# The first statement of a write transaction: lock the heads of the streams written, and read
-# the clock. Heads are locked in one order, so multi-stream appends never deadlock each other.
-# A stream without a head is new (a row of NULLs here): the events' primary key decides races.
-# The write transaction commits without waiting for its WAL flush (synchronous_commit off, for
-# this transaction only): an append is acknowledged only once its events are numbered, and the
-# numbering commits synchronously, later in the WAL, so that flush covers the write too.
-_NO_FLUSH_WAIT = "set_config('synchronous_commit', 'off', true)"
+# The first statement of a write transaction: take the sequencer's lock if it is free (then
+# the transaction numbers its own events, and commits synchronously) and return the head
+# position; else NULL, and the transaction commits without waiting for its WAL flush: its events
+# go in unnumbered, to be numbered by POSITIONS after the commit, whose synchronous commit comes
+# later in the WAL and so covers this write too. See migrations/0004_uncontended_numbering.sql.
+TRY_SEQUENCE = "SELECT eventkeep_try_sequence()"
 
+# Then, in the same round trip (a new snapshot, taken after the lock if it was granted): lock
+# the heads of the streams written and read the clock. Heads are locked in one order, so
+# multi-stream appends never deadlock each other. A stream without a head is new (a row of
+# NULLs here): the events' primary key decides races.
 LOCK_HEADS = (
-    "SELECT h.stream_id, h.version, h.last_hash, h.last_recorded_at, c.now, "
-    f"{_NO_FLUSH_WAIT} FROM {_CLOCK} "
+    "SELECT h.stream_id, h.version, h.last_hash, h.last_recorded_at, c.now FROM "
+    f"{_CLOCK} "
     "LEFT JOIN LATERAL (SELECT stream_id, version, last_hash, last_recorded_at FROM streams "
     "WHERE stream_id = ANY (%s::text[]) ORDER BY stream_id FOR UPDATE) AS h ON true"
 )
 
 # The same for the common append to one stream (scalar parameters are cheaper than arrays).
 LOCK_HEAD = (
-    "SELECT h.stream_id, h.version, h.last_hash, h.last_recorded_at, c.now, "
-    f"{_NO_FLUSH_WAIT} FROM {_CLOCK} "
+    "SELECT h.stream_id, h.version, h.last_hash, h.last_recorded_at, c.now FROM "
+    f"{_CLOCK} "
     "LEFT JOIN LATERAL (SELECT stream_id, version, last_hash, last_recorded_at FROM streams "
     "WHERE stream_id = %s FOR UPDATE) AS h ON true"
 )
@@ -101,14 +104,21 @@ UPSERT_HEADS = (
     "last_hash = excluded.last_hash, last_recorded_at = excluded.last_recorded_at"
 )
 
-# An append of one event, and its stream's new head, in one statement.
+# An append of one event, and its stream's new head, in one statement: unnumbered (``position``
+# NULL) and numbered (the position first).
 INSERT_EVENT = (
     f"WITH inserted AS (INSERT INTO events ({_EVENT_COLUMNS}) "
     f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)) {UPSERT_HEAD}"
 )
 
+INSERT_NUMBERED_EVENT = (
+    f"WITH inserted AS (INSERT INTO events (position, {_EVENT_COLUMNS}) "
+    f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)) {UPSERT_HEAD}"
+)
+
 # An append of a few events (one array per column, the timestamp shared), and the new heads of
-# their streams, in one statement.
+# their streams, in one statement; unnumbered and numbered (the first position first: the
+# events are numbered from it on, in order).
 INSERT_EVENTS = (
     f"WITH inserted AS (INSERT INTO events ({_EVENT_COLUMNS}) "
     "SELECT s, v, e, t, sv, %s::timestamptz, d, m, h FROM unnest("
@@ -116,10 +126,26 @@ INSERT_EVENTS = (
     f"%s::bytea[]) AS u (s, v, e, t, sv, d, m, h)) {UPSERT_HEADS}"
 )
 
+INSERT_NUMBERED_EVENTS = (
+    f"WITH inserted AS (INSERT INTO events (position, {_EVENT_COLUMNS}) "
+    "SELECT %s::bigint + n - 1, s, v, e, t, sv, %s::timestamptz, d, m, h FROM unnest("
+    "%s::text[], %s::bigint[], %s::uuid[], %s::text[], %s::int[], %s::bytea[], %s::bytea[], "
+    "%s::bytea[]) WITH ORDINALITY AS u (s, v, e, t, sv, d, m, h, n)) "
+    f"{UPSERT_HEADS}"
+)
+
 # Large appends stream their events in with binary COPY; the heads follow.
 COPY_EVENTS = f"COPY events ({_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 
 COPY_TYPES = ("text", "int8", "uuid", "text", "int4", "timestamptz", "bytea", "bytea", "bytea")
+
+COPY_NUMBERED_EVENTS = f"COPY events (position, {_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+
+COPY_NUMBERED_TYPES = ("int8", *COPY_TYPES)
+
+# What a writer that numbered its own events sends before its commit, as the sequencer does:
+# the new head position, to the store's channel (LISTEN in wait_for_events).
+NOTIFY_HEAD = "SELECT pg_notify('eventkeep_' || current_schema(), %s::text)"
 
 # The writer's second transaction (autocommit, one statement): number what is pending and
 # return the positions of the given events.
@@ -222,12 +248,6 @@ UNLISTEN = "UNLISTEN {channel}"
 # two such transactions never hold heads while waiting for each other's sequencer lock) and
 # keeps it to its commit, numbering its own events as it appends them.
 SEQUENCER_LOCK = "SELECT eventkeep_sequencer_lock()"
-
-# The heads, as for an append on its own, but leaving synchronous_commit alone: the store
-# transaction commits positions, so it must commit synchronously (the sequencer makes sure).
-LOCK_HEAD_IN_TRANSACTION = LOCK_HEAD.replace(_NO_FLUSH_WAIT, "NULL")
-
-LOCK_HEADS_IN_TRANSACTION = LOCK_HEADS.replace(_NO_FLUSH_WAIT, "NULL")
 
 CHECKPOINT = "SELECT position FROM checkpoints WHERE name = %s"
 

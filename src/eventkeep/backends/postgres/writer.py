@@ -1,16 +1,22 @@
-"""The append path: one transaction that writes the events, then one statement that numbers them.
+"""The append path: one transaction when the sequencer is free, else a write and a numbering.
 
-1. The write transaction (two round trips, one pipeline): lock the heads of the streams written
-   and read the server's clock; check expected versions and chain the hashes; insert the
-   events and upsert the heads in one statement (``VALUES`` for one event, arrays for a few,
-   binary COPY in an explicit transaction from ``COPY_FROM`` events on). The events are stored
-   with ``position NULL``; the commit does not wait for its WAL flush. Writers of different
-   streams share no lock here.
-2. The numbering (one statement, its own transaction): ``eventkeep_positions(ids)``. Unless
+1. The write transaction (two round trips, one pipeline). First ``eventkeep_try_sequence()``:
+   if no other transaction holds the sequencer's lock, it takes it and returns the head
+   position (numbering whatever other writers left pending). In the same round trip, lock the
+   heads of the streams written and read the server's clock. Then check expected versions,
+   chain the hashes, and insert the events and upsert the heads in one statement (``VALUES``
+   for one event, arrays for a few, binary COPY in an explicit transaction from ``COPY_FROM``
+   events on). Writers of different streams share no lock here but the sequencer's, which
+   they only ever try: a writer never waits for it.
+2. With the lock (an uncontended append), the events go in already numbered, above the head,
+   with a ``NOTIFY``, and the commit is synchronous: that is the whole append. Without it, the
+   events go in with ``position NULL`` and the commit does not wait for its WAL flush; then the
+   numbering (one statement, its own transaction): ``eventkeep_positions(ids)``. Unless
    another writer's sequencer run numbered these events already, it runs the sequencer, which
    numbers every committed event still unnumbered (this writer's and any other's) and commits
    synchronously, flushing the write above with it; then it returns this append's positions.
-   See ``migrations/0001_initial.sql`` and ``docs/postgres.md``.
+   See ``migrations/0001_initial.sql``, ``0004_uncontended_numbering.sql`` and
+   ``docs/postgres.md``.
 
 Idempotency costs nothing on the happy path: the stored event ids are looked up only when an
 expected version does not match (a retry of an append that went through looks exactly like
@@ -58,8 +64,9 @@ _Todo = list[tuple[PreparedAppend, "_Head | None"]]
 def append(conn: psycopg.Connection[Any], batches: list[PreparedAppend]) -> list[AppendResult]:
     """Append ``batches`` atomically on ``conn`` (autocommit, configured for the store)."""
     ids = [UUID(bytes=ev.event_id) for batch in batches for ev in batch.events]
-    firsts = _retrying(lambda check_ids: _write(conn, batches, ids, check_ids))
-    positions: dict[bytes, int] = dict(conn.execute(sql.POSITIONS, (ids,), binary=True))
+    firsts, positions = _retrying(lambda check_ids: _write(conn, batches, ids, check_ids))
+    if positions is None:
+        positions = dict(conn.execute(sql.POSITIONS, (ids,), binary=True))
     return _results(batches, firsts, positions)
 
 
@@ -99,23 +106,27 @@ class _CheckIds(Exception):
 
 def _write(
     conn: psycopg.Connection[Any], batches: list[PreparedAppend], ids: list[UUID], check_ids: bool
-) -> list[int]:
-    """The write transaction; returns each batch's first version (new or replayed).
+) -> tuple[list[int], dict[bytes, int] | None]:
+    """The write transaction; returns each batch's first version (new or replayed), and the
+    positions of the events when it numbered them itself (else None: they await numbering).
 
     It is the implicit transaction of one pipeline: the statements sent before the pipeline's
     closing Sync commit together (or not at all), with no BEGIN or COMMIT round trip. Reading
-    the heads in the middle flushes the pipeline without a Sync, so their row locks hold until
-    the end. Large appends use COPY, which cannot join a pipeline: they open an explicit
-    transaction instead.
+    the heads in the middle flushes the pipeline without a Sync, so their row locks (and the
+    sequencer's lock, if taken) hold until the end. Large appends use COPY, which cannot join a
+    pipeline: they open an explicit transaction instead.
     """
     big = len(ids) >= COPY_FROM
+    sequence_cur = conn.cursor(binary=True)
     heads_cur = conn.cursor(binary=True)
     known_cur = conn.cursor(binary=True)
     todo: _Todo = []
+    positions: dict[bytes, int] | None = None
     try:
         with conn.pipeline():
             if big:
                 conn.execute(sql.BEGIN)
+            sequence_cur.execute(sql.TRY_SEQUENCE)
             if len(batches) == 1:
                 heads_cur.execute(sql.LOCK_HEAD, (batches[0].stream_id,))
             else:
@@ -123,21 +134,32 @@ def _write(
             if check_ids:
                 known_cur.execute(sql.STORED_IDENTITIES, (ids,))
             rows = heads_cur.fetchall()  # flushes, without ending the transaction
+            head_position = _one(sequence_cur)
             known = {r[0]: StoredIdentity(*r) for r in known_cur.fetchall()} if check_ids else {}
             heads: dict[str, _Head] = {r[0]: r[:4] for r in rows if r[0] is not None}
             firsts = _plan(batches, heads, known, check_ids, todo)
             now = max([int(rows[0][4]), *(h[3] for _, h in todo if h)])
+            first = None if head_position is None or not todo else int(head_position) + 1
             if todo and not big:
-                _send_insert(conn, todo, now)
+                _send_insert(conn, todo, now, first)
         if big:
             if todo:
-                _copy_and_commit(conn, todo, now)
+                _copy_and_commit(conn, todo, now, first)
             else:
                 conn.execute(sql.ROLLBACK)
-        return firsts
     except BaseException:
         _rollback(conn)
         raise
+    if first is not None and len(todo) == len(batches):
+        written = (ev.event_id for batch, _ in todo for ev in batch.events)
+        positions = {event_id: p for p, event_id in enumerate(written, first)}
+    return firsts, positions
+
+
+def _one(cur: psycopg.Cursor[Any]) -> Any:
+    row = cur.fetchone()
+    assert row is not None
+    return row[0]
 
 
 def _plan(
@@ -195,34 +217,62 @@ def _chain(todo: _Todo, now_us: int) -> tuple[list[tuple[Any, ...]], list[tuple[
     return rows, heads
 
 
-def _send_insert(conn: psycopg.Connection[Any], todo: _Todo, now_us: int) -> None:
-    """Queue the one statement that inserts the events and upserts the heads."""
+def _send_insert(
+    conn: psycopg.Connection[Any], todo: _Todo, now_us: int, first: int | None = None
+) -> None:
+    """Queue the one statement that inserts the events and upserts the heads: numbered from
+    ``first`` on (with the notification), or unnumbered when ``first`` is None."""
     rows, heads = _chain(todo, now_us)
     if len(rows) == 1:
-        conn.execute(sql.INSERT_EVENT, (*rows[0], *heads[0]))
-        return
-    s, v, e, t, sv, _, d, m, h = (list(column) for column in zip(*rows, strict=True))
-    hs, hv, hh, _ = (list(column) for column in zip(*heads, strict=True))
-    now = heads[0][3]
-    conn.execute(sql.INSERT_EVENTS, (now, s, v, e, t, sv, d, m, h, now, hs, hv, hh))
+        if first is None:
+            conn.execute(sql.INSERT_EVENT, (*rows[0], *heads[0]))
+        else:
+            conn.execute(sql.INSERT_NUMBERED_EVENT, (first, *rows[0], *heads[0]))
+    else:
+        s, v, e, t, sv, _, d, m, h = (list(column) for column in zip(*rows, strict=True))
+        hs, hv, hh, _ = (list(column) for column in zip(*heads, strict=True))
+        now = heads[0][3]
+        columns = (now, s, v, e, t, sv, d, m, h, now, hs, hv, hh)
+        if first is None:
+            conn.execute(sql.INSERT_EVENTS, columns)
+        else:
+            conn.execute(sql.INSERT_NUMBERED_EVENTS, (first, *columns))
+    if first is not None:
+        conn.execute(sql.NOTIFY_HEAD, (first + len(rows) - 1,))
 
 
-def _copy_and_commit(conn: psycopg.Connection[Any], todo: _Todo, now_us: int) -> None:
-    heads = _copy(conn, todo, now_us)
+def _copy_and_commit(
+    conn: psycopg.Connection[Any], todo: _Todo, now_us: int, first: int | None
+) -> None:
+    heads, count = _copy(conn, todo, now_us, first)
     hs, hv, hh, _ = (list(column) for column in zip(*heads, strict=True))
     with conn.pipeline():
         conn.execute(sql.UPSERT_HEADS, (heads[0][3], hs, hv, hh))
+        if first is not None:
+            conn.execute(sql.NOTIFY_HEAD, (first + count - 1,))
         conn.execute(sql.COMMIT)
 
 
-def _copy(conn: psycopg.Connection[Any], todo: _Todo, now_us: int) -> list[tuple[Any, ...]]:
-    """Stream the events in with binary COPY; returns the streams' new heads."""
+def _copy(
+    conn: psycopg.Connection[Any], todo: _Todo, now_us: int, first: int | None = None
+) -> tuple[list[tuple[Any, ...]], int]:
+    """Stream the events in with binary COPY, numbered from ``first`` on unless it is None;
+    returns the streams' new heads and the number of events."""
     rows, heads = _chain(todo, now_us)
-    with conn.cursor().copy(sql.COPY_EVENTS) as copy:
-        copy.set_types(list(sql.COPY_TYPES))
-        for row in rows:
-            copy.write_row(row)
-    return heads
+    statement, types = (
+        (sql.COPY_EVENTS, sql.COPY_TYPES)
+        if first is None
+        else (sql.COPY_NUMBERED_EVENTS, sql.COPY_NUMBERED_TYPES)
+    )
+    with conn.cursor().copy(statement) as copy:
+        copy.set_types(list(types))
+        if first is None:
+            for row in rows:
+                copy.write_row(row)
+        else:
+            for position, row in enumerate(rows, first):
+                copy.write_row((position, *row))
+    return heads, len(rows)
 
 
 # -- inside a store transaction ---------------------------------------------------------------
@@ -259,11 +309,11 @@ def _write_in_transaction(
 ) -> list[int]:
     """The write of ``_write``, in the caller's transaction: no BEGIN, COMMIT or ROLLBACK."""
     if len(batches) == 1:
-        statement, key = sql.LOCK_HEAD_IN_TRANSACTION, batches[0].stream_id
-        rows = conn.execute(statement, (key,), binary=True).fetchall()
+        key = batches[0].stream_id
+        rows = conn.execute(sql.LOCK_HEAD, (key,), binary=True).fetchall()
     else:
         keys = sorted(b.stream_id for b in batches)
-        rows = conn.execute(sql.LOCK_HEADS_IN_TRANSACTION, (keys,), binary=True).fetchall()
+        rows = conn.execute(sql.LOCK_HEADS, (keys,), binary=True).fetchall()
     known: dict[bytes, StoredIdentity] = {}
     if check_ids:
         stored = conn.execute(sql.STORED_IDENTITIES, (ids,), binary=True).fetchall()
@@ -274,7 +324,7 @@ def _write_in_transaction(
     if todo:
         now = max([int(rows[0][4]), *(h[3] for _, h in todo if h)])
         if len(ids) >= COPY_FROM:
-            new_heads = _copy(conn, todo, now)
+            new_heads, _ = _copy(conn, todo, now)
             hs, hv, hh, _ = (list(column) for column in zip(*new_heads, strict=True))
             conn.execute(sql.UPSERT_HEADS, (new_heads[0][3], hs, hv, hh))
         else:
