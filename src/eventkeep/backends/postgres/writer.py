@@ -5,9 +5,8 @@
    position (numbering whatever other writers left pending). In the same round trip, lock the
    heads of the streams written and read the server's clock. Then check expected versions,
    chain the hashes, and insert the events and upsert the heads in one statement (``VALUES``
-   for one event, arrays for a few, binary COPY in an explicit transaction from ``COPY_FROM``
-   events on). Writers of different streams share no lock here but the sequencer's, which
-   they only ever try: a writer never waits for it.
+   for one event, binary arrays for more). Writers of different streams share no lock here
+   but the sequencer's, which they only ever try: a writer never waits for it.
 2. With the lock (an uncontended append), the events go in already numbered, above the head,
    with a ``NOTIFY``, and the commit is synchronous: that is the whole append. Without it, the
    events go in with ``position NULL`` and the commit does not wait for its WAL flush; then the
@@ -48,11 +47,7 @@ from eventkeep.store import (
     replayed_result,
 )
 
-__all__ = ["COPY_FROM", "append", "append_in_transaction"]
-
-COPY_FROM = 64
-"""Appends of at least this many events stream them in with COPY (in an explicit transaction);
-smaller ones go in one INSERT inside the pipeline's implicit transaction."""
+__all__ = ["append", "append_in_transaction"]
 
 _T = TypeVar("_T")
 _ATTEMPTS = 5
@@ -113,10 +108,8 @@ def _write(
     It is the implicit transaction of one pipeline: the statements sent before the pipeline's
     closing Sync commit together (or not at all), with no BEGIN or COMMIT round trip. Reading
     the heads in the middle flushes the pipeline without a Sync, so their row locks (and the
-    sequencer's lock, if taken) hold until the end. Large appends use COPY, which cannot join a
-    pipeline: they open an explicit transaction instead.
+    sequencer's lock, if taken) hold until the end.
     """
-    big = len(ids) >= COPY_FROM
     sequence_cur = conn.cursor(binary=True)
     heads_cur = conn.cursor(binary=True)
     known_cur = conn.cursor(binary=True)
@@ -124,8 +117,6 @@ def _write(
     positions: dict[bytes, int] | None = None
     try:
         with conn.pipeline():
-            if big:
-                conn.execute(sql.BEGIN)
             sequence_cur.execute(sql.TRY_SEQUENCE)
             if len(batches) == 1:
                 heads_cur.execute(sql.LOCK_HEAD, (batches[0].stream_id,))
@@ -140,13 +131,8 @@ def _write(
             firsts = _plan(batches, heads, known, check_ids, todo)
             now = max([int(rows[0][4]), *(h[3] for _, h in todo if h)])
             first = None if head_position is None or not todo else int(head_position) + 1
-            if todo and not big:
-                _send_insert(conn, todo, now, first)
-        if big:
             if todo:
-                _copy_and_commit(conn, todo, now, first)
-            else:
-                conn.execute(sql.ROLLBACK)
+                _send_insert(conn, todo, now, first)
     except BaseException:
         _rollback(conn)
         raise
@@ -241,40 +227,6 @@ def _send_insert(
         conn.execute(sql.NOTIFY_HEAD, (first + len(rows) - 1,))
 
 
-def _copy_and_commit(
-    conn: psycopg.Connection[Any], todo: _Todo, now_us: int, first: int | None
-) -> None:
-    heads, count = _copy(conn, todo, now_us, first)
-    hs, hv, hh, _ = (list(column) for column in zip(*heads, strict=True))
-    with conn.pipeline():
-        conn.execute(sql.UPSERT_HEADS, (heads[0][3], hs, hv, hh))
-        if first is not None:
-            conn.execute(sql.NOTIFY_HEAD, (first + count - 1,))
-        conn.execute(sql.COMMIT)
-
-
-def _copy(
-    conn: psycopg.Connection[Any], todo: _Todo, now_us: int, first: int | None = None
-) -> tuple[list[tuple[Any, ...]], int]:
-    """Stream the events in with binary COPY, numbered from ``first`` on unless it is None;
-    returns the streams' new heads and the number of events."""
-    rows, heads = _chain(todo, now_us)
-    statement, types = (
-        (sql.COPY_EVENTS, sql.COPY_TYPES)
-        if first is None
-        else (sql.COPY_NUMBERED_EVENTS, sql.COPY_NUMBERED_TYPES)
-    )
-    with conn.cursor().copy(statement) as copy:
-        copy.set_types(list(types))
-        if first is None:
-            for row in rows:
-                copy.write_row(row)
-        else:
-            for position, row in enumerate(rows, first):
-                copy.write_row((position, *row))
-    return heads, len(rows)
-
-
 # -- inside a store transaction ---------------------------------------------------------------
 
 
@@ -323,12 +275,7 @@ def _write_in_transaction(
     firsts = _plan(batches, heads, known, check_ids, todo)
     if todo:
         now = max([int(rows[0][4]), *(h[3] for _, h in todo if h)])
-        if len(ids) >= COPY_FROM:
-            new_heads, _ = _copy(conn, todo, now)
-            hs, hv, hh, _ = (list(column) for column in zip(*new_heads, strict=True))
-            conn.execute(sql.UPSERT_HEADS, (new_heads[0][3], hs, hv, hh))
-        else:
-            _send_insert(conn, todo, now)
+        _send_insert(conn, todo, now)
     return firsts
 
 
