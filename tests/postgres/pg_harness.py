@@ -18,7 +18,6 @@ from typing import Any
 import psycopg
 
 import eventkeep
-from eventkeep.backends.postgres import sql
 from eventkeep.codec import new_event_id
 from eventkeep.hashing import GENESIS, chain_hash
 from eventkeep.recorded import RecordedEvent, to_micros
@@ -112,9 +111,23 @@ def raw_connection(url: str, schema: str) -> psycopg.Connection[Any]:
     return conn
 
 
+# How eventkeep up to schema version 3 wrote an event: unnumbered (position NULL), in a
+# transaction of its own that took no lock but the stream's, numbered after its commit. A
+# writer of that version may still be running during an upgrade; its rows are numbered by the
+# next append or by a reader's settle.
+INSERT_UNNUMBERED = (
+    "WITH inserted AS (INSERT INTO events (stream_id, version, event_id, type, schema_version, "
+    "recorded_at, data_bytes, metadata_bytes, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)) "
+    "INSERT INTO streams (stream_id, version, last_hash, last_recorded_at) "
+    "VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
+    "last_hash = excluded.last_hash, last_recorded_at = excluded.last_recorded_at"
+)
+
+
 def insert_uncommitted(conn: psycopg.Connection[Any], stream_id: str, count: int) -> list[str]:
-    """Begin a transaction that inserts ``count`` valid events into a new stream, the way the
-    store's writer does (its own SQL, a correct hash chain), and leave it open."""
+    """Begin a transaction that inserts ``count`` valid events into a new stream, unnumbered, the
+    way an older eventkeep's writer did (a correct hash chain), and leave it open."""
     conn.execute("BEGIN")
     now = datetime.now(UTC)
     now_us = to_micros(now)
@@ -128,7 +141,7 @@ def insert_uncommitted(conn: psycopg.Connection[Any], stream_id: str, count: int
         )
         event = uuid.UUID(bytes=event_id)
         row = (stream_id, version, event, "pg.Slow", 1, now, data, b"{}", previous)
-        conn.execute(sql.INSERT_EVENT, (*row, stream_id, version, previous, now))
+        conn.execute(INSERT_UNNUMBERED, (*row, stream_id, version, previous, now))
         ids.append(str(event))
     return ids
 

@@ -97,20 +97,20 @@ def test_a_connection_lost_mid_append_raises_backend_unavailable_and_a_retry_sto
         assert store.verify().ok
 
 
-def test_a_connection_lost_after_commit_before_numbering_is_repaired_by_the_retry(
+def test_a_connection_lost_while_waiting_for_the_sequencer_stores_nothing_and_the_retry_once(
     target: Target, admin: psycopg.Connection[Any]
 ) -> None:
-    with eventkeep.open_store(f"{target.url}&application_name=lost_after_commit") as store:
+    with eventkeep.open_store(f"{target.url}&application_name=lost_in_sequencer") as store:
         ids = (uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
         key = admin.execute(SEQUENCER_LOCK_KEY, (target.schema,)).fetchone()[0]
         admin.execute("SELECT pg_advisory_lock(%s)", (key,))
         call = Background(lambda: store.append("account-2", events_with_ids(*ids), 0))
-        backend = backend_waiting_on(admin, "lost_after_commit", "advisory")
+        backend = backend_waiting_on(admin, "lost_in_sequencer", "advisory")
         admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
         call.join()
         assert isinstance(call.error, BackendUnavailableError)
-        pending = admin.execute("SELECT count(*) FROM events WHERE position IS NULL").fetchone()
-        assert pending == (3,), "the write transaction had committed, unnumbered"
+        stored = admin.execute("SELECT count(*) FROM events").fetchone()
+        assert stored == (0,), "the append's one transaction rolled back: nothing is stored"
         admin.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
         retried = store.append("account-2", events_with_ids(*ids), expected_version=0)

@@ -46,31 +46,28 @@ _CLOCK = (
     "WHERE position IS NOT NULL ORDER BY position DESC LIMIT 1)) AS now) AS c"
 )
 
-# The first statement of a write transaction: take the sequencer's lock if it is free (then
-# the transaction numbers its own events, and commits synchronously) and return the head
-# position; else NULL, and the transaction commits without waiting for its WAL flush: its events
-# go in unnumbered, to be numbered by POSITIONS after the commit, whose synchronous commit comes
-# later in the WAL and so covers this write too. See migrations/0004_uncontended_numbering.sql.
-TRY_SEQUENCE = "SELECT eventkeep_try_sequence()"
-
-# Then, in the same round trip (a new snapshot, taken after the lock if it was granted): lock
-# the heads of the streams written and read the clock. Heads are locked in one order, so
-# multi-stream appends never deadlock each other. A stream without a head is new (a row of
-# NULLs here): the events' primary key decides races.
-LOCK_HEADS = (
+# An append's first round trip (no transaction, no lock): the heads of the streams written and
+# the clock. A stream without a head is new (a row of NULLs here).
+HEADS = (
     "SELECT h.stream_id, h.version, h.last_hash, h.last_recorded_at, c.now FROM "
     f"{_CLOCK} "
     "LEFT JOIN LATERAL (SELECT stream_id, version, last_hash, last_recorded_at FROM streams "
-    "WHERE stream_id = ANY (%s::text[]) ORDER BY stream_id FOR UPDATE) AS h ON true"
+    "WHERE stream_id = ANY (%s::text[])) AS h ON true"
 )
 
 # The same for the common append to one stream (scalar parameters are cheaper than arrays).
-LOCK_HEAD = (
+HEAD = (
     "SELECT h.stream_id, h.version, h.last_hash, h.last_recorded_at, c.now FROM "
     f"{_CLOCK} "
     "LEFT JOIN LATERAL (SELECT stream_id, version, last_hash, last_recorded_at FROM streams "
-    "WHERE stream_id = %s FOR UPDATE) AS h ON true"
+    "WHERE stream_id = %s) AS h ON true"
 )
+
+# Inside a store transaction, which holds the sequencer's lock (SEQUENCER_LOCK, below): the
+# heads, locked in one order (so that multi-stream appends never deadlock each other).
+LOCK_HEADS = HEADS.replace(") AS h ON true", " ORDER BY stream_id FOR UPDATE) AS h ON true")
+
+LOCK_HEAD = HEAD.replace(") AS h ON true", " FOR UPDATE) AS h ON true")
 
 # Asked only when an append does not fit the stream (to tell a retry from a conflict) or hit the
 # event id index: appends that go through pay nothing for idempotency but the unique index.
@@ -100,42 +97,34 @@ UPSERT_HEADS = (
     "last_hash = excluded.last_hash, last_recorded_at = excluded.last_recorded_at"
 )
 
-UPSERT_HEADS_BINARY = UPSERT_HEADS.replace("%s", "%b")
+# An append of one event, and its stream's new head, in one statement and transaction: the
+# position comes from eventkeep_append_position() (migrations/0004_uncontended_numbering.sql),
+# which takes the sequencer's lock (held to the commit) and returns the head position read
+# after the lock was granted. The statement returns the event's position and notifies the
+# store's channel (wait_for_events).
+_HEAD_POSITION = "(SELECT eventkeep_append_position())"
 
-# An append of one event, and its stream's new head, in one statement: unnumbered (``position``
-# NULL) and numbered (the position first).
-INSERT_EVENT = (
-    f"WITH inserted AS (INSERT INTO events ({_EVENT_COLUMNS}) "
-    f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)) {UPSERT_HEAD}"
-)
+_NOTIFY = "pg_notify('eventkeep_' || current_schema(), max(position)::text)"
 
-INSERT_NUMBERED_EVENT = (
+APPEND_EVENT = (
     f"WITH inserted AS (INSERT INTO events (position, {_EVENT_COLUMNS}) "
-    f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)) {UPSERT_HEAD}"
+    f"SELECT {_HEAD_POSITION} + 1, %s, %s, %s, %s, %s, %s, %s, %s, %s RETURNING position), "
+    f"head AS ({UPSERT_HEAD}) "
+    f"SELECT min(position), {_NOTIFY} FROM inserted"
 )
 
 # An append of several events (one array per column, the timestamp shared), and the new heads
-# of their streams, in one statement; unnumbered and numbered (the first position first: the
-# events are numbered from it on, in order). ``%b``: the arrays travel in binary, which beat
-# both text arrays and binary COPY (one more round trip) at 20, 100 and 1,000 events.
-INSERT_EVENTS = (
-    f"WITH inserted AS (INSERT INTO events ({_EVENT_COLUMNS}) "
-    "SELECT s, v, e, t, sv, %b::timestamptz, d, m, h FROM unnest("
-    "%b::text[], %b::bigint[], %b::uuid[], %b::text[], %b::int[], %b::bytea[], %b::bytea[], "
-    f"%b::bytea[]) AS u (s, v, e, t, sv, d, m, h)) {UPSERT_HEADS_BINARY}"
-)
-
-INSERT_NUMBERED_EVENTS = (
+# of their streams, in one statement, numbered in order; returns the first position. ``%b``:
+# the arrays travel in binary, which beat both text arrays and binary COPY (one more round trip)
+# at 20, 100 and 1,000 events.
+APPEND_EVENTS = (
     f"WITH inserted AS (INSERT INTO events (position, {_EVENT_COLUMNS}) "
-    "SELECT %b::bigint + n - 1, s, v, e, t, sv, %b::timestamptz, d, m, h FROM unnest("
+    f"SELECT {_HEAD_POSITION} + n, s, v, e, t, sv, %b::timestamptz, d, m, h FROM unnest("
     "%b::text[], %b::bigint[], %b::uuid[], %b::text[], %b::int[], %b::bytea[], %b::bytea[], "
-    "%b::bytea[]) WITH ORDINALITY AS u (s, v, e, t, sv, d, m, h, n)) "
-    f"{UPSERT_HEADS_BINARY}"
+    "%b::bytea[]) WITH ORDINALITY AS u (s, v, e, t, sv, d, m, h, n) RETURNING position), "
+    f"head AS ({UPSERT_HEADS.replace('%s', '%b')}) "
+    f"SELECT min(position), {_NOTIFY} FROM inserted"
 )
-
-# What a writer that numbered its own events sends before its commit, as the sequencer does:
-# the new head position, to the store's channel (LISTEN in wait_for_events).
-NOTIFY_HEAD = "SELECT pg_notify('eventkeep_' || current_schema(), %s::text)"
 
 # The writer's second transaction (autocommit, one statement): number what is pending and
 # return the positions of the given events.

@@ -1,29 +1,28 @@
-"""The append path: one transaction when the sequencer is free, else a write and a numbering.
+"""The append path: read the heads, then one transaction that numbers and writes the events.
 
-1. The write transaction (two round trips, one pipeline). First ``eventkeep_try_sequence()``:
-   if no other transaction holds the sequencer's lock, it takes it and returns the head
-   position (numbering whatever other writers left pending). In the same round trip, lock the
-   heads of the streams written and read the server's clock. Then check expected versions,
-   chain the hashes, and insert the events and upsert the heads in one statement (``VALUES``
-   for one event, binary arrays for more). Writers of different streams share no lock here
-   but the sequencer's, which they only ever try: a writer never waits for it.
-2. With the lock (an uncontended append), the events go in already numbered, above the head,
-   with a ``NOTIFY``, and the commit is synchronous: that is the whole append. Without it, the
-   events go in with ``position NULL`` and the commit does not wait for its WAL flush; then the
-   numbering (one statement, its own transaction): ``eventkeep_positions(ids)``. Unless
-   another writer's sequencer run numbered these events already, it runs the sequencer, which
-   numbers every committed event still unnumbered (this writer's and any other's) and commits
-   synchronously, flushing the write above with it; then it returns this append's positions.
-   See ``migrations/0001_initial.sql``, ``0004_uncontended_numbering.sql`` and
-   ``docs/postgres.md``.
+1. Read (one round trip, no transaction to speak of, no lock): the heads of the streams written
+   and the server's clock. Check expected versions and chain the hashes in Python.
+2. Write (one round trip, one statement, its own transaction): insert the events and upsert the
+   heads (``VALUES`` for one event, binary arrays for more), numbered above the head position
+   that ``eventkeep_append_position()`` returns once it holds the sequencer's lock; notify the
+   store's channel; commit, synchronously. The statement and its parameters are on the server
+   before the lock is taken, and the commit follows at once: the lock is held from its grant
+   to the commit, never while the server waits for a client. Appends are numbered in commit
+   order: every snapshot that sees position N sees every position below N, so a reader never
+   skips an event.
+
+A head read in step 1 can be stale by step 2: another writer appended to the stream in between.
+Then the events' primary key ``(stream_id, version)`` refuses the insert (versions are dense, so
+a changed head always means the version we write exists), the transaction rolls back, and the
+append is redone from step 1. That key is the compare-and-set: no row lock is ever held across a
+round trip, and a writer never holds a row lock while it waits for the sequencer.
 
 Idempotency costs nothing on the happy path: the stored event ids are looked up only when an
 expected version does not match (a retry of an append that went through looks exactly like
-that) or when the event id index refuses an insert; the transaction is then redone with the
-lookup, and ``replayed_result`` decides between a replay, a ConcurrencyError and a
-DuplicateEventIdError exactly as for the other backends. A transaction that loses a race (a
-unique index hit by a concurrent writer of the same new stream or the same event ids, a deadlock)
-is rolled back and redone the same way: the winner's rows then decide the outcome.
+that) or when a unique index refuses an insert; the append is then redone with the lookup, and
+``replayed_result`` decides between a replay, a ConcurrencyError and a DuplicateEventIdError
+exactly as for the other backends. See ``migrations/0004_uncontended_numbering.sql`` and
+``docs/postgres.md``.
 """
 
 from __future__ import annotations
@@ -60,7 +59,7 @@ def append(conn: psycopg.Connection[Any], batches: list[PreparedAppend]) -> list
     """Append ``batches`` atomically on ``conn`` (autocommit, configured for the store)."""
     ids = [UUID(bytes=ev.event_id) for batch in batches for ev in batch.events]
     firsts, positions = _retrying(lambda check_ids: _write(conn, batches, ids, check_ids))
-    if positions is None:
+    if positions is None:  # a replay: the positions of the stored events
         positions = dict(conn.execute(sql.POSITIONS, (ids,), binary=True))
     return _results(batches, firsts, positions)
 
@@ -102,44 +101,26 @@ class _CheckIds(Exception):
 def _write(
     conn: psycopg.Connection[Any], batches: list[PreparedAppend], ids: list[UUID], check_ids: bool
 ) -> tuple[list[int], dict[bytes, int] | None]:
-    """The write transaction; returns each batch's first version (new or replayed), and the
-    positions of the events when it numbered them itself (else None: they await numbering).
-
-    It is the implicit transaction of one pipeline: the statements sent before the pipeline's
-    closing Sync commit together (or not at all), with no BEGIN or COMMIT round trip. Reading
-    the heads in the middle flushes the pipeline without a Sync, so their row locks (and the
-    sequencer's lock, if taken) hold until the end.
-    """
-    sequence_cur = conn.cursor(binary=True)
+    """Read the heads, then write what is new; returns each batch's first version (new or
+    replayed), and the positions of the events when all were written now (else None)."""
     heads_cur = conn.cursor(binary=True)
     known_cur = conn.cursor(binary=True)
+    with conn.pipeline():
+        if len(batches) == 1:
+            heads_cur.execute(sql.HEAD, (batches[0].stream_id,))
+        else:
+            heads_cur.execute(sql.HEADS, ([b.stream_id for b in batches],))
+        if check_ids:
+            known_cur.execute(sql.STORED_IDENTITIES, (ids,))
+    rows = heads_cur.fetchall()
+    known = {r[0]: StoredIdentity(*r) for r in known_cur.fetchall()} if check_ids else {}
     todo: _Todo = []
-    positions: dict[bytes, int] | None = None
-    try:
-        with conn.pipeline():
-            sequence_cur.execute(sql.TRY_SEQUENCE)
-            if len(batches) == 1:
-                heads_cur.execute(sql.LOCK_HEAD, (batches[0].stream_id,))
-            else:
-                heads_cur.execute(sql.LOCK_HEADS, (sorted(b.stream_id for b in batches),))
-            if check_ids:
-                known_cur.execute(sql.STORED_IDENTITIES, (ids,))
-            rows = heads_cur.fetchall()  # flushes, without ending the transaction
-            head_position = _one(sequence_cur)
-            known = {r[0]: StoredIdentity(*r) for r in known_cur.fetchall()} if check_ids else {}
-            heads: dict[str, _Head] = {r[0]: r[:4] for r in rows if r[0] is not None}
-            firsts = _plan(batches, heads, known, check_ids, todo)
-            now = max([int(rows[0][4]), *(h[3] for _, h in todo if h)])
-            first = None if head_position is None or not todo else int(head_position) + 1
-            if todo:
-                _send_insert(conn, todo, now, first)
-    except BaseException:
-        _rollback(conn)
-        raise
-    if first is not None and len(todo) == len(batches):
-        written = (ev.event_id for batch, _ in todo for ev in batch.events)
-        positions = {event_id: p for p, event_id in enumerate(written, first)}
-    return firsts, positions
+    firsts = _plan(batches, _heads(rows), known, check_ids, todo)
+    if not todo:
+        return firsts, None
+    cur = conn.cursor(binary=True)
+    _send_append(cur, todo, _now(rows, todo))  # autocommit: its own transaction
+    return firsts, _positions(batches, todo, int(_one(cur)))
 
 
 def _one(cur: psycopg.Cursor[Any]) -> Any:
@@ -203,28 +184,17 @@ def _chain(todo: _Todo, now_us: int) -> tuple[list[tuple[Any, ...]], list[tuple[
     return rows, heads
 
 
-def _send_insert(
-    conn: psycopg.Connection[Any], todo: _Todo, now_us: int, first: int | None = None
-) -> None:
-    """Queue the one statement that inserts the events and upserts the heads: numbered from
-    ``first`` on (with the notification), or unnumbered when ``first`` is None."""
+def _send_append(cur: psycopg.Cursor[Any], todo: _Todo, now_us: int) -> None:
+    """Send the one statement that inserts the events, numbered after the head position, and
+    upserts the heads; it returns the first position."""
     rows, heads = _chain(todo, now_us)
     if len(rows) == 1:
-        if first is None:
-            conn.execute(sql.INSERT_EVENT, (*rows[0], *heads[0]))
-        else:
-            conn.execute(sql.INSERT_NUMBERED_EVENT, (first, *rows[0], *heads[0]))
-    else:
-        s, v, e, t, sv, _, d, m, h = (list(column) for column in zip(*rows, strict=True))
-        hs, hv, hh, _ = (list(column) for column in zip(*heads, strict=True))
-        now = heads[0][3]
-        columns = (now, s, v, e, t, sv, d, m, h, now, hs, hv, hh)
-        if first is None:
-            conn.execute(sql.INSERT_EVENTS, columns)
-        else:
-            conn.execute(sql.INSERT_NUMBERED_EVENTS, (first, *columns))
-    if first is not None:
-        conn.execute(sql.NOTIFY_HEAD, (first + len(rows) - 1,))
+        cur.execute(sql.APPEND_EVENT, (*rows[0], *heads[0]))
+        return
+    s, v, e, t, sv, _, d, m, h = (list(column) for column in zip(*rows, strict=True))
+    hs, hv, hh, _ = (list(column) for column in zip(*heads, strict=True))
+    now = heads[0][3]
+    cur.execute(sql.APPEND_EVENTS, (now, s, v, e, t, sv, d, m, h, now, hs, hv, hh))
 
 
 # -- inside a store transaction ---------------------------------------------------------------
@@ -236,21 +206,22 @@ def append_in_transaction(
     """Append ``batches`` inside the open store transaction on ``conn``, numbered at once.
 
     Each call runs in a savepoint, so a ConcurrencyError (or any error) undoes this call only.
-    It first takes the sequencer's lock, which the transaction then holds until it ends: it
-    writes the events, numbers them (with anything else pending, as a sequencer run does) and
-    returns their positions. Other sequencer runs wait for the transaction to end, so every
-    snapshot that sees one of its positions sees every position below it, as always; and its
-    positions become visible only with its commit (which is synchronous, see
-    ``eventkeep_sequence``). See ``docs/postgres.md``, "Store transactions".
+    It first takes the sequencer's lock, which the transaction then holds until it ends, and
+    locks the heads of its streams: it writes the events numbered above the head position and
+    returns their positions. Other appends wait for the
+    transaction to end, so every snapshot that sees one of its positions sees every position
+    below it, as always; and its positions become visible only with its commit (which is
+    synchronous). See ``docs/postgres.md``, "Store transactions".
     """
     ids = [UUID(bytes=ev.event_id) for batch in batches for ev in batch.events]
 
     def write(check_ids: bool) -> tuple[list[int], dict[bytes, int]]:
         with conn.transaction():  # a savepoint
             conn.execute(sql.SEQUENCER_LOCK)
-            firsts = _write_in_transaction(conn, batches, ids, check_ids)
-            rows = conn.execute(sql.POSITIONS, (ids,), binary=True).fetchall()
-        return firsts, dict(rows)
+            firsts, positions = _write_in_transaction(conn, batches, ids, check_ids)
+            if positions is None:  # a replay
+                positions = dict(conn.execute(sql.POSITIONS, (ids,), binary=True).fetchall())
+        return firsts, positions
 
     firsts, positions = _retrying(write)
     return _results(batches, firsts, positions)
@@ -258,8 +229,9 @@ def append_in_transaction(
 
 def _write_in_transaction(
     conn: psycopg.Connection[Any], batches: list[PreparedAppend], ids: list[UUID], check_ids: bool
-) -> list[int]:
-    """The write of ``_write``, in the caller's transaction: no BEGIN, COMMIT or ROLLBACK."""
+) -> tuple[list[int], dict[bytes, int] | None]:
+    """``_write`` in the caller's transaction, which holds the sequencer's lock: the heads are
+    locked rather than read, and there is no BEGIN, COMMIT or ROLLBACK."""
     if len(batches) == 1:
         key = batches[0].stream_id
         rows = conn.execute(sql.LOCK_HEAD, (key,), binary=True).fetchall()
@@ -270,20 +242,27 @@ def _write_in_transaction(
     if check_ids:
         stored = conn.execute(sql.STORED_IDENTITIES, (ids,), binary=True).fetchall()
         known = {r[0]: StoredIdentity(*r) for r in stored}
-    heads: dict[str, _Head] = {r[0]: r[:4] for r in rows if r[0] is not None}
     todo: _Todo = []
-    firsts = _plan(batches, heads, known, check_ids, todo)
-    if todo:
-        now = max([int(rows[0][4]), *(h[3] for _, h in todo if h)])
-        _send_insert(conn, todo, now)
-    return firsts
+    firsts = _plan(batches, _heads(rows), known, check_ids, todo)
+    if not todo:
+        return firsts, None
+    cur = conn.cursor(binary=True)
+    _send_append(cur, todo, _now(rows, todo))
+    return firsts, _positions(batches, todo, int(_one(cur)))
 
 
-def _rollback(conn: psycopg.Connection[Any]) -> None:
-    """End a failed write transaction, if the connection still has one."""
-    status = conn.info.transaction_status
-    if status in (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR):
-        try:
-            conn.execute(sql.ROLLBACK)
-        except psycopg.Error:
-            conn.close()  # unusable: the pool will discard it
+def _heads(rows: list[tuple[Any, ...]]) -> dict[str, _Head]:
+    return {r[0]: r[:4] for r in rows if r[0] is not None}
+
+
+def _now(rows: list[tuple[Any, ...]], todo: _Todo) -> int:
+    """The append's timestamp: the clock, never behind the head of a stream written."""
+    return max([int(rows[0][4]), *(h[3] for _, h in todo if h)])
+
+
+def _positions(batches: list[PreparedAppend], todo: _Todo, first: int) -> dict[bytes, int] | None:
+    """The positions of the events written from ``first`` on; None if some batch was a replay."""
+    if len(todo) < len(batches):
+        return None
+    written = (ev.event_id for batch, _ in todo for ev in batch.events)
+    return {event_id: p for p, event_id in enumerate(written, first)}
