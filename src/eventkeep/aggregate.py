@@ -41,7 +41,7 @@ from typing import Any, ClassVar, Self, TypeVar, cast
 import msgspec
 
 from eventkeep.codec import new_event_uuid
-from eventkeep.context import current_context
+from eventkeep.context import _current
 from eventkeep.errors import ConfigurationError, ValidationError
 from eventkeep.events import Event, NewEvent, RawEvent
 from eventkeep.recorded import RecordedEvent
@@ -56,6 +56,7 @@ Handler = Callable[[Any, Any], None]
 H = TypeVar("H", bound=Callable[..., Any])
 
 _APPLIES = "__eventkeep_applies__"
+_current_context = _current.get  # context.current_context() without the extra call (record())
 _MUTABLE_DEFAULTS = (list, dict, set, bytearray)
 
 
@@ -164,7 +165,7 @@ class Aggregate:
         handler = self.__handlers__.get(type(event)) or self._ek_missing_handler(event, None)
         handler(self, event)
         self.version += 1
-        context = current_context()
+        context = _current_context()
         meta = context.metadata() if context is not None else None
         if metadata:
             meta = {**meta, **metadata} if meta else dict(metadata)

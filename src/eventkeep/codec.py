@@ -56,23 +56,33 @@ class Codec:
         event_id: bytes | None = None
         metadata: Mapping[str, Any] | None = call_metadata
         if type(item) is NewEvent:
-            if item.event_id is not None:
-                if not isinstance(item.event_id, uuid.UUID):
-                    raise ValidationError(f"event_id must be a UUID, got {item.event_id!r}")
-                event_id = item.event_id.bytes
-            if item.metadata is not None and not isinstance(item.metadata, Mapping):
-                raise ValidationError(
-                    f"metadata must be a mapping, got {type(item.metadata).__name__}"
-                )
-            if item.metadata:
-                metadata = {**call_metadata, **item.metadata} if call_metadata else item.metadata
+            given_id = item.event_id
+            if given_id is not None:
+                if not isinstance(given_id, uuid.UUID):
+                    raise ValidationError(f"event_id must be a UUID, got {given_id!r}")
+                event_id = given_id.bytes
+            own = item.metadata
+            if own is not None:
+                if not isinstance(own, Mapping):
+                    raise ValidationError(f"metadata must be a mapping, got {type(own).__name__}")
+                if own:
+                    metadata = {**call_metadata, **own} if call_metadata else own
             item = item.event
         if isinstance(item, Event):
+            # The hot path (every event an aggregate records): error texts are only built when
+            # needed. Types that cannot hold a float skip the NaN/infinity check altogether.
             cls = type(item)
             if cls.__abstract__:
                 raise ValidationError(f"{cls.__qualname__} is abstract and cannot be appended")
             type_name, schema_version = cls.__event_type__, cls.__schema_version__
-            data = self._encode(item, f"event {type_name!r}", _may_hold_float(cls))
+            try:
+                data = self._encoder.encode(item)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise SerializationError(
+                    f"event {type_name!r} cannot be encoded to JSON: {exc}"
+                ) from exc
+            if _may_hold_float(cls) and b"null" in data:
+                _refuse_non_finite(item, f"event {type_name!r}")
         elif isinstance(item, RawEvent):
             type_name = check_name(item.type, what="event type")
             schema_version = item.schema_version
@@ -177,7 +187,18 @@ def new_event_id() -> bytes:
 
 def new_event_uuid() -> uuid.UUID:
     """:func:`new_event_id` as a ``uuid.UUID``."""
-    return uuid.UUID(int=_v7())
+    # What ``uuid.UUID(int=...)`` builds (the same int and ``is_safe``), without its argument
+    # parsing and range check: _v7() is in range by construction. Called once per recorded event.
+    made = _new_uuid(_UUID)
+    _set(made, "int", _v7())
+    _set(made, "is_safe", _UNKNOWN_SAFETY)
+    return made
+
+
+_UUID = uuid.UUID
+_new_uuid = object.__new__
+_set = object.__setattr__
+_UNKNOWN_SAFETY = uuid.SafeUUID.unknown
 
 
 # The random bits come from a generator of our own, seeded from os.urandom and reseeded in a
@@ -188,11 +209,14 @@ os.register_at_fork(after_in_child=_random.seed)
 _bits = _random.getrandbits
 _V7 = (0x7 << 76) | (0b10 << 62)
 _LOW62 = (1 << 62) - 1
+_HIGH12 = ((1 << 74) - 1) ^ _LOW62
+_time_ns = time.time_ns
 
 
 def _v7() -> int:
     rand = _bits(74)
-    return (time.time_ns() // 1_000_000) << 80 | _V7 | (rand >> 62) << 64 | (rand & _LOW62)
+    # The top 12 random bits go to bits 64-75 (``(rand >> 62) << 64``), the low 62 to bits 0-61.
+    return (_time_ns() // 1_000_000) << 80 | _V7 | (rand & _HIGH12) << 2 | (rand & _LOW62)
 
 
 _FLOAT_FREE: dict[type, bool] = {}

@@ -74,20 +74,25 @@ def chain_events(
     ``previous``: one per event, each chained to the one before. Every backend appends with it.
     """
     hashes: list[bytes] = []
+    append = hashes.append
+    pack, sha256 = _pack, _sha256
     for ev in events:
         version += 1
-        previous = chain_hash(
-            previous,
-            stream_id,
-            version,
-            ev.event_id,
-            ev.type,
-            ev.schema_version,
-            recorded_at_us,
-            ev.data,
-            ev.metadata,
+        # chain_hash, inlined: this loop runs once per appended event.
+        envelope = pack(
+            (
+                stream_id,
+                version,
+                ev.event_id,
+                ev.type,
+                ev.schema_version,
+                recorded_at_us,
+                ev.data,
+                ev.metadata,
+            )
         )
-        hashes.append(previous)
+        previous = sha256(previous + envelope).digest()
+        append(previous)
     return hashes
 
 

@@ -98,6 +98,24 @@ def test_a_generated_event_id_is_a_unique_time_ordered_uuid7(codec: Codec) -> No
     assert abs(millis[-1] - time.time_ns() // 1_000_000) < 60_000
 
 
+def test_new_event_uuid_is_an_ordinary_uuid7() -> None:
+    # Built without uuid.UUID.__init__ for speed: it must behave exactly like a parsed UUID.
+    import copy
+    import pickle
+
+    from eventkeep.codec import new_event_uuid
+
+    made = new_event_uuid()
+    same = uuid.UUID(str(made))
+    assert type(made) is uuid.UUID
+    assert made == same
+    assert hash(made) == hash(same)
+    assert made.int == same.int
+    assert (made.version, made.variant, made.is_safe) == (7, uuid.RFC_4122, same.is_safe)
+    assert pickle.loads(pickle.dumps(made)) == made == copy.deepcopy(made)
+    assert len({new_event_uuid() for _ in range(1000)}) == 1000
+
+
 def test_a_given_event_id_is_kept(codec: Codec) -> None:
     event_id = uuid.uuid4()
     assert codec.prepare(NewEvent(MOVED, event_id), None).event_id == event_id.bytes

@@ -7,7 +7,16 @@ import hashlib
 import msgspec
 import pytest
 
-from eventkeep.hashing import GENESIS, BrokenLink, ChainRow, VerifyReport, chain_hash, verify_chains
+from eventkeep.codec import PreparedEvent
+from eventkeep.hashing import (
+    GENESIS,
+    BrokenLink,
+    ChainRow,
+    VerifyReport,
+    chain_events,
+    chain_hash,
+    verify_chains,
+)
 
 
 def chain(stream_id: str, count: int, first_position: int = 1, step: int = 1) -> list[ChainRow]:
@@ -55,6 +64,21 @@ def test_the_chain_hash_of_a_known_envelope_never_changes() -> None:
     args = ("account-1", 1, bytes(range(16)), "Deposited", 1, 1_700_000_000_000_000)
     digest = chain_hash(GENESIS, *args, b'{"amount":"1"}', b"{}")
     assert digest.hex() == "9358e11d938f9de88ef6e287aaa1a27a897c677928934d2cc30d4ec943c48926"
+
+
+def test_chain_events_is_chain_hash_applied_in_turn() -> None:
+    # chain_events inlines chain_hash for speed: the two must never disagree.
+    events = [
+        PreparedEvent(bytes([n]) * 16, f"unit.T{n % 2}", 1 + n % 3, b'{"n":%d}' % n, b"{}")
+        for n in range(5)
+    ]
+    expected, previous = [], bytes(range(32))
+    for version, ev in enumerate(events, start=8):
+        previous = chain_hash(
+            previous, "s-1", version, ev.event_id, ev.type, ev.schema_version, 42, ev.data, b"{}"
+        )
+        expected.append(previous)
+    assert chain_events(bytes(range(32)), "s-1", 7, events, 42) == expected
 
 
 @pytest.mark.parametrize("field", range(9))
