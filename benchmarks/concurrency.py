@@ -39,6 +39,11 @@ def make_subject(system: str, target: Target, *, create_tables: bool = True) -> 
         from benchmarks.systems.es import EventsourcingSubject
 
         return EventsourcingSubject(target, create_tables=create_tables)
+    if system == "raw-min":
+        from benchmarks.systems.raw_min import RawMinPostgresSubject, RawMinSQLiteSubject
+
+        cls = RawMinSQLiteSubject if target.backend == "sqlite" else RawMinPostgresSubject
+        return cls(target, create_tables=create_tables)
     if target.backend == "sqlite":
         from benchmarks.systems.raw import RawSQLiteSubject
 

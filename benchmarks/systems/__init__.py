@@ -2,5 +2,8 @@
 
 - ``eventkeep``: eventkeep's ``Repository`` and ``BankAccount`` example over ``open_store``.
 - ``eventsourcing``: the incumbent (9.5.x), an ``Application`` with an equivalent aggregate.
-- ``raw``: the driver floor, plain ``sqlite3`` / ``psycopg`` doing the same selects and inserts.
+- ``raw``: the equivalent driver floor, plain ``sqlite3`` / ``psycopg`` storing and reading the
+  same row as an event store (event id, metadata, timestamp, type index), without its machinery.
+- ``raw-min``: the minimal floor of earlier runs (stream id, version, type, data); shown for the
+  batch append and the command loop only.
 """

@@ -44,6 +44,9 @@ class Subject(Protocol):
     def create_with(self, key: str, events: int, reference: str) -> None:
         """A new account with ``events`` events (opened + deposits), saved in one transaction."""
 
+    def create_many(self, keys: list[str], events: int, reference: str) -> None:
+        """Like ``create_with`` for each key, all saved in one transaction (untimed setup)."""
+
     def load(self, key: str) -> int:
         """Rehydrate the account from its events (no snapshot); returns its version."""
 

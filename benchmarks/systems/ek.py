@@ -58,6 +58,16 @@ class EventkeepSubject:
             account.deposit(AMOUNT, reference=reference)
         self.accounts.save(account)
 
+    def create_many(self, keys: list[str], events: int, reference: str) -> None:
+        accounts = []
+        for key in keys:
+            account = self.accounts.create(key)
+            account.open(OWNER)
+            for _ in range(events - 1):
+                account.deposit(AMOUNT, reference=reference)
+            accounts.append(account)
+        self.accounts.save(*accounts)
+
     def load(self, key: str) -> int:
         return self.accounts.load(key).version
 

@@ -129,6 +129,15 @@ class EventsourcingSubject:
             account.deposit(AMOUNT, reference=reference)
         self._app(key).save(account)
 
+    def create_many(self, keys: list[str], events: int, reference: str) -> None:
+        accounts = []
+        for key in keys:
+            account = Account(key, OWNER)
+            for _ in range(events - 1):
+                account.deposit(AMOUNT, reference=reference)
+            accounts.append(account)
+        self._app(keys[0]).save(*accounts)
+
     def load(self, key: str) -> int:
         return int(self._app(key).repository.get(account_id(key)).version)
 

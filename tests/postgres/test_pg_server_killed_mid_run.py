@@ -1,9 +1,9 @@
 """SIGKILL the PostgreSQL server in the middle of a run of writers and a reader, then restart it.
 
 Writers retry their appends with the same event ids while the server is away, as an
-application would. Their sessions even run with ``synchronous_commit=off``: write transactions
-never wait for their WAL flush anyway, and the numbering that acknowledges an append must flush
-regardless of the session, or an acknowledged event could die with the server's WAL buffers.
+application would. Their sessions even run with ``synchronous_commit=off``: the append's
+transaction, which numbers its events, must flush regardless of the session, or an acknowledged
+event (whose position a reader may have seen) could die with the server's WAL buffers.
 
 Afterwards: no acknowledged event is lost (each is stored at the version and position it was
 acknowledged with), no append is partly visible, the reader read the whole log exactly once in

@@ -126,8 +126,8 @@ APPEND_EVENTS = (
     f"SELECT min(position), {_NOTIFY} FROM inserted"
 )
 
-# The writer's second transaction (autocommit, one statement): number what is pending and
-# return the positions of the given events.
+# The positions of the given events, numbering what is pending first (rows an older eventkeep
+# left unnumbered): for appends that turn out to be replays.
 POSITIONS = "SELECT out_event_id, out_position FROM eventkeep_positions(%s::uuid[])"
 
 # Number anything committed but pending; returns the head position.

@@ -3,13 +3,13 @@
 - psycopg 3 with a ``psycopg_pool`` connection pool; all tables in one schema per store
   (``schema=``, default ``eventkeep``), so several stores share a database without touching each
   other's tables.
-- Appends take no global lock while they write: a writer locks only the heads of the streams it
-  writes, inserts its events with no position and commits; then a short, serialized sequencer
-  transaction numbers every committed event still unnumbered (its own and other writers'), so
-  positions follow commit order and a reader never skips an event (``writer.py``,
-  ``migrations/0001_initial.sql``, ``docs/postgres.md``).
+- An append reads its streams' heads without a lock, then inserts its events in one statement
+  and transaction that numbers them under the sequencer's lock, held only from its grant to the
+  commit, on the server; so positions follow commit order and a reader never skips an event
+  (``writer.py``, ``migrations/0004_uncontended_numbering.sql``, ``docs/postgres.md``).
 - Events keep their exact JSON bytes (hashed and read back) and a generated ``jsonb`` copy for
-  queries; triggers refuse UPDATE (except the one-time numbering), DELETE and TRUNCATE.
+  queries; triggers refuse UPDATE (except the one-time numbering of rows an older eventkeep left
+  unnumbered), DELETE and TRUNCATE.
 - ``wait_for_events`` wakes readers with LISTEN/NOTIFY, with a bounded poll fallback.
 - ``transaction()`` runs one database transaction on one pooled connection
   (``transaction.py``); while it is open, reads by the same thread go through it, so they see
@@ -187,8 +187,8 @@ class PostgresStore(EventStore):
         with self._reading() as conn:
             rows = conn.execute(statement, params, binary=True).fetchall()
             if len(rows) < limit:
-                # Caught up: number what a writer that died between its two transactions
-                # left pending, and read again if the head moved on.
+                # Caught up: number what an older eventkeep's writer that died between its
+                # two transactions left pending, and read again if the head moved on.
                 seen = rows[-1][2] if rows else after
                 if _number_pending(conn, sql.SETTLE) > seen:
                     rows = conn.execute(statement, params, binary=True).fetchall()
@@ -335,7 +335,7 @@ def _number_pending(conn: psycopg.Connection[Any], statement: str) -> int:
     """Run the sequencer (``SEQUENCE`` or ``SETTLE``); the head position.
 
     A session that may not write (a read-only role, a hot standby) leaves the numbering to the
-    writers, which do it right after they commit, and just reads the head.
+    next append, and just reads the head.
     """
     try:
         return _scalar(conn, statement)
