@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import defaultdict
-from decimal import Decimal
 from typing import Any
 
 from benchmarks.systems.base import AMOUNT, OWNER, Target
@@ -32,7 +30,6 @@ _PG_SCHEMA = (
     "version INTEGER NOT NULL, type TEXT NOT NULL, data JSONB NOT NULL, "
     "UNIQUE (stream_id, version))"
 )
-_PAGE = 1000
 
 
 def _opened() -> dict[str, Any]:
@@ -53,9 +50,6 @@ class _RawMinSubject:
         raise NotImplementedError
 
     def _insert(self, rows: list[tuple[str, int, str, Any]]) -> None:
-        raise NotImplementedError
-
-    def _page(self, after: int) -> list[tuple[int, str, str, dict[str, Any]]]:
         raise NotImplementedError
 
     def _data(self, value: dict[str, Any]) -> Any:
@@ -92,23 +86,10 @@ class _RawMinSubject:
         raise NotImplementedError("the minimal raw floor has no snapshots")
 
     def read_all(self) -> int:
-        return self._fold(None)
+        raise NotImplementedError("the minimal floor runs the batch and command workloads only")
 
     def catch_up(self) -> int:
-        return self._fold(defaultdict(Decimal))
-
-    def _fold(self, balances: defaultdict[str, Decimal] | None) -> int:
-        after, count = 0, 0
-        while True:
-            rows = self._page(after)
-            if balances is not None:
-                for _position, stream_id, kind, event in rows:
-                    if kind == "Deposited":
-                        balances[stream_id] += Decimal(event["amount"])
-            count += len(rows)
-            if len(rows) < _PAGE:
-                return count
-            after = rows[-1][0]
+        raise NotImplementedError("the minimal floor runs the batch and command workloads only")
 
     def fill(self, streams: int, events: int, reference: str) -> None:
         per_stream = events // streams
@@ -157,14 +138,6 @@ class RawMinSQLiteSubject(_RawMinSubject):
             raise
         conn.execute("COMMIT")
 
-    def _page(self, after: int) -> list[tuple[int, str, str, dict[str, Any]]]:
-        rows = self.conn.execute(
-            "SELECT position, stream_id, type, data FROM events WHERE position > ? "
-            "ORDER BY position LIMIT ?",
-            (after, _PAGE),
-        ).fetchall()
-        return [(p, s, t, json.loads(d)) for p, s, t, d in rows]
-
     def _data(self, value: dict[str, Any]) -> Any:
         return json.dumps(value)
 
@@ -196,13 +169,6 @@ class RawMinPostgresSubject(_RawMinSubject):
             return
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.executemany(statement, rows)
-
-    def _page(self, after: int) -> list[tuple[int, str, str, dict[str, Any]]]:
-        return self.conn.execute(
-            "SELECT position, stream_id, type, data FROM events WHERE position > %s "
-            "ORDER BY position LIMIT %s",
-            (after, _PAGE),
-        ).fetchall()
 
     def _data(self, value: dict[str, Any]) -> Any:
         return self._jsonb(value)
