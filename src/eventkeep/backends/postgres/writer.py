@@ -57,10 +57,9 @@ _Todo = list[tuple[PreparedAppend, "_Head | None"]]
 
 def append(conn: psycopg.Connection[Any], batches: list[PreparedAppend]) -> list[AppendResult]:
     """Append ``batches`` atomically on ``conn`` (autocommit, configured for the store)."""
-    ids = [UUID(bytes=ev.event_id) for batch in batches for ev in batch.events]
-    firsts, positions = _retrying(lambda check_ids: _write(conn, batches, ids, check_ids))
+    firsts, positions = _retrying(lambda check_ids: _write(conn, batches, check_ids))
     if positions is None:  # a replay: the positions of the stored events
-        positions = dict(conn.execute(sql.POSITIONS, (ids,), binary=True))
+        positions = dict(conn.execute(sql.POSITIONS, (_uuids(batches),), binary=True))
     return _results(batches, firsts, positions)
 
 
@@ -98,8 +97,13 @@ class _CheckIds(Exception):
     """An expected version did not match: look for a retried append before reporting it."""
 
 
+def _uuids(batches: list[PreparedAppend]) -> list[UUID]:
+    """The event ids of ``batches`` as UUIDs: only needed off the happy path (lookups)."""
+    return [UUID(bytes=ev.event_id) for batch in batches for ev in batch.events]
+
+
 def _write(
-    conn: psycopg.Connection[Any], batches: list[PreparedAppend], ids: list[UUID], check_ids: bool
+    conn: psycopg.Connection[Any], batches: list[PreparedAppend], check_ids: bool
 ) -> tuple[list[int], dict[bytes, int] | None]:
     """Read the heads, then write what is new; returns each batch's first version (new or
     replayed), and the positions of the events when all were written now (else None)."""
@@ -111,7 +115,7 @@ def _write(
         else:
             heads_cur.execute(sql.HEADS, ([b.stream_id for b in batches],))
         if check_ids:
-            known_cur.execute(sql.STORED_IDENTITIES, (ids,))
+            known_cur.execute(sql.STORED_IDENTITIES, (_uuids(batches),))
     rows = heads_cur.fetchall()
     known = {r[0]: StoredIdentity(*r) for r in known_cur.fetchall()} if check_ids else {}
     todo: _Todo = []
@@ -213,13 +217,13 @@ def append_in_transaction(
     below it, as always; and its positions become visible only with its commit (which is
     synchronous). See ``docs/postgres.md``, "Store transactions".
     """
-    ids = [UUID(bytes=ev.event_id) for batch in batches for ev in batch.events]
 
     def write(check_ids: bool) -> tuple[list[int], dict[bytes, int]]:
         with conn.transaction():  # a savepoint
             conn.execute(sql.SEQUENCER_LOCK)
-            firsts, positions = _write_in_transaction(conn, batches, ids, check_ids)
+            firsts, positions = _write_in_transaction(conn, batches, check_ids)
             if positions is None:  # a replay
+                ids = _uuids(batches)
                 positions = dict(conn.execute(sql.POSITIONS, (ids,), binary=True).fetchall())
         return firsts, positions
 
@@ -228,7 +232,7 @@ def append_in_transaction(
 
 
 def _write_in_transaction(
-    conn: psycopg.Connection[Any], batches: list[PreparedAppend], ids: list[UUID], check_ids: bool
+    conn: psycopg.Connection[Any], batches: list[PreparedAppend], check_ids: bool
 ) -> tuple[list[int], dict[bytes, int] | None]:
     """``_write`` in the caller's transaction, which holds the sequencer's lock: the heads are
     locked rather than read, and there is no BEGIN, COMMIT or ROLLBACK."""
@@ -240,6 +244,7 @@ def _write_in_transaction(
         rows = conn.execute(sql.LOCK_HEADS, (keys,), binary=True).fetchall()
     known: dict[bytes, StoredIdentity] = {}
     if check_ids:
+        ids = _uuids(batches)
         stored = conn.execute(sql.STORED_IDENTITIES, (ids,), binary=True).fetchall()
         known = {r[0]: StoredIdentity(*r) for r in stored}
     todo: _Todo = []
