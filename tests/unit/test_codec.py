@@ -179,7 +179,9 @@ def test_null_and_the_word_null_are_not_mistaken_for_nan(codec: Codec) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [object(), {1, object()}, "\udcff", b"\x00".decode() + "\ud800"], ids=repr
+    "value",
+    [object(), {1, object()}, "\udcff", b"\x00".decode() + "\ud800"],
+    ids=["object", "set-with-object", "lone-surrogate", "nul-and-surrogate"],
 )
 def test_values_json_cannot_encode_raise_serialization_error(codec: Codec, value: Any) -> None:
     with pytest.raises(SerializationError):

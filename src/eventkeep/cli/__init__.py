@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 import eventkeep
-from eventkeep.cli._common import EXIT_USAGE, CliError, from_library_error
+from eventkeep.cli._common import EXIT_USAGE, cli_error, from_library_error
 
 __all__ = ["ALIASES", "COMMANDS", "EXTRAS", "LazyGroup", "UnavailableCommand", "main"]
 
@@ -122,7 +122,7 @@ class UnavailableCommand(click.Command):
 
 def _unavailable(name: str, problem: str) -> click.Command:
     def refuse() -> None:
-        raise CliError(problem, EXIT_USAGE)
+        raise cli_error(problem, EXIT_USAGE)
 
     return UnavailableCommand(
         name,

@@ -34,6 +34,7 @@ __all__ = [
     "EXIT_NOT_FOUND",
     "EXIT_USAGE",
     "CliError",
+    "cli_error",
     "console",
     "event_json",
     "fail",
@@ -57,11 +58,35 @@ _encode = msgspec.json.Encoder().encode
 
 
 class CliError(click.ClickException):
-    """A one-line ``Error: ...`` on stderr and a chosen exit code; never a traceback."""
+    """A one-line ``Error: ...`` on stderr and a chosen exit code; never a traceback.
 
-    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    Click reads the exit code from the class, so each code has its own subclass; make one with
+    :func:`cli_error` (or raise it with :func:`fail`).
+    """
+
+    exit_code = EXIT_FAILED
+
+
+class _UsageError(CliError):
+    exit_code = EXIT_USAGE
+
+
+class _ConflictError(CliError):
+    exit_code = EXIT_CONFLICT
+
+
+class _NotFoundError(CliError):
+    exit_code = EXIT_NOT_FOUND
+
+
+_ERROR_CLASSES: dict[int, type[CliError]] = {
+    cls.exit_code: cls for cls in (CliError, _UsageError, _ConflictError, _NotFoundError)
+}
+
+
+def cli_error(message: str, exit_code: int = EXIT_FAILED) -> CliError:
+    """A :class:`CliError` that exits with ``exit_code`` (one of the ``EXIT_*`` codes)."""
+    return _ERROR_CLASSES[exit_code](message)
 
 
 def exit_code_for(exc: eventkeep.EventkeepError) -> int:
@@ -82,11 +107,11 @@ def exit_code_for(exc: eventkeep.EventkeepError) -> int:
 
 def from_library_error(exc: eventkeep.EventkeepError) -> CliError:
     message = " ".join(str(exc).split()) or type(exc).__name__
-    return CliError(message, exit_code_for(exc))
+    return cli_error(message, exit_code_for(exc))
 
 
 def fail(message: str, exit_code: int = EXIT_FAILED) -> NoReturn:
-    raise CliError(message, exit_code)
+    raise cli_error(message, exit_code)
 
 
 # -- the store ----------------------------------------------------------------------------------

@@ -54,12 +54,28 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def read_stdin_text(what: str) -> str:
+    """All of stdin as UTF-8 text, or fail with a message naming ``what``."""
+    with click.open_file("-", "rb") as stdin:
+        raw = stdin.read()
+    try:
+        text: str = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        fail(
+            f"{what} is not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})",
+            EXIT_USAGE,
+        )
+    return text
+
+
 def parse_json_object(text: str, what: str) -> dict[str, Any]:
     """Parse ``text`` as a JSON object, or fail with a message naming ``what``."""
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
     except ValueError as exc:
         fail(f"{what} is not valid JSON: {exc}", EXIT_USAGE)
+    except RecursionError:
+        fail(f"{what} is nested too deeply to be an event", EXIT_USAGE)
     if not isinstance(value, dict):
         fail(f"{what} must be a JSON object ({{...}}), got {type(value).__name__}", EXIT_USAGE)
     return value
@@ -107,7 +123,7 @@ def append(
       echo '{"amount": "2.50"}' | eventkeep append account-1 Withdrawn - --json
     """
     if data == "-":
-        data = click.get_text_stream("stdin").read()
+        data = read_stdin_text("the event data on stdin")
         what = "the event data on stdin"
     else:
         what = "DATA_JSON"
