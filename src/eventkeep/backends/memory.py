@@ -16,7 +16,8 @@ from typing import Any
 from eventkeep.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.errors import ValidationError
 from eventkeep.events import TypeRegistry
-from eventkeep.hashing import GENESIS, ChainRow, VerifyReport, chain_events, verify_chains
+from eventkeep.hashing import ChainRow, VerifyReport, verify_chains
+from eventkeep.planner import Head, plan_append
 from eventkeep.recorded import RecordedEvent
 from eventkeep.store import (
     AppendResult,
@@ -26,9 +27,6 @@ from eventkeep.store import (
     StoredIdentity,
     StoreStats,
     StreamInfo,
-    concurrency_error,
-    expected_matches,
-    replayed_result,
 )
 from eventkeep.transaction import Transaction
 
@@ -69,55 +67,40 @@ class MemoryStore(EventStore):
 
     def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:
         with self._lock:
-            results: list[AppendResult | None] = []
-            for batch in batches:
-                actual = len(self._streams.get(batch.stream_id, ()))
-                known = [self._ids[ev.event_id] for ev in batch.events if ev.event_id in self._ids]
-                replay = replayed_result(batch, (self._identity(p) for p in known))
-                if replay is not None:
-                    results.append(replay)
-                elif not expected_matches(batch.expected, actual):
-                    raise concurrency_error(batch, actual)
-                else:
-                    results.append(None)
-            # Every check passed: build all the rows first, then store them at once, so that
-            # nothing can leave a partial append behind.
-            out: list[AppendResult] = []
-            staged: list[ChainRow] = []
-            floor = self._log[-1].recorded_at_us if self._log else 0
-            for batch, replay in zip(batches, results, strict=True):
-                if replay is not None:
-                    out.append(replay)
-                    continue
-                positions = self._streams.get(batch.stream_id, [])
-                previous = self._log[positions[-1] - 1].hash if positions else GENESIS
-                now = self._clock(floor)
-                hashes = chain_events(previous, batch.stream_id, len(positions), batch.events, now)
-                first_version = len(positions) + 1
-                versions, written = [], []
-                for offset, (ev, digest) in enumerate(zip(batch.events, hashes, strict=True)):
-                    version = first_version + offset
-                    row = ChainRow(
-                        batch.stream_id,
-                        version,
-                        len(self._log) + len(staged) + 1,
-                        ev.event_id,
-                        ev.type,
-                        ev.schema_version,
-                        now,
-                        ev.data,
-                        ev.metadata,
-                        digest,
-                    )
-                    staged.append(row)
-                    versions.append(version)
-                    written.append(row.position)
-                out.append(AppendResult(batch.stream_id, tuple(versions), tuple(written)))
+            ids = self._ids
+            stored = {
+                ev.event_id: self._identity(ids[ev.event_id])
+                for batch in batches
+                for ev in batch.events
+                if ev.event_id in ids
+            }
+            plan = plan_append(batches, self._heads(batches), stored)
+            if plan.conflict is not None:
+                raise plan.conflict
+            # Every check passed and every row is built before any is stored, so nothing can
+            # leave a partial append behind.
+            first = len(self._log) + 1
+            now = self._clock(
+                max(plan.time_floor(), self._log[-1].recorded_at_us if self._log else 0)
+            )
+            staged = [
+                ChainRow(row.stream_id, row.version, position, *row[2:])
+                for position, row in enumerate(plan.rows(now), first)
+            ]
             for row in staged:
                 self._log.append(row)
                 self._streams.setdefault(row.stream_id, []).append(row.position)
-                self._ids[row.event_id] = row.position
-            return out
+                ids[row.event_id] = row.position
+            return plan.results(first)
+
+    def _heads(self, batches: list[PreparedAppend]) -> dict[str, Head]:
+        heads: dict[str, Head] = {}
+        for batch in batches:
+            positions = self._streams.get(batch.stream_id)
+            if positions:
+                last = self._log[positions[-1] - 1]
+                heads[batch.stream_id] = Head(len(positions), last.hash, last.recorded_at_us)
+        return heads
 
     def _identity(self, position: int) -> StoredIdentity:
         row = self._log[position - 1]

@@ -11,9 +11,10 @@ STREAM_HEAD = "SELECT version, last_hash FROM streams WHERE stream_id = ?"
 
 LAST_RECORDED_AT = "SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1"
 
+# Parameters in the order of ``planner.PlannedRow``.
 INSERT_EVENT = (
-    "INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata, "
-    "recorded_at, hash) VALUES (?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?)"
+    "INSERT INTO events (stream_id, version, event_id, type, schema_version, recorded_at, data, "
+    "metadata, hash) VALUES (?, ?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?)"
 )
 
 LAST_INSERT_POSITION = "SELECT last_insert_rowid()"
@@ -127,3 +128,9 @@ SAVEPOINT = "SAVEPOINT eventkeep_append"
 RELEASE_SAVEPOINT = "RELEASE eventkeep_append"
 
 ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO eventkeep_append"
+
+INSERT_SAVEPOINT = "SAVEPOINT eventkeep_insert"
+
+RELEASE_INSERT_SAVEPOINT = "RELEASE eventkeep_insert"
+
+ROLLBACK_TO_INSERT_SAVEPOINT = "ROLLBACK TO eventkeep_insert"

@@ -29,8 +29,9 @@ from eventkeep.errors import (
     SchemaVersionError,
 )
 from eventkeep.events import TypeRegistry
-from eventkeep.hashing import GENESIS, ChainRow, VerifyReport, chain_events, verify_chains
+from eventkeep.hashing import ChainRow, VerifyReport, verify_chains
 from eventkeep.migrations import load_migrations
+from eventkeep.planner import Head, PlannedRow, plan_append
 from eventkeep.recorded import RecordedEvent
 from eventkeep.store import (
     AppendResult,
@@ -40,9 +41,6 @@ from eventkeep.store import (
     StoredIdentity,
     StoreStats,
     StreamInfo,
-    concurrency_error,
-    expected_matches,
-    replayed_result,
 )
 from eventkeep.transaction import Transaction
 
@@ -187,62 +185,85 @@ class SQLiteStore(EventStore):
     def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:
         with self._write() as cur:
             row = cur.execute(sql.LAST_RECORDED_AT).fetchone()
-            now = self._clock(row[0] if row else 0)
-            return [self._append_batch(cur, batch, now) for batch in batches]
+            return self._append_in(cur, batches, self._clock(row[0] if row else 0))
 
-    def _append_batch(self, cur: sqlite3.Cursor, batch: PreparedAppend, now: int) -> AppendResult:
-        head = cur.execute(sql.STREAM_HEAD, (batch.stream_id,)).fetchone()
-        actual, previous = head if head else (0, GENESIS)
-        if not expected_matches(batch.expected, actual):
-            replay = self._replayed(cur, batch)
-            if replay is not None:
-                return replay
-            raise concurrency_error(batch, actual)
-        stream_id = batch.stream_id
-        hashes = chain_events(previous, stream_id, actual, batch.events, now)
-        rows = [
-            (
-                stream_id,
-                version,
-                ev.event_id,
-                ev.type,
-                ev.schema_version,
-                ev.data,
-                ev.metadata,
-                now,
-                digest,
-            )
-            for version, ev, digest in zip(
-                range(actual + 1, actual + len(hashes) + 1), batch.events, hashes, strict=True
-            )
-        ]
-        version, previous = actual + len(hashes), hashes[-1]
-        try:
-            cur.executemany(sql.INSERT_EVENT, rows)
-        except sqlite3.IntegrityError:
-            # Some event id is stored already (the unique index or the replace trigger said so):
-            # either this append is a retry of a stored one, or an id is reused.
-            replay = self._replayed(cur, batch)
-            if replay is None:
-                raise
-            return replay
-        last = cur.execute(sql.LAST_INSERT_POSITION).fetchone()[0]
-        cur.execute(sql.UPSERT_STREAM, (stream_id, version, last, previous))
-        count = len(rows)
-        return AppendResult(
-            stream_id,
-            tuple(range(actual + 1, version + 1)),
-            tuple(range(last - count + 1, last + 1)),
-        )
+    def _append_in(
+        self, cur: sqlite3.Cursor, batches: list[PreparedAppend], now: int
+    ) -> list[AppendResult]:
+        """Plan and write ``batches`` in the write transaction open on ``cur``.
 
-    def _replayed(self, cur: sqlite3.Cursor, batch: PreparedAppend) -> AppendResult | None:
-        ids = [ev.event_id for ev in batch.events]
-        stored: list[StoredIdentity] = []
+        The event ids are looked up only when the plan needs them: an expected version did not
+        match, or the event-id index refused the insert (a retried append, or a reused id).
+        """
+        heads = self._heads(cur, batches)
+        stored: dict[bytes, StoredIdentity] | None = None
+        while True:
+            plan = plan_append(batches, heads, stored)
+            if plan.needs_ids:
+                stored = self._stored_identities(cur, batches)
+                continue
+            if plan.conflict is not None:
+                raise plan.conflict
+            if not plan.writes:
+                return plan.results(0)
+            rows = plan.rows(now)
+            cur.execute(sql.INSERT_SAVEPOINT)
+            try:
+                cur.executemany(sql.INSERT_EVENT, rows)
+            except sqlite3.IntegrityError:
+                cur.execute(sql.ROLLBACK_TO_INSERT_SAVEPOINT)
+                cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
+                if stored is not None:
+                    raise
+                stored = self._stored_identities(cur, batches)
+                continue
+            cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
+            last = cur.execute(sql.LAST_INSERT_POSITION).fetchone()[0]
+            first = last - len(rows) + 1
+            results = plan.results(first)
+            cur.executemany(
+                sql.UPSERT_STREAM,
+                [
+                    (
+                        result.stream_id,
+                        result.version,
+                        result.position,
+                        self._last_hash(rows, result),
+                    )
+                    for result, step in zip(results, plan.outcomes, strict=True)
+                    if not isinstance(step, AppendResult)
+                ],
+            )
+            return results
+
+    @staticmethod
+    def _last_hash(rows: list[PlannedRow], result: AppendResult) -> bytes:
+        for row in reversed(rows):
+            if row.stream_id == result.stream_id:
+                return row.hash
+        raise AssertionError(f"no row written for {result.stream_id!r}")  # pragma: no cover
+
+    @staticmethod
+    def _heads(cur: sqlite3.Cursor, batches: list[PreparedAppend]) -> dict[str, Head]:
+        heads: dict[str, Head] = {}
+        for batch in batches:
+            row = cur.execute(sql.STREAM_HEAD, (batch.stream_id,)).fetchone()
+            if row is not None:
+                heads[batch.stream_id] = Head(row[0], row[1])
+        return heads
+
+    @staticmethod
+    def _stored_identities(
+        cur: sqlite3.Cursor, batches: list[PreparedAppend]
+    ) -> dict[bytes, StoredIdentity]:
+        ids = [ev.event_id for batch in batches for ev in batch.events]
+        stored: dict[bytes, StoredIdentity] = {}
         for start in range(0, len(ids), _MAX_PARAMS):
             chunk = ids[start : start + _MAX_PARAMS]
             statement = sql.STORED_IDENTITIES.format(marks=",".join("?" * len(chunk)))
-            stored.extend(StoredIdentity(*row) for row in cur.execute(statement, chunk))
-        return replayed_result(batch, stored)
+            for row in cur.execute(statement, chunk):
+                stored[row[0]] = StoredIdentity(*row)
+        return stored
 
     # -- reading ------------------------------------------------------------------------------
 

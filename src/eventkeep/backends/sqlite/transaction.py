@@ -1,6 +1,6 @@
 """The SQLite store's transaction: one ``BEGIN IMMEDIATE`` transaction on the store's connection.
 
-Appends go through the store's own ``_append_batch`` (the same checks, hash chain and
+Appends go through the store's own ``_append_in`` (the same checks, hash chain and
 idempotency as ``append``), each call inside a savepoint so that a ``ConcurrencyError`` undoes
 that call only.
 """
@@ -39,7 +39,7 @@ class SQLiteTransaction(Transaction):
                 self._now = store._clock(row[0] if row else 0)
             cur.execute(sql.SAVEPOINT)
             try:
-                results = [store._append_batch(cur, batch, self._now) for batch in batches]
+                results = store._append_in(cur, batches, self._now)
             except BaseException:
                 cur.execute(sql.ROLLBACK_TO_SAVEPOINT)
                 cur.execute(sql.RELEASE_SAVEPOINT)
