@@ -38,7 +38,15 @@ __all__ = [
 
 
 class EventkeepError(Exception):
-    """Root of every error eventkeep raises."""
+    """Root of every error eventkeep raises.
+
+    ``retryable``: repeating the same call may succeed (a lost race, a busy or restarting
+    server). ``outcome_unknown``: a write failed in a way that leaves open whether it was
+    stored (the connection was lost on the way); retrying it with the same event ids is safe.
+    """
+
+    retryable: bool = False
+    outcome_unknown: bool = False
 
 
 class ValidationError(EventkeepError, ValueError):
@@ -59,7 +67,12 @@ class SerializationError(EventkeepError):
 
 
 class ConcurrencyError(EventkeepError):
-    """The stream's actual version differs from the expected version; nothing was written."""
+    """The stream's actual version differs from the expected version; nothing was written.
+
+    Retryable after reloading the stream (``Repository.execute`` does that).
+    """
+
+    retryable = True
 
     def __init__(self, stream_id: str, expected: Any, actual: int) -> None:
         super().__init__(
@@ -91,7 +104,20 @@ class IntegrityError(EventkeepError):
 
 
 class BackendUnavailableError(EventkeepError):
-    """The database could not be reached, or stayed locked longer than the timeout allows."""
+    """The database could not be reached, or stayed locked longer than the timeout allows.
+
+    ``retryable`` and ``outcome_unknown`` say what the caller can do (see ``EventkeepError``).
+    """
+
+    def __init__(
+        self, message: str, *, retryable: bool = False, outcome_unknown: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.outcome_unknown = outcome_unknown
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_unavailable, (str(self), self.retryable, self.outcome_unknown))
 
 
 class SchemaVersionError(EventkeepError):
@@ -100,6 +126,10 @@ class SchemaVersionError(EventkeepError):
 
 class ConfigurationError(EventkeepError):
     """A bad store URL, a missing optional dependency, or a conflicting registration."""
+
+
+def _unavailable(message: str, retryable: bool, outcome_unknown: bool) -> BackendUnavailableError:
+    return BackendUnavailableError(message, retryable=retryable, outcome_unknown=outcome_unknown)
 
 
 def _describe(expected: Any) -> str:

@@ -19,12 +19,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import Format
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from eventkeep.backends.postgres import sql
+from eventkeep.backends.postgres import faults, sql
+from eventkeep.backends.postgres.faults import first_line
 from eventkeep.errors import (
     BackendUnavailableError,
     ConfigurationError,
     EventkeepError,
-    IntegrityError,
     SchemaVersionError,
 )
 from eventkeep.migrations import load_migrations
@@ -116,7 +116,7 @@ class Database:
 
     def connect(self) -> psycopg.Connection[Any]:
         """A connection outside the pool (migrations, LISTEN), already configured."""
-        with self.translate():
+        with self.translate(connecting=True):
             conn = psycopg.connect(self.conninfo, autocommit=True)
         try:
             with self.translate():
@@ -142,47 +142,57 @@ class Database:
     # -- errors -----------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def translate(self) -> Iterator[None]:
-        """The one place psycopg and pool exceptions become eventkeep errors."""
+    def translate(self, *, connecting: bool = False) -> Iterator[None]:
+        """The one place psycopg and pool exceptions become eventkeep errors (through the
+        SQLSTATE table in :mod:`eventkeep.backends.postgres.faults`)."""
         try:
             yield
         except EventkeepError:
             raise
         except PoolTimeout as exc:
-            raise BackendUnavailableError(
-                f"{self.url}: no database connection became free within pool_timeout="
-                f"{self.pool_timeout:g}s; all {self.pool_max_size} connections of the pool "
-                "(pool_max_size) are in use. Raise pool_max_size or pool_timeout, or use "
-                "fewer threads at once"
-            ) from exc
+            raise self._pool_timeout() from exc
         except PoolClosed as exc:
             raise BackendUnavailableError(f"{self.url}: the store is closed") from exc
         except psycopg.errors.LockNotAvailable as exc:
             raise BackendUnavailableError(
                 f"{self.url}: waited more than lock_timeout={self.lock_timeout:g}s for a lock "
-                f"held by another transaction ({_first_line(exc)})"
+                f"held by another transaction ({first_line(exc)}); the transaction was rolled "
+                "back, nothing of it was stored; retrying is safe",
+                retryable=True,
             ) from exc
-        except psycopg.IntegrityError as exc:
-            raise IntegrityError(f"{self.url}: {_first_line(exc)}") from exc
-        except psycopg.OperationalError as exc:
-            pool = getattr(self, "_pool", None)  # none yet while the store opens
-            if pool is not None:
-                with contextlib.suppress(Exception):
-                    pool.check()  # let go of the other connections that died with this one
-            raise BackendUnavailableError(
-                f"{self.url}: the database connection failed or was lost "
-                f"({_first_line(exc)}). An append interrupted this way may or may not have "
-                "been stored; retrying it with the same event ids is safe (idempotent)"
-            ) from exc
-        except (psycopg.ProgrammingError, psycopg.InterfaceError) as exc:
-            if getattr(exc, "sqlstate", None) is None:  # refused by libpq, not by the server
-                raise ConfigurationError(
-                    f"{self.url}: {_first_line(exc)} (options that are not eventkeep's own go "
-                    "to libpq as connection parameters)"
-                ) from exc
-            raise BackendUnavailableError(f"{self.url}: {_first_line(exc)}") from exc
         except psycopg.Error as exc:
-            raise BackendUnavailableError(f"{self.url}: {_first_line(exc)}") from exc
+            error = faults.translate(self.url, exc, connecting=connecting)
+            if error.outcome_unknown:
+                pool = getattr(self, "_pool", None)  # none yet while the store opens
+                if pool is not None:
+                    with contextlib.suppress(Exception):
+                        pool.check()  # let go of the other connections that died with this one
+            raise error from exc
+
+    def _pool_timeout(self) -> BackendUnavailableError:
+        """A pool that found no connection: all in use, or the server cannot be reached."""
+        stats = self._pool.get_stats()
+        if stats.get("pool_size", 0) < self.pool_max_size:
+            # The pool had room to grow: it failed to connect, it was not exhausted.
+            try:
+                probe = psycopg.connect(self.conninfo, autocommit=True)
+            except psycopg.Error as exc:
+                error = faults.translate(self.url, exc, connecting=True)
+                if isinstance(error, BackendUnavailableError):
+                    return BackendUnavailableError(
+                        f"{self.url}: no connection within pool_timeout={self.pool_timeout:g}s: "
+                        f"the server cannot be reached ({first_line(exc)}); nothing was sent",
+                        retryable=True,
+                    )
+                raise error from exc
+            probe.close()
+        return BackendUnavailableError(
+            f"{self.url}: no database connection became free within pool_timeout="
+            f"{self.pool_timeout:g}s; all {self.pool_max_size} connections of the pool "
+            "(pool_max_size) are in use. Raise pool_max_size or pool_timeout, or use "
+            "fewer threads at once",
+            retryable=True,
+        )
 
     # -- migrations -------------------------------------------------------------------------------
 
@@ -234,11 +244,6 @@ def _check_server(conn: psycopg.Connection[Any], url: str) -> None:
         raise ConfigurationError(
             f"{url}: eventkeep needs a UTF8 database, this one is {encoding!r}"
         )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _display_url(info: dict[str, Any], schema: str) -> str:
