@@ -237,6 +237,7 @@ class EventStore(abc.ABC):
         self._last_clock = 0
         self._appended = threading.Condition()
         self._append_count = 0
+        self._open_tx = threading.local()  # .tx: the transaction open on this thread, if any
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -259,7 +260,14 @@ class EventStore(abc.ABC):
         return self.append_many([StreamAppend(stream_id, items, expected_version, metadata)])[0]
 
     def append_many(self, appends: Iterable[StreamAppend]) -> list[AppendResult]:
-        """Append to several streams in one transaction, each with its own expected version."""
+        """Append to several streams in one transaction, each with its own expected version.
+
+        Called on a thread that has a transaction of this store open, it joins that
+        transaction (as ``tx.append_many``): its events commit or roll back with it.
+        """
+        joined = self.joined_transaction()
+        if joined is not None:
+            return joined.append_many(appends)
         results = self._append(self._prepare_many(appends))
         self._notify_appended()
         return results
@@ -283,15 +291,34 @@ class EventStore(abc.ABC):
         """One transaction for appends, checkpoints and read-model SQL: all commit, or none.
 
         Leaving the block with an exception rolls everything back. See
-        :class:`eventkeep.transaction.Transaction`.
+        :class:`eventkeep.transaction.Transaction`. One transaction per thread at a time: store
+        methods called on the thread while it is open join it, and opening a second one on the
+        same thread raises ``ValidationError`` at once.
         """
+        if self.joined_transaction() is not None:
+            raise ValidationError(
+                "a transaction of this store is already open on this thread: use it (tx) "
+                "instead of opening another; store methods called on this thread join it"
+            )
         with self._transaction() as tx:
+            self._open_tx.tx = tx
             try:
                 yield tx
             finally:
                 tx.closed = True
+                self._open_tx.tx = None
         if tx.appended:
             self._notify_appended()
+
+    def joined_transaction(self) -> Transaction | None:
+        """The transaction of this store open on the calling thread, if any.
+
+        Store methods called on that thread join it: appends, snapshots and reads run inside it
+        (reads see its writes), and commit or roll back with it. They never wait for a lock
+        their own caller holds.
+        """
+        tx: Transaction | None = getattr(self._open_tx, "tx", None)
+        return tx if tx is not None and not tx.closed else None
 
     def wait_for_events(self, after: int, timeout: float | None = None) -> bool:
         """Block until the global log holds an event beyond position ``after``.

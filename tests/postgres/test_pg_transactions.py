@@ -172,3 +172,12 @@ def test_sql_placeholders_and_literal_question_marks(pg_store: PostgresStore) ->
 )
 def test_placeholder_translation(statement: str, expected: str) -> None:
     assert to_psycopg(statement) == expected
+
+
+def test_placeholder_conversion_is_done_once_per_statement_text() -> None:
+    statement = "UPDATE balances SET cents = cents + ? WHERE account = ? -- cached?"
+    converted = to_psycopg(statement)
+    hits = to_psycopg.cache_info().hits
+    for _ in range(100):
+        assert to_psycopg(statement) is converted
+    assert to_psycopg.cache_info().hits == hits + 100

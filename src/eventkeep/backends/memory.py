@@ -180,7 +180,13 @@ class MemoryStore(EventStore):
 
     def _save_snapshot(self, snapshot: Snapshot) -> None:
         with self._lock:
-            self._snapshots.setdefault(snapshot.stream_id, {})[snapshot.version] = snapshot
+            versions = self._snapshots.setdefault(snapshot.stream_id, {})
+            joined = self.joined_transaction()
+            if isinstance(joined, MemoryTransaction):
+                joined.replaced_snapshots.append(
+                    (snapshot.stream_id, snapshot.version, versions.get(snapshot.version))
+                )
+            versions[snapshot.version] = snapshot
 
     def _load_snapshot(self, stream_id: str, max_version: int) -> Snapshot | None:
         with self._lock:
@@ -190,6 +196,13 @@ class MemoryStore(EventStore):
     def _delete_snapshots(self, prefix: str) -> int:
         with self._lock:
             doomed = [s for s in self._snapshots if s.startswith(prefix)]
+            joined = self.joined_transaction()
+            if isinstance(joined, MemoryTransaction):
+                joined.replaced_snapshots.extend(
+                    (stream, version, snap)
+                    for stream in doomed
+                    for version, snap in self._snapshots[stream].items()
+                )
             count = sum(len(self._snapshots.pop(s)) for s in doomed)
             return count
 
@@ -215,9 +228,19 @@ class MemoryTransaction(Transaction):
         self._log_length = len(store._log)
         self._saved_checkpoints = dict(store._checkpoints)
         self._saved_records = dict(store._records)
+        # (stream id, version, the snapshot there before or None), in the order of the changes
+        self.replaced_snapshots: list[tuple[str, int, Snapshot | None]] = []
 
     def undo(self) -> None:
         store = self._memory
+        for stream_id, version, previous in reversed(self.replaced_snapshots):
+            versions = store._snapshots.setdefault(stream_id, {})
+            if previous is None:
+                versions.pop(version, None)
+            else:
+                versions[version] = previous
+            if not versions:
+                del store._snapshots[stream_id]
         for row in reversed(store._log[self._log_length :]):
             positions = store._streams[row.stream_id]
             positions.pop()

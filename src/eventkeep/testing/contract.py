@@ -24,6 +24,7 @@ from eventkeep.testing.contract_handles import HandlesContract
 from eventkeep.testing.contract_input import BadInputContract
 from eventkeep.testing.contract_integrity import IntegrityContract
 from eventkeep.testing.contract_read import ReadContract
+from eventkeep.testing.contract_transactions import TransactionContract
 from eventkeep.testing.properties import PropertyContract
 
 __all__ = ["StoreContract"]
@@ -36,6 +37,7 @@ class StoreContract(
     BadInputContract,
     IntegrityContract,
     HandlesContract,
+    TransactionContract,
     PropertyContract,
 ):
     """Every guarantee of the ``EventStore`` API, as tests a backend's subclass inherits."""

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -97,8 +98,12 @@ class PostgresTransaction(Transaction):
         return self._conn
 
 
+@functools.lru_cache(maxsize=1024)
 def to_psycopg(statement: str) -> str:
     """``statement`` with its ``?`` placeholders as psycopg's ``%s`` (and ``%`` as ``%%``).
+
+    Cached: a projection runs the same few statements for every event, and the same converted
+    text also lets psycopg prepare them on the server.
 
     A ``?`` inside a string literal (``'...'``, ``E'...'``, ``$tag$...$tag$``), a quoted
     identifier or a comment is left alone. Every other ``?`` is a placeholder, so a statement

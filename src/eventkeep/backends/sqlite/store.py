@@ -166,6 +166,20 @@ class SQLiteStore(EventStore):
                 raise
 
     @contextlib.contextmanager
+    def _write_or_join(self) -> Iterator[sqlite3.Cursor]:
+        """The cursor of this thread's open store transaction, or a write transaction of its own:
+        a write on a thread inside a transaction commits or rolls back with it."""
+        from eventkeep.backends.sqlite.transaction import SQLiteTransaction
+
+        joined = self.joined_transaction()
+        if isinstance(joined, SQLiteTransaction):
+            with self._translate():
+                yield joined.cursor
+        else:
+            with self._write() as cur:
+                yield cur
+
+    @contextlib.contextmanager
     def _transaction(self) -> Iterator[Transaction]:
         from eventkeep.backends.sqlite.transaction import SQLiteTransaction
 
@@ -319,7 +333,7 @@ class SQLiteStore(EventStore):
         return StoreStats(events, streams, head, types)
 
     def _save_snapshot(self, snapshot: Snapshot) -> None:
-        with self._write() as cur:
+        with self._write_or_join() as cur:
             cur.execute(sql.SAVE_SNAPSHOT, snapshot)
 
     def _load_snapshot(self, stream_id: str, max_version: int) -> Snapshot | None:
@@ -327,7 +341,7 @@ class SQLiteStore(EventStore):
         return Snapshot(*rows[0]) if rows else None
 
     def _delete_snapshots(self, prefix: str) -> int:
-        with self._write() as cur:
+        with self._write_or_join() as cur:
             return cur.execute(sql.DELETE_SNAPSHOTS, (prefix, len(prefix), prefix)).rowcount
 
     def _verify(self) -> VerifyReport:

@@ -31,6 +31,11 @@ class SQLiteTransaction(Transaction):
     def supports_sql(self) -> bool:
         return True
 
+    @property
+    def cursor(self) -> sqlite3.Cursor:
+        """The cursor the transaction runs on (the store joins it for snapshots)."""
+        return self._cur
+
     def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:
         store, cur = self._sqlite, self._cur
         with store._translate():
