@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import psycopg
 import pytest
 from pg_harness import insert_uncommitted, raw_connection, wait_until
 
@@ -104,3 +105,30 @@ def test_a_bad_position_or_timeout_is_a_validation_error(
 ) -> None:
     with pytest.raises(eventkeep.ValidationError):
         pg_store.wait_for_events(after, timeout=timeout)
+
+
+def test_twenty_short_lived_waiting_threads_share_one_listening_connection(
+    target: Target,
+) -> None:
+    app = "eventkeep_listen_leak"
+    with (
+        eventkeep.open_store(
+            f"{target.url}&application_name={app}", pool_min_size=1, pool_max_size=2
+        ) as store,
+        psycopg.connect(target.base_url, autocommit=True) as admin,
+    ):
+
+        def wait_briefly() -> None:
+            store.wait_for_events(store.head_position() + 10, timeout=0.05)
+
+        for _ in range(20):
+            thread = threading.Thread(target=wait_briefly)
+            thread.start()
+            thread.join(timeout=60)
+            assert not thread.is_alive()
+        count = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)
+        ).fetchone()
+        assert count is not None
+        # At most the pool (2) and the one listening connection.
+        assert count[0] <= 3, count

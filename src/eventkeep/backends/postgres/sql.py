@@ -219,8 +219,6 @@ DELETE_SNAPSHOTS = "DELETE FROM snapshots WHERE true{where}"
 # ``{channel}`` is a quoted identifier: eventkeep_<schema>, as the sequencer notifies it.
 LISTEN = "LISTEN {channel}"
 
-UNLISTEN = "UNLISTEN {channel}"
-
 # -- store transactions (eventkeep.projections) -----------------------------------------------
 
 # A store transaction that appends takes the sequencer's lock first (before any stream head:
