@@ -20,7 +20,7 @@ from typing import cast
 from eventkeep.errors import ConcurrencyError
 from eventkeep.events import Event, NewEvent, RawEvent
 from eventkeep.recorded import RecordedEvent
-from eventkeep.store import AppendResult, EventStore, StreamAppend
+from eventkeep.store import AppendResult, StreamAppend, Writer
 
 __all__ = ["MAX_MERGE_ROUNDS", "ConflictCheck", "conflicts_by_key", "merge_append"]
 
@@ -52,7 +52,7 @@ def _event_of(item: Event | RawEvent | NewEvent) -> Event:
 
 
 def merge_append(
-    store: EventStore,
+    store: Writer,
     appends: list[StreamAppend],
     error: ConcurrencyError,
     conflicts: ConflictCheck,

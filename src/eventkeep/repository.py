@@ -38,8 +38,9 @@ from eventkeep.snapshots import (
     encode_state,
     try_save_snapshot,
 )
-from eventkeep.store import AppendResult, EventStore, Snapshot, StreamAppend
+from eventkeep.store import AppendResult, EventStore, Snapshot, StreamAppend, Writer
 from eventkeep.temporal import HistoryEntry, version_at
+from eventkeep.transaction import Transaction
 from eventkeep.validation import check_count
 
 __all__ = ["Repository"]
@@ -67,7 +68,7 @@ class Repository(Generic[A]):
     @overload
     def __init__(
         self: Repository[DeciderAggregate[C, S, E]],
-        store: EventStore,
+        store: Writer,
         aggregate: Decider[C, S, E],
         *,
         category: str | None = None,
@@ -80,7 +81,7 @@ class Repository(Generic[A]):
     @overload
     def __init__(
         self: Repository[A],
-        store: EventStore,
+        store: Writer,
         aggregate: type[A],
         *,
         category: str | None = None,
@@ -92,7 +93,7 @@ class Repository(Generic[A]):
 
     def __init__(
         self,
-        store: EventStore,
+        store: Writer,
         aggregate: Any,
         *,
         category: str | None = None,
@@ -101,8 +102,10 @@ class Repository(Generic[A]):
         snapshots: bool = True,
         conflicts: ConflictCheck | None = None,
     ) -> None:
-        if not isinstance(store, EventStore):
-            raise ConfigurationError(f"Repository needs an EventStore, got {store!r:.80}")
+        if not isinstance(store, EventStore | Transaction):
+            raise ConfigurationError(
+                f"Repository needs an EventStore or an open transaction of one, got {store!r:.80}"
+            )
         cls = aggregate.aggregate_type if isinstance(aggregate, Decider) else aggregate
         if not (isinstance(cls, type) and issubclass(cls, Aggregate)) or cls.__abstract__:
             raise ConfigurationError(

@@ -28,7 +28,7 @@ from eventkeep.validation import check_count
 
 if TYPE_CHECKING:
     from eventkeep.aggregate import Aggregate
-    from eventkeep.store import EventStore, Snapshot
+    from eventkeep.store import Snapshot, Writer
 
 __all__ = [
     "Every",
@@ -92,7 +92,7 @@ class RebuildReport(NamedTuple):
 # -- state <-> bytes ---------------------------------------------------------------------------
 
 
-def encode_state(aggregate: Aggregate, store: EventStore) -> bytes:
+def encode_state(aggregate: Aggregate, store: Writer) -> bytes:
     """The aggregate's state as JSON bytes (raises ``ConfigurationError`` or
     ``SerializationError`` when it cannot be snapshotted)."""
     return store.codec.encode_json(aggregate._ek_state_value())
@@ -160,7 +160,7 @@ def _or_unset(hint: Any) -> Any:
 # -- writing -----------------------------------------------------------------------------------
 
 
-def try_save_snapshot(store: EventStore, stream_id: str, aggregate: Aggregate) -> bool:
+def try_save_snapshot(store: Writer, stream_id: str, aggregate: Aggregate) -> bool:
     """Save a snapshot of ``aggregate`` at its version; log and return False on any failure.
 
     A snapshot is a cache: failing to write one must never fail the save that triggered it.

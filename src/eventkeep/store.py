@@ -47,6 +47,7 @@ __all__ = [
     "StoreStats",
     "StreamAppend",
     "StreamInfo",
+    "Writer",
 ]
 
 PAGE_SIZE = 1000
@@ -585,6 +586,12 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def _delete_snapshots(self, prefix: str) -> int: ...
+
+
+Writer = EventStore | Transaction
+"""What the domain layer (``Repository``, deciders, snapshots) writes through: a store, or an
+open transaction of one. Both offer append, append_many, the reads, stream_version and
+snapshots with the same signatures; inside a transaction everything commits together."""
 
 
 def concurrency_error(batch: PreparedAppend, actual: int) -> ConcurrencyError:

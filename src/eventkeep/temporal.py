@@ -15,7 +15,7 @@ from typing import Generic, NamedTuple, TypeVar
 from eventkeep.errors import NotFoundError, ValidationError
 from eventkeep.events import Event, RawEvent
 from eventkeep.recorded import RecordedEvent
-from eventkeep.store import EventStore
+from eventkeep.store import Writer
 
 __all__ = ["HistoryEntry", "version_at"]
 
@@ -35,7 +35,7 @@ class HistoryEntry(NamedTuple, Generic[T]):
     recorded: RecordedEvent
 
 
-def version_at(store: EventStore, stream_id: str, as_of: datetime) -> int:
+def version_at(store: Writer, stream_id: str, as_of: datetime) -> int:
     """The stream's version at ``as_of``: its last event recorded at or before that time.
 
     Raises ``NotFoundError`` when the stream does not exist or had no events yet at ``as_of``.
@@ -64,7 +64,7 @@ def version_at(store: EventStore, stream_id: str, as_of: datetime) -> int:
     return low
 
 
-def _recorded_at(store: EventStore, stream_id: str, version: int) -> datetime:
+def _recorded_at(store: Writer, stream_id: str, version: int) -> datetime:
     for recorded in store.read_stream(stream_id, version, version):
         return recorded.recorded_at
     raise NotFoundError(f"stream {stream_id!r} has no version {version}")

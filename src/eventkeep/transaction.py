@@ -20,32 +20,105 @@ the SQL backends only; placeholders are ``?`` on every backend.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from eventkeep.errors import CheckpointConflictError, ConfigurationError, ValidationError
 from eventkeep.validation import check_count, check_name
 
 if TYPE_CHECKING:
+    from eventkeep.codec import Codec
+    from eventkeep.events import Event, TypeRegistry
+    from eventkeep.recorded import RecordedEvent
     from eventkeep.store import (
         AppendItem,
         AppendResult,
         EventStore,
         Expected,
         PreparedAppend,
+        Snapshot,
         StreamAppend,
+        StreamInfo,
     )
 
 __all__ = ["Transaction"]
 
 
 class Transaction(abc.ABC):
-    """One open transaction of a store; use it only inside its ``with`` block."""
+    """One open transaction of a store; use it only inside its ``with`` block, on its thread.
+
+    It offers the store's writer interface (appends, reads, stream versions, snapshots) inside
+    the transaction, so a ``Repository(tx, Account)`` loads and saves in it: reads see the
+    transaction's own writes, and everything commits or rolls back together.
+    """
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
         self.appended = False
         self.closed = False
+        self._thread = threading.get_ident()
+
+    # -- the store's writer interface, inside this transaction ---------------------------------
+
+    @property
+    def codec(self) -> Codec:
+        return self.store.codec
+
+    @property
+    def registry(self) -> TypeRegistry:
+        return self.store.registry
+
+    def _joined(self) -> EventStore:
+        """The store: on this thread it joins this transaction (``EventStore.transaction``)."""
+        self._check_open()
+        return self.store
+
+    def read_stream(
+        self,
+        stream_id: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        *,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Like ``EventStore.read_stream``, seeing this transaction's writes."""
+        return self._joined().read_stream(
+            stream_id, from_version, to_version, backwards=backwards, limit=limit
+        )
+
+    def read_all(
+        self,
+        after: int | None = None,
+        limit: int | None = None,
+        *,
+        types: Iterable[str | type[Event]] | None = None,
+        stream_prefix: str | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Like ``EventStore.read_all``, seeing this transaction's writes."""
+        return self._joined().read_all(after, limit, types=types, stream_prefix=stream_prefix)
+
+    def stream_version(self, stream_id: str) -> int:
+        return self._joined().stream_version(stream_id)
+
+    def list_streams(self, prefix: str = "", *, limit: int | None = None) -> list[StreamInfo]:
+        return self._joined().list_streams(prefix, limit=limit)
+
+    def head_position(self) -> int:
+        return self._joined().head_position()
+
+    def save_snapshot(
+        self, stream_id: str, version: int, state_type: str, schema_version: int, data: bytes
+    ) -> None:
+        """Like ``EventStore.save_snapshot``; it commits or rolls back with this transaction."""
+        self._joined().save_snapshot(stream_id, version, state_type, schema_version, data)
+
+    def load_snapshot(self, stream_id: str, max_version: int | None = None) -> Snapshot | None:
+        return self._joined().load_snapshot(stream_id, max_version)
+
+    def delete_snapshots(self, stream_prefix: str = "") -> int:
+        return self._joined().delete_snapshots(stream_prefix)
 
     # -- appends ------------------------------------------------------------------------------
 
@@ -150,6 +223,10 @@ class Transaction(abc.ABC):
     def _check_open(self) -> None:
         if self.closed:
             raise ValidationError("this transaction has ended; open a new one")
+        if threading.get_ident() != self._thread:
+            raise ValidationError(
+                "a transaction is used only on the thread that opened it; open one per thread"
+            )
 
     # -- backend primitives -------------------------------------------------------------------
 

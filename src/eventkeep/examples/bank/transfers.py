@@ -16,7 +16,7 @@ import eventkeep
 from eventkeep.errors import NotFoundError
 from eventkeep.examples.bank.account import BankAccount, BankError
 from eventkeep.projections import HandlerContext, Reactor, handles
-from eventkeep.store import NO_STREAM, EventStore, StreamAppend
+from eventkeep.store import NO_STREAM, EventStore
 
 __all__ = [
     "TransferCompleted",
@@ -71,20 +71,18 @@ class TransferProcessor(Reactor):
 
     @handles(TransferRequested)
     def requested(self, event: TransferRequested, ctx: HandlerContext) -> None:
-        accounts = eventkeep.Repository(ctx.store, BankAccount)
+        # The repository works in the reactor's transaction: the accounts' new events (with the
+        # ids and metadata record() gave them), the outcome and the checkpoint commit together.
+        tx = ctx.tx
+        assert tx is not None  # a reactor is transactional
+        accounts = eventkeep.Repository(tx, BankAccount)
         transfer = ctx._current().stream_id
         try:
             payer, payee = accounts.load(event.source), accounts.load(event.target)
-            loaded = payer.version, payee.version
             payer.withdraw(event.amount, reference=transfer)
             payee.deposit(event.amount, reference=transfer)
         except (BankError, NotFoundError) as exc:
             ctx.append(transfer, [TransferRejected(reason=str(exc))], expected_version=1)
             return
-        ctx.append_many(
-            [
-                StreamAppend(accounts.stream_id(payer.id), payer.pending_events, loaded[0]),
-                StreamAppend(accounts.stream_id(payee.id), payee.pending_events, loaded[1]),
-                StreamAppend(transfer, [TransferCompleted()], 1),
-            ]
-        )
+        accounts.save(payer, payee)
+        ctx.append(transfer, [TransferCompleted()], expected_version=1)
