@@ -109,3 +109,52 @@ class TransactionContract(ContractBase):
             tx.append("tx-c", deposits(3), expected_version=1)
         assert versions(store.read_stream("tx-c")) == [1, 2]
         assert store.head_position() == 2
+
+    def test_a_check_then_append_race_between_two_transactions_stores_one_claim(
+        self, store: EventStore
+    ) -> None:
+        """Two transactions both check that nobody claimed a name, then claim it with ANY.
+
+        A store transaction that reads the event store is serialized with every other one that
+        does, on every backend (SQLite's one writer, the memory store's lock, PostgreSQL's
+        sequencer taken at the first read): the second check sees the first claim.
+        """
+        import threading
+
+        first_checked = threading.Event()
+        second_checked = threading.Event()
+        claims: list[str] = []
+        errors: list[BaseException] = []
+
+        def claim(who: str, first: bool) -> None:
+            try:
+                if not first:
+                    first_checked.wait(timeout=60)
+                with store.transaction() as tx:
+                    taken = store.stream_version("claim-name") > 0
+                    if first:
+                        first_checked.set()
+                        # Let the second transaction check now, if it can: where transactions
+                        # are serialized it cannot, and this wait runs out. Either way the
+                        # outcome must be one claim.
+                        second_checked.wait(timeout=1.0)
+                    else:
+                        second_checked.set()
+                    if not taken:
+                        tx.append("claim-name", deposits(1))
+                        claims.append(who)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [
+            threading.Thread(target=claim, args=("first", True)),
+            threading.Thread(target=claim, args=("second", False)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not any(thread.is_alive() for thread in threads)
+        assert errors == []
+        assert claims == ["first"]
+        assert store.stream_version("claim-name") == 1

@@ -125,12 +125,12 @@ class PostgresStore(EventStore):
         from eventkeep.backends.postgres.transaction import PostgresTransaction
 
         with self._db.connection() as conn, conn.transaction():
-            outer = getattr(self._local, "conn", None)
             self._local.conn = conn
+            self._local.sequenced = False
             try:
                 yield PostgresTransaction(self, conn)
             finally:
-                self._local.conn = outer
+                self._local.conn = None
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[psycopg.Connection[Any]]:
@@ -147,6 +147,12 @@ class PostgresStore(EventStore):
                 yield pooled
         else:
             with self._db.translate():
+                if not self._local.sequenced:
+                    # A transaction that reads the event store holds the sequencer from then on,
+                    # as every store transaction does on SQLite: a check (read) and the append
+                    # that depends on it cannot interleave with another transaction's.
+                    conn.execute(sql.SEQUENCER_LOCK)
+                    self._local.sequenced = True
                 yield conn
 
     # -- writing ------------------------------------------------------------------------------
