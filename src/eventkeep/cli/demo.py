@@ -1,25 +1,38 @@
-"""``eventkeep demo``: the bank example, end to end, on a fresh SQLite store.
+"""``eventkeep demo``: the bank example, end to end, on a fresh store.
 
 Everything shown is computed by the library on the spot; the code it runs is
 ``eventkeep.examples.bank`` (copy it from there).
+
+Where it runs, and what is left afterwards:
+
+- By default, a new SQLite file in a temporary folder, removed when the demo ends (``--keep``
+  keeps it); or the new file ``--path`` names, which is kept.
+- With a ``postgresql://`` store given explicitly (``--store`` or ``EVENTKEEP_STORE``), a new
+  schema of that database, ``eventkeep_demo_<random>``, dropped when the demo ends unless
+  ``--keep``. The demo never writes anywhere else, so it cannot touch a user's events.
 """
 
 from __future__ import annotations
 
+import secrets
+import shlex
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.table import Table
 
 import eventkeep
 from eventkeep import ConcurrencyError, EventStore, RawEvent, RecordedEvent, Repository
-from eventkeep.cli._common import EXIT_USAGE, console, fail, plural
+from eventkeep.cli._common import EXIT_USAGE, console, display_url, fail, plural, store_url
 from eventkeep.examples.bank import (
     AccountOpened,
     BankAccount,
@@ -32,44 +45,160 @@ from eventkeep.examples.bank import (
 
 __all__ = ["demo"]
 
+SNAPSHOTS_REBUILD = "snapshots rebuild bankaccount --import eventkeep.examples.bank"
+"""The ``eventkeep`` arguments that rebuild the demo's snapshots (step 6, and at the end)."""
 
-@click.command(short_help="Run the bank example on a fresh SQLite file, step by step.")
+
+@click.command(short_help="Run the bank example on a fresh store, step by step.")
 @click.option(
     "--path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="The SQLite file to create (it must not exist). Default: a new file in a temporary "
-    "directory, kept afterwards so that you can explore it.",
+    help="The SQLite file to create (it must not exist); it is kept afterwards. Default: a new "
+    "file in a temporary folder, removed at the end unless --keep.",
 )
-def demo(path: Path | None) -> None:
-    """Run the bank example on a fresh SQLite store and show what happens, step by step.
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Keep the demo's store when it ends (the temporary folder, or the PostgreSQL schema) "
+    "and print where it is and how to explore it.",
+)
+@click.pass_context
+def demo(ctx: click.Context, path: Path | None, keep: bool) -> None:
+    """Run the bank example on a fresh store and show what happens, step by step.
 
     Accounts are opened; money is deposited, withdrawn and transferred; an overdraft is
     refused; two tellers collide and the loser retries; the past is queried; snapshots kick
     in; events written by an older release are upcast; and the hash chains are verified.
-    The demo always starts from a new file: --store is not used.
+
+    The demo never uses an existing store. It runs on a new SQLite file in a temporary folder,
+    removed at the end unless --keep (or on the new file --path names, which is kept). Given a
+    postgresql:// store (--store or EVENTKEEP_STORE), it runs in a new schema of that
+    database, eventkeep_demo_<random>, dropped at the end unless --keep; nothing else in the
+    database is touched.
 
     \b
     Examples:
       eventkeep demo
+      eventkeep demo --keep
       eventkeep demo --path bank.db
+      eventkeep --store postgresql://user@localhost/db demo
     """
+    url = store_url(ctx)
+    explicit = ctx.find_root().get_parameter_source("store") in (
+        ParameterSource.COMMANDLINE,
+        ParameterSource.ENVIRONMENT,
+    )
+    if explicit and _is_postgres(url):
+        if path is not None:
+            fail(
+                "--path names a SQLite file; with a postgresql:// store the demo runs in a new "
+                "schema of that database (leave out --path, or the store)",
+                EXIT_USAGE,
+            )
+        _run_on_postgres(url, keep)
+        return
+    if explicit:
+        _say(
+            f"(The demo does not use {display_url(url)}: it runs on a new SQLite file, or in a "
+            "new schema when the store is a postgresql:// URL.)"
+        )
+    _run_on_sqlite(path, keep)
+
+
+def _is_postgres(url: str) -> bool:
+    return url.partition("://")[0].lower() in ("postgresql", "postgres")
+
+
+def _run_on_sqlite(path: Path | None, keep: bool) -> None:
+    folder: Path | None = None
     if path is None:
-        path = Path(tempfile.mkdtemp(prefix="eventkeep-demo-")) / "bank.db"
+        folder = Path(tempfile.mkdtemp(prefix="eventkeep-demo-"))
+        path = folder / "bank.db"
     elif path.exists():
         fail(f"{path} already exists; the demo needs a fresh file (choose another --path)")
     if not path.parent.is_dir():
         fail(f"{path.parent} is not a directory", EXIT_USAGE)
     url = f"sqlite:///{path.resolve()}"
-    with eventkeep.open_store(url) as store:
-        Demo(store, console()).run()
-    console().print(  # not wrapped, so that the commands can be copied whatever the width
-        f"\nThe store is kept in {path}. Explore it:\n"
-        f"  eventkeep --store {url} log\n"
-        f"  eventkeep --store {url} read bankaccount-alice",
-        soft_wrap=True,
-        markup=False,
+    try:
+        with eventkeep.open_store(url) as store:
+            Demo(store, console(), "SQLite").run()
+    finally:
+        if folder is not None and not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    if folder is None:
+        _explore(f"The store is kept in {path}.", url)
+    elif keep:
+        _explore(
+            f"The store is kept in {path}.",
+            url,
+            done=f"Remove it when you are done: rm -r {shlex.quote(str(folder))}",
+        )
+    else:
+        _say(
+            f"\nThe demo's temporary folder {folder} has been removed.\n"
+            "Run eventkeep demo --keep (or --path FILE) to keep the store and explore it."
+        )
+
+
+def _run_on_postgres(url: str, keep: bool) -> None:
+    schema = f"eventkeep_demo_{secrets.token_hex(6)}"
+    store = eventkeep.open_store(url, schema=schema)
+    try:
+        if store.head_position() != 0:  # a random name already in use: leave it alone
+            fail(f"{store.url} already holds events; run the demo again (it picks a new schema)")
+        try:
+            Demo(store, console(), "PostgreSQL").run()
+        finally:
+            if not keep:
+                with store.transaction() as tx:  # the schema was created for the demo alone
+                    tx.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        store.close()
+    if not keep:
+        _say(
+            f"\nThe demo's schema {schema} has been dropped; nothing else was touched.\n"
+            "Run the demo with --keep to keep the schema and explore it."
+        )
+        return
+    kept = _with_schema(url, schema)
+    shown = display_url(kept)
+    password = "*** stands for your password. " if shown != kept else ""
+    _explore(
+        f"The store is kept in the schema {schema}.",
+        shown,
+        done=f"{password}Drop the schema when you are done: DROP SCHEMA {schema} CASCADE;",
     )
+
+
+def _with_schema(url: str, schema: str) -> str:
+    """``url`` with its ``schema`` option set to ``schema`` (other options kept)."""
+    parts = urlsplit(url)
+    options = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if key != "schema"
+    ]
+    return urlunsplit(parts._replace(query=urlencode([*options, ("schema", schema)])))
+
+
+def _explore(where: str, url: str, done: str = "") -> None:
+    store = f"eventkeep --store {shlex.quote(url)}"
+    commands = [
+        "log",
+        "read bankaccount-alice",
+        "projections status",
+        SNAPSHOTS_REBUILD,
+    ]
+    lines = [f"\n{where} Explore it:", *(f"  {store} {command}" for command in commands)]
+    if done:
+        lines.append(done)
+    _say("\n".join(lines))
+
+
+def _say(text: str) -> None:
+    # not wrapped, so that paths and commands can be copied whatever the terminal's width
+    console().print(text, soft_wrap=True, markup=False)
 
 
 def money(amount: Decimal) -> str:
@@ -83,14 +212,15 @@ def clock(when: datetime) -> str:
 class Demo:
     """The demo's steps, in order; each prints one section."""
 
-    def __init__(self, store: EventStore, out: Console) -> None:
+    def __init__(self, store: EventStore, out: Console, backend: str) -> None:
         self.store = store
         self.out = out
+        self.backend = backend
         self.accounts = Repository(store, BankAccount)
         self.before_tellers = datetime.now(UTC)
 
     def run(self) -> None:
-        self.out.print("[bold]eventkeep demo[/]: a bank account, event-sourced, on SQLite")
+        self.out.print(f"[bold]eventkeep demo[/]: a bank account, event-sourced, on {self.backend}")
         self.out.print(f"store: {self.store.url}", soft_wrap=True, markup=False)
         self.open_accounts()
         self.move_money()
@@ -285,7 +415,7 @@ class Demo:
         self.note(
             f"Loaded carol: balance {money(loaded.balance)} at version {loaded.version}, from "
             "the snapshot, without replaying its events. Snapshots are a cache: "
-            "'eventkeep snapshots rebuild bankaccount' deletes and rewrites them."
+            f"'eventkeep {SNAPSHOTS_REBUILD}' deletes and rewrites them."
         )
 
     # -- 7 -------------------------------------------------------------------------------------

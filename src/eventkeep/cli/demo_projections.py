@@ -65,8 +65,8 @@ def show_read_models(store: EventStore, out: Console, note: Callable[[str], None
         status.add_row(row.name, row.state, str(row.position), str(row.lag_events))
     out.print(status)
     note(
-        "Run them as a worker: eventkeep projections run <module:Projection>...; "
-        "see eventkeep projections status."
+        "In an application they run in a worker process (eventkeep projections run "
+        "MODULE:PROJECTION...), and eventkeep projections status shows where each one is."
     )
 
 
