@@ -38,9 +38,10 @@ def sql(target: Target, pg_store: PostgresStore) -> Any:
         "UPDATE events SET position = NULL WHERE version = 1",
         "DELETE FROM events WHERE version = 2",
         "TRUNCATE events",
-        "INSERT INTO events (stream_id, version, event_id, type, schema_version, recorded_at, "
-        "data_bytes, metadata_bytes, hash) SELECT stream_id, version, gen_random_uuid(), type, "
-        "schema_version, recorded_at, data_bytes, metadata_bytes, hash FROM events "
+        "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
+        "recorded_at, data_bytes, metadata_bytes, hash) SELECT position + 1000, stream_id, "
+        "version, gen_random_uuid(), type, schema_version, recorded_at, data_bytes, "
+        "metadata_bytes, hash FROM events "
         "WHERE version = 1 ON CONFLICT (stream_id, version) DO UPDATE SET type = 'x'",
     ],
 )

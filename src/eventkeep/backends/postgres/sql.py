@@ -126,18 +126,6 @@ APPEND_EVENTS = (
     f"SELECT min(position), {_NOTIFY} FROM inserted"
 )
 
-# The positions of the given events, numbering what is pending first (rows an older eventkeep
-# left unnumbered): for appends that turn out to be replays.
-POSITIONS = "SELECT out_event_id, out_position FROM eventkeep_positions(%s::uuid[])"
-
-# Number anything committed but pending; returns the head position.
-SEQUENCE = "SELECT eventkeep_sequence()"
-
-# What readers that caught up run: the same, but leaving events committed less than a second
-# ago to their writers, which number them right after their commit anyway. Events of a writer
-# that died before numbering them are numbered here a second later.
-SETTLE = "SELECT eventkeep_sequence(interval '1 second')"
-
 # -- reading ------------------------------------------------------------------------------------
 
 # Columns in the order RecordedEvent takes them (codec last, added in Python).

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,7 +29,7 @@ from eventkeep.backends.postgres import sql, writer
 from eventkeep.backends.postgres.connection import Database, check_schema_name
 from eventkeep.backends.postgres.listen import Listener
 from eventkeep.codec import DEFAULT_MAX_EVENT_BYTES
-from eventkeep.errors import BackendUnavailableError, ConfigurationError, ValidationError
+from eventkeep.errors import ConfigurationError, ValidationError
 from eventkeep.events import TypeRegistry
 from eventkeep.hashing import ChainRow, VerifyReport, verify_chains
 from eventkeep.recorded import RecordedEvent, from_micros
@@ -50,7 +49,6 @@ __all__ = ["DEFAULT_SCHEMA", "PostgresStore"]
 DEFAULT_SCHEMA = "eventkeep"
 
 _record: Callable[..., RecordedEvent] = RecordedEvent
-_SETTLE_TRIES = 10
 
 
 class PostgresStore(EventStore):
@@ -169,7 +167,7 @@ class PostgresStore(EventStore):
         statement = sql.READ_STREAM_BACKWARDS if backwards else sql.READ_STREAM_FORWARDS
         params = (stream_id, low, 2**62 if high is None else high, limit)
         with self._reading() as conn:
-            rows = self._settled(conn, statement, params, position_column=2)
+            rows = conn.execute(statement, params, binary=True).fetchall()
         codec = self.codec
         return [_record(*row, codec) for row in rows]
 
@@ -192,33 +190,8 @@ class PostgresStore(EventStore):
         statement = sql.READ_ALL.format(where=where)
         with self._reading() as conn:
             rows = conn.execute(statement, params, binary=True).fetchall()
-            if len(rows) < limit:
-                # Caught up: number what an older eventkeep's writer that died between its
-                # two transactions left pending, and read again if the head moved on.
-                seen = rows[-1][2] if rows else after
-                if _number_pending(conn, sql.SETTLE) > seen:
-                    rows = conn.execute(statement, params, binary=True).fetchall()
         codec = self.codec
         return [_record(*row, codec) for row in rows]
-
-    def _settled(
-        self,
-        conn: psycopg.Connection[Any],
-        statement: str,
-        params: tuple[Any, ...],
-        position_column: int,
-    ) -> list[Any]:
-        """Rows of ``statement``, after numbering committed events it found unnumbered."""
-        for attempt in range(_SETTLE_TRIES):
-            rows = conn.execute(statement, params, binary=True).fetchall()
-            if all(row[position_column] is not None for row in rows):
-                return rows
-            _number_pending(conn, sql.SEQUENCE)
-            time.sleep(0.01 * attempt)  # only when numbering is not ours to do (a standby)
-        raise BackendUnavailableError(
-            f"{self.url}: some events are committed but not numbered yet, and this session "
-            "cannot number them (a read-only role, or a standby); try again"
-        )
 
     def _stream_version(self, stream_id: str) -> int:
         with self._reading() as conn:
@@ -234,32 +207,28 @@ class PostgresStore(EventStore):
             params.extend((prefix, prefix if high is None else high))
         params.append(limit)
         with self._reading() as conn:
-            rows = self._settled(conn, sql.LIST_STREAMS.format(where=where), tuple(params), 2)
+            rows = conn.execute(sql.LIST_STREAMS.format(where=where), params).fetchall()
         return [StreamInfo(*row) for row in rows]
 
     def _head_position(self) -> int:
         with self._reading() as conn:
-            return _number_pending(conn, sql.SEQUENCE)
+            return _scalar(conn, sql.HEAD_POSITION)
 
     def _stats(self) -> StoreStats:
-        with self._db.connection() as conn:
-            _number_pending(conn, sql.SEQUENCE)
-            with _snapshot(conn):
-                events = _scalar(conn, sql.COUNT_EVENTS)
-                streams = _scalar(conn, sql.COUNT_STREAMS)
-                head = _scalar(conn, sql.HEAD_POSITION)
-                types = {str(t): int(n) for t, n in conn.execute(sql.COUNT_BY_TYPE)}
+        with self._db.connection() as conn, _snapshot(conn):
+            events = _scalar(conn, sql.COUNT_EVENTS)
+            streams = _scalar(conn, sql.COUNT_STREAMS)
+            head = _scalar(conn, sql.HEAD_POSITION)
+            types = {str(t): int(n) for t, n in conn.execute(sql.COUNT_BY_TYPE)}
         return StoreStats(events, streams, head, types)
 
     def _verify(self) -> VerifyReport:
-        with self._db.connection() as conn:
-            _number_pending(conn, sql.SEQUENCE)
-            with _snapshot(conn):
-                heads = {str(s): int(v) for s, v in conn.execute(sql.STREAM_HEADS)}
-                with conn.cursor(name="eventkeep_verify", binary=True) as cur:
-                    cur.itersize = 2000
-                    cur.execute(sql.CHAIN_ROWS)
-                    return verify_chains((ChainRow(*row) for row in cur), heads)
+        with self._db.connection() as conn, _snapshot(conn):
+            heads = {str(s): int(v) for s, v in conn.execute(sql.STREAM_HEADS)}
+            with conn.cursor(name="eventkeep_verify", binary=True) as cur:
+                cur.itersize = 2000
+                cur.execute(sql.CHAIN_ROWS)
+                return verify_chains((ChainRow(*row) for row in cur), heads)
 
     # -- snapshots ----------------------------------------------------------------------------
 
@@ -305,11 +274,11 @@ class PostgresStore(EventStore):
             not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout >= 0
         ):
             raise ValidationError(f"timeout must be seconds >= 0 or None, got {timeout!r}")
-        return self._listener.wait(after, timeout, self._settled_head)
+        return self._listener.wait(after, timeout, self._head)
 
-    def _settled_head(self) -> int:
+    def _head(self) -> int:
         with self._db.connection() as conn:
-            return _number_pending(conn, sql.SETTLE)
+            return _scalar(conn, sql.HEAD_POSITION)
 
 
 def prefix_successor(prefix: str) -> str | None:
@@ -335,18 +304,6 @@ def _snapshot(conn: psycopg.Connection[Any]) -> Iterator[None]:
     finally:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
             conn.execute(sql.ROLLBACK)
-
-
-def _number_pending(conn: psycopg.Connection[Any], statement: str) -> int:
-    """Run the sequencer (``SEQUENCE`` or ``SETTLE``); the head position.
-
-    A session that may not write (a read-only role, a hot standby) leaves the numbering to the
-    next append, and just reads the head.
-    """
-    try:
-        return _scalar(conn, statement)
-    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction):
-        return _scalar(conn, sql.HEAD_POSITION)
 
 
 def _scalar(conn: psycopg.Connection[Any], statement: str) -> int:

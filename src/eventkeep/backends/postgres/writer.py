@@ -63,7 +63,7 @@ def append(conn: psycopg.Connection[Any], batches: list[PreparedAppend]) -> list
         if plan.conflict is not None:
             raise plan.conflict
         if not plan.writes:
-            return _replayed(conn, plan, batches)
+            return _replayed(plan)
         try:
             first = _send(conn.cursor(binary=True), plan, max(clock, plan.time_floor()))
         except _RACES:
@@ -115,7 +115,7 @@ def _append_under_lock(
     if plan.conflict is not None:
         raise plan.conflict
     if not plan.writes:
-        return _replayed(conn, plan, batches)
+        return _replayed(plan)
     try:
         with conn.transaction():  # a savepoint: the event-id index may refuse the insert
             first = _send(conn.cursor(binary=True), plan, max(clock, plan.time_floor()))
@@ -125,7 +125,7 @@ def _append_under_lock(
         if plan.conflict is not None:
             raise plan.conflict from None
         if not plan.writes:
-            return _replayed(conn, plan, batches)
+            return _replayed(plan)
         first = _send(conn.cursor(binary=True), plan, max(clock, plan.time_floor()))
     return plan.results(first)
 
@@ -168,19 +168,9 @@ def _uuids(batches: list[PreparedAppend]) -> list[UUID]:
     return [UUID(bytes=ev.event_id) for batch in batches for ev in batch.events]
 
 
-def _replayed(
-    conn: psycopg.Connection[Any], plan: Plan, batches: list[PreparedAppend]
-) -> list[AppendResult]:
-    """The results of an append that wrote nothing: every batch a replay. Rows that an eventkeep
-    older than schema version 4 left unnumbered get their positions here."""
-    results = [step for step in plan.outcomes if isinstance(step, AppendResult)]
-    if all(None not in result.positions for result in results):
-        return results
-    positions = dict(conn.execute(sql.POSITIONS, (_uuids(batches),), binary=True).fetchall())
-    return [
-        result._replace(positions=tuple(positions[ev.event_id] for ev in batch.events))
-        for result, batch in zip(results, batches, strict=True)
-    ]
+def _replayed(plan: Plan) -> list[AppendResult]:
+    """The results of an append that wrote nothing: every batch a replay."""
+    return [step for step in plan.outcomes if isinstance(step, AppendResult)]
 
 
 def _send(cur: psycopg.Cursor[Any], plan: Plan, now_us: int) -> int:
