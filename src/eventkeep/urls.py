@@ -31,6 +31,7 @@ _FLOAT_OPTIONS = {
     "pool_timeout",
     "connect_timeout",
     "lock_timeout",
+    "idle_in_transaction_timeout",
     "poll_interval",
 }
 

@@ -8,6 +8,7 @@ import contextlib
 import math
 import re
 import struct
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,6 +67,25 @@ class _TimestampAsMicros(Loader):
         return int(_unpack_int8(data)[0]) + _PG_EPOCH_US
 
 
+MAX_LIFETIME = 30 * 60.0
+"""Seconds after which the pool replaces a connection (spreads server-side memory growth and
+follows a failover's DNS change)."""
+
+CHECK_AFTER_IDLE = 30.0
+"""A pooled connection idle longer than this (seconds) is pinged before it is handed out; busy
+connections are not, so the happy path pays no extra round trip."""
+
+
+def _note_return(conn: psycopg.Connection[Any]) -> None:
+    conn._eventkeep_returned = time.monotonic()  # type: ignore[attr-defined]
+
+
+def _check_if_idle_long(conn: psycopg.Connection[Any]) -> None:
+    returned = getattr(conn, "_eventkeep_returned", None)
+    if returned is not None and time.monotonic() - returned > CHECK_AFTER_IDLE:
+        conn.execute("")
+
+
 class Database:
     """The store's connection pool and settings, and the translation of driver errors."""
 
@@ -79,6 +99,7 @@ class Database:
         pool_timeout: float,
         connect_timeout: float,
         lock_timeout: float,
+        idle_in_transaction_timeout: float,
         params: dict[str, Any],
     ) -> None:
         self.schema = schema
@@ -93,8 +114,11 @@ class Database:
         self.url = _display_url(info, schema)
         self.channel = f"eventkeep_{schema}"
         self._session_sql = sql.CONFIGURE_SESSION.format(
-            schema=quoted(schema), lock_timeout_ms=max(1, round(lock_timeout * 1000))
+            schema=quoted(schema),
+            lock_timeout_ms=max(1, round(lock_timeout * 1000)),
+            idle_ms=max(1, round(idle_in_transaction_timeout * 1000)),
         )
+        self.idle_in_transaction_timeout = idle_in_transaction_timeout
         self._pool = ConnectionPool(
             self.conninfo,
             kwargs={"autocommit": True},
@@ -103,6 +127,9 @@ class Database:
             timeout=pool_timeout,
             open=False,
             configure=self.configure,
+            check=_check_if_idle_long,
+            reset=_note_return,
+            max_lifetime=MAX_LIFETIME,
             name=f"eventkeep:{schema}",
         )
 

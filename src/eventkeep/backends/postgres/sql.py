@@ -13,7 +13,10 @@ from __future__ import annotations
 CONFIGURE_SESSION = (
     "SET search_path TO {schema}; "
     "SET default_transaction_isolation TO 'read committed'; "
-    "SET lock_timeout TO {lock_timeout_ms}"
+    "SET lock_timeout TO {lock_timeout_ms}; "
+    # A session that sits idle inside a transaction (its client frozen, stopped or stuck) is
+    # ended by the server, which releases the sequencer and row locks it holds.
+    "SET idle_in_transaction_session_timeout TO {idle_ms}"
 )
 
 MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(1163547985, hashtext(%s))"

@@ -72,6 +72,7 @@ class PostgresStore(EventStore):
         pool_timeout: float = 10.0,
         connect_timeout: float = 10.0,
         lock_timeout: float = 30.0,
+        idle_in_transaction_timeout: float = 10.0,
         poll_interval: float = 1.0,
         **params: Any,
     ) -> None:
@@ -84,6 +85,7 @@ class PostgresStore(EventStore):
             ("pool_timeout", pool_timeout),
             ("connect_timeout", connect_timeout),
             ("lock_timeout", lock_timeout),
+            ("idle_in_transaction_timeout", idle_in_transaction_timeout),
         ):
             _check_seconds(value, name)
         _check_seconds(poll_interval, "poll_interval")
@@ -100,6 +102,7 @@ class PostgresStore(EventStore):
             pool_timeout=float(pool_timeout),
             connect_timeout=float(connect_timeout),
             lock_timeout=float(lock_timeout),
+            idle_in_transaction_timeout=float(idle_in_transaction_timeout),
             params=params,
         )
         self.url = self._db.url
@@ -317,5 +320,15 @@ def _check_int(value: Any, name: str, minimum: int) -> None:
 
 
 def _check_seconds(value: Any, name: str) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
-        raise ConfigurationError(f"{name} must be seconds >= 0, got {value!r}")
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not 0 <= value <= MAX_SECONDS
+    ):
+        raise ConfigurationError(
+            f"{name} must be a finite number of seconds from 0 to {MAX_SECONDS:g}, got {value!r}"
+        )
+
+
+MAX_SECONDS = 86_400.0 * 24
+"""The longest timeout an option takes: 24 days (PostgreSQL takes at most 2**31 ms)."""
