@@ -66,10 +66,19 @@ class Workers:
         wait_until(
             lambda: all(self.out(n).with_suffix(".ready").exists() for n in names),
             "the workers to open their stores",
+            timeout=120,
         )
 
     def go(self) -> None:
         (self.folder / "go").touch()
+
+    def held(self, name: str) -> bool:
+        """Whether the writer ``name`` (spawned with ``--hold-at``) is holding."""
+        return self.out(name).with_suffix(".held").exists()
+
+    def resume(self) -> None:
+        """Let writers that hold go on."""
+        (self.folder / "resume").touch()
 
     def stop_readers_at(self, position: int) -> None:
         tmp = self.folder / "stop.tmp"
@@ -112,9 +121,9 @@ def raw_connection(url: str, schema: str) -> psycopg.Connection[Any]:
 
 
 # How eventkeep up to schema version 3 wrote an event: unnumbered (position NULL), in a
-# transaction of its own that took no lock but the stream's, numbered after its commit. A
-# writer of that version may still be running during an upgrade; its rows are numbered by the
-# next append or by a reader's settle.
+# transaction of its own that took no lock but the stream's, numbered after its commit. Only a
+# schema built by migrations 1-4 still takes such rows (the schema 5 migration test); migration
+# 5 numbers them and makes position NOT NULL.
 INSERT_UNNUMBERED = (
     "WITH inserted AS (INSERT INTO events (stream_id, version, event_id, type, schema_version, "
     "recorded_at, data_bytes, metadata_bytes, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)) "

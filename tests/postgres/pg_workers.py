@@ -1,6 +1,6 @@
 """Worker processes for the PostgreSQL process tests (run by ``pg_harness.spawn``).
 
-    python pg_workers.py writer     URL OUT NAME --streams a,b --appends N --seed S
+    python pg_workers.py writer     URL OUT NAME --streams a,b --appends N --seed S [--hold-at H]
     python pg_workers.py hot-writer URL OUT NAME --streams hot --appends N --seed S
     python pg_workers.py reader     URL OUT NAME
 
@@ -9,6 +9,9 @@ does its work and writes its results to OUT as JSON. Appends carry client-made e
 are retried with the same ids while the backend is unavailable (a server restart), so each append
 is stored exactly once. A reader tails ``read_all`` from the start, waking with
 ``wait_for_events``, until it has read up to the position written to the file ``stop``.
+A writer given ``--hold-at H`` touches ``OUT.held`` after its H-th append and waits for the file
+``resume`` next to OUT before going on: a test can then do something (kill the server) while it
+is known to be mid-run, whatever the scheduler did.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ def main() -> int:
     parser.add_argument("--streams", default="")
     parser.add_argument("--appends", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hold-at", type=int, default=0)
     args = parser.parse_args()
     deadline = time.monotonic() + DEADLINE
     store = _retry(deadline, lambda: eventkeep.open_store(args.url, poll_interval=0.2))
@@ -60,8 +64,11 @@ def main() -> int:
             result: Any = read_everything(store, args.out.parent / "stop", deadline)
         else:
             streams = args.streams.split(",")
-            work = hot_writer if args.role == "hot-writer" else writer
-            result = work(store, args.name, streams, args.appends, args.seed, deadline)
+            if args.role == "hot-writer":
+                result = hot_writer(store, args.name, streams, args.appends, args.seed, deadline)
+            else:
+                hold = Hold(args.out, args.hold_at, deadline)
+                result = writer(store, args.name, streams, args.appends, args.seed, deadline, hold)
     finally:
         store.close()
     tmp = args.out.with_suffix(".tmp")
@@ -103,14 +110,41 @@ def _record(result: AppendResult, events: list[NewEvent], expected: Any) -> dict
     }
 
 
+class Hold:
+    """After the ``at``-th append: touch ``OUT.held``, then wait for ``resume`` (0: never)."""
+
+    def __init__(self, out: Path, at: int, deadline: float) -> None:
+        self.out = out
+        self.at = at
+        self.deadline = deadline
+
+    def __call__(self, done: int) -> None:
+        if done != self.at or self.at <= 0:
+            return
+        self.out.with_suffix(".held").touch()
+        resume = self.out.parent / "resume"
+        while not resume.exists():
+            if time.monotonic() > self.deadline:
+                raise TimeoutError("never told to resume")
+            time.sleep(0.01)
+
+
 def writer(
-    store: EventStore, name: str, streams: list[str], appends: int, seed: int, deadline: float
+    store: EventStore,
+    name: str,
+    streams: list[str],
+    appends: int,
+    seed: int,
+    deadline: float,
+    hold: Any = None,
 ) -> list[dict[str, Any]]:
     """Appends of 1-4 events to this writer's own streams, mostly with exact expected versions."""
     rng = random.Random(seed)
     versions = dict.fromkeys(streams, 0)
     done = []
     for number in range(appends):
+        if hold is not None:
+            hold(number)
         stream = rng.choice(streams)
         events = _events(name, number, rng.randint(1, 4))
         expected: Any = versions[stream] if rng.random() < 0.7 else ANY

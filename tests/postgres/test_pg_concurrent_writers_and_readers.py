@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,6 @@ from pg_harness import (
     check_acknowledged,
     check_log,
     check_whole_batches,
-    insert_uncommitted,
     raw_connection,
     wait_until,
 )
@@ -110,68 +110,76 @@ def test_every_committed_event_is_read_exactly_once_in_one_order_by_every_reader
     assert len(log) >= len(WRITERS) * APPENDS + len(HOT_WRITERS) * HOT_APPENDS
 
 
-def test_transactions_held_open_rolled_back_or_cut_short_never_make_a_reader_skip(
+class Rollback(Exception):
+    pass
+
+
+def test_transactions_rolled_back_or_cut_short_never_make_a_reader_skip(
     workers: Workers, target: Target
 ) -> None:
-    """Rows inserted early but committed late (by an older eventkeep's writer, unnumbered) get
-    positions once they commit, above everything already read; rolled-back rows never appear; a
-    writer killed while its append waits for the sequencer's lock leaves nothing behind (its
-    one transaction rolls back) and holds nobody up."""
-    with eventkeep.open_store(target.url):  # create the schema before the raw connections
-        pass
-    slow = raw_connection(target.base_url, target.schema)
-    doomed = raw_connection(target.base_url, target.schema)
-    admin = raw_connection(target.base_url, target.schema)
-    try:
-        slow_ids = insert_uncommitted(slow, "slow-1", 3)
-        doomed_ids = insert_uncommitted(doomed, "doomed-1", 2)
-        start_everyone(workers)
+    """While writers and readers run: a store transaction that appended (holding the sequencer)
+    rolls back, and its positions are given to the next append, never seen by a reader; a
+    writer killed while its append waits for the sequencer's lock leaves nothing behind (its one
+    transaction rolls back) and holds nobody up."""
+    with eventkeep.open_store(target.url) as store:  # also creates the schema
+        admin = raw_connection(target.base_url, target.schema)
+        try:
+            start_everyone(workers)
 
-        # Cut a writer short inside its append: hold the sequencer's lock, let the writer's
-        # append block on it, then kill the writer and its server process.
-        key = admin.execute(SEQUENCER_LOCK_KEY, (target.schema,)).fetchone()[0]
-        admin.execute("SELECT pg_advisory_lock(%s)", (key,))
-        victim = workers.spawn(
-            "writer",
-            "victim",
-            "--streams",
-            "victim-1",
-            "--appends",
-            "1",
-            "--seed",
-            "7",
-            url=f"{target.url}&application_name=victim",
-        )
-        backend = wait_until(
-            lambda: admin.execute(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = 'victim' "
-                "AND wait_event = 'advisory'"
-            ).fetchone(),
-            "a writer to wait for the sequencer",
-        )[0]
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.wait()
-        admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
-        admin.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            # Cut a writer short inside its append: hold the sequencer's lock, let the writer's
+            # append block on it, then kill the writer and its server process.
+            key = admin.execute(SEQUENCER_LOCK_KEY, (target.schema,)).fetchone()[0]
+            admin.execute("SELECT pg_advisory_lock(%s)", (key,))
+            victim = workers.spawn(
+                "writer",
+                "victim",
+                "--streams",
+                "victim-1",
+                "--appends",
+                "1",
+                "--seed",
+                "7",
+                url=f"{target.url}&application_name=victim",
+            )
+            backend = wait_until(
+                lambda: admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'victim' "
+                    "AND wait_event = 'advisory'"
+                ).fetchone(),
+                "a writer to wait for the sequencer",
+                timeout=120,
+            )[0]
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.wait()
+            admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+            admin.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
-        # Let the others get well ahead of the slow transaction's rows, then end both.
-        wait_until(
-            lambda: (
-                admin.execute("SELECT count(*) FROM events WHERE position > 0").fetchone()[0] > 150
-            ),
-            "the writers to make progress",
-        )
-        slow.execute("COMMIT")
-        doomed.execute("ROLLBACK")
-        log, _ = finish_and_check(workers, target)
-    finally:
-        for conn in (slow, doomed, admin):
-            conn.close()
-    stored = {str(e.event_id): e for e in log}
-    assert all(event_id in stored for event_id in slow_ids)
-    assert not any(event_id in stored for event_id in doomed_ids)
+            # Once the others made progress, a transaction appends and rolls back.
+            wait_until(
+                lambda: admin.execute("SELECT count(*) FROM events").fetchone()[0] > 150,
+                "the writers to make progress",
+                timeout=120,
+            )
+
+            def append_then_roll_back() -> None:
+                with store.transaction() as tx:
+                    result = tx.append("doomed-1", doomed_events)
+                    assert len(result.positions) == 2
+                    raise Rollback
+
+            doomed_events = [
+                eventkeep.NewEvent(eventkeep.RawEvent("pg.Doomed", {"n": n}), event_id=uuid.uuid4())
+                for n in range(2)
+            ]
+            with pytest.raises(Rollback):
+                append_then_roll_back()
+            log, _ = finish_and_check(workers, target)
+        finally:
+            admin.close()
+    stored = {str(e.event_id) for e in log}
+    assert not any(str(ev.event_id) in stored for ev in doomed_events)
+    assert [e for e in log if e.stream_id == "doomed-1"] == []
     victims = [e for e in log if e.stream_id == "victim-1"]
     assert victims == [], "a writer killed inside its append left events behind"
-    # The slow rows were inserted before any writer's, but numbered after many of them.
-    first_slow = min(stored[event_id].position for event_id in slow_ids)
-    assert first_slow > 150
+    # Positions stayed dense: the rolled-back ones were given to later appends.
+    assert [e.position for e in log] == list(range(1, len(log) + 1))

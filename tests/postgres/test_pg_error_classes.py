@@ -96,7 +96,9 @@ def test_a_server_that_went_down_is_unreachable_not_an_exhausted_pool(
         with pytest.raises(BackendUnavailableError) as caught:
             store.append("s", [RawEvent("pg.After", {})])
         text = str(caught.value)
-        assert "cannot be reached" in text
+        # Either the pool found no server to connect to, or (on a loaded machine) one more
+        # pooled connection was found dead on the way: never "all connections are in use".
+        assert "cannot be reached" in text or "failed or was lost" in text, text
         assert "pool_max_size" not in text
         assert caught.value.retryable
     finally:

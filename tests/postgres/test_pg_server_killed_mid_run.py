@@ -32,6 +32,9 @@ from pg_fixtures import PgServer, new_schema_name, with_schema
 pytestmark = pytest.mark.slow
 
 WRITERS = [f"writer-{n}" for n in range(4)]
+HELD = "writer-0"
+"""Holds after 30 of its 60 appends until the server is back: at least one writer is mid-run at
+the kill, however fast the others are (or however slow the test process is)."""
 
 
 def test_no_acknowledged_event_is_lost_and_no_append_is_partial_after_a_server_kill(
@@ -48,7 +51,10 @@ def test_no_acknowledged_event_is_lost_and_no_append_is_partial_after_a_server_k
         workers.spawn("reader", "reader")
         for n, name in enumerate(WRITERS):
             streams = f"{name}-a,{name}-b"
-            workers.spawn("writer", name, "--streams", streams, "--appends", "60", "--seed", str(n))
+            hold = ["--hold-at", "30"] if name == HELD else []
+            workers.spawn(
+                "writer", name, "--streams", streams, "--appends", "60", "--seed", str(n), *hold
+            )
         workers.spawn("hot-writer", "hot", "--streams", "hot", "--appends", "20", "--seed", "9")
         names = [*WRITERS, "hot"]
         workers.all_ready([*names, "reader"])
@@ -62,14 +68,17 @@ def test_no_acknowledged_event_is_lost_and_no_append_is_partial_after_a_server_k
                         "SELECT count(*) FROM events WHERE position IS NOT NULL"
                     ).fetchone()[0]
                     >= 80
+                    and workers.held(HELD)
                 ),
                 "the writers to get going",
+                timeout=120,
             )
         finally:
             admin.close()
         cluster.kill()
-        time.sleep(0.5)  # let the writers and the reader find the server gone
+        time.sleep(0.5)  # some downtime for the workers to run into (its length decides nothing)
         cluster.start()
+        workers.resume()
 
         results = workers.finish(names, timeout=150)
         with eventkeep.open_store(url) as store:

@@ -19,6 +19,7 @@ from eventkeep.examples.bank import BankAccount
 
 HERE = Path(__file__).parent
 WORKERS = HERE / "projection_workers.py"
+PROBE = HERE / "runner_probe.py"
 SRC = HERE.parent.parent / "src"
 
 
@@ -51,11 +52,15 @@ class Processes:
     def worker(self, *args: object) -> subprocess.Popen[bytes]:
         return self.start(str(WORKERS), *map(str, args))
 
-    def runner(self, url: str, *targets: str, ttl: float = 2.0) -> subprocess.Popen[bytes]:
+    def runner(
+        self, url: str, *targets: str, ttl: float = 2.0, probe: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """``eventkeep projections run``; with ``probe``, under ``runner_probe.py``, which also
+        logs when the runner finds a lease held by another one (a standby logs nothing else)."""
+        command = [str(PROBE)] if probe else ["-m", "eventkeep"]
         return self.start(
-            "-m", "eventkeep", "--store", url, "projections", "run", "--lease-ttl", str(ttl),
-            *targets,
-        )  # fmt: skip
+            *command, "--store", url, "projections", "run", "--lease-ttl", str(ttl), *targets
+        )
 
     def log(self, proc: subprocess.Popen[bytes]) -> str:
         index = self.started.index(proc)

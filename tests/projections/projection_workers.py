@@ -1,6 +1,6 @@
 """Worker processes for the projection tests: writers that keep appending bank operations.
 
-python projection_workers.py bank URL SEED STOP_FILE   # until STOP_FILE exists (max 60 s)
+python projection_workers.py bank URL SEED STOP_FILE   # until STOP_FILE exists
 python projection_workers.py log URL WRITER COUNT      # COUNT numbered events, then exit
 """
 
@@ -18,13 +18,17 @@ from eventkeep.examples.bank import BankAccount, BankError, Deposited
 from eventkeep.examples.bank.transfers import request_transfer
 
 ACCOUNTS = ("a1", "a2", "a3", "a4", "a5")
+LIFETIME = 280.0
+"""A bank writer stops on its own after this many seconds, whatever happens to its test: a
+safety net only (just under pytest's 300 s timeout). Tests stop writers with the stop file, as
+late as they need, and a test that needs more events waits for them rather than for time."""
 
 
 def bank(url: str, seed: int, stop_file: Path) -> None:
     rng = random.Random(seed)
     store = eventkeep.open_store(url)
     accounts = eventkeep.Repository(store, BankAccount)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + LIFETIME
     done = 0
     while not stop_file.exists() and time.monotonic() < deadline:
         account = rng.choice(ACCOUNTS)

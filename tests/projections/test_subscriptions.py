@@ -99,7 +99,7 @@ def fill_slowly(store: EventStore, writer: int, count: int) -> None:
 def consume_until(subscription: Subscription, total: int) -> list[eventkeep.RecordedEvent]:
     got: list[eventkeep.RecordedEvent] = []
     stop = threading.Event()
-    timer = threading.Timer(60, stop.set)  # never hang: fail on the count instead
+    timer = threading.Timer(120, stop.set)  # never hang: fail on the count instead
     timer.start()
     try:
         for batch in subscription.batches(stop):

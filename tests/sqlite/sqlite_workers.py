@@ -3,9 +3,14 @@
 Run as ``python tests/sqlite/sqlite_workers.py <command> <args...>``; paths come in through argv.
 Each worker bounds its own lifetime, so a bug can leave no process running for long.
 
-- ``concurrent-writer URL NAME ACK_LOG GO_FILE EVENTS BATCH``: append EVENTS events in batches of
-  BATCH, alternately to the shared stream (expected version, retry on conflict) and to the
-  worker's own stream; log every acknowledged append.
+- ``concurrent-writer URL NAME ACK_LOG GO_FILE EVENTS BATCH RIVAL ROLE``: print ``ready`` once
+  its store is open, wait for GO_FILE, then append EVENTS events in batches of BATCH,
+  alternately to the shared stream (expected version, retry on conflict) and to the worker's
+  own stream; log every acknowledged append. However the two are scheduled, ROLE makes sure
+  they race at least once, in events rather than in time: ``first`` holds its first shared
+  append, expected version read, until RIVAL has appended to the shared stream (so it must hit
+  a conflict); ``last`` holds its last shared append until the shared stream holds an event of
+  RIVAL (so the writer changes at least twice along it).
 - ``crash-writer PATH LOG RUN SEED KILL_AFTER``: multi-event appends (single-stream and
   ``append_many``) until SIGKILLed: by the test at a random moment; by itself just before its
   KILL_AFTER-th SQL statement of the append loop when KILL_AFTER > 0 (always within an append,
@@ -15,8 +20,8 @@ Each worker bounds its own lifetime, so a bug can leave no process running for l
   ``append`` returned; a restarted writer first re-sends an intent left without an ack.
 - ``hold-lock PATH``: take SQLite's write lock with raw ``sqlite3`` (``BEGIN IMMEDIATE``), print
   ``locked``, hold it until a line arrives on stdin, then release it and print ``released``.
-- ``open-store URL GO_FILE``: wait for GO_FILE, open the store, append one event, print its
-  result.
+- ``open-store URL GO_FILE``: print ``ready``, wait for GO_FILE, open the store, append one
+  event, print its result.
 """
 
 from __future__ import annotations
@@ -80,15 +85,20 @@ def acked(result: eventkeep.AppendResult, event_ids: list[uuid.UUID]) -> dict[st
 # -- two writers, one shared stream --------------------------------------------------------------
 
 
-def concurrent_writer(url: str, name: str, ack_path: str, go: str, total: int, batch: int) -> None:
+def concurrent_writer(
+    url: str, name: str, ack_path: str, go: str, total: int, batch: int, rival: str, role: str
+) -> None:
     log = JsonLog(ack_path, fsync=False)
     own = f"own-{name}"
     own_version = 0
     conflicts = 0
     sequence = itertools.count()
     rng = random.Random(name)
+    shared_appends = (total // batch + 1) // 2
     with eventkeep.open_store(url) as store:
+        print("ready", flush=True)
         wait_for_file(Path(go))
+        shared = 0
         for number in range(total // batch):
             ids = [uuid.uuid4() for _ in range(batch)]
             events = [
@@ -96,10 +106,25 @@ def concurrent_writer(url: str, name: str, ack_path: str, go: str, total: int, b
                 for i in ids
             ]
             if number % 2 == 0:
+                shared += 1
+                if role == "last" and shared == shared_appends:
+                    wait_until(
+                        lambda: any(
+                            ev.data["worker"] == rival for ev in store.read_stream(SHARED_STREAM)
+                        ),
+                        f"an event of {rival} in the shared stream",
+                    )
                 # Read the version, append expecting it; on conflict re-read and retry. The same
                 # event ids are re-sent: nothing of a refused append was written.
                 while True:
                     expected = store.stream_version(SHARED_STREAM)
+                    if role == "first" and shared == 1 and not conflicts:
+                        wait_until(
+                            lambda expected=expected: (
+                                store.stream_version(SHARED_STREAM) > expected
+                            ),
+                            f"{rival} to append to the shared stream",
+                        )
                     # Decide between reading and writing, as a command handler does: this is
                     # the window in which the other process slips in and causes a conflict.
                     time.sleep(rng.uniform(0, 0.002))
@@ -116,6 +141,14 @@ def concurrent_writer(url: str, name: str, ack_path: str, go: str, total: int, b
                 own_version = result.version
             log.write(acked(result, ids))
     log.write({"done": True, "conflicts": conflicts})
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = LIFETIME) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not happen within {timeout}s")
+        time.sleep(0.001)
 
 
 # -- the crash writer ------------------------------------------------------------------------------
@@ -269,6 +302,7 @@ def hold_lock(path: str) -> None:
 
 
 def open_store(url: str, go: str) -> None:
+    print("ready", flush=True)
     wait_for_file(Path(go))
     with eventkeep.open_store(url) as store:
         result = store.append(f"opener-{os.getpid()}", [RawEvent("Opened", {})], 0)
@@ -280,8 +314,8 @@ def main(argv: list[str]) -> None:
     signal.alarm(int(LIFETIME) + 10)  # the hard stop, should anything below hang
     command, args = argv[0], argv[1:]
     if command == "concurrent-writer":
-        url, name, ack, go, total, batch = args
-        concurrent_writer(url, name, ack, go, int(total), int(batch))
+        url, name, ack, go, total, batch, rival, role = args
+        concurrent_writer(url, name, ack, go, int(total), int(batch), rival, role)
     elif command == "crash-writer":
         path, ack, run, seed, kill_after = args
         crash_writer(path, ack, run, int(seed), int(kill_after))

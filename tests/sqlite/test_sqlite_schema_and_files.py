@@ -124,6 +124,9 @@ def test_processes_opening_a_new_file_at_once_all_succeed_and_migrate_once(
         path = tmp_path / f"race-{attempt}.db"
         go = tmp_path / f"go-{attempt}"
         procs = [workers.start("open-store", url(path), go) for _ in range(openers)]
+        # All at once: only when every opener has started up (under load, that takes a while).
+        for proc in procs:
+            assert workers.readline(proc, timeout=120) == "ready"
         go.touch()
         results = [json.loads(workers.finish(proc, timeout=60)) for proc in procs]
         assert [(v, n) for v, n, _ in recorded_migrations(path)] == [

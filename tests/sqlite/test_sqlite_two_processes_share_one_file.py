@@ -17,6 +17,9 @@ import eventkeep
 EVENTS_PER_WORKER = 5_000
 BATCH = 10
 WORKER_NAMES = ("w1", "w2")
+# However the two get scheduled, they race at least once (see sqlite_workers.py): w2's first
+# shared append waits, its expected version read, for one of w1's; w1's last waits for one of w2's.
+ROLES = {"w1": ("w2", "last"), "w2": ("w1", "first")}
 
 pytestmark = pytest.mark.slow
 
@@ -39,9 +42,14 @@ def test_every_acknowledged_event_is_stored_once_in_contiguous_consistent_order(
     store = eventkeep.open_store(url)  # creates the schema before the race starts
     acks = {name: tmp_path / f"{name}.acks" for name in WORKER_NAMES}
     procs = [
-        workers.start("concurrent-writer", url, name, acks[name], go, EVENTS_PER_WORKER, BATCH)
+        workers.start(
+            "concurrent-writer", url, name, acks[name], go, EVENTS_PER_WORKER, BATCH, *ROLES[name]
+        )
         for name in WORKER_NAMES
     ]
+    # Start the race only once both have started up (under load, that can take seconds).
+    for proc in procs:
+        assert workers.readline(proc, timeout=120) == "ready"
     go.touch()
 
     # Meanwhile, tail the global log like a subscriber: it must never skip an event. Now and
@@ -121,7 +129,9 @@ def test_every_acknowledged_event_is_stored_once_in_contiguous_consistent_order(
     writers = [ev.data["worker"] for ev in streams["shared"]]
     switches = sum(a != b for a, b in itertools.pairwise(writers))
     assert switches >= 2, f"the writers never interleaved (conflicts: {conflicts})"
-    assert conflicts > 0, "no append ever hit a conflict: the retry path was not exercised"
+    # At least w2's first append was sent with a stale expected version: it must have been
+    # refused (a ConcurrencyError, then a retry), not stored over w1's.
+    assert conflicts > 0, "no append ever hit a conflict: a stale expected version was accepted"
 
     report = store.verify()
     assert report.ok, report.broken

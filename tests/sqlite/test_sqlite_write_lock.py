@@ -96,6 +96,11 @@ def test_a_writer_with_a_long_busy_timeout_waits_for_the_lock_instead_of_failing
 ) -> None:
     patient = eventkeep.open_store(f"sqlite:///{db}?busy_timeout=30")
     outcome: list[AppendResult | BaseException] = []
+    begun = threading.Event()
+
+    def trace(statement: str) -> None:
+        if statement.startswith("BEGIN"):
+            begun.set()
 
     def append() -> None:
         try:
@@ -104,14 +109,20 @@ def test_a_writer_with_a_long_busy_timeout_waits_for_the_lock_instead_of_failing
             outcome.append(exc)
 
     holder = lock(workers, db)
+    # Called as each statement starts, before SQLite waits for the lock inside it.
+    patient._conn.set_trace_callback(trace)  # type: ignore[attr-defined]
     writer = threading.Thread(target=append)
     writer.start()
-    writer.join(timeout=0.5)
-    assert writer.is_alive(), f"the append did not wait for the lock: {outcome}"
+    # The append has begun its write transaction while the other process holds the lock, so
+    # it cannot be done unless it failed (it is waiting for the lock, however long it takes
+    # the test to get here) ...
+    assert begun.wait(30), "the append never began its write transaction"
     assert event_count(db) == 1
     release(workers, holder)
+    # ... and it succeeds once the lock is released: it waited instead of failing.
     writer.join(timeout=30)
     assert not writer.is_alive()
+    patient._conn.set_trace_callback(None)  # type: ignore[attr-defined]
     assert outcome == [AppendResult("account-2", (1, 2), (2, 3))]
     patient.close()
 
