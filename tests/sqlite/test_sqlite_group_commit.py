@@ -197,3 +197,31 @@ def test_threads_appending_at_once_lose_nothing_and_keep_commit_order(
         assert by_position[result.position] == (result.stream_id, result.version)
     assert store.stream_version("hot") == 2 * per_thread
     assert store.verify().ok
+
+
+def test_an_append_that_fails_after_writing_does_not_leave_its_writes_in_the_group(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A group writes appends without savepoints, relying on conflicts being found before
+    # anything is written. Should an append ever write and then fail, the group notices.
+    append_in = store._append_in
+
+    def writes_then_conflicts(cur: sqlite3.Cursor, batches: Any, now: int) -> list[AppendResult]:
+        results = append_in(cur, batches, now)
+        if batches[0].stream_id == "sneaky":
+            raise ConcurrencyError("sneaky", 0, 1)
+        return results
+
+    monkeypatch.setattr(store, "_append_in", writes_then_conflicts)
+    outcomes, begins = queued_behind_a_transaction(
+        store,
+        {
+            name: (lambda name=name: store.append(name, [RawEvent("Opened", {})], 0))
+            for name in ("ok-1", "sneaky", "ok-2")
+        },
+    )
+    assert begins == ["BEGIN IMMEDIATE"] * 4  # rolled back, then each alone
+    assert isinstance(outcomes["sneaky"], ConcurrencyError)
+    assert [store.stream_version(s) for s in ("ok-1", "sneaky", "ok-2")] == [1, 0, 1]
+    assert store.head_position() == 5
+    assert store.verify().ok

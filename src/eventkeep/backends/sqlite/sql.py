@@ -100,6 +100,8 @@ DELETE_SNAPSHOTS = "DELETE FROM snapshots WHERE stream_id >= ? AND substr(stream
 
 CHECKPOINT = "SELECT position FROM checkpoints WHERE name = ?"
 
+CHECKPOINTS = "SELECT name, position FROM checkpoints ORDER BY name"
+
 INSERT_CHECKPOINT = (
     "INSERT INTO checkpoints (name, position, updated_at) VALUES (?, ?, ?) "
     "ON CONFLICT (name) DO NOTHING"

@@ -8,18 +8,45 @@
 - One writer at a time means positions are assigned in commit order: a reader that has read up
   to position P never later sees a new event at or below P.
 - Triggers refuse UPDATE and DELETE on stored events.
+
+Connections. A store object has one *writer* connection: every write and every
+``store.transaction()`` runs on it, one at a time (a lock serializes the threads of this
+process, SQLite's write lock the processes). Appends that threads make at the same time share
+one transaction and one commit (group commit: one fsync for all); a conflict fails that append
+only. Reads run on *reader* connections, one per thread
+(read-only: ``PRAGMA query_only``), so that in WAL mode a read never waits for a writer, in this
+process or another:
+
+- a single-statement read sees the last committed state; a read made of several statements
+  (``stats``, ``verify``, ``projection_state``) runs in one read transaction, one snapshot;
+- a read on a thread that has a store transaction open runs inside that transaction (on the
+  writer connection) and sees its uncommitted writes; other threads see them after the commit;
+- paged reads (``read_stream``, ``read_all``) fetch each page with one statement; pages are
+  keyed by version or position, which never change once written, so no page misses or repeats
+  an event (an event committed meanwhile may show up on a later page);
+- a thread's reader connection is closed when the thread ends, all of them by ``close()``; at
+  most ``MAX_READERS`` are kept, and a thread beyond that opens one for each read;
+- threads of one store take turns fetching rows, but wait at most ``FETCH_TURN_WAIT`` for one
+  another: CPython's ``sqlite3`` releases the GIL for every row, and threads fetching at the
+  same time otherwise spend more CPU handing the GIL over than reading.
+
+An in-memory database (``:memory:``) is private to its connection, so there the store keeps
+one connection for everything, and reads wait for another thread's open transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from eventkeep.backends.sqlite import sql
+from eventkeep.backends.sqlite.transaction import SQLiteTransaction
 from eventkeep.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.errors import (
     BackendUnavailableError,
@@ -43,6 +70,7 @@ from eventkeep.store import (
     StreamInfo,
 )
 from eventkeep.transaction import Transaction
+from eventkeep.validation import check_name
 
 __all__ = ["SQLiteStore"]
 
@@ -50,6 +78,13 @@ _record: Callable[..., RecordedEvent] = RecordedEvent
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 _MAX_PARAMS = 500
+MAX_READERS = 32
+"""Reader connections a store keeps open at most (one per thread that reads); a thread beyond
+that opens a connection for each read and closes it afterwards."""
+FETCH_TURN_WAIT = 0.002
+"""Seconds a read waits at most for another thread of the store to finish fetching its rows."""
+_PRIVATE_DATABASES = ("", ":memory:")
+"""Paths whose database is private to one connection (in memory, or a temporary file)."""
 
 
 class SQLiteStore(EventStore):
@@ -75,11 +110,19 @@ class SQLiteStore(EventStore):
         self.path = str(path)
         self.url = f"sqlite:///{self.path}"
         self.synchronous = mode
+        self._busy_timeout = float(busy_timeout)
+        # The writer connection and the lock that gives it to one thread at a time.
         self._lock = threading.RLock()
+        # One connection for everything when no other connection can see the database.
+        self._single = self.path in _PRIVATE_DATABASES
+        self._readers = _Readers(self._connect, MAX_READERS)
+        self._fetch_turn = threading.Lock()
+        # Group commit: appends queued by threads, and whether one of them is writing a group.
+        self._group = threading.Condition(threading.Lock())
+        self._queued: list[_PendingAppend] = []
+        self._leading = False
         with self._translate():
-            self._conn = sqlite3.connect(
-                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
+            self._conn = self._connect()
         try:
             with self._translate():
                 self._configure(mode, busy_timeout)
@@ -113,6 +156,13 @@ class SQLiteStore(EventStore):
             raise BackendUnavailableError(
                 f"{self.url}: not a usable eventkeep database ({exc})"
             ) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        # Autocommit (the store issues BEGIN itself); any thread may use it (a lock, or being
+        # one thread's reader, keeps it to one at a time) and close it (close(), a thread's end).
+        return sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
 
     def _configure(self, synchronous: str, busy_timeout: float) -> None:
         conn = self._conn
@@ -169,8 +219,6 @@ class SQLiteStore(EventStore):
     def _write_or_join(self) -> Iterator[sqlite3.Cursor]:
         """The cursor of this thread's open store transaction, or a write transaction of its own:
         a write on a thread inside a transaction commits or rolls back with it."""
-        from eventkeep.backends.sqlite.transaction import SQLiteTransaction
-
         joined = self.joined_transaction()
         if isinstance(joined, SQLiteTransaction):
             with self._translate():
@@ -181,25 +229,183 @@ class SQLiteStore(EventStore):
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Transaction]:
-        from eventkeep.backends.sqlite.transaction import SQLiteTransaction
-
         with self._write() as cur:
             yield SQLiteTransaction(self, cur)
 
     def _query(self, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        with self._lock, self._translate():
-            return self._conn.execute(statement, params).fetchall()
+        """The rows of one read statement: it sees one snapshot, and never waits for a writer
+        (except on an in-memory database, or inside this thread's own transaction)."""
+        joined = self.joined_transaction()
+        if isinstance(joined, SQLiteTransaction):  # on the writer, beside the tx's own cursor
+            with self._translate():
+                return joined.cursor.connection.execute(statement, params).fetchall()
+        if self._single:
+            with self._lock, self._translate():
+                return self._conn.execute(statement, params).fetchall()
+        with self._translate():
+            conn, own = self._readers.get()
+            # Take turns with this store's other reading threads, but never wait long: CPython's
+            # sqlite3 hands the GIL over for every row, and threads fetching rows at the same time
+            # spend more time passing it around than reading. Writers never take this turn.
+            turn = self._fetch_turn.acquire(timeout=FETCH_TURN_WAIT)
+            try:
+                return conn.execute(statement, params).fetchall()
+            finally:
+                if turn:
+                    self._fetch_turn.release()
+                if own:
+                    conn.close()
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Cursor]:
+        """A cursor whose statements all read one snapshot: a read transaction on this thread's
+        reader connection, or this thread's own open transaction (its writes included)."""
+        joined = self.joined_transaction()
+        if isinstance(joined, SQLiteTransaction):
+            with self._translate():
+                cur = joined.cursor.connection.cursor()
+                try:
+                    yield cur
+                finally:
+                    cur.close()
+            return
+        with contextlib.ExitStack() as stack:
+            if self._single:
+                stack.enter_context(self._lock)
+            stack.enter_context(self._translate())
+            if self._single:
+                conn = self._conn
+            else:
+                conn, own = self._readers.get()
+                if own:
+                    stack.callback(conn.close)
+            cur = conn.cursor()
+            cur.execute("BEGIN")
+            try:
+                yield cur
+            finally:
+                cur.close()  # resets a statement left unfinished, so that ROLLBACK ends the read
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
 
     def close(self) -> None:
+        """Close the reader connections, then the writer (after a transaction in progress)."""
+        self._readers.close()
         with self._lock:
             self._conn.close()
 
     # -- writing ------------------------------------------------------------------------------
 
     def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:
-        with self._write() as cur:
-            row = cur.execute(sql.LAST_RECORDED_AT).fetchone()
-            return self._append_in(cur, batches, self._clock(row[0] if row else 0))
+        """Append in a write transaction shared, with its commit, with the appends other
+        threads of this store make meanwhile (group commit).
+
+        A thread that finds nobody writing leads: once it holds the write lock it takes every
+        append queued by then (its own included) and writes them in one transaction. Threads
+        that queue meanwhile wait, and one of them leads the next group.
+        """
+        request = _PendingAppend(batches)
+        with self._group:
+            self._queued.append(request)
+            try:
+                while request.outcome is None and self._leading:
+                    self._group.wait()
+            except BaseException:  # interrupted while queued: not written, unless already taken
+                if request in self._queued:
+                    self._queued.remove(request)
+                raise
+            if request.outcome is not None:
+                return request.result()
+            self._leading = True
+        try:
+            self._write_queued(request)
+        finally:
+            with self._group:
+                self._leading = False
+                self._group.notify_all()
+        return request.result()
+
+    def _write_queued(self, leader: _PendingAppend) -> None:
+        """Write the queued appends in one transaction and give each its outcome.
+
+        A conflict or a refused event id fails that append only (it has written nothing). A
+        database error inside one append rolls the transaction back, and each append is then
+        written alone, to get the outcome it would have had alone. When the transaction
+        itself fails: without the write lock (busy_timeout) only the leader's append fails and
+        the others wait for the next leader; a failed COMMIT fails them all (nothing written).
+        """
+        group: list[_PendingAppend] = []
+        outcomes: list[list[AppendResult] | EventkeepError] = []
+        try:
+            try:
+                with self._write() as cur:
+                    with self._group:
+                        group, self._queued = self._queued, []
+                    floor = self._last_recorded_at(cur)
+                    if len(group) == 1:  # alone: an error rolls back the whole transaction
+                        outcomes.append(self._append_in(cur, group[0].batches, self._clock(floor)))
+                    else:
+                        for request in group:
+                            now = self._clock(floor)
+                            outcomes.append(self._append_in_group(cur, request.batches, now))
+            except Exception as exc:
+                if not group:
+                    self._unqueue(leader)
+                    leader.outcome = exc
+                elif len(group) == 1 or len(outcomes) == len(group):
+                    for n, request in enumerate(group):
+                        request.outcome = exc if n == 0 else _copy_error(exc)
+                else:
+                    for request in group:
+                        request.outcome = self._write_alone(request.batches)
+                return
+            for request, outcome in zip(group, outcomes, strict=True):
+                request.outcome = outcome
+        except BaseException as exc:  # interrupted: tell the threads waiting for this group
+            self._unqueue(leader)
+            for request in group:
+                if request.outcome is None:
+                    request.outcome = BackendUnavailableError(
+                        f"{self.url}: the append was not written: the thread writing it "
+                        f"was interrupted ({exc!r})"
+                    )
+            raise
+
+    def _unqueue(self, request: _PendingAppend) -> None:
+        with self._group:
+            if request in self._queued:
+                self._queued.remove(request)
+
+    def _write_alone(self, batches: list[PreparedAppend]) -> list[AppendResult] | Exception:
+        try:
+            with self._write() as cur:
+                return self._append_in(cur, batches, self._clock(self._last_recorded_at(cur)))
+        except Exception as exc:
+            return exc
+
+    def _append_in_group(
+        self, cur: sqlite3.Cursor, batches: list[PreparedAppend], now: int
+    ) -> list[AppendResult] | EventkeepError:
+        """``_append_in`` for one append of a group: a conflict or a refused event id is
+        returned (that append's outcome), and the group goes on.
+
+        No savepoint is needed: ``_append_in`` raises an ``EventkeepError`` only before it
+        has written anything. Should that ever change, the error is raised instead, and the
+        group is rolled back and written append by append.
+        """
+        conn = cur.connection
+        changes = conn.total_changes
+        try:
+            return self._append_in(cur, batches, now)
+        except EventkeepError as exc:
+            if conn.total_changes != changes:
+                raise
+            return exc
+
+    @staticmethod
+    def _last_recorded_at(cur: sqlite3.Cursor) -> int:
+        row = cur.execute(sql.LAST_RECORDED_AT).fetchone()
+        return int(row[0]) if row else 0
 
     def _append_in(
         self, cur: sqlite3.Cursor, batches: list[PreparedAppend], now: int
@@ -208,6 +414,8 @@ class SQLiteStore(EventStore):
 
         The event ids are looked up only when the plan needs them: an expected version did not
         match, or the event-id index refused the insert (a retried append, or a reused id).
+        An ``EventkeepError`` (a conflict, a refused event id) is raised only before anything
+        is written (group commit relies on it); database errors may come at any point.
         """
         heads = self._heads(cur, batches)
         stored: dict[bytes, StoredIdentity] | None = None
@@ -221,18 +429,13 @@ class SQLiteStore(EventStore):
             if not plan.writes:
                 return plan.results(0)
             rows = plan.rows(now)
-            cur.execute(sql.INSERT_SAVEPOINT)
             try:
-                cur.executemany(sql.INSERT_EVENT, rows)
+                last = self._insert(cur, rows)
             except sqlite3.IntegrityError:
-                cur.execute(sql.ROLLBACK_TO_INSERT_SAVEPOINT)
-                cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
                 if stored is not None:
                     raise
                 stored = self._stored_identities(cur, batches)
                 continue
-            cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
-            last = cur.execute(sql.LAST_INSERT_POSITION).fetchone()[0]
             first = last - len(rows) + 1
             results = plan.results(first)
             cur.executemany(
@@ -249,6 +452,24 @@ class SQLiteStore(EventStore):
                 ],
             )
             return results
+
+    @staticmethod
+    def _insert(cur: sqlite3.Cursor, rows: list[PlannedRow]) -> int:
+        """Insert ``rows``, all or none; returns the position of the last one."""
+        if len(rows) == 1:  # one statement undoes itself when refused: no savepoint needed
+            cur.execute(sql.INSERT_EVENT, rows[0])
+            last = cur.lastrowid
+            assert last is not None
+            return last
+        cur.execute(sql.INSERT_SAVEPOINT)
+        try:
+            cur.executemany(sql.INSERT_EVENT, rows)
+        except sqlite3.IntegrityError:
+            cur.execute(sql.ROLLBACK_TO_INSERT_SAVEPOINT)
+            cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
+            raise
+        cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
+        return int(cur.execute(sql.LAST_INSERT_POSITION).fetchone()[0])
 
     @staticmethod
     def _last_hash(rows: list[PlannedRow], result: AppendResult) -> bytes:
@@ -320,16 +541,11 @@ class SQLiteStore(EventStore):
         return int(self._query(sql.HEAD_POSITION)[0][0])
 
     def _stats(self) -> StoreStats:
-        with self._lock, self._translate():
-            cur = self._conn.cursor()
-            cur.execute("BEGIN")  # one snapshot for all the counts
-            try:
-                events = cur.execute(sql.COUNT_EVENTS).fetchone()[0]
-                streams = cur.execute(sql.COUNT_STREAMS).fetchone()[0]
-                head = cur.execute(sql.HEAD_POSITION).fetchone()[0]
-                types = dict(cur.execute(sql.COUNT_BY_TYPE).fetchall())
-            finally:
-                cur.execute("COMMIT")
+        with self._snapshot() as cur:  # one snapshot for all the counts
+            events = cur.execute(sql.COUNT_EVENTS).fetchall()[0][0]
+            streams = cur.execute(sql.COUNT_STREAMS).fetchall()[0][0]
+            head = cur.execute(sql.HEAD_POSITION).fetchall()[0][0]
+            types = dict(cur.execute(sql.COUNT_BY_TYPE).fetchall())
         return StoreStats(events, streams, head, types)
 
     def _save_snapshot(self, snapshot: Snapshot) -> None:
@@ -345,15 +561,138 @@ class SQLiteStore(EventStore):
             return cur.execute(sql.DELETE_SNAPSHOTS, (prefix, len(prefix), prefix)).rowcount
 
     def _verify(self) -> VerifyReport:
-        with self._lock, self._translate():
-            cur = self._conn.cursor()
-            cur.execute("BEGIN")  # heads and rows from one snapshot
-            try:
-                heads = dict(cur.execute(sql.STREAM_HEADS).fetchall())
-                rows = (ChainRow(*row) for row in cur.execute(sql.CHAIN_ROWS))
-                return verify_chains(rows, heads)
-            finally:
-                cur.execute("COMMIT")
+        with self._snapshot() as cur:  # heads and rows from one snapshot
+            heads = dict(cur.execute(sql.STREAM_HEADS).fetchall())
+            rows = (ChainRow(*row) for row in cur.execute(sql.CHAIN_ROWS))
+            return verify_chains(rows, heads)
+
+    # -- checkpoints and projection records, read without the write lock ---------------------
+
+    def checkpoint(self, name: str) -> int | None:
+        """The position saved under checkpoint ``name``, or None if there is none.
+
+        Like ``tx.checkpoint(name)``, without opening a transaction: it takes no write lock and
+        waits for no writer. On a thread with a transaction open it reads inside it.
+        """
+        rows = self._query(sql.CHECKPOINT, (check_name(name, what="checkpoint name"),))
+        return int(rows[0][0]) if rows else None
+
+    def projection_state(self) -> tuple[list[tuple[str, bytes]], dict[str, int]]:
+        """Every projection record (name and opaque bytes, sorted by name) and every checkpoint
+        (name to position), read from one snapshot without the write lock (for status views;
+        anything that changes a record or checkpoint reads it inside a transaction)."""
+        with self._snapshot() as cur:
+            records = [(name, bytes(data)) for name, data in cur.execute(sql.PROJECTION_RECORDS)]
+            checkpoints = {name: int(pos) for name, pos in cur.execute(sql.CHECKPOINTS)}
+        return records, checkpoints
+
+
+class _PendingAppend:
+    """One thread's append, queued for the next group commit; ``outcome`` is set once it is
+    written (its results) or refused (the error to raise)."""
+
+    __slots__ = ("batches", "outcome")
+
+    def __init__(self, batches: list[PreparedAppend]) -> None:
+        self.batches = batches
+        self.outcome: list[AppendResult] | BaseException | None = None
+
+    def result(self) -> list[AppendResult]:
+        outcome = self.outcome
+        if isinstance(outcome, BaseException):
+            raise outcome
+        assert outcome is not None
+        return outcome
+
+
+class _Reader:
+    """Holds a thread's reader connection: when the thread ends, this goes and closes it."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+
+class _Readers:
+    """Reader connections, one per thread (at most ``limit``), every one closed by ``close``.
+
+    A thread's connection lives in a thread-local holder: when the thread ends, the holder goes
+    and a finalizer closes the connection. ``close`` closes those still open. Nothing here keeps
+    the store alive: a store dropped without ``close`` takes its connections with it.
+    """
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], limit: int) -> None:
+        self._connect = connect
+        self._limit = limit
+        self._local = threading.local()
+        # Reentrant: a thread's end may close its reader from within this lock (a finalizer).
+        self._lock = threading.RLock()
+        self._open: dict[int, tuple[sqlite3.Connection, weakref.finalize[Any, Any]]] = {}
+        self._closed = False
+
+    def get(self) -> tuple[sqlite3.Connection, bool]:
+        """This thread's reader connection, and True when it is one for this read only (the
+        caller closes it): the limit is reached."""
+        reader: _Reader | None = getattr(self._local, "reader", None)
+        if reader is not None:
+            return reader.conn, False
+        if self._closed:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        conn = self._connect()
+        try:
+            conn.execute("PRAGMA query_only = ON")
+        except BaseException:
+            conn.close()
+            raise
+        with self._lock:
+            if self._closed:
+                conn.close()
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            if len(self._open) >= self._limit:
+                return conn, True
+            reader = _Reader(conn)
+            key = id(reader)
+            ended = weakref.finalize(reader, _reader_ended, weakref.ref(self), key, conn)
+            self._open[key] = (conn, ended)
+        self._local.reader = reader
+        return conn, False
+
+    def forget(self, key: int) -> None:
+        with self._lock:
+            self._open.pop(key, None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            readers = list(self._open.values())
+            self._open.clear()
+            self._local = threading.local()  # drops the holders of threads still running
+        for conn, ended in readers:
+            ended.detach()
+            conn.close()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+
+def _reader_ended(readers: weakref.ref[_Readers], key: int, conn: sqlite3.Connection) -> None:
+    """Close the reader connection of a thread that has ended (or of a dropped store)."""
+    owner = readers()
+    if owner is not None:
+        owner.forget(key)
+    conn.close()
+
+
+def _copy_error(exc: Exception) -> Exception:
+    """A copy of ``exc`` for each thread that raises it (raising adds to its traceback)."""
+    try:
+        clone = copy.copy(exc)
+    except Exception:  # an exception that cannot be rebuilt from its arguments: share it
+        return exc
+    clone.__cause__ = exc.__cause__
+    return clone
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -1,4 +1,5 @@
-"""The SQLite store's transaction: one ``BEGIN IMMEDIATE`` transaction on the store's connection.
+"""The SQLite store's transaction: one ``BEGIN IMMEDIATE`` transaction on the store's writer
+connection (store reads on the transaction's thread run inside it, through ``cursor``).
 
 Appends go through the store's own ``_append_in`` (the same checks, hash chain and
 idempotency as ``append``), each call inside a savepoint so that a ``ConcurrencyError`` undoes
