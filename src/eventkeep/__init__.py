@@ -12,10 +12,13 @@ for recorded in store.read_stream("account-1"):
     print(recorded.version, recorded.event)
 """
 
-from eventkeep.aggregate import Aggregate, applies
-from eventkeep.conflicts import ConflictCheck, conflicts_by_key
-from eventkeep.context import CommandContext, command_context, current_context
-from eventkeep.decider import Decider, DeciderAggregate
+from eventkeep.domain.aggregate import Aggregate, applies
+from eventkeep.domain.conflicts import ConflictCheck, conflicts_by_key
+from eventkeep.domain.context import CommandContext, command_context, current_context
+from eventkeep.domain.decider import Decider, DeciderAggregate
+from eventkeep.domain.repository import Repository
+from eventkeep.domain.snapshots import Every, RebuildReport, SnapshotPolicy
+from eventkeep.domain.temporal import HistoryEntry
 from eventkeep.errors import (
     BackendUnavailableError,
     CheckpointConflictError,
@@ -30,11 +33,6 @@ from eventkeep.errors import (
     SerializationError,
     ValidationError,
 )
-from eventkeep.events import Event, NewEvent, RawEvent, TypeRegistry, default_registry, upcasts
-from eventkeep.hashing import BrokenLink, VerifyReport
-from eventkeep.recorded import RecordedEvent
-from eventkeep.repository import Repository
-from eventkeep.snapshots import Every, RebuildReport, SnapshotPolicy
 from eventkeep.store import (
     ANY,
     NO_STREAM,
@@ -46,8 +44,17 @@ from eventkeep.store import (
     StreamAppend,
     StreamInfo,
 )
-from eventkeep.temporal import HistoryEntry
-from eventkeep.transaction import Transaction
+from eventkeep.store.base import Transaction
+from eventkeep.store.events import (
+    Event,
+    NewEvent,
+    RawEvent,
+    TypeRegistry,
+    default_registry,
+    upcasts,
+)
+from eventkeep.store.hashing import BrokenLink, VerifyReport
+from eventkeep.store.recorded import RecordedEvent
 from eventkeep.urls import DEFAULT_STORE_URL, open_store
 
 __version__ = "0.1.0"

@@ -18,8 +18,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from eventkeep.errors import ConfigurationError
-from eventkeep.events import TypeRegistry
 from eventkeep.store import EventStore
+from eventkeep.store.events import TypeRegistry
 
 __all__ = ["DEFAULT_STORE_URL", "open_store"]
 

@@ -160,7 +160,7 @@ def test_a_failing_snapshot_write_never_fails_the_save(
     broken = Repository(store, Unencodable)
     aggregate = broken.create("b1")
     aggregate.record(Tallied())
-    with caplog.at_level(logging.WARNING, logger="eventkeep.snapshots"):
+    with caplog.at_level(logging.WARNING, logger="eventkeep.domain.snapshots"):
         results = broken.save(aggregate)
     assert results[0].version == 1
     assert store.stream_version("snaptestbad-b1") == 1
@@ -180,7 +180,7 @@ def test_a_snapshot_write_refused_by_the_database_never_fails_the_save(
                 "BEGIN SELECT RAISE(ABORT, 'disk full, say'); END"
             )
         tallies = Repository(store, Tally)
-        with caplog.at_level(logging.WARNING, logger="eventkeep.snapshots"):
+        with caplog.at_level(logging.WARNING, logger="eventkeep.domain.snapshots"):
             tally = save_tallies(tallies, "t1", [10])
         assert tally.version == store.stream_version("snaptesttally-t1") == 10
         assert "could not save a snapshot" in caplog.text
@@ -194,7 +194,7 @@ def test_state_that_is_not_a_declared_field_is_never_snapshotted(
     sloppy = Repository(store, Sloppy)
     aggregate = sloppy.create("s1")
     aggregate.record(Tallied(n=4))
-    with caplog.at_level(logging.WARNING, logger="eventkeep.snapshots"):
+    with caplog.at_level(logging.WARNING, logger="eventkeep.domain.snapshots"):
         sloppy.save(aggregate)
     assert store.load_snapshot("snaptestsloppy-s1") is None
     assert "not a declared field (hidden)" in caplog.text
@@ -333,5 +333,5 @@ def test_two_aggregate_types_snapshotting_one_category_are_refused() -> None:
             __category__ = "snaptesttally"
             __snapshot_every__ = 5
 
-    assert eventkeep.aggregate.snapshot_aggregate_for("snaptesttally") is Tally
-    assert "snaptesttally" in eventkeep.aggregate.snapshot_categories()
+    assert eventkeep.domain.aggregate.snapshot_aggregate_for("snaptesttally") is Tally
+    assert "snaptesttally" in eventkeep.domain.aggregate.snapshot_categories()

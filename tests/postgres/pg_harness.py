@@ -18,9 +18,9 @@ from typing import Any
 import psycopg
 
 import eventkeep
-from eventkeep.codec import new_event_id
-from eventkeep.hashing import GENESIS, chain_hash
-from eventkeep.recorded import RecordedEvent, to_micros
+from eventkeep.store.codec import new_event_id
+from eventkeep.store.hashing import GENESIS, chain_hash
+from eventkeep.store.recorded import RecordedEvent, to_micros
 
 WORKERS = Path(__file__).with_name("pg_workers.py")
 SEQUENCER_LOCK_KEY = (

@@ -12,7 +12,7 @@ from pg_harness import insert_uncommitted, raw_connection
 import eventkeep
 from eventkeep import RawEvent
 from eventkeep.backends.postgres.connection import quoted
-from eventkeep.migrations import load_migrations
+from eventkeep.store.migrations import load_migrations
 from pg_fixtures import Target
 
 

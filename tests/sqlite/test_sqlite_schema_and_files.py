@@ -11,7 +11,7 @@ from sqlite_harness import Workers
 
 import eventkeep
 from eventkeep import BackendUnavailableError, RawEvent, SchemaVersionError
-from eventkeep.migrations import load_migrations
+from eventkeep.store.migrations import load_migrations
 
 MIGRATIONS = load_migrations("eventkeep.backends.sqlite")
 LATEST = MIGRATIONS[-1].version

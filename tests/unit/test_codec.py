@@ -25,7 +25,7 @@ from eventkeep import (
     ValidationError,
     upcasts,
 )
-from eventkeep.codec import DEFAULT_MAX_EVENT_BYTES, Codec
+from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES, Codec
 
 
 class Suit(enum.Enum):
@@ -103,7 +103,7 @@ def test_new_event_uuid_is_an_ordinary_uuid7() -> None:
     import copy
     import pickle
 
-    from eventkeep.codec import new_event_uuid
+    from eventkeep.store.codec import new_event_uuid
 
     made = new_event_uuid()
     same = uuid.UUID(str(made))
@@ -294,7 +294,7 @@ class _AnyValues(Event):
 
 
 def test_only_event_classes_that_can_hold_a_float_pay_for_the_nan_walk() -> None:
-    from eventkeep.codec import _may_hold_float
+    from eventkeep.store.codec import _may_hold_float
 
     assert _may_hold_float(_NoFloats) is False
     assert _may_hold_float(_NestedFloat) is True

@@ -11,7 +11,7 @@ import pytest
 
 import eventkeep
 from eventkeep import ConfigurationError, Event, RawEvent, TypeRegistry, default_registry, upcasts
-from eventkeep.events import NewEvent
+from eventkeep.store.events import NewEvent
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import hashlib
 import msgspec
 import pytest
 
-from eventkeep.codec import PreparedEvent
-from eventkeep.hashing import (
+from eventkeep.store.codec import PreparedEvent
+from eventkeep.store.hashing import (
     GENESIS,
     BrokenLink,
     ChainRow,

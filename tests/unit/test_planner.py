@@ -15,9 +15,9 @@ from eventkeep import (
     StreamAppend,
 )
 from eventkeep.backends.memory import MemoryStore
-from eventkeep.hashing import GENESIS, chain_events
-from eventkeep.planner import NEW_STREAM, Head, PlannedWrite, plan_append
 from eventkeep.store import AppendResult, PreparedAppend, StoredIdentity
+from eventkeep.store.hashing import GENESIS, chain_events
+from eventkeep.store.planner import NEW_STREAM, Head, PlannedWrite, plan_append
 
 
 def prepare(*appends: StreamAppend) -> list[PreparedAppend]:

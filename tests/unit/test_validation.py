@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from eventkeep import ConfigurationError, ValidationError
-from eventkeep.validation import (
+from eventkeep.store.validation import (
     MAX_COUNT,
     MAX_NAME_LENGTH,
     check_count,
@@ -106,7 +106,7 @@ def test_an_optional_count_may_be_none() -> None:
 def test_schema_versions_are_capped_at_a_signed_32_bit_int() -> None:
     import eventkeep
     from eventkeep.errors import ConfigurationError
-    from eventkeep.validation import MAX_SCHEMA_VERSION
+    from eventkeep.store.validation import MAX_SCHEMA_VERSION
 
     assert MAX_SCHEMA_VERSION == 2**31 - 1
     store = eventkeep.open_store("memory://")

@@ -13,12 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from eventkeep.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.errors import ValidationError
-from eventkeep.events import TypeRegistry
-from eventkeep.hashing import ChainRow, VerifyReport, verify_chains
-from eventkeep.planner import Head, plan_append
-from eventkeep.recorded import RecordedEvent
 from eventkeep.store import (
     AppendResult,
     EventStore,
@@ -28,7 +23,12 @@ from eventkeep.store import (
     StoreStats,
     StreamInfo,
 )
-from eventkeep.transaction import Transaction
+from eventkeep.store.base import Transaction
+from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
+from eventkeep.store.events import TypeRegistry
+from eventkeep.store.hashing import ChainRow, VerifyReport, verify_chains
+from eventkeep.store.planner import Head, plan_append
+from eventkeep.store.recorded import RecordedEvent
 
 __all__ = ["MemoryStore"]
 

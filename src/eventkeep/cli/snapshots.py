@@ -9,7 +9,6 @@ import sys
 import click
 
 from eventkeep import EventStore, Repository
-from eventkeep.aggregate import check_category, snapshot_aggregate_for, snapshot_categories
 from eventkeep.cli._common import (
     EXIT_USAGE,
     console,
@@ -19,6 +18,7 @@ from eventkeep.cli._common import (
     plural,
     print_json,
 )
+from eventkeep.domain.aggregate import check_category, snapshot_aggregate_for, snapshot_categories
 
 __all__ = ["snapshots"]
 

@@ -20,9 +20,9 @@ from typing import NamedTuple
 import msgspec
 
 from eventkeep.errors import NotFoundError, ValidationError
-from eventkeep.recorded import to_micros
 from eventkeep.store import EventStore
-from eventkeep.transaction import Transaction
+from eventkeep.store.base import Transaction
+from eventkeep.store.recorded import to_micros
 
 __all__ = [
     "ProjectionRecord",

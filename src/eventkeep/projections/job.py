@@ -17,9 +17,9 @@ from eventkeep.projections.checkpoints import (
 )
 from eventkeep.projections.projection import HandlerContext, Projection
 from eventkeep.projections.subscription import Batch, Subscription
-from eventkeep.recorded import RecordedEvent
 from eventkeep.store import EventStore
-from eventkeep.transaction import Transaction
+from eventkeep.store.base import Transaction
+from eventkeep.store.recorded import RecordedEvent
 
 __all__ = ["Job", "RetryPolicy"]
 

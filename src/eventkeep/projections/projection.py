@@ -30,12 +30,12 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
-from eventkeep.context import command_context, current_context
+from eventkeep.domain.context import command_context, current_context
 from eventkeep.errors import ConfigurationError, ValidationError
-from eventkeep.events import Event
-from eventkeep.recorded import RecordedEvent
 from eventkeep.store import ANY, AppendItem, AppendResult, EventStore, Expected, StreamAppend
-from eventkeep.transaction import Transaction
+from eventkeep.store.base import Transaction
+from eventkeep.store.events import Event
+from eventkeep.store.recorded import RecordedEvent
 
 __all__ = ["HandlerContext", "Projection", "Reactor", "SQLProjection", "handles"]
 

@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Literal, NamedTuple
 
 from eventkeep.errors import ValidationError
-from eventkeep.events import Event
-from eventkeep.recorded import RecordedEvent
 from eventkeep.store import EventStore
-from eventkeep.validation import check_count
+from eventkeep.store.events import Event
+from eventkeep.store.recorded import RecordedEvent
+from eventkeep.store.validation import check_count
 
 __all__ = ["END", "START", "Batch", "Subscription"]
 

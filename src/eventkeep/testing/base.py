@@ -38,8 +38,8 @@ from typing import Any, NamedTuple
 import pytest
 
 from eventkeep.backends.sqlite import SQLiteStore
-from eventkeep.events import Event, RawEvent
 from eventkeep.store import EventStore, StoreStats, StreamInfo
+from eventkeep.store.events import Event, RawEvent
 from eventkeep.testing.events import Deposited
 from eventkeep.testing.tamper import tamper_event
 

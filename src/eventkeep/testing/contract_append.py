@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from eventkeep.errors import ConcurrencyError, DuplicateEventIdError, EventkeepError
-from eventkeep.events import NewEvent, RawEvent
 from eventkeep.store import ANY, NO_STREAM, STREAM_EXISTS, EventStore, StreamAppend
+from eventkeep.store.events import NewEvent, RawEvent
 from eventkeep.testing.base import (
     ContractBase,
     assert_unchanged,

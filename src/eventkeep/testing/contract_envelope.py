@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from eventkeep.events import NewEvent, RawEvent
-from eventkeep.recorded import RecordedEvent
 from eventkeep.store import EventStore
+from eventkeep.store.events import NewEvent, RawEvent
+from eventkeep.store.recorded import RecordedEvent
 from eventkeep.testing.base import ContractBase, deposits
 from eventkeep.testing.events import (
     Address,

@@ -12,8 +12,8 @@ from decimal import Decimal
 import pytest
 
 from eventkeep.errors import ConcurrencyError
-from eventkeep.events import NewEvent, RawEvent
 from eventkeep.store import NO_STREAM, EventStore, StreamAppend
+from eventkeep.store.events import NewEvent, RawEvent
 from eventkeep.testing.base import ContractBase, deposits, is_strictly_increasing, positions
 from eventkeep.testing.events import Deposited, Renamed
 

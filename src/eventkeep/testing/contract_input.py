@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from eventkeep.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.errors import (
     EventkeepError,
     EventTooLargeError,
     SerializationError,
     ValidationError,
 )
-from eventkeep.events import NewEvent, RawEvent
 from eventkeep.store import ANY, EventStore, StreamAppend
+from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
+from eventkeep.store.events import NewEvent, RawEvent
 from eventkeep.testing.base import ContractBase, StoreFactory, assert_unchanged, deposits, state
 from eventkeep.testing.events import ContractEvent, Deposited, Point, Sampled
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from eventkeep.events import RawEvent
 from eventkeep.store import PAGE_SIZE, AppendResult, EventStore, StreamAppend, StreamInfo
+from eventkeep.store.events import RawEvent
 from eventkeep.testing.base import (
     ContractBase,
     deposits,

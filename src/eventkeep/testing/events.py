@@ -16,7 +16,7 @@ from uuid import UUID
 
 import msgspec
 
-from eventkeep.events import Event, upcasts
+from eventkeep.store.events import Event, upcasts
 
 __all__ = [
     "Address",

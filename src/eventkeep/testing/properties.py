@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventkeep.errors import ConcurrencyError, DuplicateEventIdError
-from eventkeep.events import NewEvent, RawEvent
 from eventkeep.store import (
     ANY,
     NO_STREAM,
@@ -31,6 +30,7 @@ from eventkeep.store import (
     EventStore,
     StreamAppend,
 )
+from eventkeep.store.events import NewEvent, RawEvent
 from eventkeep.testing.base import ContractBase, StoreFactory
 
 __all__ = ["Model", "PropertyContract"]

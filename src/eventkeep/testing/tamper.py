@@ -11,8 +11,8 @@ import sqlite3
 
 from eventkeep.backends.memory import MemoryStore
 from eventkeep.backends.sqlite import SQLiteStore
-from eventkeep.migrations import load_migrations
 from eventkeep.store import EventStore
+from eventkeep.store.migrations import load_migrations
 
 __all__ = ["TAMPERED_DATA", "tamper_event", "tamper_sqlite"]
 

@@ -28,7 +28,7 @@ from eventkeep.errors import (
     EventkeepError,
     SchemaVersionError,
 )
-from eventkeep.migrations import load_migrations
+from eventkeep.store.migrations import load_migrations
 
 __all__ = ["Database", "check_schema_name"]
 

@@ -28,11 +28,7 @@ import psycopg
 from eventkeep.backends.postgres import sql, writer
 from eventkeep.backends.postgres.connection import Database, check_schema_name
 from eventkeep.backends.postgres.listen import Listener
-from eventkeep.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.errors import ConfigurationError, ValidationError
-from eventkeep.events import TypeRegistry
-from eventkeep.hashing import ChainRow, VerifyReport, verify_chains
-from eventkeep.recorded import RecordedEvent, from_micros
 from eventkeep.store import (
     AppendResult,
     EventStore,
@@ -41,8 +37,12 @@ from eventkeep.store import (
     StoreStats,
     StreamInfo,
 )
-from eventkeep.transaction import Transaction
-from eventkeep.validation import check_count
+from eventkeep.store.base import Transaction
+from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
+from eventkeep.store.events import TypeRegistry
+from eventkeep.store.hashing import ChainRow, VerifyReport, verify_chains
+from eventkeep.store.recorded import RecordedEvent, from_micros
+from eventkeep.store.validation import check_count
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresStore"]
 
@@ -129,7 +129,7 @@ class PostgresStore(EventStore):
             self._local.conn = conn
             self._local.sequenced = False
             try:
-                yield PostgresTransaction(self, conn)
+                yield PostgresTransaction(self, self._db, conn)
             finally:
                 self._local.conn = None
 

@@ -17,24 +17,22 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 
 from eventkeep.backends.postgres import sql, writer
+from eventkeep.backends.postgres.connection import Database
 from eventkeep.store import AppendResult, PreparedAppend
-from eventkeep.transaction import Transaction
-
-if TYPE_CHECKING:
-    from eventkeep.backends.postgres.store import PostgresStore
+from eventkeep.store.base import EventStore, Transaction
 
 __all__ = ["PostgresTransaction", "to_psycopg"]
 
 
 class PostgresTransaction(Transaction):
-    def __init__(self, store: PostgresStore, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, store: EventStore, db: Database, conn: psycopg.Connection[Any]) -> None:
         super().__init__(store)
-        self._db = store._db
+        self._db = db
         self._conn = conn
 
     @property

@@ -17,7 +17,7 @@ a changed head always means the version we write exists), the transaction rolls 
 append is redone from step 1. That key is the compare-and-set: no row lock is ever held across a
 round trip, and a writer never holds a row lock while it waits for the sequencer.
 
-What the append does is decided by :func:`eventkeep.planner.plan_append`, as on every backend;
+What the append does is decided by :func:`eventkeep.store.planner.plan_append`, as on every backend;
 this module only fetches heads and event ids, and writes rows. Idempotency costs nothing on the
 happy path: the stored event ids are looked up only when the plan needs them (an expected
 version did not match: a retry of an append that went through looks exactly like that) or when
@@ -39,9 +39,9 @@ import psycopg
 from psycopg import errors as pgerrors
 
 from eventkeep.backends.postgres import sql
-from eventkeep.planner import Head, Plan, PlannedRow, plan_append
-from eventkeep.recorded import from_micros
 from eventkeep.store import AppendResult, PreparedAppend, StoredIdentity
+from eventkeep.store.planner import Head, Plan, PlannedRow, plan_append
+from eventkeep.store.recorded import from_micros
 
 __all__ = ["append", "append_in_transaction"]
 

@@ -47,7 +47,6 @@ from typing import Any
 
 from eventkeep.backends.sqlite import sql
 from eventkeep.backends.sqlite.transaction import SQLiteTransaction
-from eventkeep.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.errors import (
     BackendUnavailableError,
     ConfigurationError,
@@ -55,11 +54,6 @@ from eventkeep.errors import (
     IntegrityError,
     SchemaVersionError,
 )
-from eventkeep.events import TypeRegistry
-from eventkeep.hashing import ChainRow, VerifyReport, verify_chains
-from eventkeep.migrations import load_migrations
-from eventkeep.planner import Head, PlannedRow, plan_append
-from eventkeep.recorded import RecordedEvent
 from eventkeep.store import (
     AppendResult,
     EventStore,
@@ -69,8 +63,14 @@ from eventkeep.store import (
     StoreStats,
     StreamInfo,
 )
-from eventkeep.transaction import Transaction
-from eventkeep.validation import check_name
+from eventkeep.store.base import Transaction
+from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
+from eventkeep.store.events import TypeRegistry
+from eventkeep.store.hashing import ChainRow, VerifyReport, verify_chains
+from eventkeep.store.migrations import load_migrations
+from eventkeep.store.planner import Head, PlannedRow, plan_append
+from eventkeep.store.recorded import RecordedEvent
+from eventkeep.store.validation import check_name
 
 __all__ = ["SQLiteStore"]
 
@@ -230,7 +230,9 @@ class SQLiteStore(EventStore):
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Transaction]:
         with self._write() as cur:
-            yield SQLiteTransaction(self, cur)
+            yield SQLiteTransaction(
+                self, self._conn, cur, translate=self._translate, append_in=self._append_in
+            )
 
     def _query(self, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
         """The rows of one read statement: it sees one snapshot, and never waits for a writer

@@ -8,24 +8,39 @@ that call only.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from eventkeep.backends.sqlite import sql
 from eventkeep.store import AppendResult, PreparedAppend
-from eventkeep.transaction import Transaction
+from eventkeep.store.base import EventStore, Transaction
 
-if TYPE_CHECKING:
-    from eventkeep.backends.sqlite.store import SQLiteStore
+__all__ = ["AppendIn", "SQLiteTransaction"]
 
-__all__ = ["SQLiteTransaction"]
+AppendIn = Callable[[sqlite3.Cursor, list[PreparedAppend], int], list[AppendResult]]
+"""Plans and writes batches on a cursor at a time (the store's ``_append_in``)."""
 
 
 class SQLiteTransaction(Transaction):
-    def __init__(self, store: SQLiteStore, cur: sqlite3.Cursor) -> None:
+    """Takes what it needs of its store as arguments (the writer connection, the cursor, the
+    store's error translation and its append), so it does not depend on the store's class."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        conn: sqlite3.Connection,
+        cur: sqlite3.Cursor,
+        *,
+        translate: Callable[[], contextlib.AbstractContextManager[None]],
+        append_in: AppendIn,
+    ) -> None:
         super().__init__(store)
-        self._sqlite = store
+        self._writer = conn
         self._cur = cur
+        self._translate = translate
+        self._append_in = append_in
         self._now: int | None = None
 
     @property
@@ -38,14 +53,14 @@ class SQLiteTransaction(Transaction):
         return self._cur
 
     def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:
-        store, cur = self._sqlite, self._cur
-        with store._translate():
+        cur = self._cur
+        with self._translate():
             if self._now is None:
                 row = cur.execute(sql.LAST_RECORDED_AT).fetchone()
-                self._now = store._clock(row[0] if row else 0)
+                self._now = self.store._clock(row[0] if row else 0)
             cur.execute(sql.SAVEPOINT)
             try:
-                results = store._append_in(cur, batches, self._now)
+                results = self._append_in(cur, batches, self._now)
             except BaseException:
                 cur.execute(sql.ROLLBACK_TO_SAVEPOINT)
                 cur.execute(sql.RELEASE_SAVEPOINT)
@@ -58,8 +73,8 @@ class SQLiteTransaction(Transaction):
         return None if row is None else int(row[0])
 
     def _save_checkpoint(self, name: str, position: int, expected: int | None) -> bool:
-        now = self._sqlite._clock()
-        with self._sqlite._translate():
+        now = self.store._clock()
+        with self._translate():
             if expected is None:
                 cursor = self._cur.execute(sql.INSERT_CHECKPOINT, (name, position, now))
             else:
@@ -83,12 +98,12 @@ class SQLiteTransaction(Transaction):
         return [(name, bytes(data)) for name, data in self._execute(sql.PROJECTION_RECORDS, ())]
 
     def _execute(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        with self._sqlite._translate():
+        with self._translate():
             return self._cur.execute(statement, params).fetchall()
 
     def _one(self, statement: str, params: tuple[Any, ...]) -> Any:
-        with self._sqlite._translate():
+        with self._translate():
             return self._cur.execute(statement, params).fetchone()
 
     def _connection(self) -> sqlite3.Connection:
-        return self._sqlite._conn
+        return self._writer

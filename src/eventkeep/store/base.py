@@ -1,33 +1,66 @@
-"""The ``EventStore`` interface, shared by every backend.
+"""The two abstract halves of every backend: ``EventStore`` and its ``Transaction``.
 
-The public methods here check input, encode events and enforce the rules that do not depend on
-the database; a backend implements the small set of ``_``-prefixed primitives underneath. That
-way every backend refuses the same bad input with the same errors, and the contract suite
-(:mod:`eventkeep.testing`) is the specification they all pass.
+The public methods check input, encode events and enforce the rules that do not depend on the
+database; a backend implements the small set of ``_``-prefixed primitives underneath, and decides
+nothing about appends (see :mod:`eventkeep.store.planner`). Every backend therefore refuses the
+same bad input with the same errors, and the contract suite (:mod:`eventkeep.testing`) is the
+specification they all pass.
+
+A store and its transactions refer to each other (a store opens transactions; a transaction
+writes through its store), so both live in this one module.
+
+A store transaction: appends, checkpoints and read-model SQL that commit together, or not at all.
+
+::
+
+    with store.transaction() as tx:
+        tx.execute("UPDATE balances SET cents = cents + ? WHERE account = ?", (500, "alice"))
+        tx.append("audit-alice", [BalanceChecked()])
+        tx.save_checkpoint("balances", 42, expected=41)
+
+This is what makes projections exactly-once: the read-model change and the checkpoint move in
+one transaction, and ``save_checkpoint`` is a compare-and-set, so a second consumer (a zombie
+runner, say) that processed the same events finds the checkpoint moved and is rolled back.
+
+Every backend implements it: SQLite runs it in one ``BEGIN IMMEDIATE`` transaction; the memory
+store holds its lock for the duration and undoes everything on rollback; PostgreSQL runs one
+database transaction. ``execute`` and ``connection`` (SQL on the store's own database) exist on
+the SQL backends only; placeholders are ``?`` on every backend.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-import enum
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, Self, cast
+from typing import Any, Self, cast
 
-from eventkeep.codec import DEFAULT_MAX_EVENT_BYTES, Codec, PreparedEvent
 from eventkeep.errors import (
-    ConcurrencyError,
+    CheckpointConflictError,
     ConfigurationError,
-    DuplicateEventIdError,
     ValidationError,
 )
-from eventkeep.events import Event, NewEvent, RawEvent, TypeRegistry, default_registry
-from eventkeep.hashing import VerifyReport
-from eventkeep.recorded import RecordedEvent
-from eventkeep.transaction import Transaction
-from eventkeep.validation import (
+from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES, Codec
+from eventkeep.store.events import Event, NewEvent, RawEvent, TypeRegistry, default_registry
+from eventkeep.store.hashing import VerifyReport
+from eventkeep.store.recorded import RecordedEvent
+from eventkeep.store.types import (
+    ANY,
+    PAGE_SIZE,
+    POLL_INTERVALS,
+    AppendItem,
+    AppendResult,
+    Expected,
+    ExpectedVersion,
+    PreparedAppend,
+    Snapshot,
+    StoreStats,
+    StreamAppend,
+    StreamInfo,
+)
+from eventkeep.store.validation import (
     MAX_SCHEMA_VERSION,
     check_count,
     check_name,
@@ -36,178 +69,7 @@ from eventkeep.validation import (
     check_text,
 )
 
-__all__ = [
-    "ANY",
-    "NO_STREAM",
-    "STREAM_EXISTS",
-    "AppendResult",
-    "EventStore",
-    "ExpectedVersion",
-    "Snapshot",
-    "StoreStats",
-    "StreamAppend",
-    "StreamInfo",
-    "Writer",
-]
-
-PAGE_SIZE = 1000
-"""How many events a backend fetches per round trip while iterating a read."""
-
-POLL_INTERVALS = (0.002, 0.1)
-"""``wait_for_events`` polls the head from the first to the second (seconds), doubling."""
-
-
-class ExpectedVersion(enum.Enum):
-    """What an append expects of the stream, besides an exact int version."""
-
-    ANY = "any"
-    """Append whatever the stream's version."""
-    NO_STREAM = "no_stream"
-    """The stream must not exist yet (the same as expecting version 0)."""
-    STREAM_EXISTS = "stream_exists"
-    """The stream must already hold at least one event."""
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-ANY = ExpectedVersion.ANY
-NO_STREAM = ExpectedVersion.NO_STREAM
-STREAM_EXISTS = ExpectedVersion.STREAM_EXISTS
-
-Expected = ExpectedVersion | int
-AppendItem = Event | RawEvent | NewEvent
-
-
-class StreamAppend(NamedTuple):
-    """One stream's part of an atomic multi-stream append."""
-
-    stream_id: str
-    events: Sequence[AppendItem]
-    expected_version: Expected = ANY
-    metadata: Mapping[str, Any] | None = None
-
-
-class AppendResult(NamedTuple):
-    """Where an append's events were written: stream versions and global positions."""
-
-    stream_id: str
-    versions: tuple[int, ...]
-    positions: tuple[int, ...]
-
-    @property
-    def version(self) -> int:
-        """The stream's version after the append."""
-        return self.versions[-1]
-
-    @property
-    def position(self) -> int:
-        """The global position of the last event written."""
-        return self.positions[-1]
-
-
-class StreamInfo(NamedTuple):
-    stream_id: str
-    version: int
-    last_position: int
-
-
-class Snapshot(NamedTuple):
-    """An aggregate's state saved at a stream version, to shorten replay.
-
-    ``type`` and ``schema_version`` name the state's class and its version: a snapshot whose
-    schema version differs from the current class is stale and is ignored by loaders.
-    """
-
-    stream_id: str
-    version: int
-    type: str
-    schema_version: int
-    data: bytes
-    recorded_at: int
-
-
-class StoreStats(NamedTuple):
-    events: int
-    streams: int
-    head_position: int
-    types: dict[str, int]
-
-
-class PreparedAppend(NamedTuple):
-    """A stream's events checked and encoded, as a backend receives them."""
-
-    stream_id: str
-    expected: Expected
-    events: list[PreparedEvent]
-
-
-class StoredIdentity(NamedTuple):
-    """What the idempotency check needs to know of an already stored event."""
-
-    event_id: bytes
-    stream_id: str
-    version: int
-    position: int
-    type: str
-    data: bytes
-
-
-def expected_matches(expected: Expected, actual: int) -> bool:
-    if expected is ANY:
-        return True
-    if expected is NO_STREAM:
-        return actual == 0
-    if expected is STREAM_EXISTS:
-        return actual > 0
-    return actual == expected
-
-
-def replayed_result(batch: PreparedAppend, stored: Iterable[StoredIdentity]) -> AppendResult | None:
-    """The original result if ``batch`` was appended before (a retried append), else None.
-
-    Raises ``DuplicateEventIdError`` when some of the event ids are stored but not as this exact
-    append: in another stream, at other versions, for other data, or only some of them.
-    """
-    by_id = {row.event_id: row for row in stored}
-    if not by_id:
-        return None
-    rows = [by_id.get(ev.event_id) for ev in batch.events]
-    for ev, row in zip(batch.events, rows, strict=True):
-        if row is None:
-            raise DuplicateEventIdError(
-                f"stream {batch.stream_id!r}: some event ids of this append are already stored "
-                f"and others are not (event {_uuid(ev.event_id)} is new); "
-                "this is neither a retry of one append nor a new append"
-            )
-        if row.stream_id != batch.stream_id or row.type != ev.type or row.data != ev.data:
-            raise DuplicateEventIdError(
-                f"event id {_uuid(ev.event_id)} is already stored for a different event "
-                f"({row.type!r} in stream {row.stream_id!r} at version {row.version})"
-            )
-    found = [row for row in rows if row is not None]
-    first = found[0].version
-    if [row.version for row in found] != list(range(first, first + len(found))):
-        raise DuplicateEventIdError(
-            f"stream {batch.stream_id!r}: the event ids of this append are stored, "
-            "but not as one contiguous append in this order"
-        )
-    if not expected_matches(batch.expected, first - 1):
-        raise DuplicateEventIdError(
-            f"stream {batch.stream_id!r}: the event ids of this append are stored after version "
-            f"{first - 1}, not after the expected version {batch.expected!r}"
-        )
-    return AppendResult(
-        batch.stream_id,
-        tuple(row.version for row in found),
-        tuple(row.position for row in found),
-    )
-
-
-def _uuid(raw: bytes) -> str:
-    import uuid
-
-    return str(uuid.UUID(bytes=raw))
+__all__ = ["EventStore", "Transaction", "Writer"]
 
 
 def _check_expected(value: Any) -> Expected:
@@ -292,7 +154,7 @@ class EventStore(abc.ABC):
         """One transaction for appends, checkpoints and read-model SQL: all commit, or none.
 
         Leaving the block with an exception rolls everything back. See
-        :class:`eventkeep.transaction.Transaction`. One transaction per thread at a time: store
+        :class:`eventkeep.store.base.Transaction`. One transaction per thread at a time: store
         methods called on the thread while it is open join it, and opening a second one on the
         same thread raises ``ValidationError`` at once.
         """
@@ -588,11 +450,216 @@ class EventStore(abc.ABC):
     def _delete_snapshots(self, prefix: str) -> int: ...
 
 
+class Transaction(abc.ABC):
+    """One open transaction of a store; use it only inside its ``with`` block, on its thread.
+
+    It offers the store's writer interface (appends, reads, stream versions, snapshots) inside
+    the transaction, so a ``Repository(tx, Account)`` loads and saves in it: reads see the
+    transaction's own writes, and everything commits or rolls back together.
+    """
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.appended = False
+        self.closed = False
+        self._thread = threading.get_ident()
+
+    # -- the store's writer interface, inside this transaction ---------------------------------
+
+    @property
+    def codec(self) -> Codec:
+        return self.store.codec
+
+    @property
+    def registry(self) -> TypeRegistry:
+        return self.store.registry
+
+    def _joined(self) -> EventStore:
+        """The store: on this thread it joins this transaction (``EventStore.transaction``)."""
+        self._check_open()
+        return self.store
+
+    def read_stream(
+        self,
+        stream_id: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        *,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Like ``EventStore.read_stream``, seeing this transaction's writes."""
+        return self._joined().read_stream(
+            stream_id, from_version, to_version, backwards=backwards, limit=limit
+        )
+
+    def read_all(
+        self,
+        after: int | None = None,
+        limit: int | None = None,
+        *,
+        types: Iterable[str | type[Event]] | None = None,
+        stream_prefix: str | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Like ``EventStore.read_all``, seeing this transaction's writes."""
+        return self._joined().read_all(after, limit, types=types, stream_prefix=stream_prefix)
+
+    def stream_version(self, stream_id: str) -> int:
+        return self._joined().stream_version(stream_id)
+
+    def list_streams(self, prefix: str = "", *, limit: int | None = None) -> list[StreamInfo]:
+        return self._joined().list_streams(prefix, limit=limit)
+
+    def head_position(self) -> int:
+        return self._joined().head_position()
+
+    def save_snapshot(
+        self, stream_id: str, version: int, state_type: str, schema_version: int, data: bytes
+    ) -> None:
+        """Like ``EventStore.save_snapshot``; it commits or rolls back with this transaction."""
+        self._joined().save_snapshot(stream_id, version, state_type, schema_version, data)
+
+    def load_snapshot(self, stream_id: str, max_version: int | None = None) -> Snapshot | None:
+        return self._joined().load_snapshot(stream_id, max_version)
+
+    def delete_snapshots(self, stream_prefix: str = "") -> int:
+        return self._joined().delete_snapshots(stream_prefix)
+
+    # -- appends ------------------------------------------------------------------------------
+
+    def append(
+        self,
+        stream_id: str,
+        events: Iterable[AppendItem],
+        expected_version: Expected | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AppendResult:
+        """Like ``EventStore.append``, inside this transaction (``None`` means ``ANY``)."""
+        items = cast("Sequence[AppendItem]", events)
+        expected = ANY if expected_version is None else expected_version
+        return self.append_many([StreamAppend(stream_id, items, expected, metadata)])[0]
+
+    def append_many(self, appends: Iterable[StreamAppend]) -> list[AppendResult]:
+        """Like ``EventStore.append_many``, inside this transaction.
+
+        A ``ConcurrencyError`` undoes this call's appends only; what the transaction did before
+        stays (and commits, unless the error leaves the ``with`` block).
+        """
+        self._check_open()
+        batches = self.store._prepare_many(appends)
+        results = self._append(batches)
+        self.appended = True
+        return results
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def checkpoint(self, name: str) -> int | None:
+        """The position saved under ``name``, or None if there is none."""
+        self._check_open()
+        return self._checkpoint(check_name(name, what="checkpoint name"))
+
+    def save_checkpoint(self, name: str, position: int, *, expected: int | None) -> None:
+        """Move checkpoint ``name`` to ``position`` if it is at ``expected`` (None: absent).
+
+        Raises ``CheckpointConflictError`` otherwise: someone else moved it. Leaving the
+        ``with`` block with that error rolls back everything this transaction did.
+        """
+        self._check_open()
+        name = check_name(name, what="checkpoint name")
+        check_count(position, what="position")
+        if expected is not None:
+            check_count(expected, what="expected")
+        if not self._save_checkpoint(name, position, expected):
+            raise CheckpointConflictError(
+                f"checkpoint {name!r} is not at {expected!r} any more: another consumer moved it"
+            )
+
+    def delete_checkpoint(self, name: str) -> None:
+        self._check_open()
+        self._delete_checkpoint(check_name(name, what="checkpoint name"))
+
+    # -- projection records (status and leases, see eventkeep.projections) ---------------------
+
+    def record(self, name: str) -> bytes | None:
+        """The projection record stored under ``name`` (opaque bytes), locked for this tx."""
+        self._check_open()
+        return self._record(name)
+
+    def save_record(self, name: str, data: bytes) -> None:
+        self._check_open()
+        self._save_record(name, data)
+
+    def delete_record(self, name: str) -> None:
+        self._check_open()
+        self._delete_record(name)
+
+    def records(self) -> list[tuple[str, bytes]]:
+        """Every projection record, sorted by name."""
+        self._check_open()
+        return self._records()
+
+    # -- SQL on the store's own database ------------------------------------------------------
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one SQL statement in this transaction (``?`` placeholders); returns its rows."""
+        self._check_open()
+        if not isinstance(statement, str):
+            raise ValidationError(f"statement must be a str, got {type(statement).__name__}")
+        return self._execute(statement, tuple(params))
+
+    @property
+    def connection(self) -> Any:
+        """The DB-API connection the transaction runs on: never commit or roll back on it."""
+        self._check_open()
+        return self._connection()
+
+    @property
+    def supports_sql(self) -> bool:
+        return False
+
+    def _execute(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        raise ConfigurationError(f"{self.store.url} has no SQL database: execute() needs one")
+
+    def _connection(self) -> Any:
+        raise ConfigurationError(f"{self.store.url} has no SQL database: no connection")
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValidationError("this transaction has ended; open a new one")
+        if threading.get_ident() != self._thread:
+            raise ValidationError(
+                "a transaction is used only on the thread that opened it; open one per thread"
+            )
+
+    # -- backend primitives -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]: ...
+
+    @abc.abstractmethod
+    def _checkpoint(self, name: str) -> int | None: ...
+
+    @abc.abstractmethod
+    def _save_checkpoint(self, name: str, position: int, expected: int | None) -> bool:
+        """Compare-and-set; False when the checkpoint was not at ``expected``."""
+
+    @abc.abstractmethod
+    def _delete_checkpoint(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def _record(self, name: str) -> bytes | None: ...
+
+    @abc.abstractmethod
+    def _save_record(self, name: str, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def _delete_record(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def _records(self) -> list[tuple[str, bytes]]: ...
+
+
 Writer = EventStore | Transaction
 """What the domain layer (``Repository``, deciders, snapshots) writes through: a store, or an
 open transaction of one. Both offer append, append_many, the reads, stream_version and
 snapshots with the same signatures; inside a transaction everything commits together."""
-
-
-def concurrency_error(batch: PreparedAppend, actual: int) -> ConcurrencyError:
-    return ConcurrencyError(batch.stream_id, batch.expected, actual)

@@ -24,8 +24,8 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from eventkeep.errors import ConcurrencyError
-from eventkeep.hashing import GENESIS, chain_events
-from eventkeep.store import (
+from eventkeep.store.hashing import GENESIS, chain_events
+from eventkeep.store.types import (
     AppendResult,
     PreparedAppend,
     StoredIdentity,

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 if TYPE_CHECKING:
-    from eventkeep.codec import Codec
-    from eventkeep.events import Event, RawEvent
+    from eventkeep.store.codec import Codec
+    from eventkeep.store.events import Event, RawEvent
 
 __all__ = ["RecordedEvent", "from_micros", "to_micros"]
 

@@ -23,7 +23,7 @@ from uuid import UUID
 import msgspec
 
 from eventkeep.errors import ConfigurationError
-from eventkeep.validation import MAX_SCHEMA_VERSION, check_name
+from eventkeep.store.validation import MAX_SCHEMA_VERSION, check_name
 
 __all__ = [
     "Event",

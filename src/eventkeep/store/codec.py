@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 import msgspec
 
 from eventkeep.errors import EventTooLargeError, SerializationError, ValidationError
-from eventkeep.events import Event, NewEvent, RawEvent, TypeRegistry
-from eventkeep.validation import MAX_SCHEMA_VERSION, check_count, check_name
+from eventkeep.store.events import Event, NewEvent, RawEvent, TypeRegistry
+from eventkeep.store.validation import MAX_SCHEMA_VERSION, check_count, check_name
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "Codec", "PreparedEvent", "new_event_id", "new_event_uuid"]
 

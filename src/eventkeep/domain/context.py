@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 from eventkeep.errors import ValidationError
-from eventkeep.recorded import RecordedEvent
+from eventkeep.store.recorded import RecordedEvent
 
 __all__ = ["CommandContext", "command_context", "current_context"]
 

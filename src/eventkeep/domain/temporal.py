@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Generic, NamedTuple, TypeVar
 
 from eventkeep.errors import NotFoundError, ValidationError
-from eventkeep.events import Event, RawEvent
-from eventkeep.recorded import RecordedEvent
 from eventkeep.store import Writer
+from eventkeep.store.events import Event, RawEvent
+from eventkeep.store.recorded import RecordedEvent
 
 __all__ = ["HistoryEntry", "version_at"]
 

@@ -12,22 +12,21 @@ method is a policy too.
 
 Snapshots are written after a successful save (and after a load that had to replay N events or
 more). Writing one never fails the save that triggered it: a failure is logged on the
-``eventkeep.snapshots`` logger and the next save tries again.
+``eventkeep.domain.snapshots`` logger and the next save tries again.
 """
 
 from __future__ import annotations
 
 import logging
-import typing
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
+from eventkeep.domain.snapshot_policy import Every, SnapshotPolicy, as_policy
 from eventkeep.errors import ConfigurationError
-from eventkeep.validation import check_count
 
 if TYPE_CHECKING:
-    from eventkeep.aggregate import Aggregate
+    from eventkeep.domain.aggregate import Aggregate
     from eventkeep.store import Snapshot, Writer
 
 __all__ = [
@@ -41,43 +40,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("eventkeep.snapshots")
-
-
-@runtime_checkable
-class SnapshotPolicy(Protocol):
-    """Decides whether an aggregate at ``version`` deserves a new snapshot."""
-
-    def due(self, version: int, snapshot_version: int) -> bool:
-        """True when a snapshot should be taken at ``version``; ``snapshot_version`` is the
-        version of the snapshot the aggregate was restored from or last saved (0 if none)."""
-        ...
-
-
-class Every(NamedTuple):
-    """Take a snapshot once ``events`` events have been added since the last one.
-
-    A load then never replays more than ``events - 1`` events written through a repository
-    (events appended behind its back are caught up on the next save or load).
-    """
-
-    events: int
-
-    def due(self, version: int, snapshot_version: int) -> bool:
-        return version - snapshot_version >= self.events
-
-
-def as_policy(value: object, *, what: str) -> SnapshotPolicy | None:
-    """``None``, an int N (meaning ``Every(N)``) or a policy object, checked."""
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return Every(check_count(value, what=what, minimum=1))
-    if isinstance(value, SnapshotPolicy):
-        return value
-    raise ConfigurationError(
-        f"{what} must be None, an int >= 1 or an object with a due(version, snapshot_version) "
-        f"method, got {value!r}"
-    )
 
 
 class RebuildReport(NamedTuple):
@@ -131,30 +93,6 @@ def _decoder(cls: type[Aggregate]) -> msgspec.json.Decoder[Any]:
     if decoder is None:
         decoder = _decoders[cls] = msgspec.json.Decoder(cls._ek_state_schema())
     return decoder
-
-
-def state_struct(cls: type[Aggregate]) -> type[msgspec.Struct]:
-    """A msgspec struct mirroring the state fields declared on a class-based aggregate.
-
-    Fields without a class-level default may be absent from a snapshot (never set yet).
-    """
-    try:
-        hints = typing.get_type_hints(cls)
-    except Exception as exc:  # an annotation that cannot be resolved, of any kind
-        raise ConfigurationError(
-            f"{cls.__qualname__}: cannot resolve the annotations of its state fields for "
-            f"snapshots ({exc}); define the types at module level"
-        ) from exc
-    fields: list[tuple[str, Any, Any]] = []
-    for name in cls.__state_fields__:
-        default = getattr(cls, name, msgspec.UNSET)
-        hint = hints[name]
-        fields.append((name, hint if default is not msgspec.UNSET else _or_unset(hint), default))
-    return msgspec.defstruct(f"{cls.__name__}State", fields, kw_only=True)
-
-
-def _or_unset(hint: Any) -> Any:
-    return typing.Union[hint, msgspec.UnsetType]  # noqa: UP007 - hint may be any typing form
 
 
 # -- writing -----------------------------------------------------------------------------------

@@ -18,9 +18,9 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import cast
 
 from eventkeep.errors import ConcurrencyError
-from eventkeep.events import Event, NewEvent, RawEvent
-from eventkeep.recorded import RecordedEvent
 from eventkeep.store import AppendResult, StreamAppend, Writer
+from eventkeep.store.events import Event, NewEvent, RawEvent
+from eventkeep.store.recorded import RecordedEvent
 
 __all__ = ["MAX_MERGE_ROUNDS", "ConflictCheck", "conflicts_by_key", "merge_append"]
 

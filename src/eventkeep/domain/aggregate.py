@@ -40,13 +40,13 @@ from typing import Any, ClassVar, Self, TypeVar, cast
 
 import msgspec
 
-from eventkeep.codec import new_event_uuid
-from eventkeep.context import _current
+from eventkeep.domain.context import _current
+from eventkeep.domain.snapshot_policy import SnapshotPolicy, as_policy, state_struct
 from eventkeep.errors import ConfigurationError, ValidationError
-from eventkeep.events import Event, NewEvent, RawEvent
-from eventkeep.recorded import RecordedEvent
-from eventkeep.snapshots import SnapshotPolicy, as_policy, state_struct
-from eventkeep.validation import check_name
+from eventkeep.store.codec import new_event_uuid
+from eventkeep.store.events import Event, NewEvent, RawEvent
+from eventkeep.store.recorded import RecordedEvent
+from eventkeep.store.validation import check_name
 
 __all__ = ["Aggregate", "applies", "snapshot_aggregate_for", "snapshot_categories"]
 

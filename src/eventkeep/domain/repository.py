@@ -25,12 +25,10 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Generic, TypeVar, cast, overload
 
-from eventkeep.aggregate import Aggregate, check_category
-from eventkeep.conflicts import ConflictCheck, merge_append
-from eventkeep.decider import Decider, DeciderAggregate
-from eventkeep.errors import ConcurrencyError, ConfigurationError, NotFoundError, ValidationError
-from eventkeep.events import Event
-from eventkeep.snapshots import (
+from eventkeep.domain.aggregate import Aggregate, check_category
+from eventkeep.domain.conflicts import ConflictCheck, merge_append
+from eventkeep.domain.decider import Decider, DeciderAggregate
+from eventkeep.domain.snapshots import (
     RebuildReport,
     SnapshotPolicy,
     as_policy,
@@ -38,10 +36,12 @@ from eventkeep.snapshots import (
     encode_state,
     try_save_snapshot,
 )
+from eventkeep.domain.temporal import HistoryEntry, version_at
+from eventkeep.errors import ConcurrencyError, ConfigurationError, NotFoundError, ValidationError
 from eventkeep.store import AppendResult, EventStore, Snapshot, StreamAppend, Writer
-from eventkeep.temporal import HistoryEntry, version_at
-from eventkeep.transaction import Transaction
-from eventkeep.validation import check_count
+from eventkeep.store.base import Transaction
+from eventkeep.store.events import Event
+from eventkeep.store.validation import check_count
 
 __all__ = ["Repository"]
 
@@ -62,7 +62,7 @@ class Repository(Generic[A]):
     - ``snapshot_every``: overrides the aggregate type's snapshot policy; ``snapshots=False``
       neither reads nor writes snapshots.
     - ``conflicts``: an opt-in rule that lets a save whose stream moved on append its events
-      after the concurrent ones when they do not conflict (see :mod:`eventkeep.conflicts`).
+      after the concurrent ones when they do not conflict (see :mod:`eventkeep.domain.conflicts`).
     """
 
     @overload

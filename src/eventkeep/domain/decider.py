@@ -32,10 +32,10 @@ import typing
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from eventkeep.aggregate import Aggregate, applies
+from eventkeep.domain.aggregate import Aggregate, applies
+from eventkeep.domain.snapshots import SnapshotPolicy
 from eventkeep.errors import ConfigurationError
-from eventkeep.events import Event
-from eventkeep.snapshots import SnapshotPolicy
+from eventkeep.store.events import Event
 
 __all__ = ["Decider", "DeciderAggregate"]
 
