@@ -268,6 +268,9 @@ class MemoryTransaction(Transaction):
     def _delete_checkpoint(self, name: str) -> None:
         self._memory._checkpoints.pop(name, None)
 
+    def _checkpoints(self) -> dict[str, int]:
+        return dict(self._memory._checkpoints)
+
     def _record(self, name: str) -> bytes | None:
         return self._memory._records.get(name)
 

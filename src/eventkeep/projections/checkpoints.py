@@ -151,10 +151,10 @@ class ProjectionStatus(NamedTuple):
 
 def projection_status(store: EventStore, name: str | None = None) -> list[ProjectionStatus]:
     """Every projection's (or one's) position, lag, state and last error."""
-    with store.transaction() as tx:
-        records = [_decode(data) for _, data in tx.records()]
-        checkpoints = {r.name: tx.checkpoint(r.name) or 0 for r in records}
-        rebuilds = {r.name: tx.checkpoint(rebuild_checkpoint(r.name)) or 0 for r in records}
+    raw, stored = store.projection_state()  # one view, taking no lock a runner needs
+    records = [_decode(data) for _, data in raw]
+    checkpoints = {r.name: stored.get(r.name, 0) for r in records}
+    rebuilds = {r.name: stored.get(rebuild_checkpoint(r.name), 0) for r in records}
     if name is not None:
         records = [r for r in records if r.name == name]
         if not records:

@@ -354,6 +354,15 @@ class EventStore(abc.ABC):
         """Walk every stream's hash chain and report the first broken link per stream."""
         return self._verify()
 
+    # -- projections' bookkeeping, for status views ---------------------------------------------
+
+    def projection_state(self) -> tuple[list[tuple[str, bytes]], dict[str, int]]:
+        """Every projection record (name and opaque bytes, sorted by name) and every checkpoint
+        (name to position), as one consistent view, for status displays. Backends read it
+        without taking locks that runners need; this default reads it in a transaction."""
+        with self.transaction() as tx:
+            return tx.records(), tx.checkpoints()
+
     # -- snapshots ----------------------------------------------------------------------------
 
     def save_snapshot(
@@ -578,6 +587,11 @@ class Transaction(abc.ABC):
         self._check_open()
         self._delete_checkpoint(check_name(name, what="checkpoint name"))
 
+    def checkpoints(self) -> dict[str, int]:
+        """Every checkpoint: name to position."""
+        self._check_open()
+        return self._checkpoints()
+
     # -- projection records (status and leases, see eventkeep.projections) ---------------------
 
     def record(self, name: str) -> bytes | None:
@@ -645,6 +659,9 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def _delete_checkpoint(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def _checkpoints(self) -> dict[str, int]: ...
 
     @abc.abstractmethod
     def _record(self, name: str) -> bytes | None: ...

@@ -158,3 +158,17 @@ class TransactionContract(ContractBase):
         assert errors == []
         assert claims == ["first"]
         assert store.stream_version("claim-name") == 1
+
+    def test_projection_state_shows_every_committed_record_and_checkpoint(
+        self, store: EventStore
+    ) -> None:
+        assert store.projection_state() == ([], {})
+        with store.transaction() as tx:
+            tx.save_record("b.view", b"two")
+            tx.save_record("a.view", b"one")
+            tx.save_checkpoint("a.view", 7, expected=None)
+            tx.save_checkpoint("a.view#rebuild", 3, expected=None)
+            assert tx.checkpoints() == {"a.view": 7, "a.view#rebuild": 3}
+        records, checkpoints = store.projection_state()
+        assert records == [("a.view", b"one"), ("b.view", b"two")]
+        assert checkpoints == {"a.view": 7, "a.view#rebuild": 3}

@@ -219,6 +219,8 @@ SEQUENCER_LOCK = "SELECT eventkeep_sequencer_lock()"
 
 CHECKPOINT = "SELECT position FROM checkpoints WHERE name = %s"
 
+CHECKPOINTS = "SELECT name, position FROM checkpoints ORDER BY name"
+
 INSERT_CHECKPOINT = (
     "INSERT INTO checkpoints (name, position, updated_at) VALUES (%s, %s, clock_timestamp()) "
     "ON CONFLICT (name) DO NOTHING"

@@ -233,6 +233,15 @@ class PostgresStore(EventStore):
                 cur.execute(sql.CHAIN_ROWS)
                 return verify_chains((ChainRow(*row) for row in cur), heads)
 
+    # -- projections' bookkeeping ------------------------------------------------------------
+
+    def projection_state(self) -> tuple[list[tuple[str, bytes]], dict[str, int]]:
+        """Records and checkpoints from one read-only snapshot: no row lock a runner needs."""
+        with self._db.connection() as conn, _snapshot(conn):
+            records = [(str(n), bytes(d)) for n, d in conn.execute(sql.PROJECTION_RECORDS)]
+            checkpoints = {str(n): int(p) for n, p in conn.execute(sql.CHECKPOINTS)}
+        return records, checkpoints
+
     # -- snapshots ----------------------------------------------------------------------------
 
     def _save_snapshot(self, snapshot: Snapshot) -> None:

@@ -55,6 +55,11 @@ class PostgresTransaction(Transaction):
                 cur = self._conn.execute(sql.MOVE_CHECKPOINT, (position, name, expected))
             return cur.rowcount == 1
 
+    def _checkpoints(self) -> dict[str, int]:
+        with self._db.translate():
+            rows = self._conn.execute(sql.CHECKPOINTS).fetchall()
+        return {str(name): int(position) for name, position in rows}
+
     def _delete_checkpoint(self, name: str) -> None:
         with self._db.translate():
             self._conn.execute(sql.DELETE_CHECKPOINT, (name,))

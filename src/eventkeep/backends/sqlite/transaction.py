@@ -81,6 +81,10 @@ class SQLiteTransaction(Transaction):
                 cursor = self._cur.execute(sql.MOVE_CHECKPOINT, (position, now, name, expected))
             return cursor.rowcount == 1
 
+    def _checkpoints(self) -> dict[str, int]:
+        with self._translate():
+            return {str(n): int(p) for n, p in self._cur.execute(sql.CHECKPOINTS).fetchall()}
+
     def _delete_checkpoint(self, name: str) -> None:
         self._execute(sql.DELETE_CHECKPOINT, (name,))
 
