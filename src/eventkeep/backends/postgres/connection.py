@@ -73,6 +73,7 @@ reset callbacks cost 35-40% of the throughput of repository loads here (measured
 connection is found when it is used: the call fails with a retryable error, and the pool then
 checks its idle connections once (``Database.translate``)."""
 
+
 class Database:
     """The store's connection pool and settings, and the translation of driver errors."""
 
