@@ -40,6 +40,7 @@ import contextlib
 import copy
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -167,10 +168,29 @@ class SQLiteStore(EventStore):
     def _configure(self, synchronous: str, busy_timeout: float) -> None:
         conn = self._conn
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = self._switch_to_wal(busy_timeout)
         if str(mode).lower() not in ("wal", "memory"):
             raise BackendUnavailableError(f"{self.url}: could not switch to WAL (got {mode!r})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
+
+    def _switch_to_wal(self, busy_timeout: float) -> Any:
+        """``PRAGMA journal_mode = WAL``, retried while another process holds the lock it needs.
+
+        SQLite answers "database is locked" at once here, without its busy handler, when
+        another connection is converting the same new file (processes opening a new store at
+        once): retry, with growing pauses, for up to ``busy_timeout``.
+        """
+        deadline = time.monotonic() + busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                return self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                busy = (exc.sqlite_errorcode & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+                if not busy or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     def _migrate(self) -> None:
         migrations = load_migrations("eventkeep.backends.sqlite")
