@@ -2,9 +2,10 @@
 
     python -m benchmarks.compare --before /path/to/old/checkout --after . [--rounds 5]
 
-Runs the harness (``python -m benchmarks --quick --systems eventkeep``) once per round for each
-tree, alternating (before, after, before, after, ...) so that both see the same machine, and
-prints each workload's median throughput for both and their ratio (after / before). Each tree's
+Runs the harness (``python -m benchmarks --quick --systems eventkeep``; ``--full``: its full
+sizes, one repetition) once per round for each tree, alternating (before, after, before,
+after, ...) so that both see the same machine, and prints each workload's median throughput
+for both and their ratio (after / before). Each tree's
 ``src`` comes first on ``PYTHONPATH``; everything else (drivers, the PostgreSQL binaries, the
 harness itself) is this checkout's.
 """
@@ -17,6 +18,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -26,10 +28,11 @@ WRITERS = re.compile(r"^\[\d+\] eventkeep\s+writers\s+(.*)$")
 WRITER_FIGURE = re.compile(r"(\w+) ([\d,]+)/s")
 
 
-def run_once(tree: Path, harness_args: list[str]) -> dict[str, float]:
+def run_once(tree: Path, harness_args: list[str], full: bool) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "src"), str(Path.cwd())])}
+    sizes = ["--repeats", "1", "--output", tempfile.mkdtemp()] if full else ["--quick"]
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--systems", "eventkeep", *harness_args],
+        [sys.executable, "-m", "benchmarks", *sizes, "--systems", "eventkeep", *harness_args],
         capture_output=True,
         text=True,
         env=env,
@@ -54,6 +57,9 @@ def main() -> int:
     parser.add_argument("--before", type=Path, required=True)
     parser.add_argument("--after", type=Path, default=Path.cwd())
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--full", action="store_true", help="the harness's full sizes (one repetition a round)"
+    )
     parser.add_argument("harness", nargs="*", help="extra arguments for python -m benchmarks")
     args = parser.parse_args()
     results: dict[str, dict[str, list[float]]] = {
@@ -62,7 +68,7 @@ def main() -> int:
     }
     for round_ in range(args.rounds):
         for label, tree in (("before", args.before), ("after", args.after)):
-            for key, value in run_once(tree.resolve(), args.harness).items():
+            for key, value in run_once(tree.resolve(), args.harness, args.full).items():
                 results[label][key].append(value)
         print(f"round {round_ + 1} of {args.rounds} done", file=sys.stderr, flush=True)
     print("| workload | before | after | after / before |")

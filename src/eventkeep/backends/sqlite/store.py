@@ -172,6 +172,10 @@ class SQLiteStore(EventStore):
         if str(mode).lower() not in ("wal", "memory"):
             raise BackendUnavailableError(f"{self.url}: could not switch to WAL (got {mode!r})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
+        # Savepoints (an append inside a transaction, the event-id check of an insert) keep the
+        # pages they change in a sub-journal: in memory, not a temporary file written page by
+        # page (14x the write calls of an append without it, measured).
+        conn.execute("PRAGMA temp_store = MEMORY")
 
     def _switch_to_wal(self, busy_timeout: float) -> Any:
         """``PRAGMA journal_mode = WAL``, retried while another process holds the lock it needs.
