@@ -17,7 +17,7 @@ from eventkeep import (
 from eventkeep.backends.memory import MemoryStore
 from eventkeep.store import AppendResult, PreparedAppend, StoredIdentity
 from eventkeep.store.hashing import GENESIS, chain_events
-from eventkeep.store.planner import NEW_STREAM, Head, PlannedWrite, plan_append
+from eventkeep.store.planner import NEW_STREAM, Head, PlannedWrite, new_heads, plan_append
 
 
 def prepare(*appends: StreamAppend) -> list[PreparedAppend]:
@@ -132,3 +132,13 @@ def test_the_planner_is_pure_the_same_input_gives_the_same_plan() -> None:
     heads = {"s": Head(1, b"\x02" * 32, 10)}
     assert plan_append([batch], heads, None) == plan_append([batch], heads, None)
     assert plan_append([batch], heads, None).rows(50) == plan_append([batch], heads, {}).rows(50)
+
+
+def test_new_heads_are_each_written_streams_last_row_with_its_offset() -> None:
+    one, two = prepare(StreamAppend("a", events(2, "a"), ANY), StreamAppend("b", events(1, "b")))
+    rows = plan_append([one, two], {"a": Head(3, GENESIS)}, None).rows(10)
+    assert [(offset, row.stream_id, row.version) for offset, row in new_heads(rows)] == [
+        (1, "a", 5),
+        (2, "b", 1),
+    ]
+    assert new_heads(rows)[0][1].hash == rows[1].hash

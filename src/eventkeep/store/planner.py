@@ -33,7 +33,7 @@ from eventkeep.store.types import (
     replayed_result,
 )
 
-__all__ = ["NEW_STREAM", "Head", "Plan", "PlannedRow", "PlannedWrite", "plan_append"]
+__all__ = ["NEW_STREAM", "Head", "Plan", "PlannedRow", "PlannedWrite", "new_heads", "plan_append"]
 
 
 class Head(NamedTuple):
@@ -170,3 +170,12 @@ def plan_append(
             return Plan(outcomes, conflict=error)
         outcomes.append(PlannedWrite(batch, head))
     return Plan(outcomes)
+
+
+def new_heads(rows: list[PlannedRow]) -> list[tuple[int, PlannedRow]]:
+    """Each written stream's last row (its new head) with its offset in ``rows``, in the order
+    the streams are written: what a backend upserts as the streams' heads."""
+    last: dict[str, tuple[int, PlannedRow]] = {}
+    for offset, row in enumerate(rows):
+        last[row.stream_id] = (offset, row)
+    return list(last.values())

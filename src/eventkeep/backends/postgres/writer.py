@@ -40,7 +40,7 @@ from psycopg import errors as pgerrors
 
 from eventkeep.backends.postgres import sql
 from eventkeep.store import AppendResult, PreparedAppend, StoredIdentity
-from eventkeep.store.planner import Head, Plan, PlannedRow, plan_append
+from eventkeep.store.planner import Head, Plan, PlannedRow, new_heads, plan_append
 from eventkeep.store.recorded import from_micros
 
 __all__ = ["append", "append_in_transaction"]
@@ -186,7 +186,7 @@ def _send(cur: psycopg.Cursor[Any], plan: Plan, now_us: int) -> int:
         )
     else:
         s, v, e, t, sv, _, d, m, h = (list(column) for column in zip(*rows, strict=True))
-        last = _last_rows(rows)
+        last = [row for _, row in new_heads(rows)]
         hs = [r.stream_id for r in last]
         hv = [r.version for r in last]
         hh = [r.hash for r in last]
@@ -211,11 +211,3 @@ def _event_params(row: PlannedRow, now: Any) -> tuple[Any, ...]:
         row.metadata,
         row.hash,
     )
-
-
-def _last_rows(rows: list[PlannedRow]) -> list[PlannedRow]:
-    """Each stream's last row (its new head), in the order the streams are written."""
-    last: dict[str, PlannedRow] = {}
-    for row in rows:
-        last[row.stream_id] = row
-    return list(last.values())

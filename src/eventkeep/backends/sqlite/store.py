@@ -69,7 +69,7 @@ from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, VerifyReport, verify_chains
 from eventkeep.store.migrations import load_migrations
-from eventkeep.store.planner import Head, PlannedRow, plan_append
+from eventkeep.store.planner import Head, PlannedRow, new_heads, plan_append
 from eventkeep.store.recorded import RecordedEvent
 from eventkeep.store.validation import check_name
 
@@ -467,14 +467,8 @@ class SQLiteStore(EventStore):
             cur.executemany(
                 sql.UPSERT_STREAM,
                 [
-                    (
-                        result.stream_id,
-                        result.version,
-                        result.position,
-                        self._last_hash(rows, result),
-                    )
-                    for result, step in zip(results, plan.outcomes, strict=True)
-                    if not isinstance(step, AppendResult)
+                    (row.stream_id, row.version, first + offset, row.hash)
+                    for offset, row in new_heads(rows)
                 ],
             )
             return results
@@ -496,13 +490,6 @@ class SQLiteStore(EventStore):
             raise
         cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
         return int(cur.execute(sql.LAST_INSERT_POSITION).fetchone()[0])
-
-    @staticmethod
-    def _last_hash(rows: list[PlannedRow], result: AppendResult) -> bytes:
-        for row in reversed(rows):
-            if row.stream_id == result.stream_id:
-                return row.hash
-        raise AssertionError(f"no row written for {result.stream_id!r}")  # pragma: no cover
 
     @staticmethod
     def _heads(cur: sqlite3.Cursor, batches: list[PreparedAppend]) -> dict[str, Head]:
