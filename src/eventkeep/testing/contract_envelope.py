@@ -155,6 +155,34 @@ class EnvelopeContract(ContractBase):
         assert [e.data["amount"] for e in events] == amounts
         assert [str(e.event.amount) for e in events] == amounts  # type: ignore[union-attr]
 
+    def test_text_that_needs_escaping_reads_back_exactly_on_every_read_path(
+        self, store: EventStore
+    ) -> None:
+        # Backends may carry a page of events in an encoded form (SQLite: one JSON row per
+        # page); every character must come back as appended, in every read.
+        text = 'q"uo\\te\\" \\u00e9 \x01\x1f\x7f \n\r\t \u2028 \U0001f600 é ü 中'
+        data = {"text": text, "big": 2**62, "neg": -(2**53) - 1, "nested": [{"k": text}]}
+        metadata = {"note": text}
+        store.append("esc-1", [RawEvent("contract.Escaped", data)] * 1, metadata=metadata)
+        store.append("esc-2", [RawEvent("contract.Escaped", {"n": n}) for n in range(3)])
+        paths = {
+            "read_stream": list(store.read_stream("esc-1")),
+            "read_stream backwards": list(store.read_stream("esc-1", backwards=True)),
+            "read_all": [e for e in store.read_all() if e.stream_id == "esc-1"],
+            "read_all by type": [
+                e for e in store.read_all(types=["contract.Escaped"]) if e.stream_id == "esc-1"
+            ],
+            "read_all by prefix": list(store.read_all(stream_prefix="esc-1")),
+        }
+        for path, events in paths.items():
+            assert len(events) == 1, path
+            assert events[0].data == data, path
+            assert events[0].metadata["note"] == text, path
+        backwards = [e.version for e in store.read_stream("esc-2", backwards=True)]
+        assert backwards == [3, 2, 1]
+        positions = [e.position for e in store.read_all()]
+        assert positions == sorted(positions)
+
     def test_an_event_with_no_fields_round_trips(self, store: EventStore) -> None:
         store.append("a", [Audited()])
         event = record_of(store, "a")

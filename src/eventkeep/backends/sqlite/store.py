@@ -26,9 +26,9 @@ process or another:
   an event (an event committed meanwhile may show up on a later page);
 - a thread's reader connection is closed when the thread ends, all of them by ``close()``; at
   most ``MAX_READERS`` are kept, and a thread beyond that opens one for each read;
-- threads of one store take turns fetching rows, but wait at most ``FETCH_TURN_WAIT`` for one
-  another: CPython's ``sqlite3`` releases the GIL for every row, and threads fetching at the
-  same time otherwise spend more CPU handing the GIL over than reading.
+- a page of events (``read_stream``, ``read_all``) comes back from SQLite as one row, a JSON
+  array (``sql.PAGE``): CPython's ``sqlite3`` releases and retakes the GIL for every row, and
+  threads fetching rows at the same time spend more CPU handing the GIL over than reading.
 
 An in-memory database (``:memory:``) is private to its connection, so there the store keeps
 one connection for everything, and reads wait for another thread's open transaction.
@@ -45,6 +45,8 @@ import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from eventkeep.backends.sqlite import sql
 from eventkeep.backends.sqlite.transaction import SQLiteTransaction
@@ -76,14 +78,13 @@ from eventkeep.store.validation import check_name
 __all__ = ["SQLiteStore"]
 
 _record: Callable[..., RecordedEvent] = RecordedEvent
+_decode_page = msgspec.json.Decoder(list[tuple[str, int, int, str, str, int, str, str, int]]).decode
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 _MAX_PARAMS = 500
 MAX_READERS = 32
 """Reader connections a store keeps open at most (one per thread that reads); a thread beyond
 that opens a connection for each read and closes it afterwards."""
-FETCH_TURN_WAIT = 0.002
-"""Seconds a read waits at most for another thread of the store to finish fetching its rows."""
 _PRIVATE_DATABASES = ("", ":memory:")
 """Paths whose database is private to one connection (in memory, or a temporary file)."""
 
@@ -117,11 +118,11 @@ class SQLiteStore(EventStore):
         # One connection for everything when no other connection can see the database.
         self._single = self.path in _PRIVATE_DATABASES
         self._readers = _Readers(self._connect, MAX_READERS)
-        self._fetch_turn = threading.Lock()
         # Group commit: appends queued by threads, and whether one of them is writing a group.
         self._group = threading.Condition(threading.Lock())
         self._queued: list[_PendingAppend] = []
         self._leading = False
+        self._waiting = 0  # threads waiting in the queue
         with self._translate():
             self._conn = self._connect()
         try:
@@ -136,27 +137,27 @@ class SQLiteStore(EventStore):
 
     @contextlib.contextmanager
     def _translate(self) -> Iterator[None]:
-        """The one place sqlite3 exceptions become eventkeep errors."""
+        """sqlite3 exceptions raised in the block become eventkeep errors (``_error``)."""
         try:
             yield
-        except EventkeepError:
-            raise
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityError(f"{self.url}: {exc}") from exc
-        except sqlite3.OperationalError as exc:
-            text = str(exc)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: sqlite3.Error) -> EventkeepError:
+        """The one place a sqlite3 exception becomes an eventkeep error."""
+        if isinstance(exc, sqlite3.IntegrityError):
+            return IntegrityError(f"{self.url}: {exc}")
+        text = str(exc)
+        if isinstance(exc, sqlite3.OperationalError):
             if "locked" in text or "busy" in text:
-                raise BackendUnavailableError(
+                return BackendUnavailableError(
                     f"{self.url}: the database stayed locked by another writer longer than "
                     f"busy_timeout allows ({text})"
-                ) from exc
-            raise BackendUnavailableError(f"{self.url}: {text}") from exc
-        except sqlite3.ProgrammingError as exc:
-            raise BackendUnavailableError(f"{self.url}: {exc}") from exc
-        except sqlite3.DatabaseError as exc:
-            raise BackendUnavailableError(
-                f"{self.url}: not a usable eventkeep database ({exc})"
-            ) from exc
+                )
+            return BackendUnavailableError(f"{self.url}: {text}")
+        if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
+            return BackendUnavailableError(f"{self.url}: {text}")
+        return BackendUnavailableError(f"{self.url}: not a usable eventkeep database ({text})")
 
     def _connect(self) -> sqlite3.Connection:
         # Autocommit (the store issues BEGIN itself); any thread may use it (a lock, or being
@@ -262,25 +263,20 @@ class SQLiteStore(EventStore):
         """The rows of one read statement: it sees one snapshot, and never waits for a writer
         (except on an in-memory database, or inside this thread's own transaction)."""
         joined = self.joined_transaction()
-        if isinstance(joined, SQLiteTransaction):  # on the writer, beside the tx's own cursor
-            with self._translate():
+        try:
+            if isinstance(joined, SQLiteTransaction):  # on the writer, beside the tx's cursor
                 return joined.cursor.connection.execute(statement, params).fetchall()
-        if self._single:
-            with self._lock, self._translate():
-                return self._conn.execute(statement, params).fetchall()
-        with self._translate():
+            if self._single:
+                with self._lock:
+                    return self._conn.execute(statement, params).fetchall()
             conn, own = self._readers.get()
-            # Take turns with this store's other reading threads, but never wait long: CPython's
-            # sqlite3 hands the GIL over for every row, and threads fetching rows at the same time
-            # spend more time passing it around than reading. Writers never take this turn.
-            turn = self._fetch_turn.acquire(timeout=FETCH_TURN_WAIT)
             try:
                 return conn.execute(statement, params).fetchall()
             finally:
-                if turn:
-                    self._fetch_turn.release()
                 if own:
                     conn.close()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Cursor]:
@@ -333,22 +329,27 @@ class SQLiteStore(EventStore):
         request = _PendingAppend(batches)
         with self._group:
             self._queued.append(request)
-            try:
-                while request.outcome is None and self._leading:
-                    self._group.wait()
-            except BaseException:  # interrupted while queued: not written, unless already taken
-                if request in self._queued:
-                    self._queued.remove(request)
-                raise
-            if request.outcome is not None:
-                return request.result()
+            if self._leading:
+                self._waiting += 1
+                try:
+                    while request.outcome is None and self._leading:
+                        self._group.wait()
+                except BaseException:  # interrupted while queued: not written, unless taken
+                    if request in self._queued:
+                        self._queued.remove(request)
+                    raise
+                finally:
+                    self._waiting -= 1
+                if request.outcome is not None:
+                    return request.result()
             self._leading = True
         try:
             self._write_queued(request)
         finally:
             with self._group:
                 self._leading = False
-                self._group.notify_all()
+                if self._waiting:
+                    self._group.notify_all()
         return request.result()
 
     def _write_queued(self, leader: _PendingAppend) -> None:
@@ -520,9 +521,7 @@ class SQLiteStore(EventStore):
     ) -> list[RecordedEvent]:
         statement = sql.READ_STREAM_BACKWARDS if backwards else sql.READ_STREAM_FORWARDS
         top = high if high is not None else 2**62
-        rows = self._query(statement, (stream_id, low, top, limit))
-        codec = self.codec
-        return [_record(*row, codec) for row in rows]
+        return self._page(statement, (stream_id, low, top, limit), 1, backwards)
 
     def _read_all_page(
         self, after: int, limit: int, types: tuple[str, ...] | None, prefix: str | None
@@ -536,7 +535,17 @@ class SQLiteStore(EventStore):
             where += sql.WHERE_PREFIX
             params.extend((prefix, len(prefix), prefix))
         params.append(limit)
-        rows = self._query(sql.READ_ALL.format(where=where), tuple(params))
+        return self._page(sql.READ_ALL.format(where=where), tuple(params), 2, False)
+
+    def _page(
+        self, statement: str, params: tuple[Any, ...], key: int, backwards: bool
+    ) -> list[RecordedEvent]:
+        """The events ``statement`` selects, fetched as one row (``sql.PAGE``), in the order of
+        column ``key`` (version or position)."""
+        rows = _decode_page(self._query(sql.PAGE.format(page=statement), params)[0][0])
+        keys = [row[key] for row in rows]
+        if keys != sorted(keys, reverse=backwards):  # not seen; SQLite does not promise it
+            rows.sort(key=lambda row: row[key], reverse=backwards)
         codec = self.codec
         return [_record(*row, codec) for row in rows]
 
