@@ -97,6 +97,36 @@ def test_a_connection_lost_mid_append_raises_backend_unavailable_and_a_retry_sto
         assert store.verify().ok
 
 
+def test_pooled_connections_killed_while_idle_are_replaced_at_checkout_without_an_error(
+    target: Target, admin: psycopg.Connection[Any]
+) -> None:
+    # The server ends idle sessions (a restart, an administrator, an idle-session timeout):
+    # the pool's checkout check sees the dead socket and hands out a fresh connection, so no
+    # caller gets an error for a connection that died while nobody used it.
+    url = f"{target.url}&application_name=killed_idle&pool_min_size=3"
+    with eventkeep.open_store(url) as store:
+        store.append("idle-1", events_with_ids(uuid.uuid4()))
+        idle = wait_until(
+            lambda: (
+                [
+                    row[0]
+                    for row in admin.execute(
+                        "SELECT pid FROM pg_stat_activity WHERE application_name = 'killed_idle'"
+                        " AND state = 'idle'"
+                    ).fetchall()
+                ]
+                or None
+            ),
+            "the store's idle pooled connections",
+        )
+        for pid in idle:
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+        for n in range(5):  # every connection the pool held died; none of these calls fails
+            assert store.stream_version("idle-1") == 1 + n
+            store.append("idle-1", events_with_ids(uuid.uuid4()), expected_version=1 + n)
+        assert len(list(store.read_stream("idle-1"))) == 6
+
+
 def test_a_connection_lost_while_waiting_for_the_sequencer_stores_nothing_and_the_retry_once(
     target: Target, admin: psycopg.Connection[Any]
 ) -> None:

