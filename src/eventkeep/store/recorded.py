@@ -66,7 +66,7 @@ class RecordedEvent:
         stream_id: str,
         version: int,
         position: int,
-        event_id: UUID | bytes | str,
+        event_id: UUID | bytes,
         type: str,
         schema_version: int,
         data: bytes | str,
@@ -93,8 +93,6 @@ class RecordedEvent:
         value = self._event_id
         if isinstance(value, bytes):
             value = self._event_id = UUID(bytes=value)
-        elif isinstance(value, str):  # 32 hex digits
-            value = self._event_id = UUID(hex=value)
         return value
 
     @property

@@ -7,19 +7,6 @@ _RECORD = (
     "stream_id, version, position, event_id, type, schema_version, data, metadata, recorded_at"
 )
 
-# A page of events as ONE row: a JSON array of ``[stream_id, version, position, event_id as
-# hex, type, schema_version, data as a JSON string, metadata as a JSON string, recorded_at]``.
-# One row, because CPython's sqlite3 releases and retakes the GIL for every row it steps: a
-# 100-row page costs 100 hand-overs, and threads reading at the same time spend more CPU passing
-# the GIL than reading (measured: 2 threads read 1/3 of what 1 does). Built in SQLite's C, this
-# page is also 1.5x faster for one thread. ``{page}`` is a statement selecting ``_RECORD``.
-# (Aggregation order follows the inner ORDER BY in practice; SQLite < 3.44 cannot state it, so
-# the reader checks it.)
-PAGE = (
-    "SELECT json_group_array(json_array(stream_id, version, position, hex(event_id), type, "
-    "schema_version, data, metadata, recorded_at)) FROM ({page})"
-)
-
 STREAM_HEAD = "SELECT version, last_hash FROM streams WHERE stream_id = ?"
 
 LAST_RECORDED_AT = "SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1"
