@@ -338,14 +338,17 @@ class SQLiteStore(EventStore):
         that queue meanwhile wait, and one of them leads the next group.
         """
         with self._group:
-            alone = not self._leading and not self._queued
+            # Nobody leading, nobody queued, the writer free: write at once, without the queue
+            # (threads that append meanwhile queue, and one of them leads the next group).
+            alone = not self._leading and not self._queued and self._lock.acquire(blocking=False)
             if alone:
                 self._leading = True
-        if alone:  # nobody writing, nobody queued: write at once (others queue meanwhile)
+        if alone:
             try:
                 with self._write() as cur:
                     return self._append_in(cur, batches, self._clock(self._last_recorded_at(cur)))
             finally:
+                self._lock.release()
                 with self._group:
                     self._leading = False
                     if self._waiting:
