@@ -20,6 +20,7 @@ from eventkeep.domain.repository import Repository
 from eventkeep.domain.snapshots import Every, RebuildReport, SnapshotPolicy
 from eventkeep.domain.temporal import HistoryEntry
 from eventkeep.errors import (
+    AnchorError,
     BackendUnavailableError,
     CheckpointConflictError,
     ConcurrencyError,
@@ -53,6 +54,7 @@ from eventkeep.store.events import (
     default_registry,
     upcasts,
 )
+from eventkeep.store.anchors import Anchor, AnchorKey, load_key, read_anchor, read_key
 from eventkeep.store.hashing import BrokenLink, VerifyReport
 from eventkeep.store.recorded import RecordedEvent
 from eventkeep.urls import DEFAULT_STORE_URL, open_store
@@ -65,6 +67,9 @@ __all__ = [
     "NO_STREAM",
     "STREAM_EXISTS",
     "Aggregate",
+    "Anchor",
+    "AnchorError",
+    "AnchorKey",
     "AppendResult",
     "BackendUnavailableError",
     "BrokenLink",
@@ -105,6 +110,9 @@ __all__ = [
     "conflicts_by_key",
     "current_context",
     "default_registry",
+    "load_key",
     "open_store",
+    "read_anchor",
+    "read_key",
     "upcasts",
 ]
