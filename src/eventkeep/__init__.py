@@ -45,6 +45,7 @@ from eventkeep.store import (
     StreamAppend,
     StreamInfo,
 )
+from eventkeep.store.anchors import Anchor, AnchorKey, load_key, read_anchor, read_key
 from eventkeep.store.base import Transaction
 from eventkeep.store.events import (
     Event,
@@ -54,7 +55,6 @@ from eventkeep.store.events import (
     default_registry,
     upcasts,
 )
-from eventkeep.store.anchors import Anchor, AnchorKey, load_key, read_anchor, read_key
 from eventkeep.store.hashing import BrokenLink, VerifyReport
 from eventkeep.store.recorded import RecordedEvent
 from eventkeep.urls import DEFAULT_STORE_URL, open_store
