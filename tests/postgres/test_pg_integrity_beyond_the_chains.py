@@ -181,18 +181,7 @@ def test_a_head_that_does_not_match_its_last_event_is_refused(
         with pytest.raises(psycopg.errors.RestrictViolation, match="stream head must name"):
             conn.execute(statement)
         assert conn.execute("SELECT * FROM streams ORDER BY stream_id").fetchall() == before
-
-
-@pytest.mark.parametrize(
-    "statement", ["DELETE FROM streams WHERE stream_id = 'gamma'", "TRUNCATE streams"]
-)
-def test_a_head_cannot_be_deleted(store: PostgresStore, target: Target, statement: str) -> None:
-    with raw(target) as conn, pytest.raises(psycopg.errors.RestrictViolation, match="refused"):
-        conn.execute(statement)
-    assert store.verify().ok
-
-
-def test_appends_still_write_their_heads(store: PostgresStore) -> None:
+    # Appends, which write heads (in the same statement as their events), still go through.
     store.append("beta", [RawEvent("Deposited", {})], 5)
     store.append_many(
         [
@@ -208,13 +197,21 @@ def test_appends_still_write_their_heads(store: PostgresStore) -> None:
 
 
 @pytest.mark.parametrize(
+    "statement", ["DELETE FROM streams WHERE stream_id = 'gamma'", "TRUNCATE streams"]
+)
+def test_a_head_cannot_be_deleted(store: PostgresStore, target: Target, statement: str) -> None:
+    with raw(target) as conn, pytest.raises(psycopg.errors.RestrictViolation, match="refused"):
+        conn.execute(statement)
+    assert store.verify().ok
+
+
+@pytest.mark.parametrize(
     ("change", "version", "reason"),
     [
         ("version = 2", 3, "head says version 2"),
-        ("version = 9", 6, "are missing"),
         ("last_hash = '\\x00'", 5, "another hash"),
     ],
-    ids=["moved-back", "moved-ahead", "hash"],
+    ids=["moved-back", "hash"],
 )
 def test_a_head_changed_behind_the_triggers_is_reported(
     store: PostgresStore, target: Target, change: str, version: int, reason: str

@@ -122,11 +122,6 @@ def swap_positions(conn: sqlite3.Connection, first: int, second: int) -> None:
 # -- the database file -------------------------------------------------------------------------
 
 
-def test_the_store_as_written_has_7_alphas_and_5_omegas(db: Path) -> None:
-    with eventkeep.open_store(f"sqlite:///{db}") as store:
-        assert store.stats().types == {"Alpha": 7, "Omega": 5}
-
-
 def flip_in_index(db: Path, index: str, old: bytes, new: bytes) -> None:
     """Overwrite the first ``old`` in the root page of ``index`` (the whole index, in a small
     store) with ``new``: the table keeps its rows, the index now lies about one of them."""
@@ -148,6 +143,8 @@ def flip_in_index(db: Path, index: str, old: bytes, new: bytes) -> None:
 
 
 def test_a_damaged_type_index_is_found_by_a_deep_verify(db: Path) -> None:
+    with eventkeep.open_store(f"sqlite:///{db}") as store:
+        assert store.stats().types == {"Alpha": 7, "Omega": 5}
     flip_in_index(db, "events_by_type", b"Alpha", b"Omega")
     with eventkeep.open_store(f"sqlite:///{db}") as store:
         # The damage is real: counts by type (read from the index) are now wrong...
@@ -198,6 +195,17 @@ def test_a_head_that_does_not_match_its_last_event_is_refused(db: Path, statemen
         assert conn.execute("SELECT * FROM streams ORDER BY stream_id").fetchall() == before
     finally:
         conn.close()
+    # Appends, which write heads, still go through.
+    with eventkeep.open_store(f"sqlite:///{db}") as store:
+        store.append("beta", [RawEvent("Alpha", {})], 5)
+        store.append_many(
+            [
+                StreamAppend("new", [RawEvent("Alpha", {}) for _ in range(3)]),
+                StreamAppend("gamma", [RawEvent("Omega", {})], 3),
+            ]
+        )
+        assert [store.stream_version(s) for s in ("beta", "gamma", "new")] == [6, 4, 3]
+        assert store.verify().ok
 
 
 def test_a_head_cannot_be_deleted(db: Path) -> None:
@@ -210,29 +218,14 @@ def test_a_head_cannot_be_deleted(db: Path) -> None:
     assert verify(db).ok
 
 
-def test_appends_still_write_their_heads(db: Path) -> None:
-    with eventkeep.open_store(f"sqlite:///{db}") as store:
-        store.append("beta", [RawEvent("Alpha", {})], 5)
-        store.append_many(
-            [
-                StreamAppend("new", [RawEvent("Alpha", {}) for _ in range(3)]),
-                StreamAppend("gamma", [RawEvent("Omega", {})], 3),
-            ]
-        )
-        assert store.stream_version("beta") == 6
-        assert store.stream_version("new") == 3
-        assert store.verify().ok
-
-
 @pytest.mark.parametrize(
     ("change", "version", "reason"),
     [
         ("version = 2", 3, "head says version 2"),
-        ("version = 9", 6, "are missing"),
         ("last_position = 1", 5, "position"),
         ("last_hash = zeroblob(32)", 5, "another hash"),
     ],
-    ids=["moved-back", "moved-ahead", "position", "hash"],
+    ids=["moved-back", "position", "hash"],
 )
 def test_a_head_changed_behind_the_triggers_is_reported(
     db: Path, change: str, version: int, reason: str
