@@ -151,6 +151,10 @@ def read_anchor(data: bytes | str) -> Anchor:
     return anchor
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _is_hex(text: str) -> bool:
     try:
         bytes.fromhex(text)
@@ -394,8 +398,9 @@ def check_anchor(
             trusted.events,
         )
     what = (
-        f"anchor at position {anchor.position} ({anchor.events} events, {anchor.streams} "
-        f"streams; {anchor.algorithm} key {anchor.key_id}, made {anchor.created_at})"
+        f"anchor at position {anchor.position} ({_count(anchor.events, 'event')}, "
+        f"{_count(anchor.streams, 'stream')}; {anchor.algorithm} key {anchor.key_id}, "
+        f"made {anchor.created_at})"
         + (f", from the trusted anchor at position {after}" if trusted is not None else "")
     )
     head = source.head_position()

@@ -74,6 +74,10 @@ from eventkeep.store.validation import (
 __all__ = ["EventStore", "Transaction", "Writer"]
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _check_expected(value: Any) -> Expected:
     if isinstance(value, ExpectedVersion):
         return value
@@ -381,7 +385,8 @@ class EventStore(abc.ABC):
             raise ConfigurationError("verify(trusted=...) checks an anchor: give anchor= too")
         report = self._verify()
         checked = [
-            f"the hash chains of {report.streams_checked} streams ({report.events_checked} events)",
+            f"the hash chains of {_count(report.streams_checked, 'stream')} "
+            f"({_count(report.events_checked, 'event')})",
             "every stream head against its chain's last event",
             "positions increase with versions within each stream",
         ]
