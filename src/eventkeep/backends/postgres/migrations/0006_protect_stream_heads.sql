@@ -4,19 +4,21 @@
 --
 -- The check runs AFTER the row change: an append inserts its events and upserts its heads in
 -- one statement (data-modifying CTEs, one snapshot), and only at the end of the statement are
--- its events visible to the check. Two probes of the primary key index (stream_id, version):
--- the head's event (one heap fetch for its hash) and "no later version" (index only).
+-- its events visible to the check. One probe: the stream's last version, backwards along the
+-- primary key index (stream_id, version), and that row's hash.
 CREATE FUNCTION eventkeep_check_head() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path FROM CURRENT
 AS $$
+DECLARE
+    last_version bigint;
+    last_hash bytea;
 BEGIN
-    IF NEW.stream_id IS DISTINCT FROM (CASE WHEN TG_OP = 'UPDATE' THEN OLD.stream_id
-                                          ELSE NEW.stream_id END)
-       OR NOT EXISTS (SELECT 1 FROM events WHERE stream_id = NEW.stream_id
-                      AND version = NEW.version AND hash = NEW.last_hash)
-       OR EXISTS (SELECT 1 FROM events WHERE stream_id = NEW.stream_id
-                  AND version > NEW.version) THEN
+    SELECT e.version, e.hash INTO last_version, last_hash FROM events AS e
+     WHERE e.stream_id = NEW.stream_id ORDER BY e.version DESC LIMIT 1;
+    IF (TG_OP = 'UPDATE' AND NEW.stream_id IS DISTINCT FROM OLD.stream_id)
+       OR last_version IS DISTINCT FROM NEW.version
+       OR last_hash IS DISTINCT FROM NEW.last_hash THEN
         RAISE EXCEPTION 'eventkeep: a stream head must name its stream''s last stored event '
             '(version and hash); this % is refused', TG_OP
             USING ERRCODE = 'restrict_violation';
