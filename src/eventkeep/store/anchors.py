@@ -132,16 +132,21 @@ class Anchor(msgspec.Struct, frozen=True, kw_only=True):
         return _SIGNED_TAG + msgspec.json.encode(msgspec.structs.replace(self, signature=""))
 
 
+class _Format(msgspec.Struct):
+    format: int
+
+
 def read_anchor(data: bytes | str) -> Anchor:
     """Parse an anchor document; raises :class:`AnchorError` if it is not one."""
     try:
+        version = msgspec.json.decode(data, type=_Format).format
+        if version != ANCHOR_FORMAT:
+            raise AnchorError(
+                f"anchor format {version} is not one this eventkeep reads ({ANCHOR_FORMAT})"
+            )
         anchor = msgspec.json.decode(data, type=Anchor)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise AnchorError(f"not an eventkeep anchor: {exc}") from None
-    if anchor.format != ANCHOR_FORMAT:
-        raise AnchorError(
-            f"anchor format {anchor.format} is not one this eventkeep reads ({ANCHOR_FORMAT})"
-        )
     if min(anchor.position, anchor.events, anchor.streams) < 0 or anchor.events > anchor.position:
         raise AnchorError("malformed anchor: impossible position or counts")
     for name in ("log_digest", "heads_digest"):

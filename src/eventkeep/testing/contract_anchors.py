@@ -166,8 +166,14 @@ class AnchorContract(ContractBase):
         ids=["empty", "truncated", "array", "missing-fields", "binary", "future-format"],
     )
     def test_a_malformed_anchor_document_is_an_anchor_error(self, document: bytes) -> None:
-        with pytest.raises(AnchorError):
+        with pytest.raises(AnchorError, match="anchor"):
             read_anchor(document)
+
+    def test_an_anchor_of_a_future_format_says_so(self, store: EventStore) -> None:
+        document = msgspec.json.decode(store.anchor(load_key(SECRET)).to_json())
+        document.update(format=2, new_field=[1, 2])
+        with pytest.raises(AnchorError, match="anchor format 2 is not one this eventkeep reads"):
+            read_anchor(msgspec.json.encode(document))
 
     def test_a_public_key_checks_anchors_but_cannot_sign_them(self, store: EventStore) -> None:
         sign, public = keys()["ed25519"]
