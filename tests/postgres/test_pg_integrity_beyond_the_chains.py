@@ -145,6 +145,27 @@ def test_a_deep_verify_checks_every_index_with_amcheck_when_it_is_installed(
     assert not any("amcheck" in item for item in report.not_checked)
 
 
+def test_an_index_that_lacks_a_row_is_found_by_a_deep_verify(pg_server: PgServer) -> None:
+    """An administrator stops PostgreSQL from maintaining the type index (a catalog edit) while
+    an event is appended: the index then lacks that row, and read_all(types=...) misses it."""
+    with database(pg_server, amcheck=True) as url, eventkeep.open_store(url) as store:
+        fill(store)
+        assert isinstance(store, PostgresStore)
+        index = f"{store.schema}.events_by_type"
+        with psycopg.connect(url.partition("?")[0], autocommit=True) as admin:
+            ready = "UPDATE pg_index SET indisready = %s WHERE indexrelid = %s::regclass"
+            admin.execute(ready, (False, index))
+            with eventkeep.open_store(url) as writer:  # a new connection sees the catalog edit
+                writer.append("delta", [RawEvent("Withdrawn", {})])
+            admin.execute(ready, (True, index))
+        assert list(store.read_all(types=["Withdrawn"])) == []  # the damage is real
+        assert store.verify(deep=False).ok
+        report = store.verify()
+    assert not report.ok
+    assert report.broken == ()
+    assert [p for p in report.problems if p.startswith("index events_by_type:")], report
+
+
 def test_without_amcheck_the_report_says_the_indexes_were_not_checked(
     pg_server: PgServer,
 ) -> None:
