@@ -166,6 +166,32 @@ def test_an_index_that_lacks_a_row_is_found_by_a_deep_verify(pg_server: PgServer
     assert [p for p in report.problems if p.startswith("index events_by_type:")], report
 
 
+def test_a_role_that_may_not_run_amcheck_gets_the_indexes_reported_unchecked(
+    pg_server: PgServer,
+) -> None:
+    role = f"ek_plain_{uuid.uuid4().hex[:8]}"
+    try:
+        with database(pg_server, amcheck=True) as url:
+            base, _, query = url.partition("?")
+            with psycopg.connect(base, autocommit=True) as admin:
+                admin.execute(f"CREATE ROLE {role} LOGIN")
+                admin.execute(f"GRANT CREATE ON DATABASE {urlsplit(base).path[1:]} TO {role}")
+            parts = urlsplit(base)
+            netloc = f"{role}@{parts.netloc.rpartition('@')[2]}"
+            with eventkeep.open_store(
+                urlunsplit(parts._replace(netloc=netloc)) + "?" + query
+            ) as store:
+                fill(store)
+                report = store.verify()
+            with psycopg.connect(base, autocommit=True) as admin:
+                admin.execute("DROP SCHEMA eventkeep CASCADE")  # owned by the role
+    finally:
+        with pg_server.admin() as admin:
+            admin.execute(f"DROP ROLE IF EXISTS {role}")
+    assert report.ok
+    assert any("may not run amcheck" in item for item in report.not_checked), report
+
+
 def test_without_amcheck_the_report_says_the_indexes_were_not_checked(
     pg_server: PgServer,
 ) -> None:
