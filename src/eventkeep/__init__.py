@@ -20,6 +20,7 @@ from eventkeep.domain.repository import Repository
 from eventkeep.domain.snapshots import Every, RebuildReport, SnapshotPolicy
 from eventkeep.domain.temporal import HistoryEntry
 from eventkeep.errors import (
+    AnchorError,
     BackendUnavailableError,
     CheckpointConflictError,
     ConcurrencyError,
@@ -44,6 +45,7 @@ from eventkeep.store import (
     StreamAppend,
     StreamInfo,
 )
+from eventkeep.store.anchors import Anchor, AnchorKey, load_key, read_anchor, read_key
 from eventkeep.store.base import Transaction
 from eventkeep.store.events import (
     Event,
@@ -65,6 +67,9 @@ __all__ = [
     "NO_STREAM",
     "STREAM_EXISTS",
     "Aggregate",
+    "Anchor",
+    "AnchorError",
+    "AnchorKey",
     "AppendResult",
     "BackendUnavailableError",
     "BrokenLink",
@@ -105,6 +110,9 @@ __all__ = [
     "conflicts_by_key",
     "current_context",
     "default_registry",
+    "load_key",
     "open_store",
+    "read_anchor",
+    "read_key",
     "upcasts",
 ]

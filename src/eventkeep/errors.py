@@ -11,7 +11,8 @@
     ├── IntegrityError             history tampered with, or a write refused as unsafe
     ├── BackendUnavailableError    the database could not be reached, or stayed locked too long
     ├── SchemaVersionError         the database was written by a newer eventkeep schema
-    └── ConfigurationError         a bad store URL, a missing extra, a conflicting type registration
+    ├── ConfigurationError         a bad store URL, a missing extra, a conflicting type registration
+    └── AnchorError                an anchor that is malformed, or not signed by the given key
 
 Every error raised by eventkeep is one of these; backends translate driver exceptions in
 exactly one place each, with ``raise ... from exc`` so the cause stays visible.
@@ -22,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AnchorError",
     "BackendUnavailableError",
     "CheckpointConflictError",
     "ConcurrencyError",
@@ -126,6 +128,14 @@ class SchemaVersionError(EventkeepError):
 
 class ConfigurationError(EventkeepError):
     """A bad store URL, a missing optional dependency, or a conflicting registration."""
+
+
+class AnchorError(EventkeepError):
+    """An anchor (a signed statement of the store's history) that cannot be used: malformed,
+    of an unknown format, signed with another key, or with a signature that does not match.
+
+    A store that does not match a valid anchor is not this error: ``verify`` reports it.
+    """
 
 
 def _unavailable(message: str, retryable: bool, outcome_unknown: bool) -> BackendUnavailableError:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 import eventkeep
 from eventkeep.cli import COMMANDS, UnavailableCommand, main
 
-OURS = ["append", "read", "read-all", "log", "streams", "stats", "verify"]
+OURS = ["append", "read", "read-all", "log", "streams", "stats", "verify", "anchor", "anchor-key"]
 
 
 @pytest.mark.parametrize("command", OURS)

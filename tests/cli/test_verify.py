@@ -58,15 +58,29 @@ def _fill(cli: Invoke) -> None:
 
 def test_verify_is_all_clear_with_the_count_of_events_checked(cli: Invoke) -> None:
     _fill(cli)
-    assert cli("verify").stdout == (
-        "All clear: 7 events in 3 streams checked, every hash chain is intact.\n"
-    )
-    assert as_json(cli("verify", "--json")) == {
+    out = cli("verify").stdout
+    assert out.startswith("All clear: 7 events in 3 streams checked, every hash chain is intact.\n")
+    assert "Checked:\n  - the hash chains of 3 streams (7 events)\n" in out
+    assert "  - the database file (PRAGMA integrity_check)\n" in out
+    assert "Not checked:\n  - the history as a whole (no anchor given)" in out
+    report = as_json(cli("verify", "--json"))
+    assert {k: report[k] for k in ("ok", "events_checked", "streams_checked", "broken")} == {
         "ok": True,
         "events_checked": 7,
         "streams_checked": 3,
         "broken": [],
     }
+    assert report["problems"] == []
+    assert "the database file (PRAGMA integrity_check)" in report["checked"]
+    assert len(report["not_checked"]) == 1
+
+
+def test_verify_quick_skips_the_database_check(cli: Invoke) -> None:
+    _fill(cli)
+    report = as_json(cli("verify", "--quick", "--json"))
+    assert report["ok"] is True
+    assert "the database file (PRAGMA integrity_check)" not in report["checked"]
+    assert any("skipped" in item for item in report["not_checked"])
 
 
 def test_an_edited_event_is_reported_at_its_stream_and_version_with_exit_1(

@@ -12,6 +12,7 @@ from eventkeep.store.hashing import (
     GENESIS,
     BrokenLink,
     ChainRow,
+    StreamHead,
     VerifyReport,
     chain_events,
     chain_hash,
@@ -202,9 +203,30 @@ def test_events_of_a_stream_with_no_head_are_reported() -> None:
     assert links(report) == [("orphan", 1, None)]
 
 
-def test_a_head_behind_the_stored_events_is_not_mistaken_for_tampering() -> None:
-    # A writer may have stored events whose head update a reader's snapshot does not show yet.
-    assert verify_chains(chain("a", 3), {"a": 2}).ok
+def test_a_head_behind_the_stored_events_is_reported() -> None:
+    # Every backend reads heads and events from one snapshot, and writes them in one
+    # transaction: a head behind its events was moved back behind the store's back.
+    assert links(verify_chains(chain("a", 3), {"a": 2})) == [("a", 3, None)]
+
+
+def test_a_head_whose_position_or_hash_differs_from_its_last_event_is_reported() -> None:
+    rows = chain("a", 3)
+    last = rows[-1]
+    assert verify_chains(rows, {"a": StreamHead(3, last.position, last.hash)}).ok
+    moved = verify_chains(rows, {"a": StreamHead(3, last.position + 1, last.hash)})
+    assert links(moved) == [("a", 3, last.position)]
+    assert "position" in moved.broken[0].reason
+    rehashed = verify_chains(rows, {"a": StreamHead(3, last.position, bytes(32))})
+    assert links(rehashed) == [("a", 3, last.position)]
+    assert "hash" in rehashed.broken[0].reason
+
+
+def test_positions_that_do_not_increase_with_versions_are_reported() -> None:
+    rows = chain("a", 3)
+    rows[0], rows[1] = rows[0]._replace(position=2), rows[1]._replace(position=1)
+    report = verify_chains(rows, {"a": 3})
+    assert links(report) == [("a", 2, 1)]
+    assert "reordered" in report.broken[0].reason
 
 
 def test_broken_links_of_several_streams_are_sorted_by_stream() -> None:

@@ -23,10 +23,11 @@ from eventkeep.store import (
     StoreStats,
     StreamInfo,
 )
+from eventkeep.store.anchors import AnchorHead, AnchorRow, AnchorSource
 from eventkeep.store.base import Transaction
 from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.store.events import TypeRegistry
-from eventkeep.store.hashing import ChainRow, VerifyReport, verify_chains
+from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
 from eventkeep.store.planner import Head, plan_append
 from eventkeep.store.recorded import RecordedEvent
 
@@ -175,8 +176,17 @@ class MemoryStore(EventStore):
     def _verify(self) -> VerifyReport:
         with self._lock:
             rows = sorted(self._log, key=lambda row: (row.stream_id, row.version))
-            heads = {s: len(p) for s, p in self._streams.items()}
+            log = self._log
+            heads = {
+                s: StreamHead(len(p), p[-1], log[p[-1] - 1].hash) for s, p in self._streams.items()
+            }
         return verify_chains(rows, heads)
+
+    @contextlib.contextmanager
+    def _anchor_source(self) -> Iterator[AnchorSource]:
+        with self._lock:
+            log = list(self._log)  # a snapshot: rows are immutable tuples
+        yield _LogSource(log)
 
     def _save_snapshot(self, snapshot: Snapshot) -> None:
         with self._lock:
@@ -216,6 +226,28 @@ class MemoryStore(EventStore):
             except (KeyError, IndexError):
                 raise ValidationError(f"no event {stream_id!r}@{version} to tamper with") from None
             self._log[position - 1] = self._log[position - 1]._replace(**changes)
+
+
+class _LogSource:
+    """Anchor rows from a copy of the memory store's log (position N at index N - 1)."""
+
+    def __init__(self, log: list[ChainRow]) -> None:
+        self._log = log
+
+    def head_position(self) -> int:
+        return len(self._log)
+
+    def rows(self, after: int, upto: int) -> Iterator[AnchorRow]:
+        for row in self._log[after:upto]:
+            yield AnchorRow(row.position, row.stream_id, row.version, row.hash)
+
+    def heads(self, upto: int) -> Iterator[AnchorHead]:
+        last: dict[str, ChainRow] = {}
+        for row in self._log[:upto]:
+            last[row.stream_id] = row
+        for stream_id in sorted(last):
+            row = last[stream_id]
+            yield AnchorHead(stream_id, row.version, row.position, row.hash)
 
 
 class MemoryTransaction(Transaction):

@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "streams": "eventkeep.cli.info:streams",
     "stats": "eventkeep.cli.info:stats",
     "verify": "eventkeep.cli.verify:verify",
+    "anchor": "eventkeep.cli.anchor:anchor",
+    "anchor-key": "eventkeep.cli.anchor:anchor_key",
     "demo": "eventkeep.cli.demo:demo",
     "snapshots": "eventkeep.cli.snapshots:snapshots",
     "projections": "eventkeep.cli.projections:projections",
@@ -40,6 +42,7 @@ EXTRAS: dict[str, str] = {
     "psycopg_pool": "postgres",
     "hypothesis": "testing",
     "pytest": "testing",
+    "cryptography": "crypto",
 }
 """Top-level package -> the eventkeep extra that installs it."""
 

@@ -4,7 +4,8 @@ Exit codes (documented in the README and in ``eventkeep --help``):
 
     0  success
     1  verify found a broken hash chain, or the store failed (unreachable, locked, too new)
-    2  bad input or usage (also: a missing optional dependency, a bad store URL)
+    2  bad input or usage (also: a missing optional dependency, a bad store URL, an anchor
+       that is malformed or not signed by the given key)
     3  concurrency conflict: the stream's version is not the expected version
     4  not found: the stream, or the SQLite file, does not exist
 
@@ -99,7 +100,8 @@ def exit_code_for(exc: eventkeep.EventkeepError) -> int:
         eventkeep.ValidationError
         | eventkeep.SerializationError
         | eventkeep.ConfigurationError
-        | eventkeep.DuplicateEventIdError,
+        | eventkeep.DuplicateEventIdError
+        | eventkeep.AnchorError,
     ):
         return EXIT_USAGE
     return EXIT_FAILED

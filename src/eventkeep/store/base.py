@@ -34,7 +34,7 @@ import abc
 import contextlib
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Self, cast
 
 from eventkeep.errors import (
@@ -42,6 +42,7 @@ from eventkeep.errors import (
     ConfigurationError,
     ValidationError,
 )
+from eventkeep.store.anchors import Anchor, AnchorKey, AnchorSource, check_anchor, make_anchor
 from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES, Codec
 from eventkeep.store.events import Event, NewEvent, RawEvent, TypeRegistry, default_registry
 from eventkeep.store.hashing import VerifyReport
@@ -56,6 +57,7 @@ from eventkeep.store.types import (
     ExpectedVersion,
     PreparedAppend,
     Snapshot,
+    StorageCheck,
     StoreStats,
     StreamAppend,
     StreamInfo,
@@ -70,6 +72,10 @@ from eventkeep.store.validation import (
 )
 
 __all__ = ["EventStore", "Transaction", "Writer"]
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _check_expected(value: Any) -> Expected:
@@ -350,9 +356,88 @@ class EventStore(abc.ABC):
         """Counts of events and streams, the head position, and events per type."""
         return self._stats()
 
-    def verify(self) -> VerifyReport:
-        """Walk every stream's hash chain and report the first broken link per stream."""
-        return self._verify()
+    def verify(
+        self,
+        *,
+        deep: bool = True,
+        anchor: Anchor | None = None,
+        key: AnchorKey | None = None,
+        trusted: Anchor | None = None,
+    ) -> VerifyReport:
+        """Check the stored history; the report says what was checked and what was found.
+
+        Always: every stream's hash chain (the first broken link per stream is reported), every
+        stream head against its chain's last event, and that positions increase with versions
+        within each stream. ``deep`` (the default) also checks the database's own structures:
+        ``PRAGMA integrity_check`` on SQLite, amcheck's ``bt_index_check`` on PostgreSQL when
+        the extension is installed (else the report lists it under ``not_checked``).
+
+        ``anchor`` (with the ``key`` it was signed with; an Ed25519 public key suffices) also
+        proves that the store still holds exactly the history it states up to its position: a
+        recomputed chain, a deleted or forged event, a deleted stream, a moved head, reordered
+        positions, a truncated or replaced database. ``trusted``: an earlier anchor of the same
+        history, already checked, from which to start. An anchor that is malformed or not
+        signed by ``key`` raises :class:`~eventkeep.errors.AnchorError`. See docs/security.md.
+        """
+        if anchor is not None and key is None:
+            raise ConfigurationError("verify(anchor=...) needs the key the anchor was signed with")
+        if trusted is not None and anchor is None:
+            raise ConfigurationError("verify(trusted=...) checks an anchor: give anchor= too")
+        report = self._verify()
+        checked = [
+            f"the hash chains of {_count(report.streams_checked, 'stream')} "
+            f"({_count(report.events_checked, 'event')})",
+            "every stream head against its chain's last event",
+            "positions increase with versions within each stream",
+        ]
+        storage = (
+            self._check_storage()
+            if deep
+            else StorageCheck(
+                not_checked=("the database's own structures (skipped: not a deep check)",)
+            )
+        )
+        checked.extend(storage.checked)
+        problems = list(storage.problems)
+        not_checked = list(storage.not_checked)
+        if anchor is not None and key is not None:
+            with self._anchor_source() as source:
+                what, found = check_anchor(source, anchor, key, trusted)
+            checked.append(what)
+            problems.extend(found)
+        else:
+            not_checked.append(
+                "the history as a whole (no anchor given): without one, a recomputed chain, a "
+                "deleted stream, a cut tail with its head moved back, reordered streams or a "
+                "replaced database cannot be told from a genuine history"
+            )
+        return report._replace(
+            problems=tuple(problems), checked=tuple(checked), not_checked=tuple(not_checked)
+        )
+
+    def anchor(
+        self,
+        key: AnchorKey,
+        *,
+        previous: Anchor | None = None,
+        publish: Callable[[Anchor], object] | None = None,
+    ) -> Anchor:
+        """A signed statement of the whole history up to the log's head position: keep it
+        where the database's administrator cannot rewrite it, and check the store against it
+        with ``verify(anchor=..., key=...)``. See :mod:`eventkeep.store.anchors`.
+
+        ``previous``: an earlier anchor of this store (signed with ``key``) to extend: only the
+        events after it are digested (the ones before are taken on its word; verify checks
+        them). ``publish``: called with the new anchor before it is returned (write it to a
+        bucket, a transparency log, another machine).
+        """
+        if not isinstance(key, AnchorKey):
+            raise ValidationError(f"key must be an AnchorKey (see load_key), got {key!r:.80}")
+        with self._anchor_source() as source:
+            made = make_anchor(source, key, previous)
+        if publish is not None:
+            publish(made)
+        return made
 
     # -- projections' bookkeeping, for status views ---------------------------------------------
 
@@ -448,6 +533,14 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def _verify(self) -> VerifyReport: ...
+
+    def _check_storage(self) -> StorageCheck:
+        """Check the database's own structures (files, pages, indexes)."""
+        return StorageCheck(not_checked=("the database's own structures (this store has none)",))
+
+    @abc.abstractmethod
+    def _anchor_source(self) -> contextlib.AbstractContextManager[AnchorSource]:
+        """Rows for anchors, all read from one snapshot."""
 
     @abc.abstractmethod
     def _save_snapshot(self, snapshot: Snapshot) -> None: ...

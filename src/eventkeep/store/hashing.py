@@ -10,7 +10,7 @@ The first event of a stream chains to 32 zero bytes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 import msgspec
@@ -20,6 +20,7 @@ __all__ = [
     "BrokenLink",
     "ChainRow",
     "ChainedEvent",
+    "StreamHead",
     "VerifyReport",
     "chain_events",
     "chain_hash",
@@ -120,36 +121,68 @@ class BrokenLink(NamedTuple):
     reason: str
 
 
+class StreamHead(NamedTuple):
+    """What the store's stream heads table says of a stream: its version and, where the backend
+    keeps them, the position and hash of its last event (None: not kept, not compared)."""
+
+    version: int
+    last_position: int | None = None
+    last_hash: bytes | None = None
+
+
 class VerifyReport(NamedTuple):
+    """What ``verify`` found. ``broken``: the first broken link of each damaged stream;
+    ``problems``: damage not tied to one stream (the database file, an anchor); ``checked`` and
+    ``not_checked``: what this run did and did not look at, in words."""
+
     events_checked: int
     streams_checked: int
     broken: tuple[BrokenLink, ...]
+    problems: tuple[str, ...] = ()
+    checked: tuple[str, ...] = ()
+    not_checked: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return not self.broken
+        return not self.broken and not self.problems
 
 
-def verify_chains(rows: Iterable[ChainRow], heads: dict[str, int]) -> VerifyReport:
+def verify_chains(rows: Iterable[ChainRow], heads: Mapping[str, int | StreamHead]) -> VerifyReport:
     """Walk every stream's chain; report the first broken link per stream.
 
-    ``heads`` maps each stream to the version the store believes is its last, so that a deleted
-    tail (or a stream whose events vanished entirely) is caught as well.
+    ``heads`` maps each stream to its head as the store keeps it (a version, or a
+    :class:`StreamHead`), so that a deleted tail (or a stream whose events vanished entirely)
+    is caught, and so is a head that does not match its chain's last event. Within a stream,
+    positions must increase with versions (a swap of two events' positions breaks that).
     """
     broken: list[BrokenLink] = []
     events = 0
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, int, bytes]] = {}  # stream -> last (version, position, hash)
     current: str | None = None
     previous = GENESIS
     expected_version = 1
+    last_position = 0
     failed = False
     for row in rows:
         events += 1
         if row.stream_id != current:
             if current is not None:
-                seen[current] = expected_version - 1
+                seen[current] = (expected_version - 1, last_position, previous)
             current, previous, expected_version, failed = row.stream_id, GENESIS, 1, False
+            last_position = 0
         if failed:
+            continue
+        if row.position <= last_position:
+            broken.append(
+                BrokenLink(
+                    row.stream_id,
+                    row.version,
+                    row.position,
+                    f"position {row.position} is not after the position of version "
+                    f"{row.version - 1} ({last_position}): positions were reordered",
+                )
+            )
+            failed = True
             continue
         if row.version != expected_version:
             broken.append(
@@ -186,21 +219,53 @@ def verify_chains(rows: Iterable[ChainRow], heads: dict[str, int]) -> VerifyRepo
             failed = True
             continue
         previous = digest
+        last_position = row.position
         expected_version += 1
     if current is not None:
-        seen[current] = expected_version - 1
+        seen[current] = (expected_version - 1, last_position, previous)
     reported = {link.stream_id for link in broken}
-    for stream_id, head in sorted(heads.items()):
+    for stream_id, kept in sorted(heads.items()):
         if stream_id in reported:
             continue
-        last = seen.get(stream_id, 0)
-        if last < head:
+        head = kept if isinstance(kept, StreamHead) else StreamHead(kept)
+        last, position, digest = seen.get(stream_id, (0, 0, GENESIS))
+        if last < head.version:
             broken.append(
                 BrokenLink(
                     stream_id,
                     last + 1,
                     None,
-                    f"stream is at version {head} but events after version {last} are missing",
+                    f"stream is at version {head.version} but events after version {last} "
+                    "are missing",
+                )
+            )
+        elif last > head.version:
+            broken.append(
+                BrokenLink(
+                    stream_id,
+                    head.version + 1,
+                    None,
+                    f"the stream's head says version {head.version} but its events go on to "
+                    f"version {last}",
+                )
+            )
+        elif head.last_position is not None and head.last_position != position:
+            broken.append(
+                BrokenLink(
+                    stream_id,
+                    last,
+                    position,
+                    f"the stream's head says its last event is at position "
+                    f"{head.last_position}, but it is at {position}",
+                )
+            )
+        elif head.last_hash is not None and head.last_hash != digest:
+            broken.append(
+                BrokenLink(
+                    stream_id,
+                    last,
+                    position,
+                    "the stream's head holds another hash than its last event",
                 )
             )
     for stream_id in sorted(set(seen) - set(heads) - reported):

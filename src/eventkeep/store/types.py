@@ -24,6 +24,7 @@ __all__ = [
     "ExpectedVersion",
     "PreparedAppend",
     "Snapshot",
+    "StorageCheck",
     "StoreStats",
     "StoredIdentity",
     "StreamAppend",
@@ -32,6 +33,15 @@ __all__ = [
     "expected_matches",
     "replayed_result",
 ]
+
+
+class StorageCheck(NamedTuple):
+    """What a backend's check of its database's own structures did and found, in words."""
+
+    checked: tuple[str, ...] = ()
+    not_checked: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
 
 PAGE_SIZE = 1000
 """How many events a backend fetches per round trip while iterating a read."""

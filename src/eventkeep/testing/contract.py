@@ -18,6 +18,7 @@ version)`` and ``reopen(store)``.
 
 from __future__ import annotations
 
+from eventkeep.testing.contract_anchors import AnchorContract
 from eventkeep.testing.contract_append import AppendContract
 from eventkeep.testing.contract_envelope import EnvelopeContract
 from eventkeep.testing.contract_handles import HandlesContract
@@ -36,6 +37,7 @@ class StoreContract(
     EnvelopeContract,
     BadInputContract,
     IntegrityContract,
+    AnchorContract,
     HandlesContract,
     TransactionContract,
     PropertyContract,

@@ -185,7 +185,34 @@ CHAIN_ROWS = (
     "data_bytes, metadata_bytes, hash FROM events ORDER BY stream_id, version"
 )
 
-STREAM_HEADS = "SELECT stream_id, version FROM streams"
+STREAM_HEADS = "SELECT stream_id, version, last_hash FROM streams"
+
+ANCHOR_ROWS = (
+    "SELECT position, stream_id, version, hash FROM events WHERE position > %s "
+    "AND position <= %s ORDER BY position"
+)
+
+ANCHOR_HEADS = (
+    "SELECT DISTINCT ON (stream_id) stream_id, version, position, hash FROM events "
+    "WHERE position <= %s ORDER BY stream_id, version DESC"
+)
+
+# The schema amcheck is installed in, if it is installed in this database.
+AMCHECK_SCHEMA = (
+    "SELECT n.nspname FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace "
+    "WHERE e.extname = 'amcheck'"
+)
+
+# Every valid B-tree index of the store's schema (the tables' and eventkeep's own).
+STORE_BTREE_INDEXES = (
+    "SELECT c.oid, c.relname FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid "
+    "JOIN pg_am AS a ON a.oid = c.relam JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = current_schema() AND a.amname = 'btree' AND i.indisvalid "
+    "ORDER BY c.relname"
+)
+
+# ``{schema}``: amcheck's schema, quoted. heapallindexed: every table row is in the index too.
+BT_INDEX_CHECK = "SELECT {schema}.bt_index_check(%s::oid::regclass, true)"
 
 BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 

@@ -24,9 +24,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
+from psycopg import sql as pg_sql
 
 from eventkeep.backends.postgres import sql, writer
 from eventkeep.backends.postgres.connection import Database, check_schema_name
+from eventkeep.backends.postgres.faults import first_line
 from eventkeep.backends.postgres.listen import Listener
 from eventkeep.errors import ConfigurationError, ValidationError
 from eventkeep.store import (
@@ -34,13 +36,15 @@ from eventkeep.store import (
     EventStore,
     PreparedAppend,
     Snapshot,
+    StorageCheck,
     StoreStats,
     StreamInfo,
 )
+from eventkeep.store.anchors import AnchorHead, AnchorRow, AnchorSource
 from eventkeep.store.base import Transaction
 from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.store.events import TypeRegistry
-from eventkeep.store.hashing import ChainRow, VerifyReport, verify_chains
+from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
 from eventkeep.store.recorded import RecordedEvent, from_micros
 from eventkeep.store.validation import check_count
 
@@ -227,11 +231,49 @@ class PostgresStore(EventStore):
 
     def _verify(self) -> VerifyReport:
         with self._db.connection() as conn, _snapshot(conn):
-            heads = {str(s): int(v) for s, v in conn.execute(sql.STREAM_HEADS)}
+            heads = {
+                str(s): StreamHead(int(v), None, bytes(h))
+                for s, v, h in conn.execute(sql.STREAM_HEADS)
+            }
             with conn.cursor(name="eventkeep_verify", binary=True) as cur:
                 cur.itersize = 2000
                 cur.execute(sql.CHAIN_ROWS)
                 return verify_chains((ChainRow(*row) for row in cur), heads)
+
+    def _check_storage(self) -> StorageCheck:
+        with self._db.connection() as conn:
+            row = conn.execute(sql.AMCHECK_SCHEMA).fetchone()
+            if row is None:
+                return StorageCheck(
+                    not_checked=(
+                        "the indexes: the amcheck extension is not installed in this database "
+                        "(CREATE EXTENSION amcheck, as a superuser, to have verify check them)",
+                    )
+                )
+            check = pg_sql.SQL(sql.BT_INDEX_CHECK).format(schema=pg_sql.Identifier(row[0]))
+            indexes = conn.execute(sql.STORE_BTREE_INDEXES).fetchall()
+            problems: list[str] = []
+            for oid, name in indexes:
+                try:
+                    conn.execute(check, (oid,))
+                except psycopg.errors.InsufficientPrivilege:
+                    return StorageCheck(
+                        not_checked=(
+                            "the indexes: this role may not run amcheck's bt_index_check "
+                            "(GRANT EXECUTE on it, or verify as a superuser)",
+                        )
+                    )
+                except (psycopg.errors.DataCorrupted, psycopg.errors.IndexCorrupted) as exc:
+                    problems.append(f"index {name}: {first_line(exc)}")
+        return StorageCheck(
+            checked=(f"{len(indexes)} B-tree indexes and their tables (amcheck bt_index_check)",),
+            problems=tuple(problems),
+        )
+
+    @contextlib.contextmanager
+    def _anchor_source(self) -> Iterator[AnchorSource]:
+        with self._db.connection() as conn, _snapshot(conn):
+            yield _ConnectionSource(conn)
 
     # -- projections' bookkeeping ------------------------------------------------------------
 
@@ -305,6 +347,30 @@ def prefix_successor(prefix: str) -> str | None:
             return "".join(chars)
         chars.pop()
     return None
+
+
+class _ConnectionSource:
+    """Anchor rows read in one snapshot transaction of a connection."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def head_position(self) -> int:
+        return _scalar(self._conn, sql.HEAD_POSITION)
+
+    def rows(self, after: int, upto: int) -> Iterator[AnchorRow]:
+        with self._conn.cursor(name="eventkeep_anchor", binary=True) as cur:
+            cur.itersize = 5000
+            cur.execute(sql.ANCHOR_ROWS, (after, upto))
+            for position, stream_id, version, digest in cur:
+                yield AnchorRow(int(position), str(stream_id), int(version), bytes(digest))
+
+    def heads(self, upto: int) -> Iterator[AnchorHead]:
+        with self._conn.cursor(name="eventkeep_anchor_heads", binary=True) as cur:
+            cur.itersize = 5000
+            cur.execute(sql.ANCHOR_HEADS, (upto,))
+            for stream_id, version, position, digest in cur:
+                yield AnchorHead(str(stream_id), int(version), int(position), bytes(digest))
 
 
 @contextlib.contextmanager

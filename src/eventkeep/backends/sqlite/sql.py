@@ -68,7 +68,22 @@ CHAIN_ROWS = (
     "CAST(data AS BLOB), CAST(metadata AS BLOB), hash FROM events ORDER BY stream_id, version"
 )
 
-STREAM_HEADS = "SELECT stream_id, version FROM streams"
+STREAM_HEADS = "SELECT stream_id, version, last_position, last_hash FROM streams"
+
+# integrity_check, not quick_check: only it also checks that every index holds exactly the
+# entries of its table (a damaged events_by_type gives wrong read_all(types=...) and stats()).
+INTEGRITY_CHECK = "PRAGMA integrity_check"
+
+ANCHOR_ROWS = (
+    "SELECT position, stream_id, version, hash FROM events WHERE position > ? AND position <= ? "
+    "ORDER BY position"
+)
+
+# SQLite takes the bare columns of a MAX() aggregate from the row holding the maximum.
+ANCHOR_HEADS = (
+    "SELECT stream_id, MAX(version), position, hash FROM events WHERE position <= ? "
+    "GROUP BY stream_id ORDER BY stream_id"
+)
 
 CREATE_MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS eventkeep_migrations ("

@@ -62,14 +62,16 @@ from eventkeep.store import (
     EventStore,
     PreparedAppend,
     Snapshot,
+    StorageCheck,
     StoredIdentity,
     StoreStats,
     StreamInfo,
 )
+from eventkeep.store.anchors import AnchorHead, AnchorRow, AnchorSource
 from eventkeep.store.base import Transaction
 from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.store.events import TypeRegistry
-from eventkeep.store.hashing import ChainRow, VerifyReport, verify_chains
+from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
 from eventkeep.store.migrations import load_migrations
 from eventkeep.store.planner import Head, PlannedRow, new_heads, plan_append
 from eventkeep.store.recorded import RecordedEvent
@@ -603,9 +605,25 @@ class SQLiteStore(EventStore):
 
     def _verify(self) -> VerifyReport:
         with self._snapshot() as cur:  # heads and rows from one snapshot
-            heads = dict(cur.execute(sql.STREAM_HEADS).fetchall())
+            heads = {
+                stream_id: StreamHead(version, position, bytes(digest))
+                for stream_id, version, position, digest in cur.execute(sql.STREAM_HEADS)
+            }
             rows = (ChainRow(*row) for row in cur.execute(sql.CHAIN_ROWS))
             return verify_chains(rows, heads)
+
+    def _check_storage(self) -> StorageCheck:
+        with self._snapshot() as cur:
+            found = [str(row[0]) for row in cur.execute(sql.INTEGRITY_CHECK)]
+        problems = () if found == ["ok"] else tuple(f"database file: {text}" for text in found)
+        return StorageCheck(
+            checked=("the database file (PRAGMA integrity_check)",), problems=problems
+        )
+
+    @contextlib.contextmanager
+    def _anchor_source(self) -> Iterator[AnchorSource]:
+        with self._snapshot() as cur:
+            yield _CursorSource(cur)
 
     # -- checkpoints and projection records, read without the write lock ---------------------
 
@@ -626,6 +644,26 @@ class SQLiteStore(EventStore):
             records = [(name, bytes(data)) for name, data in cur.execute(sql.PROJECTION_RECORDS)]
             checkpoints = {name: int(pos) for name, pos in cur.execute(sql.CHECKPOINTS)}
         return records, checkpoints
+
+
+class _CursorSource:
+    """Anchor rows read through one snapshot's cursor."""
+
+    def __init__(self, cur: sqlite3.Cursor) -> None:
+        self._cur = cur
+
+    def head_position(self) -> int:
+        return int(self._cur.execute(sql.HEAD_POSITION).fetchall()[0][0])
+
+    def rows(self, after: int, upto: int) -> Iterator[AnchorRow]:
+        for position, stream_id, version, digest in self._cur.execute(
+            sql.ANCHOR_ROWS, (after, upto)
+        ):
+            yield AnchorRow(position, stream_id, version, bytes(digest))
+
+    def heads(self, upto: int) -> Iterator[AnchorHead]:
+        for stream_id, version, position, digest in self._cur.execute(sql.ANCHOR_HEADS, (upto,)):
+            yield AnchorHead(stream_id, version, position, bytes(digest))
 
 
 class _PendingAppend:
