@@ -10,6 +10,7 @@ double-processing impossible even without the lease.
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import socket
@@ -49,7 +50,9 @@ class Skip(msgspec.Struct, frozen=True):
     position: int
     error: str | None
     reason: str
-    at: int
+    at: int  # microseconds since the epoch
+    by: str = ""  # who skipped it (an operator name; default user@host)
+    after: int | None = None  # the checkpoint it was skipped from (position - 1 in the log)
 
 
 class ProjectionRecord(msgspec.Struct, kw_only=True):
@@ -64,6 +67,7 @@ class ProjectionRecord(msgspec.Struct, kw_only=True):
     error: str | None = None
     last_error: str | None = None
     failing_position: int | None = None
+    failed_checkpoint: int | None = None  # the checkpoint when it failed: right before the event
     retries: int = 0
     retry_at: int = 0  # microseconds; 0 = at once, -1 = only after an operator's retry
     rebuild_requested: bool = False
@@ -147,6 +151,7 @@ class ProjectionStatus(NamedTuple):
     failing_position: int | None
     retries: int
     rebuild_progress: float | None  # 0..1 while a rebuild runs
+    skips: tuple[Skip, ...] = ()  # events operators skipped, oldest first (who, why, when)
 
 
 def projection_status(store: EventStore, name: str | None = None) -> list[ProjectionStatus]:
@@ -190,6 +195,7 @@ def projection_status(store: EventStore, name: str | None = None) -> list[Projec
                 record.failing_position,
                 record.retries,
                 progress,
+                tuple(record.skips),
             )
         )
     return out
@@ -205,14 +211,28 @@ def _existing(tx: Transaction, name: str) -> ProjectionRecord:
     return record
 
 
-def skip_event(store: EventStore, name: str, position: int, *, reason: str) -> None:
+def operator_name() -> str:
+    """Who is acting, for the record: ``user@host``."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in the environment or the password database
+        user = f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def skip_event(
+    store: EventStore, name: str, position: int, *, reason: str, by: str | None = None
+) -> None:
     """Skip the poison event at ``position`` of a failed projection: an explicit, logged act.
 
-    Refused unless the projection is failed at exactly that position. Its checkpoint moves to
-    ``position``; the skip is kept in the projection's record and logged at WARNING level.
+    Refused unless the projection is failed at exactly that position, with every event before
+    it committed (the runner does that when a batch fails). Its checkpoint moves over that one
+    event; who skipped it (``by``, default ``user@host``), why and when are kept in the
+    projection's record (and shown by its status), and logged at WARNING level.
     """
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationError("a skip needs a reason")
+    who = (by or "").strip() or operator_name()
     with store.transaction() as tx:
         record = _existing(tx, name)
         if record.state != "failed" or record.failing_position != position:
@@ -222,17 +242,28 @@ def skip_event(store: EventStore, name: str, position: int, *, reason: str) -> N
                 "only the failing event can be skipped"
             )
         checkpoint = name if record.rebuild_generation is None else rebuild_checkpoint(name)
-        current = tx.checkpoint(checkpoint)
+        current = tx.checkpoint(checkpoint) or 0
+        if record.failed_checkpoint is None or current != record.failed_checkpoint:
+            raise ValidationError(
+                f"projection {name!r} has not committed the events before position {position} "
+                f"(its checkpoint is {current}); retry it first "
+                f"(eventkeep projections retry {name}), then skip if it fails there again"
+            )
         tx.save_checkpoint(checkpoint, position, expected=current)
-        record.skips.append(Skip(position, record.error, reason.strip(), now_us()))
+        record.skips.append(Skip(position, record.error, reason.strip(), now_us(), who, current))
         record.state = "running"
         record.error = None
         record.failing_position = None
+        record.failed_checkpoint = None
         record.retries = 0
         record.retry_at = 0
         save_record(tx, record)
     log.warning(
-        "projection %s: operator skipped the event at position %d (%s)", name, position, reason
+        "projection %s: the event at position %d was skipped by %s (%s)",
+        name,
+        position,
+        who,
+        reason,
     )
 
 

@@ -153,6 +153,10 @@ class Projection:
     """Handlers run inside the checkpoint's transaction (exactly-once); False: at-least-once."""
     rebuildable: ClassVar[bool] = True
     batch_size: ClassVar[int] = 500
+    """Most events per batch (one transaction for a transactional projection)."""
+    max_batch_seconds: ClassVar[float] = 1.0
+    """A transactional batch commits early once it has held its transaction this long, so a
+    runner holds locks (SQLite's write lock, PostgreSQL's row locks) for a bounded time."""
     tables: ClassVar[Sequence[str]] = ()
 
     _ek_handlers: ClassVar[dict[str, str]] = {}

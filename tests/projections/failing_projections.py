@@ -1,0 +1,70 @@
+"""Projections of the failure tests, importable by runner processes too (``MODULE:CLASS``).
+
+Their behaviour is set by environment variables, so a test and the runner processes it starts
+agree on it:
+
+- ``EK_POISON``: comma-separated ``seq`` values a handler refuses (raises ValueError on);
+- ``EK_MARK``: a file the handler creates when it reaches ``EK_FREEZE_AT`` (Freezer) or its
+  first event (Sleeper), so the test knows the process is inside a batch;
+- ``EK_FREEZE_AT``: the ``seq`` at which a Freezer pauses inside its batch (once per test:
+  only the process that creates ``EK_MARK`` pauses).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from eventkeep import RawEvent
+from eventkeep.projections import HandlerContext, SQLProjection, handles
+
+
+def poison() -> set[int]:
+    return {int(seq) for seq in os.environ.get("EK_POISON", "").split(",") if seq.strip()}
+
+
+class Seqs(SQLProjection):
+    """One row per Numbered event: its seq and position (a second apply breaks the key)."""
+
+    name = "test.seqs"
+    tables = ("seqs",)
+    schema = ("CREATE TABLE {seqs} (seq INTEGER PRIMARY KEY, position INTEGER NOT NULL)",)
+
+    @handles("Numbered")
+    def numbered(self, event: RawEvent, ctx: HandlerContext) -> None:
+        seq = int(event.data["seq"])
+        if seq in poison():
+            raise ValueError(f"cannot handle seq {seq}")
+        ctx.execute("INSERT INTO {seqs} VALUES (?, ?)", (seq, ctx.position))
+
+
+class Freezer(Seqs):
+    """Seqs that pauses inside its batch at ``EK_FREEZE_AT`` (after its SQL, so the
+    transaction holds its locks), leaving a mark: the test then freezes the process."""
+
+    name = "test.freezer"
+    batch_size = 50
+
+    def numbered(self, event: RawEvent, ctx: HandlerContext) -> None:
+        super().numbered(event, ctx)
+        if int(event.data["seq"]) != int(os.environ.get("EK_FREEZE_AT", "-1")):
+            return
+        try:
+            fd = os.open(os.environ["EK_MARK"], os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return  # another runner froze here already
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        time.sleep(2.0)  # the test stops the process during this pause
+
+
+class Sleeper(Seqs):
+    """A handler that hangs: it leaves its mark, then sleeps for ever."""
+
+    name = "test.sleeper"
+
+    def numbered(self, event: RawEvent, ctx: HandlerContext) -> None:
+        Path(os.environ["EK_MARK"]).write_text(str(os.getpid()))
+        while True:
+            time.sleep(3600)
