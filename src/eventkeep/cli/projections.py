@@ -123,10 +123,10 @@ def run(
         runner.run()
         return
     # Done once each projection is caught up or failed: a failure is an exit status of 1.
-    runner.run(until=lambda: all(job.caught_up or _failed(job.record) for job in runner.jobs))
+    runner.run(until_caught_up=True, stop_on_failure=True)
     if runner.stopping:
         return
-    failed = [job.record for job in runner.jobs if _failed(job.record)]
+    failed = [job.record for job in runner.jobs if job.name in runner.failed()]
     if failed:
         fail(
             "; ".join(
@@ -136,10 +136,6 @@ def run(
             ),
             EXIT_FAILED,
         )
-
-
-def _failed(record: Any) -> bool:
-    return record is not None and record.state == "failed"
 
 
 @projections.command(short_help="Position, lag, state and last error of every projection.")

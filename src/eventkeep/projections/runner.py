@@ -116,19 +116,28 @@ class Runner:
             job.name for job in self.jobs if job.record is not None and job.record.state == "failed"
         ]
 
-    def caught_up(self) -> bool:
-        """True when every projection holds its lease, is caught up and is not rebuilding."""
-        return all(job.active and job.caught_up and not job.rebuilding for job in self.jobs)
+    def caught_up(self, *, or_failed: bool = False) -> bool:
+        """True when every projection holds its lease, is caught up and is not rebuilding
+        (with ``or_failed``: or is failed, waiting for a retry or an operator)."""
+        return all(
+            (job.active and job.caught_up and not job.rebuilding)
+            or (or_failed and job.name in self.failed())
+            for job in self.jobs
+        )
 
     def run(
         self,
         *,
         until: Callable[[], bool] | None = None,
         until_caught_up: bool = False,
+        stop_on_failure: bool = False,
         timeout: float | None = None,
         on_step: Callable[[], None] | None = None,
     ) -> bool:
         """Run until stopped (or ``until()`` / caught up / ``timeout``); True unless timed out.
+
+        With ``until_caught_up`` and ``stop_on_failure``, a failed projection counts as done
+        (see :meth:`failed`), so that a batch run ends instead of waiting for retries.
 
         Leases are released on the way out.
         """
@@ -140,7 +149,7 @@ class Runner:
                     on_step()
                 if until is not None and until():
                     return True
-                if until_caught_up and not worked and self.caught_up():
+                if until_caught_up and not worked and self.caught_up(or_failed=stop_on_failure):
                     return True
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
