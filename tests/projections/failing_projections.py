@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from eventkeep import RawEvent
-from eventkeep.projections import HandlerContext, SQLProjection, handles
+from eventkeep.projections import HandlerContext, Projection, SQLProjection, handles
 
 
 def poison() -> set[int]:
@@ -68,3 +68,29 @@ class Sleeper(Seqs):
         Path(os.environ["EK_MARK"]).write_text(str(os.getpid()))
         while True:
             time.sleep(3600)
+
+
+class Healthy(SQLProjection):
+    """A projection that never fails: it counts Numbered events."""
+
+    name = "test.healthy"
+    tables = ("healthy",)
+    schema = ("CREATE TABLE {healthy} (seq INTEGER PRIMARY KEY)",)
+
+    @handles("Numbered")
+    def numbered(self, event: RawEvent, ctx: HandlerContext) -> None:
+        ctx.execute("INSERT INTO {healthy} VALUES (?)", (int(event.data["seq"]),))
+
+
+class BrokenReset(Projection):
+    """An external read model whose ``reset()`` (called by an in-place rebuild) has a bug."""
+
+    name = "test.broken_reset"
+    transactional = False
+
+    @handles("Numbered")
+    def numbered(self, event: RawEvent, ctx: HandlerContext) -> None:
+        pass
+
+    def reset(self) -> None:
+        raise KeyError("no such index")
