@@ -94,3 +94,17 @@ class BrokenReset(Projection):
 
     def reset(self) -> None:
         raise KeyError("no such index")
+
+
+class Slow(Seqs):
+    """Seqs whose handler takes at least 20 ms an event, with batches cut after 50 ms."""
+
+    name = "test.slow"
+    tables = ("slow",)
+    schema = ("CREATE TABLE {slow} (seq INTEGER PRIMARY KEY, position INTEGER NOT NULL)",)
+    batch_size = 50
+    max_batch_seconds = 0.05
+
+    def numbered(self, event: RawEvent, ctx: HandlerContext) -> None:
+        time.sleep(0.02)
+        ctx.execute("INSERT INTO {slow} VALUES (?, ?)", (int(event.data["seq"]), ctx.position))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from failing_projections import BrokenReset, Healthy, Seqs
+from failing_projections import BrokenReset, Healthy, Seqs, Slow
 from projection_harness import Processes, wait_until
 
 import eventkeep
@@ -187,3 +187,18 @@ def test_a_second_sigint_exits_at_once_while_a_handler_hangs(
     runner.send_signal(signal.SIGINT)
     assert processes.finish(runner, timeout=60) == 130, processes.log(runner)
     assert "received SIGINT again: exiting now" in processes.log(runner)
+
+
+def test_a_batch_holds_its_transaction_for_max_batch_seconds_at_most(
+    sql_store: EventStore,
+) -> None:
+    numbered(sql_store, 50)  # one batch of 50 events that take at least 1 s to handle
+    runner = Runner(sql_store, [Slow()])
+    job = runner.jobs[0]
+    runner.step()  # takes the lease and runs one batch: cut once it has taken 50 ms
+    first = job.checkpoint
+    assert 0 < first < 50
+    assert projection_status(sql_store)[0].position == first  # committed
+    assert runner.run(until_caught_up=True, timeout=60)
+    with sql_store.transaction() as tx:
+        assert tx.execute("SELECT count(*) FROM slow")[0][0] == 50
