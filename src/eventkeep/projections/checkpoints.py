@@ -32,6 +32,7 @@ __all__ = [
     "make_owner",
     "projection_status",
     "rebuild_checkpoint",
+    "replay_marker",
     "request_rebuild",
     "reset_projection",
     "retry_projection",
@@ -74,6 +75,7 @@ class ProjectionRecord(msgspec.Struct, kw_only=True):
     rebuild_version: int | None = None  # a rebuild in progress, to this version
     rebuild_generation: int | None = None  # ...into this generation (None: in place)
     rebuild_target: int = 0  # the head when the rebuild started (for progress)
+    replay_until: int = 0  # events up to here are a replay (rebuild or reset): ctx.replaying
     skips: list[Skip] = msgspec.field(default_factory=list)
     updated_at: int = 0
 
@@ -99,6 +101,12 @@ def save_record(tx: Transaction, record: ProjectionRecord) -> None:
 def rebuild_checkpoint(name: str) -> str:
     """The checkpoint of a blue/green rebuild in progress (the live one is ``name``)."""
     return f"{name}#rebuild"
+
+
+def replay_marker(name: str) -> str:
+    """Left by a reset: the head at that moment, so that the next run knows the events up to
+    there are a replay (a reset forgets the record that would otherwise say so)."""
+    return f"{name}#replay"
 
 
 # -- leases -------------------------------------------------------------------------------------
@@ -307,4 +315,7 @@ def reset_projection(store: EventStore, name: str, *, force: bool = False) -> No
         tx.delete_checkpoint(name)
         tx.delete_checkpoint(rebuild_checkpoint(name))
         tx.delete_record(name)
+        tx.delete_checkpoint(replay_marker(name))
+        replayed = max(store.head_position(), record.replay_until)
+        tx.save_checkpoint(replay_marker(name), replayed, expected=None)
     log.warning("projection %s: reset (read model dropped, checkpoint deleted)", name)

@@ -13,6 +13,7 @@ from eventkeep.projections.checkpoints import (
     load_record,
     now_us,
     rebuild_checkpoint,
+    replay_marker,
     save_record,
 )
 from eventkeep.projections.projection import HandlerContext, Projection
@@ -267,7 +268,11 @@ class Job:
                 took = True
             record.lease_expires = now + int(self.lease_ttl * 1_000_000)
             if fresh:
-                self._setup(tx, record.generation, activate=True)
+                replayed = tx.checkpoint(replay_marker(self.name))
+                if replayed is not None:  # it was reset: what is in the log is a replay
+                    record.replay_until = replayed
+                    tx.delete_checkpoint(replay_marker(self.name))
+                self._setup(tx, record.generation, activate=True, replay_until=replayed or 0)
                 tx.save_checkpoint(self.name, 0, expected=None)
             if took:
                 self._on_take(tx, record)
@@ -342,7 +347,9 @@ class Job:
 
     def _context(self, tx: Transaction | None, record: ProjectionRecord) -> HandlerContext:
         generation = record.rebuild_generation or record.generation
-        return HandlerContext(self.store, self.projection, tx, generation)
+        return HandlerContext(
+            self.store, self.projection, tx, generation, replay_until=record.replay_until
+        )
 
     def _transactional(self, batch: Batch) -> bool:
         """Handle a batch in one transaction with its checkpoint.
@@ -502,8 +509,10 @@ class Job:
 
     # -- rebuilds -----------------------------------------------------------------------------
 
-    def _setup(self, tx: Transaction, generation: int, *, activate: bool) -> None:
-        ctx = HandlerContext(self.store, self.projection, tx, generation)
+    def _setup(
+        self, tx: Transaction, generation: int, *, activate: bool, replay_until: int = 0
+    ) -> None:
+        ctx = HandlerContext(self.store, self.projection, tx, generation, replay_until=replay_until)
         self.projection.setup(ctx)
         if activate:
             self.projection.activate(ctx)
@@ -515,6 +524,7 @@ class Job:
             return
         record.rebuild_version = version
         record.rebuild_target = self.store.head_position()
+        record.replay_until = record.rebuild_target
         record.state = "rebuilding"
         record.error = None
         record.failing_position = None
@@ -523,14 +533,16 @@ class Job:
         if self.projection.tables and tx.supports_sql:
             # Blue/green: fill a fresh generation while readers keep the current one.
             record.rebuild_generation = record.generation + 1
-            self._setup(tx, record.rebuild_generation, activate=False)
+            self._setup(
+                tx, record.rebuild_generation, activate=False, replay_until=record.replay_until
+            )
             name = rebuild_checkpoint(self.name)
             tx.delete_checkpoint(name)
             tx.save_checkpoint(name, 0, expected=None)
         else:
             # In place: clear the read model and replay into it.
             self.projection.reset()
-            self._setup(tx, record.generation, activate=True)
+            self._setup(tx, record.generation, activate=True, replay_until=record.replay_until)
             record.version = version
             tx.save_checkpoint(self.name, 0, expected=tx.checkpoint(self.name))
         self.checkpoint = self._stored_checkpoint(tx, record)
