@@ -108,3 +108,34 @@ class Slow(Seqs):
     def numbered(self, event: RawEvent, ctx: HandlerContext) -> None:
         time.sleep(0.02)
         ctx.execute("INSERT INTO {slow} VALUES (?, ?)", (int(event.data["seq"]), ctx.position))
+
+
+class Parking(Seqs):
+    """Seqs with a dead letter: a failing event is parked and the projection goes on."""
+
+    name = "test.parking"
+    park_failures = True
+
+
+class Ordered(SQLProjection):
+    """Parks failing events, and later events of their stream behind them; ``ord`` records
+    the order in which rows were written."""
+
+    name = "test.ordered"
+    park_failures = True
+    park_stream_order = True
+    tables = ("ordered",)
+    schema = (
+        "CREATE TABLE {ordered} (seq INTEGER PRIMARY KEY, stream TEXT NOT NULL, "
+        "ord INTEGER NOT NULL)",
+    )
+
+    @handles("Numbered")
+    def numbered(self, event: RawEvent, ctx: HandlerContext) -> None:
+        seq = int(event.data["seq"])
+        if seq in poison():
+            raise ValueError(f"cannot handle seq {seq}")
+        ctx.execute(
+            "INSERT INTO {ordered} VALUES (?, ?, (SELECT count(*) FROM {ordered}))",
+            (seq, ctx.recorded.stream_id if ctx.recorded else ""),
+        )

@@ -26,7 +26,10 @@ from eventkeep.cli._common import (
 from eventkeep.projections import (
     Projection,
     Runner,
+    discard_parked,
+    parked_events,
     projection_status,
+    replay_parked,
     request_rebuild,
     reset_projection,
     retry_projection,
@@ -162,6 +165,9 @@ def status(store: EventStore, name: str | None, as_json: bool) -> None:
         error = row.error or ""
         if row.failing_position is not None:
             error = f"at {row.failing_position} (try {row.retries}): {error}"
+        if row.parked:
+            parked = f"{row.parked} parked"
+            error = f"{error}; {parked}" if error else parked
         if row.skips:
             last = row.skips[-1]
             skipped = (
@@ -321,3 +327,70 @@ def read_model_rows(
         columns = [str(column[0]) for column in cursor.description]
         rows = [tuple(row) for row in cursor.fetchall()]
     return columns, rows
+
+
+@projections.command(short_help="List the events a projection has parked.")
+@click.argument("name")
+@json_option
+@pass_store()
+def parked(store: EventStore, name: str, as_json: bool) -> None:
+    """List the events a projection with park_failures has set aside, with their errors.
+
+    \b
+    Examples:
+      eventkeep projections parked shop.orders --json
+    """
+    rows = parked_events(store, name)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("Position", "Stream", "Type", "Attempts", "Error", title=f"{name}: parked")
+    for row in rows:
+        table.add_row(str(row.position), row.stream_id, row.type, str(row.attempts), row.error)
+    console().print(table)
+    click.echo(f"{len(rows)} parked event{'' if len(rows) == 1 else 's'}.")
+
+
+@projections.command("replay-parked", short_help="Handle parked events again.")
+@click.argument("name")
+@click.argument("positions", nargs=-1, type=click.IntRange(min=1))
+@pass_store()
+def replay_parked_command(store: EventStore, name: str, positions: tuple[int, ...]) -> None:
+    """Ask the projection's runner to handle its parked events again (all, or POSITIONS), in
+    position order: those that succeed leave the list.
+
+    \b
+    Examples:
+      eventkeep projections replay-parked shop.orders
+      eventkeep projections replay-parked shop.orders 1234 1240
+    """
+    count = replay_parked(store, name, list(positions) or None)
+    click.echo(f"{name}: replay of {count} parked events requested from its runner.")
+
+
+@projections.command("discard-parked", short_help="Give up on parked events (kept as skips).")
+@click.argument("name")
+@click.argument("positions", nargs=-1, type=click.IntRange(min=1))
+@click.option("--all", "every", is_flag=True, help="Every parked event.")
+@click.option("--reason", required=True, help="Why (kept in the record).")
+@click.option("--by", default=None, help="Who (kept in the record; default user@host).")
+@pass_store()
+def discard_parked_command(
+    store: EventStore,
+    name: str,
+    positions: tuple[int, ...],
+    every: bool,
+    reason: str,
+    by: str | None,
+) -> None:
+    """Remove parked events from the list; each is recorded as a skip (who, why, when).
+
+    \b
+    Examples:
+      eventkeep projections discard-parked shop.orders 1234 --reason "test data"
+      eventkeep projections discard-parked shop.orders --all --reason "ticket 9"
+    """
+    if bool(positions) == every:
+        fail("give POSITIONS or --all", EXIT_USAGE)
+    count = discard_parked(store, name, list(positions) or None, reason=reason, by=by)
+    click.echo(f"{name}: {count} parked events discarded ({reason}).")

@@ -26,13 +26,17 @@ from eventkeep.store.base import Transaction
 from eventkeep.store.recorded import to_micros
 
 __all__ = [
+    "Parked",
     "ProjectionRecord",
     "ProjectionStatus",
+    "discard_parked",
     "load_record",
     "make_owner",
+    "parked_events",
     "projection_status",
     "rebuild_checkpoint",
     "replay_marker",
+    "replay_parked",
     "request_rebuild",
     "reset_projection",
     "retry_projection",
@@ -56,6 +60,20 @@ class Skip(msgspec.Struct, frozen=True):
     after: int | None = None  # the checkpoint it was skipped from (position - 1 in the log)
 
 
+class Parked(msgspec.Struct, frozen=True):
+    """An event set aside (dead-lettered) by a projection with ``park_failures``: its handler
+    failed (``behind`` None), or, with ``park_stream_order``, an earlier event of its stream
+    is parked (``behind`` is that event's position)."""
+
+    position: int
+    stream_id: str
+    type: str
+    error: str
+    at: int  # microseconds since the epoch
+    behind: int | None = None
+    attempts: int = 1
+
+
 class ProjectionRecord(msgspec.Struct, kw_only=True):
     name: str
     version: int
@@ -77,6 +95,8 @@ class ProjectionRecord(msgspec.Struct, kw_only=True):
     rebuild_target: int = 0  # the head when the rebuild started (for progress)
     replay_until: int = 0  # events up to here are a replay (rebuild or reset): ctx.replaying
     skips: list[Skip] = msgspec.field(default_factory=list)
+    parked: list[Parked] = msgspec.field(default_factory=list)
+    replay_parked: list[int] | None = None  # an operator asked to replay these (empty: all)
     updated_at: int = 0
 
 
@@ -160,6 +180,7 @@ class ProjectionStatus(NamedTuple):
     retries: int
     rebuild_progress: float | None  # 0..1 while a rebuild runs
     skips: tuple[Skip, ...] = ()  # events operators skipped, oldest first (who, why, when)
+    parked: int = 0  # events set aside by a projection with park_failures
 
 
 def projection_status(store: EventStore, name: str | None = None) -> list[ProjectionStatus]:
@@ -204,6 +225,7 @@ def projection_status(store: EventStore, name: str | None = None) -> list[Projec
                 record.retries,
                 progress,
                 tuple(record.skips),
+                len(record.parked),
             )
         )
     return out
@@ -273,6 +295,58 @@ def skip_event(
         who,
         reason,
     )
+
+
+def parked_events(store: EventStore, name: str) -> list[Parked]:
+    """The events a projection has parked, in position order."""
+    with store.transaction() as tx:
+        record = _existing(tx, name)
+    return sorted(record.parked, key=lambda p: p.position)
+
+
+def replay_parked(store: EventStore, name: str, positions: list[int] | None = None) -> int:
+    """Ask the projection's runner to handle its parked events again (all, or ``positions``),
+    in position order; those that now succeed leave the list. Returns how many are asked for."""
+    with store.transaction() as tx:
+        record = _existing(tx, name)
+        known = {p.position for p in record.parked}
+        wanted = sorted(known if not positions else set(positions))
+        missing = [p for p in wanted if p not in known]
+        if missing:
+            raise ValidationError(f"projection {name!r} has no parked event at {missing}")
+        record.replay_parked = wanted
+        save_record(tx, record)
+    log.info("projection %s: replay of %d parked events requested", name, len(wanted))
+    return len(wanted)
+
+
+def discard_parked(
+    store: EventStore,
+    name: str,
+    positions: list[int] | None = None,
+    *,
+    reason: str,
+    by: str | None = None,
+) -> int:
+    """Give up on parked events (all, or ``positions``): each becomes a skip on record (who,
+    why, when), like :func:`skip_event`. Returns how many were discarded."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValidationError("discarding parked events needs a reason")
+    who = (by or "").strip() or operator_name()
+    with store.transaction() as tx:
+        record = _existing(tx, name)
+        known = {p.position: p for p in record.parked}
+        wanted = sorted(known if not positions else set(positions))
+        missing = [p for p in wanted if p not in known]
+        if missing:
+            raise ValidationError(f"projection {name!r} has no parked event at {missing}")
+        now = now_us()
+        for position in wanted:
+            record.skips.append(Skip(position, known[position].error, reason.strip(), now, who))
+        record.parked = [p for p in record.parked if p.position not in set(wanted)]
+        save_record(tx, record)
+    log.warning("projection %s: %s discarded %d parked events (%s)", name, who, len(wanted), reason)
+    return len(wanted)
 
 
 def retry_projection(store: EventStore, name: str) -> None:

@@ -6,8 +6,11 @@ import logging
 import time
 from typing import NamedTuple
 
+import msgspec
+
 from eventkeep.errors import CheckpointConflictError, ConcurrencyError, EventkeepError
 from eventkeep.projections.checkpoints import (
+    Parked,
     ProjectionRecord,
     lease_free,
     load_record,
@@ -58,6 +61,10 @@ class RetryPolicy(NamedTuple):
         except OverflowError:
             return self.longest
         return min(self.longest, value)
+
+
+def _parked(recorded: RecordedEvent, error: str, behind: int | None = None) -> Parked:
+    return Parked(recorded.position, recorded.stream_id, recorded.type, error, now_us(), behind)
 
 
 class LeaseLost(Exception):
@@ -170,6 +177,9 @@ class Job:
         if record.state == "failed" and (record.retry_at < 0 or now_us() < record.retry_at):
             return False
         try:
+            if record.replay_parked is not None:
+                self._replay_parked(record.replay_parked)
+                return True
             return self._batch()
         except LeaseLost:
             self._lose("its lease was taken over")
@@ -396,7 +406,14 @@ class Job:
             ctx = self._context(tx, record)
             handle = self.projection.handle
             last = len(events) - 1
+            blocked = self._blocked_streams(record)
+            behind: list[Parked] = []
             for index, recorded in enumerate(events):
+                if recorded.stream_id in blocked:  # parked behind an earlier event of its stream
+                    first = blocked[recorded.stream_id]
+                    error = f"parked behind position {first} of its stream"
+                    behind.append(_parked(recorded, error, behind=first))
+                    continue
                 ctx.recorded = recorded
                 try:
                     handle(recorded, ctx)
@@ -406,6 +423,14 @@ class Job:
                     end, caught_up = recorded.position, False
                     break
             tx.save_checkpoint(self._checkpoint_name(record), end, expected=self.checkpoint)
+            if behind:
+                record.parked = [*record.parked, *behind]
+                save_record(tx, record)
+                log.warning(
+                    "projection %s: parked %d events behind parked events of their streams",
+                    self.name,
+                    len(behind),
+                )
             self._progressed(tx, record, end, caught_up)
         self.checkpoint = end
         self.caught_up = caught_up
@@ -480,7 +505,102 @@ class Job:
 
     # -- failures -----------------------------------------------------------------------------
 
+    def _blocked_streams(self, record: ProjectionRecord) -> dict[str, int]:
+        """Streams whose later events wait behind a parked one: stream -> first parked."""
+        if not (self.projection.park_failures and self.projection.park_stream_order):
+            return {}
+        blocked: dict[str, int] = {}
+        for parked in sorted(record.parked, key=lambda p: p.position):
+            blocked.setdefault(parked.stream_id, parked.position)
+        return blocked
+
+    def _park(self, recorded: RecordedEvent, exc: Exception) -> None:
+        """Set a failing event aside (``park_failures``) and move the checkpoint over it."""
+        error = f"{type(exc).__name__}: {exc}"
+        with self.store.transaction() as tx:
+            record = self._check_lease(tx)
+            name = self._checkpoint_name(record)
+            tx.save_checkpoint(name, recorded.position, expected=self.checkpoint)
+            record.parked = [
+                *(p for p in record.parked if p.position != recorded.position),
+                _parked(recorded, error),
+            ]
+            record.last_error = error
+            save_record(tx, record)
+            self.record = record
+        self.checkpoint = recorded.position
+        self.conflicts = 0
+        log.error(
+            "projection %s parked the event at position %d (%s %s@%d): %s",
+            self.name,
+            recorded.position,
+            recorded.type,
+            recorded.stream_id,
+            recorded.version,
+            error,
+            exc_info=exc,
+        )
+
+    def _replay_parked(self, wanted: list[int]) -> None:
+        """Handle parked events again, in position order, each in its own transaction; those
+        that succeed leave the list, the others stay with their new error."""
+        with self.store.transaction() as tx:
+            record = self._check_lease(tx)
+            record.replay_parked = None
+            save_record(tx, record)
+            self.record = record
+        wanted = wanted or sorted(p.position for p in record.parked)
+        done = 0
+        for position in sorted(wanted):
+            events = list(self.store.read_all(position - 1, 1))
+            if not events or events[0].position != position:
+                continue
+            recorded = events[0]
+            try:
+                with self.store.transaction() as tx:
+                    record = self._check_lease(tx)
+                    parked = {p.position: p for p in record.parked}
+                    if position not in parked:
+                        continue
+                    earlier = [
+                        p
+                        for p in record.parked
+                        if p.stream_id == recorded.stream_id and p.position < position
+                    ]
+                    if earlier and self.projection.park_stream_order:
+                        continue  # still behind an earlier parked event of its stream
+                    ctx = self._context(tx, record)
+                    ctx.recorded = recorded
+                    self.projection.handle(recorded, ctx)
+                    record.parked = [p for p in record.parked if p.position != position]
+                    save_record(tx, record)
+                    self.record = record
+                done += 1
+            except (LeaseLost, CheckpointConflictError):
+                raise
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                with self.store.transaction() as tx:
+                    record = self._check_lease(tx)
+                    record.parked = [
+                        p
+                        if p.position != position
+                        else msgspec.structs.replace(
+                            p, error=error, behind=None, attempts=p.attempts + 1, at=now_us()
+                        )
+                        for p in record.parked
+                    ]
+                    save_record(tx, record)
+                    self.record = record
+                log.warning(
+                    "projection %s: parked event %d failed again: %s", self.name, position, error
+                )
+        log.info("projection %s: %d parked events handled on replay", self.name, done)
+
     def _failed(self, recorded: RecordedEvent, exc: Exception) -> None:
+        if self.projection.park_failures and not isinstance(exc, ConcurrencyError):
+            self._park(recorded, exc)
+            return
         error = f"{type(exc).__name__}: {exc}"
         with self.store.transaction() as tx:
             record = self._check_lease(tx)
@@ -525,6 +645,7 @@ class Job:
         record.rebuild_version = version
         record.rebuild_target = self.store.head_position()
         record.replay_until = record.rebuild_target
+        record.parked = []  # the replay parks again whatever still fails
         record.state = "rebuilding"
         record.error = None
         record.failing_position = None

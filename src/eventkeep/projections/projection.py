@@ -167,6 +167,13 @@ class Projection:
     rebuildable: ClassVar[bool] = True
     batch_size: ClassVar[int] = 500
     """Most events per batch (one transaction for a transactional projection)."""
+    park_failures: ClassVar[bool] = False
+    """Opt-in dead letter: an event whose handler fails is parked (kept with its error in the
+    projection's record) and the projection goes on, instead of stopping there. See
+    ``eventkeep projections parked | replay-parked | discard-parked``."""
+    park_stream_order: ClassVar[bool] = False
+    """With ``park_failures`` (transactional projections): later events of a stream that has a
+    parked event are parked behind it, so each stream is still handled in order."""
     max_batch_seconds: ClassVar[float] = 1.0
     """A transactional batch commits early once it has held its transaction this long, so a
     runner holds locks (SQLite's write lock, PostgreSQL's row locks) for a bounded time."""
