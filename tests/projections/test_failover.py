@@ -182,3 +182,41 @@ def test_a_runner_frozen_between_batches_is_fenced_and_replaced(
         ]
         assert [(int(s), int(p)) for s, p in rows] == logged
         print(f"{sql_url.split(':')[0]}: frozen between batches, taken over in {took:.1f}s")
+
+
+@pytest.mark.slow
+def test_on_sqlite_a_runner_frozen_inside_a_batch_blocks_writers_until_it_is_gone(
+    sql_url: str, processes: Processes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The documented limitation, as it is: SQLite cannot cut off a frozen holder of its write
+    lock. Appends fail ("database is locked") while it is frozen; once the frozen process is
+    gone (here: killed), the standby takes over at once and nothing is applied twice."""
+    if not sql_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL cuts the frozen session off (the test above)")
+    mark = tmp_path / "frozen"
+    monkeypatch.setenv("EK_MARK", str(mark))
+    monkeypatch.setenv("EK_FREEZE_AT", "120")
+    with eventkeep.open_store(sql_url) as store:
+        numbered(store, 10)
+        active, standby = start_pair(sql_url, processes, store)
+        numbered(store, 190, start=10)
+        wait_until(mark.exists, timeout=STUCK, what="the runner to reach the freezing event")
+        os.kill(active.pid, signal.SIGSTOP)  # inside its batch: it holds the write lock
+        with (
+            eventkeep.open_store(with_option(sql_url, "busy_timeout=0.2")) as probe,
+            pytest.raises(BackendUnavailableError, match="locked"),
+        ):
+            probe.append("probe-1", [RawEvent("Probe", {})])
+        processes.kill(active)  # gone: the lock with it; a dead holder on this host
+        wait_until(
+            lambda: holder(store) == (str(standby.pid), store.head_position()),
+            timeout=STUCK,
+            what="the standby to take over and catch up",
+        )
+        numbered(store, 10, start=200)
+        wait_until(
+            lambda: holder(store)[1] == store.head_position(),
+            timeout=STUCK,
+            what="the standby to handle new events",
+        )
+        check_applied_once(store)
