@@ -11,6 +11,7 @@
     ├── IntegrityError             history tampered with, or a write refused as unsafe
     ├── BackendUnavailableError    the database could not be reached, or stayed locked too long
     ├── SchemaVersionError         the database was written by a newer eventkeep schema
+    ├── ProjectionFailedError      a projection waited for is failed before the position
     ├── ConfigurationError         a bad store URL, a missing extra, a conflicting type registration
     └── AnchorError                an anchor that is malformed, or not signed by the given key
 
@@ -33,6 +34,7 @@ __all__ = [
     "EventkeepError",
     "IntegrityError",
     "NotFoundError",
+    "ProjectionFailedError",
     "SchemaVersionError",
     "SerializationError",
     "ValidationError",
@@ -124,6 +126,23 @@ class BackendUnavailableError(EventkeepError):
 
 class SchemaVersionError(EventkeepError):
     """The database schema is newer than this version of eventkeep understands."""
+
+
+class ProjectionFailedError(EventkeepError):
+    """A projection being waited for (``EventStore.wait_for_projection``) is failed before the
+    position: it will not get there until an operator retries or skips (or a retry succeeds).
+    ``name``, ``failing_position`` and ``error`` say where and why."""
+
+    def __init__(
+        self, message: str, name: str = "", failing_position: int | None = None, error: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.name = name
+        self.failing_position = failing_position
+        self.error = error
+
+    def __reduce__(self) -> Any:
+        return (type(self), (str(self), self.name, self.failing_position, self.error))
 
 
 class ConfigurationError(EventkeepError):

@@ -3,11 +3,13 @@
 Exit codes (documented in the README and in ``eventkeep --help``):
 
     0  success
-    1  verify found a broken hash chain, or the store failed (unreachable, locked, too new)
+    1  verify found a broken hash chain or another problem, projections run --until-caught-up
+       ended with a projection failed, or the store failed (unreachable, locked, too new)
     2  bad input or usage (also: a missing optional dependency, a bad store URL, an anchor
        that is malformed or not signed by the given key)
     3  concurrency conflict: the stream's version is not the expected version
     4  not found: the stream, or the SQLite file, does not exist
+    130/143  projections run: a second SIGINT/SIGTERM while finishing a batch (exit at once)
 
 ``--json`` output is one JSON document on stdout: an object, or for reads a JSON array of
 events (written as it is read, one event per line, so long logs stream).

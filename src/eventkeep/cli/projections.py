@@ -4,18 +4,32 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
+from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from eventkeep import EventStore
-from eventkeep.cli._common import EXIT_USAGE, console, fail, json_option, pass_store, print_json
+from eventkeep.cli._common import (
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    console,
+    fail,
+    json_option,
+    pass_store,
+    print_json,
+)
 from eventkeep.projections import (
     Projection,
     Runner,
+    discard_parked,
+    parked_events,
     projection_status,
+    replay_parked,
     request_rebuild,
     reset_projection,
     retry_projection,
@@ -45,6 +59,7 @@ def projections() -> None:
     Examples:
       eventkeep projections run eventkeep.examples.bank.readmodels:AccountBalances
       eventkeep projections status
+      eventkeep projections show bank.account_balances --limit 20
       eventkeep projections rebuild eventkeep.examples.bank.readmodels:AccountBalances
       eventkeep projections skip bank.account_balances 1234 --reason "bad amount, ticket 42"
       eventkeep projections reset bank.account_balances --yes
@@ -52,9 +67,13 @@ def projections() -> None:
 
 
 def load_projection(target: str) -> Projection:
+    """``module:attribute`` -> a Projection; the current directory is importable (like
+    ``snapshots rebuild --import``), so ``shop:CartTotals`` finds ``./shop.py``."""
     module_name, sep, attribute = target.partition(":")
     if not sep or not module_name or not attribute:
         fail(f"{target!r}: give a projection as module:attribute", EXIT_USAGE)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -88,6 +107,11 @@ def run(
     Examples:
       eventkeep projections run eventkeep.examples.bank.readmodels:AccountBalances \\
           eventkeep.examples.bank.transfers:TransferProcessor
+      eventkeep projections run shop:CartTotals --until-caught-up   # ./shop.py
+
+    With --until-caught-up it exits once every projection is caught up (status 0) or failed
+    (status 1, naming the failing event). A second SIGTERM or Ctrl-C while it finishes a batch
+    exits at once with status 128 + the signal number (130 for Ctrl-C).
     """
     logging.basicConfig(
         stream=sys.stderr,
@@ -98,7 +122,23 @@ def run(
     runner.install_signal_handlers()
     names = ", ".join(job.name for job in runner.jobs)
     logging.getLogger("eventkeep.projections").info("runner %s: %s", runner.owner, names)
-    runner.run(until_caught_up=until_caught_up)
+    if not until_caught_up:
+        runner.run()
+        return
+    # Done once each projection is caught up or failed: a failure is an exit status of 1.
+    runner.run(until_caught_up=True, stop_on_failure=True)
+    if runner.stopping:
+        return
+    failed = [job.record for job in runner.jobs if job.name in runner.failed()]
+    if failed:
+        fail(
+            "; ".join(
+                f"{r.name} failed at position {r.failing_position}: {r.error}"
+                for r in failed
+                if r is not None
+            ),
+            EXIT_FAILED,
+        )
 
 
 @projections.command(short_help="Position, lag, state and last error of every projection.")
@@ -125,6 +165,15 @@ def status(store: EventStore, name: str | None, as_json: bool) -> None:
         error = row.error or ""
         if row.failing_position is not None:
             error = f"at {row.failing_position} (try {row.retries}): {error}"
+        if row.parked:
+            parked = f"{row.parked} parked"
+            error = f"{error}; {parked}" if error else parked
+        if row.skips:
+            last = row.skips[-1]
+            skipped = (
+                f"{len(row.skips)} skipped (last: {last.position} by {last.by}: {last.reason})"
+            )
+            error = f"{error}; {skipped}" if error else skipped
         table.add_row(
             row.name,
             state,
@@ -206,15 +255,18 @@ def reset(store: EventStore, name: str, yes: bool, force: bool) -> None:
 @click.argument("name")
 @click.argument("position", type=click.IntRange(min=1))
 @click.option("--reason", required=True, help="Why it is skipped (kept in the record).")
+@click.option("--by", default=None, help="Who skips it (kept in the record; default user@host).")
 @pass_store()
-def skip(store: EventStore, name: str, position: int, reason: str) -> None:
+def skip(store: EventStore, name: str, position: int, reason: str, by: str | None) -> None:
     """Skip the event a failed projection is stuck on: logged, and kept in its record.
+
+    Only that one event is passed over: the runner has committed every event before it.
 
     \b
     Examples:
       eventkeep projections skip bank.account_balances 1234 --reason "ticket 42"
     """
-    skip_event(store, name, position, reason=reason)
+    skip_event(store, name, position, reason=reason, by=by)
     click.echo(f"{name}: the event at position {position} is skipped ({reason}).")
 
 
@@ -225,3 +277,120 @@ def retry(store: EventStore, name: str) -> None:
     """Let a failed projection retry at once, even after its retry policy gave up."""
     retry_projection(store, name)
     click.echo(f"{name}: retrying.")
+
+
+@projections.command(short_help="Print a SQL read model's rows.")
+@click.argument("name")
+@click.option("--table", "table_name", default=None, help="Which table (default: the first).")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=50, show_default=True, help="Most rows."
+)
+@json_option
+@pass_store()
+def show(store: EventStore, name: str, table_name: str | None, limit: int, as_json: bool) -> None:
+    """Print the rows of a projection's SQL read model, as readers see them (its view).
+
+    \b
+    Examples:
+      eventkeep projections show bank.account_balances
+      eventkeep projections show bank.daily_transactions --limit 10 --json
+    """
+    with store.transaction() as tx:
+        record = load_record(tx, name)
+    if record is None:
+        fail(f"no projection named {name!r} has run on {store.url}", EXIT_NOT_FOUND)
+    if not record.tables:
+        fail(f"projection {name!r} has no SQL read model (no tables)", EXIT_USAGE)
+    table_name = table_name or record.tables[0]
+    if table_name not in record.tables:
+        fail(
+            f"projection {name!r} has no table {table_name!r} (it has {record.tables})", EXIT_USAGE
+        )
+    columns, rows = read_model_rows(store, table_name, limit)
+    if as_json:
+        print_json([dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    table = Table(*columns, title=f"{name}: {table_name}")
+    for row in rows:
+        table.add_row(*("" if value is None else str(value) for value in row))
+    console().print(table)
+    click.echo(f"{len(rows)} row{'' if len(rows) == 1 else 's'} shown (--limit {limit}).")
+
+
+def read_model_rows(
+    store: EventStore, table: str, limit: int
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The column names and first ``limit`` rows of a read model's view (a name the record
+    holds, checked as an identifier when the projection was defined)."""
+    with store.transaction() as tx:
+        cursor = tx.connection.execute(f"SELECT * FROM {table} LIMIT {int(limit)}")
+        columns = [str(column[0]) for column in cursor.description]
+        rows = [tuple(row) for row in cursor.fetchall()]
+    return columns, rows
+
+
+@projections.command(short_help="List the events a projection has parked.")
+@click.argument("name")
+@json_option
+@pass_store()
+def parked(store: EventStore, name: str, as_json: bool) -> None:
+    """List the events a projection with park_failures has set aside, with their errors.
+
+    \b
+    Examples:
+      eventkeep projections parked shop.orders --json
+    """
+    rows = parked_events(store, name)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("Position", "Stream", "Type", "Attempts", "Error", title=f"{name}: parked")
+    for row in rows:
+        table.add_row(str(row.position), row.stream_id, row.type, str(row.attempts), row.error)
+    console().print(table)
+    click.echo(f"{len(rows)} parked event{'' if len(rows) == 1 else 's'}.")
+
+
+@projections.command("replay-parked", short_help="Handle parked events again.")
+@click.argument("name")
+@click.argument("positions", nargs=-1, type=click.IntRange(min=1))
+@pass_store()
+def replay_parked_command(store: EventStore, name: str, positions: tuple[int, ...]) -> None:
+    """Ask the projection's runner to handle its parked events again (all, or POSITIONS), in
+    position order: those that succeed leave the list.
+
+    \b
+    Examples:
+      eventkeep projections replay-parked shop.orders
+      eventkeep projections replay-parked shop.orders 1234 1240
+    """
+    count = replay_parked(store, name, list(positions) or None)
+    click.echo(f"{name}: replay of {count} parked events requested from its runner.")
+
+
+@projections.command("discard-parked", short_help="Give up on parked events (kept as skips).")
+@click.argument("name")
+@click.argument("positions", nargs=-1, type=click.IntRange(min=1))
+@click.option("--all", "every", is_flag=True, help="Every parked event.")
+@click.option("--reason", required=True, help="Why (kept in the record).")
+@click.option("--by", default=None, help="Who (kept in the record; default user@host).")
+@pass_store()
+def discard_parked_command(
+    store: EventStore,
+    name: str,
+    positions: tuple[int, ...],
+    every: bool,
+    reason: str,
+    by: str | None,
+) -> None:
+    """Remove parked events from the list; each is recorded as a skip (who, why, when).
+
+    \b
+    Examples:
+      eventkeep projections discard-parked shop.orders 1234 --reason "test data"
+      eventkeep projections discard-parked shop.orders --all --reason "ticket 9"
+    """
+    if bool(positions) == every:
+        fail("give POSITIONS or --all", EXIT_USAGE)
+    count = discard_parked(store, name, list(positions) or None, reason=reason, by=by)
+    click.echo(f"{name}: {count} parked events discarded ({reason}).")

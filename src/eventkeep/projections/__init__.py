@@ -7,15 +7,20 @@
 - :class:`Runner`: runs projections, one active runner per projection (leases), with failure
   handling, retries, and rebuilds by replay (blue/green for SQL tables).
 - :func:`projection_status`, :func:`skip_event`, :func:`request_rebuild`,
-  :func:`reset_projection`, :func:`retry_projection`: status and operator actions.
+  :func:`reset_projection`, :func:`retry_projection`, :func:`parked_events`,
+  :func:`replay_parked`, :func:`discard_parked`: status and operator actions.
 - :func:`apply_inline`: update projections in the same transaction as an append.
 
 See docs/projections.md.
 """
 
 from eventkeep.projections.checkpoints import (
+    Parked,
     ProjectionStatus,
+    discard_parked,
+    parked_events,
     projection_status,
+    replay_parked,
     request_rebuild,
     reset_projection,
     retry_projection,
@@ -38,6 +43,7 @@ __all__ = [
     "START",
     "Batch",
     "HandlerContext",
+    "Parked",
     "Projection",
     "ProjectionStatus",
     "Reactor",
@@ -46,8 +52,11 @@ __all__ = [
     "SQLProjection",
     "Subscription",
     "apply_inline",
+    "discard_parked",
     "handles",
+    "parked_events",
     "projection_status",
+    "replay_parked",
     "request_rebuild",
     "reset_projection",
     "retry_projection",

@@ -10,6 +10,7 @@ double-processing impossible even without the lease.
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import socket
@@ -25,12 +26,17 @@ from eventkeep.store.base import Transaction
 from eventkeep.store.recorded import to_micros
 
 __all__ = [
+    "Parked",
     "ProjectionRecord",
     "ProjectionStatus",
+    "discard_parked",
     "load_record",
     "make_owner",
+    "parked_events",
     "projection_status",
     "rebuild_checkpoint",
+    "replay_marker",
+    "replay_parked",
     "request_rebuild",
     "reset_projection",
     "retry_projection",
@@ -49,7 +55,23 @@ class Skip(msgspec.Struct, frozen=True):
     position: int
     error: str | None
     reason: str
-    at: int
+    at: int  # microseconds since the epoch
+    by: str = ""  # who skipped it (an operator name; default user@host)
+    after: int | None = None  # the checkpoint it was skipped from (position - 1 in the log)
+
+
+class Parked(msgspec.Struct, frozen=True):
+    """An event set aside (dead-lettered) by a projection with ``park_failures``: its handler
+    failed (``behind`` None), or, with ``park_stream_order``, an earlier event of its stream
+    is parked (``behind`` is that event's position)."""
+
+    position: int
+    stream_id: str
+    type: str
+    error: str
+    at: int  # microseconds since the epoch
+    behind: int | None = None
+    attempts: int = 1
 
 
 class ProjectionRecord(msgspec.Struct, kw_only=True):
@@ -64,13 +86,17 @@ class ProjectionRecord(msgspec.Struct, kw_only=True):
     error: str | None = None
     last_error: str | None = None
     failing_position: int | None = None
+    failed_checkpoint: int | None = None  # the checkpoint when it failed: right before the event
     retries: int = 0
     retry_at: int = 0  # microseconds; 0 = at once, -1 = only after an operator's retry
     rebuild_requested: bool = False
     rebuild_version: int | None = None  # a rebuild in progress, to this version
     rebuild_generation: int | None = None  # ...into this generation (None: in place)
     rebuild_target: int = 0  # the head when the rebuild started (for progress)
+    replay_until: int = 0  # events up to here are a replay (rebuild or reset): ctx.replaying
     skips: list[Skip] = msgspec.field(default_factory=list)
+    parked: list[Parked] = msgspec.field(default_factory=list)
+    replay_parked: list[int] | None = None  # an operator asked to replay these (empty: all)
     updated_at: int = 0
 
 
@@ -95,6 +121,12 @@ def save_record(tx: Transaction, record: ProjectionRecord) -> None:
 def rebuild_checkpoint(name: str) -> str:
     """The checkpoint of a blue/green rebuild in progress (the live one is ``name``)."""
     return f"{name}#rebuild"
+
+
+def replay_marker(name: str) -> str:
+    """Left by a reset: the head at that moment, so that the next run knows the events up to
+    there are a replay (a reset forgets the record that would otherwise say so)."""
+    return f"{name}#replay"
 
 
 # -- leases -------------------------------------------------------------------------------------
@@ -147,6 +179,8 @@ class ProjectionStatus(NamedTuple):
     failing_position: int | None
     retries: int
     rebuild_progress: float | None  # 0..1 while a rebuild runs
+    skips: tuple[Skip, ...] = ()  # events operators skipped, oldest first (who, why, when)
+    parked: int = 0  # events set aside by a projection with park_failures
 
 
 def projection_status(store: EventStore, name: str | None = None) -> list[ProjectionStatus]:
@@ -190,6 +224,8 @@ def projection_status(store: EventStore, name: str | None = None) -> list[Projec
                 record.failing_position,
                 record.retries,
                 progress,
+                tuple(record.skips),
+                len(record.parked),
             )
         )
     return out
@@ -205,14 +241,28 @@ def _existing(tx: Transaction, name: str) -> ProjectionRecord:
     return record
 
 
-def skip_event(store: EventStore, name: str, position: int, *, reason: str) -> None:
+def operator_name() -> str:
+    """Who is acting, for the record: ``user@host``."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in the environment or the password database
+        user = f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def skip_event(
+    store: EventStore, name: str, position: int, *, reason: str, by: str | None = None
+) -> None:
     """Skip the poison event at ``position`` of a failed projection: an explicit, logged act.
 
-    Refused unless the projection is failed at exactly that position. Its checkpoint moves to
-    ``position``; the skip is kept in the projection's record and logged at WARNING level.
+    Refused unless the projection is failed at exactly that position, with every event before
+    it committed (the runner does that when a batch fails). Its checkpoint moves over that one
+    event; who skipped it (``by``, default ``user@host``), why and when are kept in the
+    projection's record (and shown by its status), and logged at WARNING level.
     """
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationError("a skip needs a reason")
+    who = (by or "").strip() or operator_name()
     with store.transaction() as tx:
         record = _existing(tx, name)
         if record.state != "failed" or record.failing_position != position:
@@ -222,18 +272,81 @@ def skip_event(store: EventStore, name: str, position: int, *, reason: str) -> N
                 "only the failing event can be skipped"
             )
         checkpoint = name if record.rebuild_generation is None else rebuild_checkpoint(name)
-        current = tx.checkpoint(checkpoint)
+        current = tx.checkpoint(checkpoint) or 0
+        if record.failed_checkpoint is None or current != record.failed_checkpoint:
+            raise ValidationError(
+                f"projection {name!r} has not committed the events before position {position} "
+                f"(its checkpoint is {current}); retry it first "
+                f"(eventkeep projections retry {name}), then skip if it fails there again"
+            )
         tx.save_checkpoint(checkpoint, position, expected=current)
-        record.skips.append(Skip(position, record.error, reason.strip(), now_us()))
+        record.skips.append(Skip(position, record.error, reason.strip(), now_us(), who, current))
         record.state = "running"
         record.error = None
         record.failing_position = None
+        record.failed_checkpoint = None
         record.retries = 0
         record.retry_at = 0
         save_record(tx, record)
     log.warning(
-        "projection %s: operator skipped the event at position %d (%s)", name, position, reason
+        "projection %s: the event at position %d was skipped by %s (%s)",
+        name,
+        position,
+        who,
+        reason,
     )
+
+
+def parked_events(store: EventStore, name: str) -> list[Parked]:
+    """The events a projection has parked, in position order."""
+    with store.transaction() as tx:
+        record = _existing(tx, name)
+    return sorted(record.parked, key=lambda p: p.position)
+
+
+def replay_parked(store: EventStore, name: str, positions: list[int] | None = None) -> int:
+    """Ask the projection's runner to handle its parked events again (all, or ``positions``),
+    in position order; those that now succeed leave the list. Returns how many are asked for."""
+    with store.transaction() as tx:
+        record = _existing(tx, name)
+        known = {p.position for p in record.parked}
+        wanted = sorted(known if not positions else set(positions))
+        missing = [p for p in wanted if p not in known]
+        if missing:
+            raise ValidationError(f"projection {name!r} has no parked event at {missing}")
+        record.replay_parked = wanted
+        save_record(tx, record)
+    log.info("projection %s: replay of %d parked events requested", name, len(wanted))
+    return len(wanted)
+
+
+def discard_parked(
+    store: EventStore,
+    name: str,
+    positions: list[int] | None = None,
+    *,
+    reason: str,
+    by: str | None = None,
+) -> int:
+    """Give up on parked events (all, or ``positions``): each becomes a skip on record (who,
+    why, when), like :func:`skip_event`. Returns how many were discarded."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValidationError("discarding parked events needs a reason")
+    who = (by or "").strip() or operator_name()
+    with store.transaction() as tx:
+        record = _existing(tx, name)
+        known = {p.position: p for p in record.parked}
+        wanted = sorted(known if not positions else set(positions))
+        missing = [p for p in wanted if p not in known]
+        if missing:
+            raise ValidationError(f"projection {name!r} has no parked event at {missing}")
+        now = now_us()
+        for position in wanted:
+            record.skips.append(Skip(position, known[position].error, reason.strip(), now, who))
+        record.parked = [p for p in record.parked if p.position not in set(wanted)]
+        save_record(tx, record)
+    log.warning("projection %s: %s discarded %d parked events (%s)", name, who, len(wanted), reason)
+    return len(wanted)
 
 
 def retry_projection(store: EventStore, name: str) -> None:
@@ -276,4 +389,7 @@ def reset_projection(store: EventStore, name: str, *, force: bool = False) -> No
         tx.delete_checkpoint(name)
         tx.delete_checkpoint(rebuild_checkpoint(name))
         tx.delete_record(name)
+        tx.delete_checkpoint(replay_marker(name))
+        replayed = max(store.head_position(), record.replay_until)
+        tx.save_checkpoint(replay_marker(name), replayed, expected=None)
     log.warning("projection %s: reset (read model dropped, checkpoint deleted)", name)

@@ -6,13 +6,17 @@ import logging
 import time
 from typing import NamedTuple
 
-from eventkeep.errors import CheckpointConflictError, ConcurrencyError
+import msgspec
+
+from eventkeep.errors import CheckpointConflictError, ConcurrencyError, EventkeepError
 from eventkeep.projections.checkpoints import (
+    Parked,
     ProjectionRecord,
     lease_free,
     load_record,
     now_us,
     rebuild_checkpoint,
+    replay_marker,
     save_record,
 )
 from eventkeep.projections.projection import HandlerContext, Projection
@@ -31,6 +35,10 @@ STANDBY_POLL = 1.0
 """Longest pause between a standby's attempts to take the lease."""
 ADVANCE_EVERY = 1.0
 """Seconds between checkpoint moves over events a filtered projection does not handle."""
+TROUBLE_FIRST = 0.05
+"""First pause after the store (or user code outside a handler) failed a projection's turn;
+it doubles on each further failure, up to a third of the lease TTL (so a lease is renewed in
+time once the store is back)."""
 
 
 class RetryPolicy(NamedTuple):
@@ -44,13 +52,32 @@ class RetryPolicy(NamedTuple):
     max_retries: int | None = None
 
     def delay(self, retries: int) -> float | None:
+        """Seconds before retry number ``retries`` (1 = the first); never more than ``longest``,
+        however many retries (no overflow); None once ``max_retries`` is exceeded."""
         if self.max_retries is not None and retries > self.max_retries:
             return None
-        return min(self.longest, self.first * self.factor ** max(0, retries - 1))
+        try:
+            value = self.first * self.factor ** max(0, retries - 1)
+        except OverflowError:
+            return self.longest
+        return min(self.longest, value)
+
+
+def _parked(recorded: RecordedEvent, error: str, behind: int | None = None) -> Parked:
+    return Parked(recorded.position, recorded.stream_id, recorded.type, error, now_us(), behind)
 
 
 class LeaseLost(Exception):
     """This runner's lease was taken over: the batch is rolled back, the runner stands by."""
+
+
+class _HandlerFailed(Exception):
+    """A handler raised while handling ``events[index]`` of a transactional batch."""
+
+    def __init__(self, index: int, exc: Exception) -> None:
+        super().__init__(index, exc)
+        self.index = index
+        self.exc = exc
 
 
 class Job:
@@ -87,6 +114,8 @@ class Job:
         self.conflicts = 0
         self._renew_at = 0.0
         self._advanced_at = 0.0
+        self._wake_at = 0.0  # monotonic: no turn before this (after trouble)
+        self._troubles = 0
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -99,16 +128,47 @@ class Job:
         return self.record is not None and self.record.rebuild_version is not None
 
     @property
+    def backing_off(self) -> bool:
+        """True while the projection waits: for a retry, an operator, or after trouble."""
+        if time.monotonic() < self._wake_at:
+            return True
+        record = self.record
+        if record is None or record.state != "failed":
+            return False
+        return record.retry_at < 0 or now_us() < record.retry_at
+
+    @property
+    def listening(self) -> bool:
+        """True when new events would give it work now (the runner waits for them)."""
+        return self.active and not self.backing_off
+
+    @property
     def next_deadline(self) -> float:
-        """The monotonic time of the next lease renewal or retry, whichever is sooner."""
-        deadline = self._renew_at
+        """The monotonic time of its next turn: lease renewal, retry or end of a backoff."""
+        deadline = max(self._renew_at, self._wake_at)
         record = self.record
         if self.active and record is not None and record.state == "failed" and record.retry_at > 0:
-            deadline = min(deadline, time.monotonic() + (record.retry_at - now_us()) / 1e6)
+            retry = time.monotonic() + (record.retry_at - now_us()) / 1e6
+            deadline = min(deadline, max(retry, self._wake_at))
         return deadline
 
     def tick(self) -> bool:
-        """Renew (or take) the lease when due, then process one batch; True if it did work."""
+        """Renew (or take) the lease when due, then process one batch; True if it did work.
+
+        Never raises for a failure of the store or of the projection's code: the projection
+        backs off (logging once per attempt) and the runner's other projections go on.
+        """
+        if time.monotonic() < self._wake_at:
+            return False
+        try:
+            worked = self._tick()
+        except Exception as exc:
+            self._trouble(exc)
+            return False
+        self._troubles = 0
+        return worked
+
+    def _tick(self) -> bool:
         if time.monotonic() >= self._renew_at:
             self._lease()
         record = self.record
@@ -117,6 +177,9 @@ class Job:
         if record.state == "failed" and (record.retry_at < 0 or now_us() < record.retry_at):
             return False
         try:
+            if record.replay_parked is not None:
+                self._replay_parked(record.replay_parked)
+                return True
             return self._batch()
         except LeaseLost:
             self._lose("its lease was taken over")
@@ -125,6 +188,51 @@ class Job:
             log.warning("projection %s: checkpoint moved by someone else; re-reading", self.name)
             self._renew_at = 0.0
             return True
+
+    def _trouble(self, exc: Exception) -> None:
+        """The store failed (locked, unreachable) or the projection's own code outside a
+        handler did (setup, reset, ...): back off, doubling, and log once per attempt."""
+        self._troubles += 1
+        policy = RetryPolicy(first=TROUBLE_FIRST, longest=max(TROUBLE_FIRST, self.lease_ttl / 3))
+        delay = policy.delay(self._troubles) or policy.longest
+        self._wake_at = time.monotonic() + delay
+        self._renew_at = 0.0  # re-read the lease on the next turn
+        self.caught_up = False
+        if isinstance(exc, EventkeepError):
+            log.warning(
+                "projection %s: %s; attempt %d, next in %.2fs",
+                self.name,
+                exc,
+                self._troubles,
+                delay,
+            )
+            return
+        log.error(
+            "projection %s: its code failed (%s: %s); attempt %d, next in %.2fs",
+            self.name,
+            type(exc).__name__,
+            exc,
+            self._troubles,
+            delay,
+            exc_info=exc,
+        )
+        self._note_error(f"{type(exc).__name__}: {exc}", delay)
+
+    def _note_error(self, error: str, delay: float) -> None:
+        """Show a failure outside a handler in the projection's record (best effort)."""
+        try:
+            with self.store.transaction() as tx:
+                record = load_record(tx, self.name)
+                if record is None:
+                    return
+                if not lease_free(record, now_us()) and record.owner != self.owner:
+                    return
+                record.state = "failed"
+                record.error = record.last_error = error
+                record.retry_at = now_us() + int(delay * 1_000_000)
+                save_record(tx, record)
+        except Exception as exc:
+            log.warning("projection %s: could not record its failure: %s", self.name, exc)
 
     def release(self) -> None:
         """Give the lease up (on a clean stop), so a standby can take over at once."""
@@ -167,19 +275,26 @@ class Job:
                     return
                 record.fence += 1
                 record.owner = self.owner
-                self.fence = record.fence
                 took = True
             record.lease_expires = now + int(self.lease_ttl * 1_000_000)
             if fresh:
-                self._setup(tx, record.generation, activate=True)
+                replayed = tx.checkpoint(replay_marker(self.name))
+                if replayed is not None:  # it was reset: what is in the log is a replay
+                    record.replay_until = replayed
+                    tx.delete_checkpoint(replay_marker(self.name))
+                self._setup(tx, record.generation, activate=True, replay_until=replayed or 0)
                 tx.save_checkpoint(self.name, 0, expected=None)
             if took:
                 self._on_take(tx, record)
             if record.rebuild_requested and record.rebuild_version is None:
                 self._start_rebuild(tx, record, projection.version)
             save_record(tx, record)
-            self.record = record
-            self.checkpoint = self._stored_checkpoint(tx, record)
+            checkpoint = self._stored_checkpoint(tx, record)
+        # Only once committed: a failure above (the store's, or the projection's own setup or
+        # reset code) leaves the lease untaken and this job standing by.
+        self.fence = record.fence
+        self.record = record
+        self.checkpoint = checkpoint
         self._renew_at = time.monotonic() + self.lease_ttl / 3
         if took:
             log.info(
@@ -242,35 +357,83 @@ class Job:
 
     def _context(self, tx: Transaction | None, record: ProjectionRecord) -> HandlerContext:
         generation = record.rebuild_generation or record.generation
-        return HandlerContext(self.store, self.projection, tx, generation)
+        return HandlerContext(
+            self.store, self.projection, tx, generation, replay_until=record.replay_until
+        )
 
     def _transactional(self, batch: Batch) -> bool:
-        current: RecordedEvent | None = None
-        try:
-            with self.store.transaction() as tx:
-                record = self._check_lease(tx)
-                expected = self.checkpoint
-                ctx = self._context(tx, record)
-                handle = self.projection.handle
-                for current in batch.events:
-                    ctx.recorded = current
-                    handle(current, ctx)
-                current = None
-                tx.save_checkpoint(self._checkpoint_name(record), batch.position, expected=expected)
-                self._progressed(tx, record, batch)
-        except (LeaseLost, CheckpointConflictError):
-            raise
-        except Exception as exc:
-            if current is None:
-                raise
-            if isinstance(exc, ConcurrencyError) and self.conflicts < CONFLICT_RETRIES:
-                self.conflicts += 1
-                return True
-            self._failed(current, exc)
-            return True
-        self.conflicts = 0
-        self.checkpoint = batch.position
+        """Handle a batch in one transaction with its checkpoint.
+
+        When a handler fails, the batch is rolled back and the events before the failing one
+        are handled again and committed on their own, so the read model is current up to the
+        failing event and the checkpoint is right before it: the recorded failing position is
+        exact, and a skip passes over that one event only.
+        """
+        events, end, caught_up = batch.events, batch.position, batch.caught_up
+        failure: tuple[RecordedEvent, Exception] | None = None
+        while events:
+            try:
+                self._commit(events, end, caught_up, cut=failure is None)
+            except _HandlerFailed as failed:
+                exc = failed.exc
+                if (
+                    failure is None
+                    and isinstance(exc, ConcurrencyError)
+                    and self.conflicts < CONFLICT_RETRIES
+                ):
+                    self.conflicts += 1
+                    return True
+                failure = (events[failed.index], exc)
+                events = events[: failed.index]
+                if events:
+                    end, caught_up = events[-1].position, False
+                continue
+            break
+        if failure is not None:
+            self._failed(*failure)
+        else:
+            self.conflicts = 0
         return True
+
+    def _commit(self, events: list[RecordedEvent], end: int, caught_up: bool, *, cut: bool) -> None:
+        """Handle ``events`` and move the checkpoint to ``end``, in one transaction. With
+        ``cut``, the batch ends early once it has held the transaction for
+        ``max_batch_seconds``: the checkpoint then moves to the last event handled."""
+        limit = self.projection.max_batch_seconds if cut else None
+        started = time.monotonic()
+        with self.store.transaction() as tx:
+            record = self._check_lease(tx)
+            ctx = self._context(tx, record)
+            handle = self.projection.handle
+            last = len(events) - 1
+            blocked = self._blocked_streams(record)
+            behind: list[Parked] = []
+            for index, recorded in enumerate(events):
+                if recorded.stream_id in blocked:  # parked behind an earlier event of its stream
+                    first = blocked[recorded.stream_id]
+                    error = f"parked behind position {first} of its stream"
+                    behind.append(_parked(recorded, error, behind=first))
+                    continue
+                ctx.recorded = recorded
+                try:
+                    handle(recorded, ctx)
+                except Exception as exc:
+                    raise _HandlerFailed(index, exc) from exc
+                if limit is not None and index < last and time.monotonic() - started >= limit:
+                    end, caught_up = recorded.position, False
+                    break
+            tx.save_checkpoint(self._checkpoint_name(record), end, expected=self.checkpoint)
+            if behind:
+                record.parked = [*record.parked, *behind]
+                save_record(tx, record)
+                log.warning(
+                    "projection %s: parked %d events behind parked events of their streams",
+                    self.name,
+                    len(behind),
+                )
+            self._progressed(tx, record, end, caught_up)
+        self.checkpoint = end
+        self.caught_up = caught_up
 
     def _external(self, batch: Batch) -> bool:
         assert self.record is not None
@@ -293,24 +456,27 @@ class Job:
                 expected = self.checkpoint
                 tx.save_checkpoint(self._checkpoint_name(record), end, expected=expected)
                 if failure is None:
-                    self._progressed(tx, record, batch)
+                    self._progressed(tx, record, batch.position, batch.caught_up)
             self.checkpoint = end
         if failure is not None:
             self._failed(*failure)
         return True
 
-    def _progressed(self, tx: Transaction, record: ProjectionRecord, batch: Batch) -> None:
+    def _progressed(
+        self, tx: Transaction, record: ProjectionRecord, position: int, caught_up: bool
+    ) -> None:
         """Bring the record's state up to date (written only when it changes)."""
         in_place = record.rebuild_generation is None and record.rebuild_version is not None
-        if in_place and batch.position >= record.rebuild_target:  # an in-place rebuild is done
+        if in_place and position >= record.rebuild_target:  # an in-place rebuild is done
             record.rebuild_version = None
             record.rebuild_target = 0
         state = "rebuilding" if record.rebuild_version is not None else None
-        state = state or ("caught-up" if batch.caught_up else "running")
+        state = state or ("caught-up" if caught_up else "running")
         if record.state != state or record.error is not None or record.retries:
             record.state = state
             record.error = None
             record.failing_position = None
+            record.failed_checkpoint = None
             record.retries = 0
             record.retry_at = 0
             save_record(tx, record)
@@ -325,7 +491,7 @@ class Job:
             self._finish_rebuild(batch.position)
             return True
         due = time.monotonic() - self._advanced_at >= ADVANCE_EVERY
-        stale = record.state not in ("caught-up", "failed")
+        stale = record.state != "caught-up" or record.error is not None
         if (batch.position > self.checkpoint and due) or stale:
             self._advanced_at = time.monotonic()
             with self.store.transaction() as tx:
@@ -333,13 +499,108 @@ class Job:
                 name = self._checkpoint_name(record)
                 if batch.position > self.checkpoint:
                     tx.save_checkpoint(name, batch.position, expected=self.checkpoint)
-                self._progressed(tx, record, batch)
+                self._progressed(tx, record, batch.position, batch.caught_up)
             self.checkpoint = batch.position
         return False
 
     # -- failures -----------------------------------------------------------------------------
 
+    def _blocked_streams(self, record: ProjectionRecord) -> dict[str, int]:
+        """Streams whose later events wait behind a parked one: stream -> first parked."""
+        if not (self.projection.park_failures and self.projection.park_stream_order):
+            return {}
+        blocked: dict[str, int] = {}
+        for parked in sorted(record.parked, key=lambda p: p.position):
+            blocked.setdefault(parked.stream_id, parked.position)
+        return blocked
+
+    def _park(self, recorded: RecordedEvent, exc: Exception) -> None:
+        """Set a failing event aside (``park_failures``) and move the checkpoint over it."""
+        error = f"{type(exc).__name__}: {exc}"
+        with self.store.transaction() as tx:
+            record = self._check_lease(tx)
+            name = self._checkpoint_name(record)
+            tx.save_checkpoint(name, recorded.position, expected=self.checkpoint)
+            record.parked = [
+                *(p for p in record.parked if p.position != recorded.position),
+                _parked(recorded, error),
+            ]
+            record.last_error = error
+            save_record(tx, record)
+            self.record = record
+        self.checkpoint = recorded.position
+        self.conflicts = 0
+        log.error(
+            "projection %s parked the event at position %d (%s %s@%d): %s",
+            self.name,
+            recorded.position,
+            recorded.type,
+            recorded.stream_id,
+            recorded.version,
+            error,
+            exc_info=exc,
+        )
+
+    def _replay_parked(self, wanted: list[int]) -> None:
+        """Handle parked events again, in position order, each in its own transaction; those
+        that succeed leave the list, the others stay with their new error."""
+        with self.store.transaction() as tx:
+            record = self._check_lease(tx)
+            record.replay_parked = None
+            save_record(tx, record)
+            self.record = record
+        wanted = wanted or sorted(p.position for p in record.parked)
+        done = 0
+        for position in sorted(wanted):
+            events = list(self.store.read_all(position - 1, 1))
+            if not events or events[0].position != position:
+                continue
+            recorded = events[0]
+            try:
+                with self.store.transaction() as tx:
+                    record = self._check_lease(tx)
+                    parked = {p.position: p for p in record.parked}
+                    if position not in parked:
+                        continue
+                    earlier = [
+                        p
+                        for p in record.parked
+                        if p.stream_id == recorded.stream_id and p.position < position
+                    ]
+                    if earlier and self.projection.park_stream_order:
+                        continue  # still behind an earlier parked event of its stream
+                    ctx = self._context(tx, record)
+                    ctx.recorded = recorded
+                    self.projection.handle(recorded, ctx)
+                    record.parked = [p for p in record.parked if p.position != position]
+                    save_record(tx, record)
+                    self.record = record
+                done += 1
+            except (LeaseLost, CheckpointConflictError):
+                raise
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                with self.store.transaction() as tx:
+                    record = self._check_lease(tx)
+                    record.parked = [
+                        p
+                        if p.position != position
+                        else msgspec.structs.replace(
+                            p, error=error, behind=None, attempts=p.attempts + 1, at=now_us()
+                        )
+                        for p in record.parked
+                    ]
+                    save_record(tx, record)
+                    self.record = record
+                log.warning(
+                    "projection %s: parked event %d failed again: %s", self.name, position, error
+                )
+        log.info("projection %s: %d parked events handled on replay", self.name, done)
+
     def _failed(self, recorded: RecordedEvent, exc: Exception) -> None:
+        if self.projection.park_failures and not isinstance(exc, ConcurrencyError):
+            self._park(recorded, exc)
+            return
         error = f"{type(exc).__name__}: {exc}"
         with self.store.transaction() as tx:
             record = self._check_lease(tx)
@@ -349,6 +610,7 @@ class Job:
             record.state = "failed"
             record.error = record.last_error = error
             record.failing_position = recorded.position
+            record.failed_checkpoint = self.checkpoint  # exact: everything before is committed
             record.retry_at = -1 if delay is None else now_us() + int(delay * 1_000_000)
             save_record(tx, record)
             self.record = record
@@ -367,8 +629,10 @@ class Job:
 
     # -- rebuilds -----------------------------------------------------------------------------
 
-    def _setup(self, tx: Transaction, generation: int, *, activate: bool) -> None:
-        ctx = HandlerContext(self.store, self.projection, tx, generation)
+    def _setup(
+        self, tx: Transaction, generation: int, *, activate: bool, replay_until: int = 0
+    ) -> None:
+        ctx = HandlerContext(self.store, self.projection, tx, generation, replay_until=replay_until)
         self.projection.setup(ctx)
         if activate:
             self.projection.activate(ctx)
@@ -380,6 +644,8 @@ class Job:
             return
         record.rebuild_version = version
         record.rebuild_target = self.store.head_position()
+        record.replay_until = record.rebuild_target
+        record.parked = []  # the replay parks again whatever still fails
         record.state = "rebuilding"
         record.error = None
         record.failing_position = None
@@ -388,14 +654,16 @@ class Job:
         if self.projection.tables and tx.supports_sql:
             # Blue/green: fill a fresh generation while readers keep the current one.
             record.rebuild_generation = record.generation + 1
-            self._setup(tx, record.rebuild_generation, activate=False)
+            self._setup(
+                tx, record.rebuild_generation, activate=False, replay_until=record.replay_until
+            )
             name = rebuild_checkpoint(self.name)
             tx.delete_checkpoint(name)
             tx.save_checkpoint(name, 0, expected=None)
         else:
             # In place: clear the read model and replay into it.
             self.projection.reset()
-            self._setup(tx, record.generation, activate=True)
+            self._setup(tx, record.generation, activate=True, replay_until=record.replay_until)
             record.version = version
             tx.save_checkpoint(self.name, 0, expected=tx.checkpoint(self.name))
         self.checkpoint = self._stored_checkpoint(tx, record)

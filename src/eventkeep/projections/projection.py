@@ -72,7 +72,7 @@ def handles(*types: type[Event] | str) -> Callable[[F], F]:
 class HandlerContext:
     """What a handler gets besides the event: where it is, and the transaction to act in."""
 
-    __slots__ = ("_sql", "generation", "projection", "recorded", "store", "tx")
+    __slots__ = ("_sql", "generation", "projection", "recorded", "replay_until", "store", "tx")
 
     def __init__(
         self,
@@ -80,13 +80,26 @@ class HandlerContext:
         projection: Projection,
         tx: Transaction | None,
         generation: int,
+        *,
+        replay_until: int = 0,
     ) -> None:
         self.store = store
         self.projection = projection
         self.tx = tx
         self.generation = generation
+        self.replay_until = replay_until
         self.recorded: RecordedEvent | None = None
         self._sql: dict[str, str] = {}
+
+    @property
+    def replaying(self) -> bool:
+        """True while a rebuild or a run after a reset replays events already handled once:
+        for the event being handled, whether it is at or before the head as it was when the
+        replay started; in ``setup``/``activate``/``drop`` (no event), whether a replay is
+        starting. Reactors skip their handlers then, unless ``replay_effects`` is set."""
+        if self.recorded is None:
+            return self.replay_until > 0
+        return self.recorded.position <= self.replay_until
 
     @property
     def position(self) -> int:
@@ -153,6 +166,17 @@ class Projection:
     """Handlers run inside the checkpoint's transaction (exactly-once); False: at-least-once."""
     rebuildable: ClassVar[bool] = True
     batch_size: ClassVar[int] = 500
+    """Most events per batch (one transaction for a transactional projection)."""
+    park_failures: ClassVar[bool] = False
+    """Opt-in dead letter: an event whose handler fails is parked (kept with its error in the
+    projection's record) and the projection goes on, instead of stopping there. See
+    ``eventkeep projections parked | replay-parked | discard-parked``."""
+    park_stream_order: ClassVar[bool] = False
+    """With ``park_failures`` (transactional projections): later events of a stream that has a
+    parked event are parked behind it, so each stream is still handled in order."""
+    max_batch_seconds: ClassVar[float] = 1.0
+    """A transactional batch commits early once it has held its transaction this long, so a
+    runner holds locks (SQLite's write lock, PostgreSQL's row locks) for a bounded time."""
     tables: ClassVar[Sequence[str]] = ()
 
     _ek_handlers: ClassVar[dict[str, str]] = {}
@@ -243,12 +267,19 @@ class Reactor(Projection):
     The appends and the reactor's checkpoint commit in one transaction, so a crash never
     doubles (or loses) a reaction. Every event appended carries the trigger's correlation id
     and names the trigger as its cause. Reactors are never rebuilt: replaying them would act
-    again.
+    again. After a reset, the events up to the head at the reset are a replay: the handlers
+    are skipped for them, unless ``replay_effects = True``.
     """
 
     rebuildable = False
+    replay_effects: ClassVar[bool] = False
+    """Whether the handlers run again, with ``ctx.replaying`` True, for events a reset makes it
+    replay. By default they do not: a replay must not send the emails (or append the
+    reactions) a second time; the checkpoint just moves over those events."""
 
     def handle(self, recorded: RecordedEvent, ctx: HandlerContext) -> None:
+        if ctx.replaying and not self.replay_effects:
+            return
         attr = self._ek_handlers.get(recorded.type)
         if attr is not None:
             with command_context(caused_by=recorded):
