@@ -21,6 +21,7 @@ import pytest
 from projection_harness import Processes, wait_until
 
 import eventkeep
+import pg_fixtures
 from eventkeep import BackendUnavailableError, EventStore, NotFoundError, RawEvent
 from eventkeep.projections import projection_status
 
@@ -70,13 +71,17 @@ def start_pair(
     return active, standby
 
 
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> str:
+    return str(pg_fixtures.fresh_store_url(request))
+
+
 @pytest.mark.slow
 def test_a_runner_frozen_inside_a_batch_on_postgres_is_fenced_and_replaced(
-    sql_url: str, processes: Processes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    postgres_url: str, processes: Processes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not sql_url.startswith("postgres"):
-        pytest.skip("SQLite cannot cut off a frozen holder of its write lock (documented)")
-    url = with_option(sql_url, "idle_in_transaction_timeout=2")
+    # PostgreSQL only: SQLite cannot cut off a frozen holder of its write lock (the next test).
+    url = with_option(postgres_url, "idle_in_transaction_timeout=2")
     mark = tmp_path / "frozen"
     monkeypatch.setenv("EK_MARK", str(mark))
     monkeypatch.setenv("EK_FREEZE_AT", "120")
@@ -186,13 +191,12 @@ def test_a_runner_frozen_between_batches_is_fenced_and_replaced(
 
 @pytest.mark.slow
 def test_on_sqlite_a_runner_frozen_inside_a_batch_blocks_writers_until_it_is_gone(
-    sql_url: str, processes: Processes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    processes: Processes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The documented limitation, as it is: SQLite cannot cut off a frozen holder of its write
     lock. Appends fail ("database is locked") while it is frozen; once the frozen process is
     gone (here: killed), the standby takes over at once and nothing is applied twice."""
-    if not sql_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL cuts the frozen session off (the test above)")
+    sql_url = f"sqlite:///{tmp_path / 'frozen-inside.db'}"
     mark = tmp_path / "frozen"
     monkeypatch.setenv("EK_MARK", str(mark))
     monkeypatch.setenv("EK_FREEZE_AT", "120")
