@@ -21,6 +21,7 @@ from eventkeep.domain.snapshots import Every, RebuildReport, SnapshotPolicy
 from eventkeep.domain.temporal import HistoryEntry
 from eventkeep.errors import (
     AnchorError,
+    AppendConditionError,
     BackendUnavailableError,
     CheckpointConflictError,
     ConcurrencyError,
@@ -48,6 +49,7 @@ from eventkeep.store import (
 )
 from eventkeep.store.anchors import Anchor, AnchorKey, load_key, read_anchor, read_key
 from eventkeep.store.base import Transaction
+from eventkeep.store.dcb import AppendCondition, Query, QueryItem, QueryResult
 from eventkeep.store.events import (
     Event,
     NewEvent,
@@ -71,6 +73,8 @@ __all__ = [
     "Anchor",
     "AnchorError",
     "AnchorKey",
+    "AppendCondition",
+    "AppendConditionError",
     "AppendResult",
     "BackendUnavailableError",
     "BrokenLink",
@@ -93,6 +97,9 @@ __all__ = [
     "NewEvent",
     "NotFoundError",
     "ProjectionFailedError",
+    "Query",
+    "QueryItem",
+    "QueryResult",
     "RawEvent",
     "RebuildReport",
     "RecordedEvent",

@@ -5,6 +5,7 @@
     │   └── EventTooLargeError     an encoded event above the size limit
     ├── SerializationError         a value that cannot be encoded, or stored data not decodable
     ├── ConcurrencyError           the expected version did not match the stream's actual version
+    │   └── AppendConditionError   an event matching an append's condition was appended meanwhile
     ├── CheckpointConflictError    another consumer moved a checkpoint (or holds its lease)
     ├── DuplicateEventIdError      an event id already stored for a different event
     ├── NotFoundError              a stream (or aggregate) that does not exist
@@ -25,6 +26,7 @@ from typing import Any
 
 __all__ = [
     "AnchorError",
+    "AppendConditionError",
     "BackendUnavailableError",
     "CheckpointConflictError",
     "ConcurrencyError",
@@ -88,6 +90,31 @@ class ConcurrencyError(EventkeepError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.stream_id, self.expected, self.actual))
+
+
+class AppendConditionError(ConcurrencyError):
+    """An event matching the append's condition (its query) was appended after the position
+    the condition names: the decision was made on stale facts; nothing was written.
+
+    Retryable after reading the query again (``execute_decision`` does that). ``position`` is
+    the first matching event found after ``after``.
+    """
+
+    def __init__(self, query: Any, after: int | None, position: int) -> None:
+        EventkeepError.__init__(
+            self,
+            f"append condition failed: an event matching {query!r} was appended after "
+            f"position {after if after is not None else 0} (at position {position})",
+        )
+        self.stream_id = ""
+        self.expected = after
+        self.actual = position
+        self.query = query
+        self.after = after
+        self.position = position
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.query, self.after, self.position))
 
 
 class CheckpointConflictError(EventkeepError):

@@ -26,6 +26,7 @@ from eventkeep.store import (
 from eventkeep.store.anchors import AnchorHead, AnchorRow, AnchorSource
 from eventkeep.store.base import Transaction
 from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
+from eventkeep.store.dcb import AppendCondition, Query
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
 from eventkeep.store.planner import Head, plan_append
@@ -66,7 +67,9 @@ class MemoryStore(EventStore):
                 tx.undo()
                 raise
 
-    def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:
+    def _append(
+        self, batches: list[PreparedAppend], condition: AppendCondition | None = None
+    ) -> list[AppendResult]:
         with self._lock:
             ids = self._ids
             stored = {
@@ -75,7 +78,12 @@ class MemoryStore(EventStore):
                 for ev in batch.events
                 if ev.event_id in ids
             }
-            plan = plan_append(batches, self._heads(batches), stored)
+            matched = None
+            if condition is not None:
+                query = condition.fail_if_events_match
+                matched = next(self._matching(query, condition.after or 0), None)
+            heads = self._heads(batches)
+            plan = plan_append(batches, heads, stored, condition, matched)
             if plan.conflict is not None:
                 raise plan.conflict
             # Every check passed and every row is built before any is stored, so nothing can
@@ -121,6 +129,7 @@ class MemoryStore(EventStore):
             row.metadata,
             row.recorded_at_us,
             self.codec,
+            row.tags,
         )
 
     def _read_stream_page(
@@ -149,6 +158,24 @@ class MemoryStore(EventStore):
                 if prefix is not None and not row.stream_id.startswith(prefix):
                     continue
                 out.append(self._record(row))
+                if len(out) >= limit:
+                    break
+            return out
+
+    def _matching(self, query: Query, after: int) -> Iterator[int]:
+        """The positions of the events matching ``query`` after ``after`` (a scan: this is
+        the specification, not an index)."""
+        log = self._log
+        for index in range(after, len(log)):
+            row = log[index]
+            if query.matches(row.type, row.tags):
+                yield row.position
+
+    def _read_query_page(self, query: Query, after: int, limit: int) -> list[RecordedEvent]:
+        with self._lock:
+            out: list[RecordedEvent] = []
+            for position in self._matching(query, after):
+                out.append(self._record(self._log[position - 1]))
                 if len(out) >= limit:
                     break
             return out
@@ -283,9 +310,11 @@ class MemoryTransaction(Transaction):
         store._checkpoints = self._saved_checkpoints
         store._records = self._saved_records
 
-    def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:
+    def _append(
+        self, batches: list[PreparedAppend], condition: AppendCondition | None = None
+    ) -> list[AppendResult]:
         # _append checks every batch before it writes any, so a failed call writes nothing.
-        return self._memory._append(batches)
+        return self._memory._append(batches, condition)
 
     def _checkpoint(self, name: str) -> int | None:
         return self._memory._checkpoints.get(name)

@@ -34,6 +34,7 @@ import abc
 import contextlib
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Self, cast
 
@@ -47,11 +48,20 @@ from eventkeep.errors import (
 )
 from eventkeep.store.anchors import Anchor, AnchorKey, AnchorSource, check_anchor, make_anchor
 from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES, Codec
+from eventkeep.store.dcb import (
+    STREAMLESS_PREFIX,
+    AppendCondition,
+    Query,
+    QueryResult,
+    check_condition,
+    check_query,
+)
 from eventkeep.store.events import Event, NewEvent, RawEvent, TypeRegistry, default_registry
 from eventkeep.store.hashing import VerifyReport
 from eventkeep.store.recorded import RecordedEvent
 from eventkeep.store.types import (
     ANY,
+    NO_STREAM,
     PAGE_SIZE,
     POLL_INTERVALS,
     AppendItem,
@@ -119,30 +129,72 @@ class EventStore(abc.ABC):
         events: Iterable[AppendItem],
         expected_version: Expected = ANY,
         metadata: Mapping[str, Any] | None = None,
+        *,
+        condition: AppendCondition | None = None,
     ) -> AppendResult:
         """Append events to one stream, atomically: all of them or none.
 
         ``expected_version`` is the stream's version before the append (0 for a new stream), or
         ``ANY``, ``NO_STREAM`` or ``STREAM_EXISTS``; a mismatch raises ``ConcurrencyError`` and
-        writes nothing. Re-sending an append whose event ids are already stored returns the
-        original result and writes nothing.
+        writes nothing. ``condition`` (an :class:`~eventkeep.store.dcb.AppendCondition`) fails
+        the append with ``AppendConditionError`` if an event matching its query was appended
+        after its position; with an expected version too, both must hold. Re-sending an
+        append whose event ids are already stored returns the original result and writes
+        nothing.
         """
         # Passed on as given: _prepare refuses a single event before it lists the events.
         items = cast("Sequence[AppendItem]", events)
-        return self.append_many([StreamAppend(stream_id, items, expected_version, metadata)])[0]
+        appends = [StreamAppend(stream_id, items, expected_version, metadata)]
+        return self.append_many(appends, condition=condition)[0]
 
-    def append_many(self, appends: Iterable[StreamAppend]) -> list[AppendResult]:
-        """Append to several streams in one transaction, each with its own expected version.
+    def append_many(
+        self, appends: Iterable[StreamAppend], *, condition: AppendCondition | None = None
+    ) -> list[AppendResult]:
+        """Append to several streams in one transaction, each with its own expected version,
+        and all under one ``condition`` (see ``append``).
 
         Called on a thread that has a transaction of this store open, it joins that
         transaction (as ``tx.append_many``): its events commit or roll back with it.
         """
         joined = self.joined_transaction()
         if joined is not None:
-            return joined.append_many(appends)
-        results = self._append(self._prepare_many(appends))
+            return joined.append_many(appends, condition=condition)
+        checked = check_condition(condition)
+        batches = self._prepare_many(appends)
+        results = self._append(batches) if checked is None else self._append(batches, checked)
         self._notify_appended()
         return results
+
+    def append_events(
+        self,
+        events: Iterable[AppendItem],
+        *,
+        condition: AppendCondition | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AppendResult:
+        """Append events that belong to no stream of the caller's choosing (their tags say
+        what they are about), atomically, under ``condition`` (see ``append``).
+
+        They go to a new stream of their own, ``$dcb:<the first event's id>``, expected not to
+        exist: each such append is one hash-chained stream that ``verify`` checks like any
+        other, and re-sending it with the same event ids returns the original result.
+        """
+        joined = self.joined_transaction()
+        if joined is not None:
+            return joined.append_events(events, condition=condition, metadata=metadata)
+        checked = check_condition(condition)
+        batches = [self._prepare_streamless(events, metadata)]
+        results = self._append(batches) if checked is None else self._append(batches, checked)
+        self._notify_appended()
+        return results[0]
+
+    def _prepare_streamless(
+        self, events: Iterable[AppendItem], metadata: Mapping[str, Any] | None
+    ) -> PreparedAppend:
+        items = cast("Sequence[AppendItem]", events)
+        batch = self._prepare(StreamAppend(STREAMLESS_PREFIX + "new", items, NO_STREAM, metadata))
+        first = batch.events[0].event_id
+        return batch._replace(stream_id=f"{STREAMLESS_PREFIX}{uuid.UUID(bytes=first)}")
 
     def _prepare_many(self, appends: Iterable[StreamAppend]) -> list[PreparedAppend]:
         batches = [self._prepare(item) for item in appends]
@@ -321,6 +373,39 @@ class EventStore(abc.ABC):
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
             page = self._read_all_page(position, size, type_names, prefix)
+            yield from page
+            if len(page) < size:
+                return
+            if remaining is not None:
+                remaining -= len(page)
+            position = page[-1].position
+
+    def read(
+        self, query: Query, *, after: int | None = None, limit: int | None = None
+    ) -> QueryResult:
+        """The events matching ``query`` after position ``after``, in log order (at most
+        ``limit``), and ``head``: the position to pass as the ``after`` of an
+        ``AppendCondition`` on the same query. Every matching event not in the result is
+        after ``head`` (when ``limit`` cut the result short, ``head`` is its last event)."""
+        query = check_query(query)
+        position = check_count(0 if after is None else after, what="after")
+        remaining = check_optional_count(limit, what="limit")
+        # The head first: an event committed after it is numbered after it (positions follow
+        # commit order on every backend), so it is after ``head`` if the pages miss it.
+        start = self._head_position()
+        events = list(self._paged_query(query, position, remaining))
+        if remaining is not None and len(events) >= remaining:
+            head = events[-1].position if events else position
+        else:
+            head = max(start, position, events[-1].position if events else 0)
+        return QueryResult(events, head)
+
+    def _paged_query(
+        self, query: Query, position: int, remaining: int | None
+    ) -> Iterator[RecordedEvent]:
+        while remaining is None or remaining > 0:
+            size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
+            page = self._read_query_page(query, position, size)
             yield from page
             if len(page) < size:
                 return
@@ -548,8 +633,15 @@ class EventStore(abc.ABC):
         raise ConfigurationError(f"{type(self).__name__} does not support transactions yet")
 
     @abc.abstractmethod
-    def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:
-        """Write all batches in one transaction, checking expected versions and idempotency."""
+    def _append(
+        self, batches: list[PreparedAppend], condition: AppendCondition | None = None
+    ) -> list[AppendResult]:
+        """Write all batches in one transaction, checking expected versions, idempotency and
+        the condition (inside the section that serializes appends)."""
+
+    @abc.abstractmethod
+    def _read_query_page(self, query: Query, after: int, limit: int) -> list[RecordedEvent]:
+        """Up to ``limit`` events matching ``query`` after position ``after``, in order."""
 
     @abc.abstractmethod
     def _read_stream_page(
@@ -648,6 +740,12 @@ class Transaction(abc.ABC):
         """Like ``EventStore.read_all``, seeing this transaction's writes."""
         return self._joined().read_all(after, limit, types=types, stream_prefix=stream_prefix)
 
+    def read(
+        self, query: Query, *, after: int | None = None, limit: int | None = None
+    ) -> QueryResult:
+        """Like ``EventStore.read``, seeing this transaction's writes."""
+        return self._joined().read(query, after=after, limit=limit)
+
     def stream_version(self, stream_id: str) -> int:
         return self._joined().stream_version(stream_id)
 
@@ -677,23 +775,45 @@ class Transaction(abc.ABC):
         events: Iterable[AppendItem],
         expected_version: Expected | None = None,
         metadata: Mapping[str, Any] | None = None,
+        *,
+        condition: AppendCondition | None = None,
     ) -> AppendResult:
         """Like ``EventStore.append``, inside this transaction (``None`` means ``ANY``)."""
         items = cast("Sequence[AppendItem]", events)
         expected = ANY if expected_version is None else expected_version
-        return self.append_many([StreamAppend(stream_id, items, expected, metadata)])[0]
+        appends = [StreamAppend(stream_id, items, expected, metadata)]
+        return self.append_many(appends, condition=condition)[0]
 
-    def append_many(self, appends: Iterable[StreamAppend]) -> list[AppendResult]:
+    def append_many(
+        self, appends: Iterable[StreamAppend], *, condition: AppendCondition | None = None
+    ) -> list[AppendResult]:
         """Like ``EventStore.append_many``, inside this transaction.
 
-        A ``ConcurrencyError`` undoes this call's appends only; what the transaction did before
-        stays (and commits, unless the error leaves the ``with`` block).
+        A ``ConcurrencyError`` (an ``AppendConditionError`` too) undoes this call's appends
+        only; what the transaction did before stays (and commits, unless the error leaves the
+        ``with`` block). The condition sees the transaction's own earlier appends.
         """
         self._check_open()
+        checked = check_condition(condition)
         batches = self.store._prepare_many(appends)
-        results = self._append(batches)
+        results = self._append(batches) if checked is None else self._append(batches, checked)
         self.appended = True
         return results
+
+    def append_events(
+        self,
+        events: Iterable[AppendItem],
+        *,
+        condition: AppendCondition | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AppendResult:
+        """Like ``EventStore.append_events``, inside this transaction."""
+        self._check_open()
+        checked = check_condition(condition)
+        batches = [self.store._prepare_streamless(events, metadata)]
+        results = self._append(batches) if checked is None else self._append(batches, checked)
+        self.appended = True
+        return results[0]
 
     # -- checkpoints --------------------------------------------------------------------------
 
@@ -783,7 +903,9 @@ class Transaction(abc.ABC):
     # -- backend primitives -------------------------------------------------------------------
 
     @abc.abstractmethod
-    def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]: ...
+    def _append(
+        self, batches: list[PreparedAppend], condition: AppendCondition | None = None
+    ) -> list[AppendResult]: ...
 
     @abc.abstractmethod
     def _checkpoint(self, name: str) -> int | None: ...

@@ -19,6 +19,7 @@ import msgspec
 
 from eventkeep.errors import EventTooLargeError, SerializationError, ValidationError
 from eventkeep.store.events import Event, NewEvent, RawEvent, TypeRegistry
+from eventkeep.store.tags import event_tags
 from eventkeep.store.validation import MAX_SCHEMA_VERSION, check_count, check_name
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "Codec", "PreparedEvent", "new_event_id", "new_event_uuid"]
@@ -37,6 +38,8 @@ class PreparedEvent(NamedTuple):
     schema_version: int
     data: bytes
     metadata: bytes
+    tags: tuple[str, ...] = ()
+    """Sorted, without repeats (:func:`eventkeep.store.dcb.event_tags`)."""
 
 
 class Codec:
@@ -53,6 +56,7 @@ class Codec:
 
     def prepare(self, item: Any, call_metadata: Mapping[str, Any] | None) -> PreparedEvent:
         """Check and encode one item of an append call (an Event, RawEvent or NewEvent)."""
+        tags = event_tags(item)
         event_id: bytes | None = None
         metadata: Mapping[str, Any] | None = call_metadata
         if type(item) is NewEvent:
@@ -116,7 +120,9 @@ class Codec:
                 size=size,
                 limit=self.max_event_bytes,
             )
-        return PreparedEvent(event_id or new_event_id(), type_name, schema_version, data, meta)
+        return PreparedEvent(
+            event_id or new_event_id(), type_name, schema_version, data, meta, tags
+        )
 
     def _encode(self, value: Any, what: str, may_hold_float: bool = True) -> bytes:
         try:

@@ -15,6 +15,7 @@ defined, not when an old event is first read in production.
 
 from __future__ import annotations
 
+import string
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, TypeAlias, dataclass_transform
@@ -78,6 +79,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     __aliases__: ClassVar[tuple[str, ...]] = ()
     __upcasters__: ClassVar[Mapping[int, Upcaster]] = {}
     __abstract__: ClassVar[bool] = False
+    __tags__: ClassVar[tuple[str, ...]] = ()
+    """Templates of the event's tags (``str.format`` naming its fields), e.g.
+    ``("student:{student_id}",)``; see :mod:`eventkeep.store.dcb`."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -88,6 +92,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         if "__aliases__" not in cls.__dict__:
             cls.__aliases__ = ()
         cls.__upcasters__ = _collect_upcasters(cls)
+        cls.__tags__ = _check_tag_templates(cls)
         if not abstract:
             default_registry.register(cls)
 
@@ -130,6 +135,40 @@ def _collect_upcasters(cls: type[Event]) -> dict[int, Upcaster]:
     return steps
 
 
+def _check_tag_templates(cls: type[Event]) -> tuple[str, ...]:
+    """A class's ``__tags__``, checked when it is defined: str templates naming its fields."""
+    templates = getattr(cls, "__tags__", ())
+    if isinstance(templates, str) or not isinstance(templates, tuple | list):
+        raise ConfigurationError(
+            f"{cls.__qualname__}.__tags__ must be a tuple of str templates, got {templates!r}"
+        )
+    # msgspec sets __struct_fields__ after __init_subclass__: the annotations name the fields.
+    fields = {
+        name
+        for klass in cls.__mro__
+        for name in getattr(klass, "__annotations__", {})
+        if not name.startswith("__")
+    }
+    for template in templates:
+        if not isinstance(template, str):
+            raise ConfigurationError(
+                f"{cls.__qualname__}.__tags__ holds {template!r}, not a str template"
+            )
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(template) if name]
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"{cls.__qualname__}.__tags__: {template!r} is not a valid template ({exc})"
+            ) from None
+        for name in names:
+            if name.split(".")[0].split("[")[0] not in fields:
+                raise ConfigurationError(
+                    f"{cls.__qualname__}.__tags__: {template!r} names {name!r}, "
+                    "which is not a field of the class"
+                )
+    return tuple(templates)
+
+
 class RawEvent(msgspec.Struct, frozen=True, gc=False):
     """An untyped event: a type name and a JSON-compatible mapping.
 
@@ -143,15 +182,17 @@ class RawEvent(msgspec.Struct, frozen=True, gc=False):
 
 
 class NewEvent(msgspec.Struct, frozen=True, gc=False):
-    """An event to append together with its own event id and metadata.
+    """An event to append together with its own event id, metadata and tags.
 
     Plain ``Event`` and ``RawEvent`` instances can be appended as they are; wrap one in
-    ``NewEvent`` to fix its event id (for idempotent retries) or attach per-event metadata.
+    ``NewEvent`` to fix its event id (for idempotent retries), attach per-event metadata, or
+    attach tags (strings, validated like stream ids; see :mod:`eventkeep.store.dcb`).
     """
 
     event: Event | RawEvent
     event_id: UUID | None = None
     metadata: dict[str, Any] | None = None
+    tags: list[str] | tuple[str, ...] | None = None
 
 
 class TypeRegistry:

@@ -5,6 +5,11 @@ is the msgpack encoding of ``(stream_id, version, event_id, type, schema_version
 in microseconds, data bytes, metadata bytes)``. msgpack length-prefixes every field, so the form is
 unambiguous. The global position is left out on purpose: a backend may assign it at commit time.
 The first event of a stream chains to 32 zero bytes.
+
+An event with tags (:mod:`eventkeep.store.dcb`) has them hashed too, as a ninth field (the
+sorted list of tags); an event without tags has the eight-field envelope above, so chains
+written before tags existed verify unchanged, and a tag added, removed or changed behind the
+store's back breaks the chain.
 """
 
 from __future__ import annotations
@@ -42,11 +47,21 @@ def chain_hash(
     recorded_at_us: int,
     data: bytes,
     metadata: bytes,
+    tags: Sequence[str] = (),
 ) -> bytes:
-    envelope = _pack(
-        (stream_id, version, event_id, type_name, schema_version, recorded_at_us, data, metadata)
+    fields: tuple[object, ...] = (
+        stream_id,
+        version,
+        event_id,
+        type_name,
+        schema_version,
+        recorded_at_us,
+        data,
+        metadata,
     )
-    return _sha256(previous + envelope).digest()
+    if tags:
+        fields += (list(tags),)
+    return _sha256(previous + _pack(fields)).digest()
 
 
 class ChainedEvent(Protocol):
@@ -62,6 +77,8 @@ class ChainedEvent(Protocol):
     def data(self) -> bytes: ...
     @property
     def metadata(self) -> bytes: ...
+    @property
+    def tags(self) -> tuple[str, ...]: ...
 
 
 def chain_events(
@@ -80,6 +97,7 @@ def chain_events(
     for ev in events:
         version += 1
         # chain_hash, inlined: this loop runs once per appended event.
+        tags = ev.tags
         envelope = pack(
             (
                 stream_id,
@@ -90,6 +108,18 @@ def chain_events(
                 recorded_at_us,
                 ev.data,
                 ev.metadata,
+            )
+            if not tags
+            else (
+                stream_id,
+                version,
+                ev.event_id,
+                ev.type,
+                ev.schema_version,
+                recorded_at_us,
+                ev.data,
+                ev.metadata,
+                list(tags),
             )
         )
         previous = sha256(previous + envelope).digest()
@@ -110,6 +140,7 @@ class ChainRow(NamedTuple):
     data: bytes
     metadata: bytes
     hash: bytes
+    tags: tuple[str, ...] = ()
 
 
 class BrokenLink(NamedTuple):
@@ -206,6 +237,7 @@ def verify_chains(rows: Iterable[ChainRow], heads: Mapping[str, int | StreamHead
             row.recorded_at_us,
             row.data,
             row.metadata,
+            row.tags,
         )
         if digest != row.hash:
             broken.append(

@@ -8,14 +8,19 @@ and, when a backend looked them up, the stored identities of their event ids. It
   the event-id index, and the stored event ids were not looked up. A retried append looks
   exactly like that, so the backend fetches the ids and plans again.
 - ``plan.conflict``: an expected version did not match, and the append is no retry
-  (a :class:`~eventkeep.errors.ConcurrencyError` to raise, with expected and actual versions).
+  (a :class:`~eventkeep.errors.ConcurrencyError` to raise, with expected and actual versions);
+  or the append's condition (:class:`~eventkeep.store.dcb.AppendCondition`) failed, and the
+  append is no retry (an :class:`~eventkeep.errors.AppendConditionError`). The backend looks
+  for the first event matching the condition's query after its position inside the section
+  that serializes appends (SQLite's write lock, PostgreSQL's sequencer lock, the memory
+  store's lock), and passes it as ``matched``: checked there, a condition cannot race.
 - otherwise each batch is a replay (an earlier identical append: its original result) or a write
   (its rows, numbered after the stream's head and hash-chained, from :meth:`Plan.rows`).
 
-A backend only fetches (heads, ids) and writes (rows); the order of the checks, the idempotency
-rules and the hash chain are decided here once. The one error the planner raises is
-:class:`~eventkeep.errors.DuplicateEventIdError`: event ids reused for different events, which
-no retry can fix.
+A backend only fetches (heads, ids, the condition's first match) and writes (rows); the order
+of the checks, the idempotency rules and the hash chain are decided here once. The one error
+the planner raises is :class:`~eventkeep.errors.DuplicateEventIdError`: event ids reused for
+different events, which no retry can fix.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from eventkeep.errors import ConcurrencyError
+from eventkeep.errors import AppendConditionError, ConcurrencyError
+from eventkeep.store.dcb import AppendCondition
 from eventkeep.store.hashing import GENESIS, chain_events
 from eventkeep.store.types import (
     AppendResult,
@@ -60,6 +66,7 @@ class PlannedRow(NamedTuple):
     data: bytes
     metadata: bytes
     hash: bytes
+    tags: tuple[str, ...] = ()
 
 
 class PlannedWrite(NamedTuple):
@@ -110,6 +117,7 @@ class Plan(NamedTuple):
                     ev.data,
                     ev.metadata,
                     digest,
+                    ev.tags,
                 )
                 for version, ev, digest in zip(
                     range(head.version + 1, head.version + len(hashes) + 1),
@@ -146,6 +154,8 @@ def plan_append(
     batches: Sequence[PreparedAppend],
     heads: Mapping[str, Head],
     stored: Mapping[bytes, StoredIdentity] | None,
+    condition: AppendCondition | None = None,
+    matched: int | None = None,
 ) -> Plan:
     """Decide an append; see the module docstring.
 
@@ -153,6 +163,9 @@ def plan_append(
     ``stored`` the stored identities of the batches' event ids that exist, or None when the
     backend did not look them up (the cheap happy path: it plans again with them when the plan
     says ``needs_ids``, or when its insert is refused by the event-id index).
+    ``matched``: the position of the first event matching ``condition``'s query after its
+    ``after``, None when there is none (or no condition). A re-sent append finds its own
+    events there: the replay check comes first, so it still returns its original result.
     """
     outcomes: list[AppendResult | PlannedWrite] = []
     for batch in batches:
@@ -169,6 +182,13 @@ def plan_append(
             error = ConcurrencyError(batch.stream_id, batch.expected, head.version)
             return Plan(outcomes, conflict=error)
         outcomes.append(PlannedWrite(batch, head))
+    writes = any(isinstance(step, PlannedWrite) for step in outcomes)
+    if condition is not None and matched is not None and writes:
+        # Unless every batch is a replay (its own events match), the condition failed.
+        if stored is None:
+            return Plan(outcomes, needs_ids=True)
+        query = condition.fail_if_events_match
+        return Plan(outcomes, conflict=AppendConditionError(query, condition.after, matched))
     return Plan(outcomes)
 
 

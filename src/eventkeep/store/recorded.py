@@ -11,11 +11,21 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import msgspec
+
 if TYPE_CHECKING:
     from eventkeep.store.codec import Codec
     from eventkeep.store.events import Event, RawEvent
 
-__all__ = ["RecordedEvent", "from_micros", "to_micros"]
+__all__ = ["RecordedEvent", "decode_tags", "from_micros", "to_micros"]
+
+_decode_tags = msgspec.json.Decoder(list[str]).decode
+
+
+def decode_tags(raw: str | bytes | None) -> tuple[str, ...]:
+    """Tags as a backend stores them (a JSON array, or NULL for none) as a tuple."""
+    return tuple(_decode_tags(raw)) if raw else ()
+
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNSET: Any = object()
@@ -48,6 +58,7 @@ class RecordedEvent:
         "_raw_data",
         "_raw_meta",
         "_recorded_at",
+        "_tags",
         "position",
         "schema_version",
         "stream_id",
@@ -73,6 +84,7 @@ class RecordedEvent:
         metadata: bytes | str | None,
         recorded_at: int | datetime,
         codec: Codec,
+        tags: tuple[str, ...] | str | bytes | None = None,
     ) -> None:
         self.stream_id = stream_id
         self.version = version
@@ -84,6 +96,7 @@ class RecordedEvent:
         self._raw_meta = metadata
         self._recorded_at = recorded_at
         self._codec = codec
+        self._tags = tags
         self._event = _UNSET
         self._data = _UNSET
         self._meta = _UNSET
@@ -101,6 +114,14 @@ class RecordedEvent:
         value = self._recorded_at
         if isinstance(value, int):
             value = self._recorded_at = from_micros(value)
+        return value
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The event's tags, sorted (see :mod:`eventkeep.store.dcb`); () when it has none."""
+        value = self._tags
+        if not isinstance(value, tuple):
+            value = self._tags = decode_tags(value)
         return value
 
     @property
@@ -151,6 +172,7 @@ class RecordedEvent:
             and self.raw_data == other.raw_data
             and self.metadata == other.metadata
             and self.recorded_at == other.recorded_at
+            and self.tags == other.tags
         )
 
     def __hash__(self) -> int:

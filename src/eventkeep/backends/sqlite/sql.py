@@ -4,18 +4,21 @@ from __future__ import annotations
 
 # Columns in the order RecordedEvent takes them (codec last, added in Python).
 _RECORD = (
-    "stream_id, version, position, event_id, type, schema_version, data, metadata, recorded_at"
+    "stream_id, version, position, event_id, type, schema_version, data, metadata, recorded_at, "
+    "tags"
 )
 
 STREAM_HEAD = "SELECT version, last_hash FROM streams WHERE stream_id = ?"
 
 LAST_RECORDED_AT = "SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1"
 
-# Parameters in the order of ``planner.PlannedRow``.
+# Parameters in the order of ``planner.PlannedRow`` (its tags encoded, see dcb.encode_tags).
 INSERT_EVENT = (
     "INSERT INTO events (stream_id, version, event_id, type, schema_version, recorded_at, data, "
-    "metadata, hash) VALUES (?, ?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?)"
+    "metadata, hash, tags) VALUES (?, ?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?)"
 )
+
+INSERT_TAG = "INSERT INTO event_tags (tag, position) VALUES (?, ?)"
 
 LAST_INSERT_POSITION = "SELECT last_insert_rowid()"
 
@@ -65,7 +68,8 @@ COUNT_BY_TYPE = "SELECT type, COUNT(*) FROM events GROUP BY type ORDER BY type"
 
 CHAIN_ROWS = (
     "SELECT stream_id, version, position, event_id, type, schema_version, recorded_at, "
-    "CAST(data AS BLOB), CAST(metadata AS BLOB), hash FROM events ORDER BY stream_id, version"
+    "CAST(data AS BLOB), CAST(metadata AS BLOB), hash, tags FROM events "
+    "ORDER BY stream_id, version"
 )
 
 STREAM_HEADS = "SELECT stream_id, version, last_position, last_hash FROM streams"

@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from eventkeep.backends.sqlite import sql
+from eventkeep.backends.sqlite import dcb, sql
 from eventkeep.backends.sqlite.transaction import SQLiteTransaction
 from eventkeep.errors import (
     BackendUnavailableError,
@@ -69,12 +69,14 @@ from eventkeep.store import (
 )
 from eventkeep.store.anchors import AnchorHead, AnchorRow, AnchorSource
 from eventkeep.store.base import Transaction
-from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
+from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES, Codec
+from eventkeep.store.dcb import AppendCondition, Query
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
 from eventkeep.store.migrations import load_migrations
 from eventkeep.store.planner import Head, PlannedRow, new_heads, plan_append
-from eventkeep.store.recorded import RecordedEvent
+from eventkeep.store.recorded import RecordedEvent, decode_tags
+from eventkeep.store.tags import encode_tags
 from eventkeep.store.validation import check_name
 
 __all__ = ["SQLiteStore"]
@@ -331,7 +333,9 @@ class SQLiteStore(EventStore):
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:
+    def _append(
+        self, batches: list[PreparedAppend], condition: AppendCondition | None = None
+    ) -> list[AppendResult]:
         """Append in a write transaction shared, with its commit, with the appends other
         threads of this store make meanwhile (group commit).
 
@@ -348,14 +352,15 @@ class SQLiteStore(EventStore):
         if alone:
             try:
                 with self._write() as cur:
-                    return self._append_in(cur, batches, self._clock(self._last_recorded_at(cur)))
+                    now = self._clock(self._last_recorded_at(cur))
+                    return self._append_in(cur, batches, now, condition)
             finally:
                 self._lock.release()
                 with self._group:
                     self._leading = False
                     if self._waiting:
                         self._group.notify_all()
-        request = _PendingAppend(batches)
+        request = _PendingAppend(batches, condition)
         with self._group:
             self._queued.append(request)
             if self._leading:
@@ -399,11 +404,15 @@ class SQLiteStore(EventStore):
                         group, self._queued = self._queued, []
                     floor = self._last_recorded_at(cur)
                     if len(group) == 1:  # alone: an error rolls back the whole transaction
-                        outcomes.append(self._append_in(cur, group[0].batches, self._clock(floor)))
+                        first = group[0]
+                        now = self._clock(floor)
+                        outcomes.append(self._append_in(cur, first.batches, now, first.condition))
                     else:
                         for request in group:
                             now = self._clock(floor)
-                            outcomes.append(self._append_in_group(cur, request.batches, now))
+                            outcomes.append(
+                                self._append_in_group(cur, request.batches, now, request.condition)
+                            )
             except Exception as exc:
                 if not group:
                     self._unqueue(leader)
@@ -413,7 +422,7 @@ class SQLiteStore(EventStore):
                         request.outcome = exc if n == 0 else _copy_error(exc)
                 else:
                     for request in group:
-                        request.outcome = self._write_alone(request.batches)
+                        request.outcome = self._write_alone(request.batches, request.condition)
                 return
             for request, outcome in zip(group, outcomes, strict=True):
                 request.outcome = outcome
@@ -432,15 +441,22 @@ class SQLiteStore(EventStore):
             if request in self._queued:
                 self._queued.remove(request)
 
-    def _write_alone(self, batches: list[PreparedAppend]) -> list[AppendResult] | Exception:
+    def _write_alone(
+        self, batches: list[PreparedAppend], condition: AppendCondition | None
+    ) -> list[AppendResult] | Exception:
         try:
             with self._write() as cur:
-                return self._append_in(cur, batches, self._clock(self._last_recorded_at(cur)))
+                now = self._clock(self._last_recorded_at(cur))
+                return self._append_in(cur, batches, now, condition)
         except Exception as exc:
             return exc
 
     def _append_in_group(
-        self, cur: sqlite3.Cursor, batches: list[PreparedAppend], now: int
+        self,
+        cur: sqlite3.Cursor,
+        batches: list[PreparedAppend],
+        now: int,
+        condition: AppendCondition | None,
     ) -> list[AppendResult] | EventkeepError:
         """``_append_in`` for one append of a group: a conflict or a refused event id is
         returned (that append's outcome), and the group goes on.
@@ -452,7 +468,7 @@ class SQLiteStore(EventStore):
         conn = cur.connection
         changes = conn.total_changes
         try:
-            return self._append_in(cur, batches, now)
+            return self._append_in(cur, batches, now, condition)
         except EventkeepError as exc:
             if conn.total_changes != changes:
                 raise
@@ -464,7 +480,11 @@ class SQLiteStore(EventStore):
         return int(row[0]) if row else 0
 
     def _append_in(
-        self, cur: sqlite3.Cursor, batches: list[PreparedAppend], now: int
+        self,
+        cur: sqlite3.Cursor,
+        batches: list[PreparedAppend],
+        now: int,
+        condition: AppendCondition | None = None,
     ) -> list[AppendResult]:
         """Plan and write ``batches`` in the write transaction open on ``cur``.
 
@@ -472,11 +492,18 @@ class SQLiteStore(EventStore):
         match, or the event-id index refused the insert (a retried append, or a reused id).
         An ``EventkeepError`` (a conflict, a refused event id) is raised only before anything
         is written (group commit relies on it); database errors may come at any point.
+        The condition is checked here, under the write lock: no append can come in between.
         """
         heads = self._heads(cur, batches)
+        matched = None
+        if condition is not None:
+            statement, params = dcb.first_match(
+                condition.fail_if_events_match, condition.after or 0
+            )
+            matched = cur.execute(statement, params).fetchone()[0]
         stored: dict[bytes, StoredIdentity] | None = None
         while True:
-            plan = plan_append(batches, heads, stored)
+            plan = plan_append(batches, heads, stored, condition, matched)
             if plan.needs_ids:
                 stored = self._stored_identities(cur, batches)
                 continue
@@ -494,6 +521,9 @@ class SQLiteStore(EventStore):
                 continue
             first = last - len(rows) + 1
             results = plan.results(first)
+            tagged = [(tag, first + offset) for offset, row in enumerate(rows) for tag in row.tags]
+            if tagged:
+                cur.executemany(sql.INSERT_TAG, tagged)
             cur.executemany(
                 sql.UPSERT_STREAM,
                 [
@@ -507,13 +537,13 @@ class SQLiteStore(EventStore):
     def _insert(cur: sqlite3.Cursor, rows: list[PlannedRow]) -> int:
         """Insert ``rows``, all or none; returns the position of the last one."""
         if len(rows) == 1:  # one statement undoes itself when refused: no savepoint needed
-            cur.execute(sql.INSERT_EVENT, rows[0])
+            cur.execute(sql.INSERT_EVENT, _params(rows[0]))
             last = cur.lastrowid
             assert last is not None
             return last
         cur.execute(sql.INSERT_SAVEPOINT)
         try:
-            cur.executemany(sql.INSERT_EVENT, rows)
+            cur.executemany(sql.INSERT_EVENT, [_params(row) for row in rows])
         except sqlite3.IntegrityError:
             cur.execute(sql.ROLLBACK_TO_INSERT_SAVEPOINT)
             cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
@@ -551,8 +581,7 @@ class SQLiteStore(EventStore):
         statement = sql.READ_STREAM_BACKWARDS if backwards else sql.READ_STREAM_FORWARDS
         top = high if high is not None else 2**62
         rows = self._query(statement, (stream_id, low, top, limit), page=True)
-        codec = self.codec
-        return [_record(*row, codec) for row in rows]
+        return _records(rows, self.codec)
 
     def _read_all_page(
         self, after: int, limit: int, types: tuple[str, ...] | None, prefix: str | None
@@ -567,8 +596,11 @@ class SQLiteStore(EventStore):
             params.extend((prefix, len(prefix), prefix))
         params.append(limit)
         rows = self._query(sql.READ_ALL.format(where=where), tuple(params), page=True)
-        codec = self.codec
-        return [_record(*row, codec) for row in rows]
+        return _records(rows, self.codec)
+
+    def _read_query_page(self, query: Query, after: int, limit: int) -> list[RecordedEvent]:
+        statement, params = dcb.read_page(query, after, limit)
+        return _records(self._query(statement, tuple(params), page=True), self.codec)
 
     def _stream_version(self, stream_id: str) -> int:
         rows = self._query(sql.STREAM_VERSION, (stream_id,))
@@ -609,7 +641,7 @@ class SQLiteStore(EventStore):
                 stream_id: StreamHead(version, position, bytes(digest))
                 for stream_id, version, position, digest in cur.execute(sql.STREAM_HEADS)
             }
-            rows = (ChainRow(*row) for row in cur.execute(sql.CHAIN_ROWS))
+            rows = (_chain_row(row) for row in cur.execute(sql.CHAIN_ROWS))
             return verify_chains(rows, heads)
 
     def _check_storage(self) -> StorageCheck:
@@ -670,10 +702,11 @@ class _PendingAppend:
     """One thread's append, queued for the next group commit; ``outcome`` is set once it is
     written (its results) or refused (the error to raise)."""
 
-    __slots__ = ("batches", "outcome")
+    __slots__ = ("batches", "condition", "outcome")
 
-    def __init__(self, batches: list[PreparedAppend]) -> None:
+    def __init__(self, batches: list[PreparedAppend], condition: AppendCondition | None) -> None:
         self.batches = batches
+        self.condition = condition
         self.outcome: list[AppendResult] | BaseException | None = None
 
     def result(self) -> list[AppendResult]:
@@ -762,6 +795,25 @@ def _reader_ended(readers: weakref.ref[_Readers], key: int, conn: sqlite3.Connec
     if owner is not None:
         owner.forget(key)
     conn.close()
+
+
+def _chain_row(row: Any) -> ChainRow:
+    s, v, p, e, t, sv, r, d, m, h, tags = row
+    return ChainRow(s, v, p, e, t, sv, r, d, m, h, decode_tags(tags))
+
+
+def _params(row: PlannedRow) -> tuple[Any, ...]:
+    """INSERT_EVENT's parameters: the row, its tags encoded (NULL when it has none)."""
+    tags = row.tags
+    return (*row[:9], encode_tags(tags) if tags else None)
+
+
+def _records(rows: list[Any], codec: Codec) -> list[RecordedEvent]:
+    """Rows of ``sql._RECORD`` columns as recorded events."""
+    return [
+        _record(s, v, p, e, t, sv, d, m, r, codec, tags)
+        for s, v, p, e, t, sv, d, m, r, tags in rows
+    ]
 
 
 def _copy_error(exc: Exception) -> Exception:

@@ -16,10 +16,13 @@ from typing import Any
 from eventkeep.backends.sqlite import sql
 from eventkeep.store import AppendResult, PreparedAppend
 from eventkeep.store.base import EventStore, Transaction
+from eventkeep.store.dcb import AppendCondition
 
 __all__ = ["AppendIn", "SQLiteTransaction"]
 
-AppendIn = Callable[[sqlite3.Cursor, list[PreparedAppend], int], list[AppendResult]]
+AppendIn = Callable[
+    [sqlite3.Cursor, list[PreparedAppend], int, AppendCondition | None], list[AppendResult]
+]
 """Plans and writes batches on a cursor at a time (the store's ``_append_in``)."""
 
 
@@ -52,7 +55,9 @@ class SQLiteTransaction(Transaction):
         """The cursor the transaction runs on (the store joins it for snapshots)."""
         return self._cur
 
-    def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:
+    def _append(
+        self, batches: list[PreparedAppend], condition: AppendCondition | None = None
+    ) -> list[AppendResult]:
         cur = self._cur
         with self._translate():
             if self._now is None:
@@ -60,7 +65,7 @@ class SQLiteTransaction(Transaction):
                 self._now = self.store._clock(row[0] if row else 0)
             cur.execute(sql.SAVEPOINT)
             try:
-                results = self._append_in(cur, batches, self._now)
+                results = self._append_in(cur, batches, self._now, condition)
             except BaseException:
                 cur.execute(sql.ROLLBACK_TO_SAVEPOINT)
                 cur.execute(sql.RELEASE_SAVEPOINT)
