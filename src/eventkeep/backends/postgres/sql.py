@@ -82,7 +82,7 @@ STORED_IDENTITIES = (
 
 _EVENT_COLUMNS = (
     "stream_id, version, event_id, type, schema_version, recorded_at, data_bytes, "
-    "metadata_bytes, hash"
+    "metadata_bytes, hash, tags"
 )
 
 UPSERT_HEAD = (
@@ -111,7 +111,7 @@ _NOTIFY = "pg_notify('eventkeep_' || current_schema(), max(position)::text)"
 
 APPEND_EVENT = (
     f"WITH inserted AS (INSERT INTO events (position, {_EVENT_COLUMNS}) "
-    f"SELECT {_HEAD_POSITION} + 1, %s, %s, %s, %s, %s, %s, %s, %s, %s RETURNING position), "
+    f"SELECT {_HEAD_POSITION} + 1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s RETURNING position), "
     f"head AS ({UPSERT_HEAD}) "
     f"SELECT min(position), {_NOTIFY} FROM inserted"
 )
@@ -122,11 +122,23 @@ APPEND_EVENT = (
 # at 20, 100 and 1,000 events.
 APPEND_EVENTS = (
     f"WITH inserted AS (INSERT INTO events (position, {_EVENT_COLUMNS}) "
-    f"SELECT {_HEAD_POSITION} + n, s, v, e, t, sv, %b::timestamptz, d, m, h FROM unnest("
+    f"SELECT {_HEAD_POSITION} + n, s, v, e, t, sv, %b::timestamptz, d, m, h, g FROM unnest("
     "%b::text[], %b::bigint[], %b::uuid[], %b::text[], %b::int[], %b::bytea[], %b::bytea[], "
-    "%b::bytea[]) WITH ORDINALITY AS u (s, v, e, t, sv, d, m, h, n) RETURNING position), "
+    "%b::bytea[], %b::text[]) WITH ORDINALITY AS u (s, v, e, t, sv, d, m, h, g, n) "
+    "RETURNING position), "
     f"head AS ({UPSERT_HEADS.replace('%s', '%b')}) "
     f"SELECT min(position), {_NOTIFY} FROM inserted"
+)
+
+# APPEND_EVENTS for events with tags, which also writes their index rows: (offset of the event
+# in the append, 1-based; tag), numbered from the append's first position. (A data-modifying
+# CTE always runs, referenced or not.)
+APPEND_TAGGED_EVENTS = APPEND_EVENTS.replace(
+    " SELECT min(position),",
+    ", tagged AS (INSERT INTO event_tags (tag, position) "
+    "SELECT x.g, f.first + x.i - 1 FROM unnest(%b::int[], %b::text[]) AS x (i, g), "
+    "(SELECT min(position) AS first FROM inserted) AS f) "
+    "SELECT min(position),",
 )
 
 # -- reading ------------------------------------------------------------------------------------
@@ -134,8 +146,11 @@ APPEND_EVENTS = (
 # Columns in the order RecordedEvent takes them (codec last, added in Python).
 _RECORD = (
     "stream_id, version, position, event_id, type, schema_version, data_bytes, "
-    "metadata_bytes, recorded_at"
+    "metadata_bytes, recorded_at, tags"
 )
+
+RECORD_COLUMNS = _RECORD
+"""The columns of a read (for :mod:`eventkeep.backends.postgres.dcb`)."""
 
 READ_STREAM_FORWARDS = (
     f"SELECT {_RECORD} FROM events WHERE stream_id = %s AND version >= %s AND version <= %s "
@@ -182,7 +197,7 @@ COUNT_BY_TYPE = "SELECT type, count(*) FROM events GROUP BY type ORDER BY type"
 
 CHAIN_ROWS = (
     "SELECT stream_id, version, position, event_id, type, schema_version, recorded_at, "
-    "data_bytes, metadata_bytes, hash FROM events ORDER BY stream_id, version"
+    "data_bytes, metadata_bytes, hash, tags FROM events ORDER BY stream_id, version"
 )
 
 STREAM_HEADS = "SELECT stream_id, version, last_hash FROM streams"

@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql as pg_sql
 
-from eventkeep.backends.postgres import sql, writer
+from eventkeep.backends.postgres import dcb, sql, writer
 from eventkeep.backends.postgres.connection import Database, check_schema_name
 from eventkeep.backends.postgres.faults import first_line
 from eventkeep.backends.postgres.listen import Listener
@@ -42,10 +42,11 @@ from eventkeep.store import (
 )
 from eventkeep.store.anchors import AnchorHead, AnchorRow, AnchorSource
 from eventkeep.store.base import Transaction
-from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
+from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES, Codec
+from eventkeep.store.dcb import AppendCondition, Query
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
-from eventkeep.store.recorded import RecordedEvent, from_micros
+from eventkeep.store.recorded import RecordedEvent, decode_tags, from_micros
 from eventkeep.store.validation import check_count
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresStore"]
@@ -162,9 +163,11 @@ class PostgresStore(EventStore):
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:
+    def _append(
+        self, batches: list[PreparedAppend], condition: AppendCondition | None = None
+    ) -> list[AppendResult]:
         with self._db.connection() as conn:
-            return writer.append(conn, batches)
+            return writer.append(conn, batches, condition)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -175,8 +178,7 @@ class PostgresStore(EventStore):
         params = (stream_id, low, 2**62 if high is None else high, limit)
         with self._reading() as conn:
             rows = conn.execute(statement, params, binary=True).fetchall()
-        codec = self.codec
-        return [_record(*row, codec) for row in rows]
+        return _records(rows, self.codec)
 
     def _read_all_page(
         self, after: int, limit: int, types: tuple[str, ...] | None, prefix: str | None
@@ -197,8 +199,13 @@ class PostgresStore(EventStore):
         statement = sql.READ_ALL.format(where=where)
         with self._reading() as conn:
             rows = conn.execute(statement, params, binary=True).fetchall()
-        codec = self.codec
-        return [_record(*row, codec) for row in rows]
+        return _records(rows, self.codec)
+
+    def _read_query_page(self, query: Query, after: int, limit: int) -> list[RecordedEvent]:
+        statement, params = dcb.read_page(query, after, limit)
+        with self._reading() as conn:
+            rows = conn.execute(statement, params, binary=True).fetchall()
+        return _records(rows, self.codec)
 
     def _stream_version(self, stream_id: str) -> int:
         with self._reading() as conn:
@@ -238,7 +245,7 @@ class PostgresStore(EventStore):
             with conn.cursor(name="eventkeep_verify", binary=True) as cur:
                 cur.itersize = 2000
                 cur.execute(sql.CHAIN_ROWS)
-                return verify_chains((ChainRow(*row) for row in cur), heads)
+                return verify_chains((_chain_row(row) for row in cur), heads)
 
     def _check_storage(self) -> StorageCheck:
         with self._db.connection() as conn:
@@ -333,6 +340,16 @@ class PostgresStore(EventStore):
     def _head(self) -> int:
         with self._db.connection() as conn:
             return _scalar(conn, sql.HEAD_POSITION)
+
+
+def _records(rows: list[Any], codec: Codec) -> list[RecordedEvent]:
+    """Rows of ``sql._RECORD`` columns as recorded events."""
+    return [_record(s, v, p, e, t, sv, d, m, r, codec, g) for s, v, p, e, t, sv, d, m, r, g in rows]
+
+
+def _chain_row(row: Any) -> ChainRow:
+    s, v, p, e, t, sv, r, d, m, h, tags = row
+    return ChainRow(s, v, p, e, t, sv, r, d, m, h, decode_tags(tags))
 
 
 def prefix_successor(prefix: str) -> str | None:

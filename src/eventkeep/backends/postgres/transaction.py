@@ -25,6 +25,7 @@ from eventkeep.backends.postgres import sql, writer
 from eventkeep.backends.postgres.connection import Database
 from eventkeep.store import AppendResult, PreparedAppend
 from eventkeep.store.base import EventStore, Transaction
+from eventkeep.store.dcb import AppendCondition
 
 __all__ = ["PostgresTransaction", "to_psycopg"]
 
@@ -39,9 +40,11 @@ class PostgresTransaction(Transaction):
     def supports_sql(self) -> bool:
         return True
 
-    def _append(self, batches: list[PreparedAppend]) -> list[AppendResult]:
+    def _append(
+        self, batches: list[PreparedAppend], condition: AppendCondition | None = None
+    ) -> list[AppendResult]:
         with self._db.translate():
-            return writer.append_in_transaction(self._conn, batches)
+            return writer.append_in_transaction(self._conn, batches, condition)
 
     def _checkpoint(self, name: str) -> int | None:
         row = self._one(sql.CHECKPOINT, (name,))

@@ -28,6 +28,12 @@ After a few lost races the append takes the sequencer's lock first, in one trans
 then reads locked heads: nothing can change them before it commits, so it cannot lose again.
 An ``ANY`` append therefore always goes through, however busy the stream. See
 ``migrations/0004_uncontended_numbering.sql`` and ``docs/postgres.md``.
+
+An append with a condition (:class:`eventkeep.store.dcb.AppendCondition`) takes that locked
+path at once: with the sequencer's lock held, no append can commit between the check ("the
+first event matching the query after P", an index probe, read beside the heads in the same
+round trip) and the insert. It adds no lock of its own, and appends without a condition are
+unchanged.
 """
 
 from __future__ import annotations
@@ -38,10 +44,12 @@ from uuid import UUID
 import psycopg
 from psycopg import errors as pgerrors
 
-from eventkeep.backends.postgres import sql
+from eventkeep.backends.postgres import dcb, sql
 from eventkeep.store import AppendResult, PreparedAppend, StoredIdentity
+from eventkeep.store.dcb import AppendCondition
 from eventkeep.store.planner import Head, Plan, PlannedRow, new_heads, plan_append
 from eventkeep.store.recorded import from_micros
+from eventkeep.store.tags import encode_tags
 
 __all__ = ["append", "append_in_transaction"]
 
@@ -51,11 +59,17 @@ _RACES = (pgerrors.UniqueViolation, pgerrors.DeadlockDetected, pgerrors.Serializ
 _Stored = dict[bytes, StoredIdentity]
 
 
-def append(conn: psycopg.Connection[Any], batches: list[PreparedAppend]) -> list[AppendResult]:
+def append(
+    conn: psycopg.Connection[Any],
+    batches: list[PreparedAppend],
+    condition: AppendCondition | None = None,
+) -> list[AppendResult]:
     """Append ``batches`` atomically on ``conn`` (autocommit, configured for the store)."""
+    if condition is not None:
+        return _append_locked(conn, batches, condition)
     stored: _Stored | None = None
     for _ in range(_OPTIMISTIC_ATTEMPTS):
-        heads, clock, stored = _read(conn, batches, stored, lock=False)
+        heads, clock, stored, _ = _read(conn, batches, stored, lock=False)
         plan = plan_append(batches, heads, stored)
         if plan.needs_ids:
             stored = _stored_identities(conn, batches)
@@ -77,17 +91,22 @@ def append(conn: psycopg.Connection[Any], batches: list[PreparedAppend]) -> list
 
 
 def _append_locked(
-    conn: psycopg.Connection[Any], batches: list[PreparedAppend]
+    conn: psycopg.Connection[Any],
+    batches: list[PreparedAppend],
+    condition: AppendCondition | None = None,
 ) -> list[AppendResult]:
     """The append in one transaction that takes the sequencer's lock before it reads: no other
-    append can move a head before it commits, so it cannot lose a race."""
+    append can move a head (or add an event matching the condition) before it commits, so it
+    cannot lose a race."""
     with conn.transaction():
         conn.execute(sql.SEQUENCER_LOCK)
-        return _append_under_lock(conn, batches)
+        return _append_under_lock(conn, batches, condition)
 
 
 def append_in_transaction(
-    conn: psycopg.Connection[Any], batches: list[PreparedAppend]
+    conn: psycopg.Connection[Any],
+    batches: list[PreparedAppend],
+    condition: AppendCondition | None = None,
 ) -> list[AppendResult]:
     """Append ``batches`` inside the open store transaction on ``conn``, numbered at once.
 
@@ -101,17 +120,22 @@ def append_in_transaction(
     """
     with conn.transaction():  # a savepoint
         conn.execute(sql.SEQUENCER_LOCK)
-        return _append_under_lock(conn, batches)
+        return _append_under_lock(conn, batches, condition)
 
 
 def _append_under_lock(
-    conn: psycopg.Connection[Any], batches: list[PreparedAppend]
+    conn: psycopg.Connection[Any],
+    batches: list[PreparedAppend],
+    condition: AppendCondition | None = None,
 ) -> list[AppendResult]:
-    """Plan and write with the sequencer's lock held by the open transaction on ``conn``."""
-    heads, clock, _ = _read(conn, batches, None, lock=True)
-    plan = plan_append(batches, heads, None)
+    """Plan and write with the sequencer's lock held by the open transaction on ``conn``: the
+    condition's check sees every append that committed before, and none can commit before
+    this one does."""
+    heads, clock, _, matched = _read(conn, batches, None, lock=True, condition=condition)
+    plan = plan_append(batches, heads, None, condition, matched)
     if plan.needs_ids:
-        plan = plan_append(batches, heads, _stored_identities(conn, batches))
+        stored = _stored_identities(conn, batches)
+        plan = plan_append(batches, heads, stored, condition, matched)
     if plan.conflict is not None:
         raise plan.conflict
     if not plan.writes:
@@ -121,7 +145,8 @@ def _append_under_lock(
             first = _send(conn.cursor(binary=True), plan, max(clock, plan.time_floor()))
     except pgerrors.UniqueViolation:
         # Heads are locked, so only an event id can be stored: a retry, or a reused id.
-        plan = plan_append(batches, heads, _stored_identities(conn, batches))
+        stored = _stored_identities(conn, batches)
+        plan = plan_append(batches, heads, stored, condition, matched)
         if plan.conflict is not None:
             raise plan.conflict from None
         if not plan.writes:
@@ -136,13 +161,19 @@ def _read(
     stored: _Stored | None,
     *,
     lock: bool,
-) -> tuple[dict[str, Head], int, _Stored | None]:
+    condition: AppendCondition | None = None,
+) -> tuple[dict[str, Head], int, _Stored | None, int | None]:
     """The heads of the streams written and the server's clock (microseconds), in one round
     trip; with the stored event ids too when ``stored`` is not None (they are looked up again,
-    beside the heads: both must come from the same moment)."""
+    beside the heads: both must come from the same moment), and the first event matching the
+    condition after its position when there is one (None: none matches)."""
     heads_cur = conn.cursor(binary=True)
     ids_cur = conn.cursor(binary=True)
+    match_cur = conn.cursor(binary=True)
     with conn.pipeline():
+        if condition is not None:
+            query, after = condition.fail_if_events_match, condition.after or 0
+            match_cur.execute(*dcb.first_match(query, after))
         if len(batches) == 1:
             statement = sql.LOCK_HEAD if lock else sql.HEAD
             heads_cur.execute(statement, (batches[0].stream_id,))
@@ -155,7 +186,11 @@ def _read(
     heads = {r[0]: Head(r[1], r[2], r[3]) for r in rows if r[0] is not None}
     if stored is not None:
         stored = {r[0]: StoredIdentity(*r) for r in ids_cur.fetchall()}
-    return heads, int(rows[0][4]), stored
+    matched: int | None = None
+    if condition is not None:
+        found = match_cur.fetchone()
+        matched = None if found is None or found[0] is None else int(found[0])
+    return heads, int(rows[0][4]), stored, matched
 
 
 def _stored_identities(conn: psycopg.Connection[Any], batches: list[PreparedAppend]) -> _Stored:
@@ -178,22 +213,27 @@ def _send(cur: psycopg.Cursor[Any], plan: Plan, now_us: int) -> int:
     and upserts the heads; returns the first position."""
     rows = plan.rows(now_us)
     now = from_micros(now_us)
-    if len(rows) == 1:
+    tagged = any(row.tags for row in rows)
+    if len(rows) == 1 and not tagged:
         row = rows[0]
         cur.execute(
             sql.APPEND_EVENT,
             (*_event_params(row, now), row.stream_id, row.version, row.hash, now),
         )
     else:
-        s, v, e, t, sv, _, d, m, h = (list(column) for column in zip(*rows, strict=True))
+        s, v, e, t, sv, _, d, m, h, g = (list(column) for column in zip(*rows, strict=True))
         last = [row for _, row in new_heads(rows)]
         hs = [r.stream_id for r in last]
         hv = [r.version for r in last]
         hh = [r.hash for r in last]
-        cur.execute(
-            sql.APPEND_EVENTS,
-            (now, s, v, [UUID(bytes=x) for x in e], t, sv, d, m, h, now, hs, hv, hh),
-        )
+        tags = [encode_tags(x) for x in g]
+        params = (now, s, v, [UUID(bytes=x) for x in e], t, sv, d, m, h, tags, now, hs, hv, hh)
+        if tagged:
+            offsets = [n for n, row in enumerate(rows, 1) for _ in row.tags]
+            names = [tag for row in rows for tag in row.tags]
+            cur.execute(sql.APPEND_TAGGED_EVENTS, (*params, offsets, names))
+        else:
+            cur.execute(sql.APPEND_EVENTS, params)
     found = cur.fetchone()
     assert found is not None
     return int(found[0])
@@ -210,4 +250,5 @@ def _event_params(row: PlannedRow, now: Any) -> tuple[Any, ...]:
         row.data,
         row.metadata,
         row.hash,
+        None,  # no tags: events with tags go through APPEND_TAGGED_EVENTS
     )
