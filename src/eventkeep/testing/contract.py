@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from eventkeep.testing.contract_anchors import AnchorContract
 from eventkeep.testing.contract_append import AppendContract
+from eventkeep.testing.contract_dcb import DcbContract
 from eventkeep.testing.contract_envelope import EnvelopeContract
 from eventkeep.testing.contract_handles import HandlesContract
 from eventkeep.testing.contract_input import BadInputContract
@@ -40,6 +41,7 @@ class StoreContract(
     AnchorContract,
     HandlesContract,
     TransactionContract,
+    DcbContract,
     PropertyContract,
 ):
     """Every guarantee of the ``EventStore`` API, as tests a backend's subclass inherits."""

@@ -23,7 +23,9 @@ __all__ = [
     "Audited",
     "Color",
     "ContractEvent",
+    "CourseOpened",
     "Deposited",
+    "Enrolled",
     "Level",
     "Line",
     "Point",
@@ -148,3 +150,19 @@ class Audited(ContractEvent):
     """An event with no fields."""
 
     __event_type__ = "contract.Audited"
+
+
+class Enrolled(ContractEvent):
+    """Tagged from its fields: the DCB cases (``contract_dcb``)."""
+
+    __event_type__ = "contract.Enrolled"
+    __tags__ = ("student:{student}", "course:{course}")
+    student: str
+    course: str
+
+
+class CourseOpened(ContractEvent):
+    __event_type__ = "contract.CourseOpened"
+    __tags__ = ("course:{course}",)
+    course: str
+    capacity: int
