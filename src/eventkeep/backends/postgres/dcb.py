@@ -16,8 +16,21 @@ from eventkeep.store.dcb import Query, QueryItem
 __all__ = ["first_match", "read_page"]
 
 
+def _atoms(query: Query) -> list[QueryItem]:
+    """The query's items, an item without tags split into one item per type: each walks
+    one index in position order (a list of types would make it walk the whole log)."""
+    atoms: list[QueryItem] = []
+    for item in query.items:
+        if item.tags or len(item.types) <= 1:
+            atoms.append(item)
+        else:
+            atoms.extend(QueryItem(types=[name]) for name in item.types)
+    return list(dict.fromkeys(atoms))
+
+
 def _item(item: QueryItem, after: int) -> tuple[str, list[Any]]:
-    """A SELECT of the positions matching ``item`` after ``after``, in position order."""
+    """A SELECT of the positions matching ``item`` after ``after``, in position order (an
+    item with types but no tags has one type, see ``_atoms``)."""
     params: list[Any] = []
     if item.tags:
         first, *others = item.tags
@@ -35,10 +48,10 @@ def _item(item: QueryItem, after: int) -> tuple[str, list[Any]]:
             params,
         )
     if item.types:
+        (name,) = item.types
         return (
-            "SELECT position FROM events WHERE type = ANY (%s::text[]) AND position > %s "
-            "ORDER BY position",
-            [list(item.types), after],
+            "SELECT position FROM events WHERE type = %s AND position > %s ORDER BY position",
+            [name, after],
         )
     return "SELECT position FROM events WHERE position > %s ORDER BY position", [after]
 
@@ -48,7 +61,7 @@ def first_match(query: Query, after: int) -> tuple[str, list[Any]]:
     (NULL when there is none): the append condition's check, one index probe per item."""
     parts: list[str] = []
     params: list[Any] = []
-    for item in query.items:
+    for item in _atoms(query):
         statement, item_params = _item(item, after)
         parts.append(f"({statement} LIMIT 1)")
         params.extend(item_params)
@@ -65,7 +78,7 @@ def read_page(query: Query, after: int, limit: int) -> tuple[str, list[Any]]:
         )
     parts: list[str] = []
     params: list[Any] = []
-    for item in query.items:
+    for item in _atoms(query):
         statement, item_params = _item(item, after)
         parts.append(f"({statement} LIMIT %s)")
         params.extend((*item_params, limit))

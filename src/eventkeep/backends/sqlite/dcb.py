@@ -13,14 +13,31 @@ from eventkeep.store.dcb import Query, QueryItem
 
 __all__ = ["first_match", "read_page"]
 
+_E_RECORD = (
+    "e.stream_id, e.version, e.position, e.event_id, e.type, e.schema_version, e.data, "
+    "e.metadata, e.recorded_at, e.tags"
+)
 _RECORD = (
     "stream_id, version, position, event_id, type, schema_version, data, metadata, recorded_at, "
     "tags"
 )
 
 
+def _atoms(query: Query) -> list[QueryItem]:
+    """The query's items, an item without tags split into one item per type: each walks
+    one index in position order (a list of types would make it walk the whole log)."""
+    atoms: list[QueryItem] = []
+    for item in query.items:
+        if item.tags or len(item.types) <= 1:
+            atoms.append(item)
+        else:
+            atoms.extend(QueryItem(types=[name]) for name in item.types)
+    return list(dict.fromkeys(atoms))
+
+
 def _item(item: QueryItem, after: int) -> tuple[str, list[Any]]:
-    """A SELECT of the positions matching ``item`` after ``after``, in position order."""
+    """A SELECT of the positions matching ``item`` after ``after``, in position order (an
+    item with types but no tags has one type, see ``_atoms``)."""
     params: list[Any] = []
     if item.tags:
         first, *others = item.tags
@@ -39,11 +56,10 @@ def _item(item: QueryItem, after: int) -> tuple[str, list[Any]]:
             params,
         )
     if item.types:
-        marks = ",".join("?" * len(item.types))
+        (name,) = item.types
         return (
-            f"SELECT position FROM events WHERE type IN ({marks}) AND position > ? "
-            "ORDER BY position",
-            [*item.types, after],
+            "SELECT position FROM events WHERE type = ? AND position > ? ORDER BY position",
+            [name, after],
         )
     return "SELECT position FROM events WHERE position > ? ORDER BY position", [after]
 
@@ -53,7 +69,7 @@ def first_match(query: Query, after: int) -> tuple[str, list[Any]]:
     (NULL when there is none): the append condition's check, one index probe per item."""
     parts: list[str] = []
     params: list[Any] = []
-    for item in query.items:
+    for item in _atoms(query):
         statement, item_params = _item(item, after)
         parts.append(f"SELECT ({statement} LIMIT 1) AS m")
         params.extend(item_params)
@@ -70,12 +86,15 @@ def read_page(query: Query, after: int, limit: int) -> tuple[str, list[Any]]:
         )
     parts: list[str] = []
     params: list[Any] = []
-    for item in query.items:
+    for item in _atoms(query):
         statement, item_params = _item(item, after)
         parts.append(f"SELECT position FROM ({statement} LIMIT ?)")
         params.extend((*item_params, limit))
     union = " UNION ".join(parts)
+    # CROSS JOIN: SQLite keeps the matches as the outer loop (with ``position IN (...)`` it may
+    # scan the log in order and probe the list instead).
     return (
-        f"SELECT {_RECORD} FROM events WHERE position IN ({union}) ORDER BY position LIMIT ?",
+        f"SELECT {_E_RECORD} FROM ({union}) AS m CROSS JOIN events AS e "
+        "ON e.position = m.position ORDER BY m.position LIMIT ?",
         [*params, limit],
     )
