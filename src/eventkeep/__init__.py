@@ -16,6 +16,13 @@ from eventkeep.domain.aggregate import Aggregate, applies
 from eventkeep.domain.conflicts import ConflictCheck, conflicts_by_key
 from eventkeep.domain.context import CommandContext, command_context, current_context
 from eventkeep.domain.decider import Decider, DeciderAggregate
+from eventkeep.domain.decisions import (
+    DecisionModel,
+    DecisionProjection,
+    DecisionState,
+    build_decision_model,
+    execute_decision,
+)
 from eventkeep.domain.repository import Repository
 from eventkeep.domain.snapshots import Every, RebuildReport, SnapshotPolicy
 from eventkeep.domain.temporal import HistoryEntry
@@ -85,6 +92,9 @@ __all__ = [
     "ConflictCheck",
     "Decider",
     "DeciderAggregate",
+    "DecisionModel",
+    "DecisionProjection",
+    "DecisionState",
     "DuplicateEventIdError",
     "Event",
     "EventStore",
@@ -115,10 +125,12 @@ __all__ = [
     "ValidationError",
     "VerifyReport",
     "applies",
+    "build_decision_model",
     "command_context",
     "conflicts_by_key",
     "current_context",
     "default_registry",
+    "execute_decision",
     "load_key",
     "open_store",
     "read_anchor",
