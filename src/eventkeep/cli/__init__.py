@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "append": "eventkeep.cli.append:append",
     "read": "eventkeep.cli.read:read",
     "read-all": "eventkeep.cli.read:read_all",
+    "query": "eventkeep.cli.read:query",
     "streams": "eventkeep.cli.info:streams",
     "stats": "eventkeep.cli.info:stats",
     "verify": "eventkeep.cli.verify:verify",

@@ -215,7 +215,7 @@ def print_json_array(items: Iterable[Any]) -> None:
 def event_json(recorded: RecordedEvent) -> dict[str, Any]:
     """A recorded event as JSON: data exactly as stored (decimals stay strings), UUIDs and times
     as strings, ``recorded_at`` in ISO 8601 with microseconds and a UTC offset."""
-    return {
+    out = {
         "position": recorded.position,
         "stream_id": recorded.stream_id,
         "version": recorded.version,
@@ -226,6 +226,9 @@ def event_json(recorded: RecordedEvent) -> dict[str, Any]:
         "data": msgspec.Raw(recorded.raw_data),
         "metadata": recorded.metadata,
     }
+    if recorded.tags:  # only events with tags: the output of others is as it was
+        out["tags"] = list(recorded.tags)
+    return out
 
 
 def data_text(recorded: RecordedEvent, limit: int = 400) -> str:

@@ -99,6 +99,14 @@ def parse_json_object(text: str, what: str) -> dict[str, Any]:
     type=click.UUID,
     help="The event's id (default: a new UUID); re-sending the same append is a no-op.",
 )
+@click.option(
+    "--tag",
+    "-g",
+    "tags",
+    multiple=True,
+    metavar="TAG",
+    help="Tag the event (repeat for several), e.g. student:ann; see `eventkeep query`.",
+)
 @json_option
 @pass_store(create=True)
 def append(
@@ -109,6 +117,7 @@ def append(
     expected_version: ExpectedVersion | int,
     metadata: str | None,
     event_id: uuid.UUID | None,
+    tags: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Append one event of type TYPE to STREAM.
@@ -121,6 +130,7 @@ def append(
       eventkeep append account-1 Opened '{"owner": "Ada"}' --expected-version no_stream
       eventkeep append account-1 Deposited '{"amount": "10.00"}' -e 1
       echo '{"amount": "2.50"}' | eventkeep append account-1 Withdrawn - --json
+      eventkeep append courses StudentSubscribed '{}' --tag student:ann --tag course:math
     """
     if data == "-":
         data = read_stdin_text("the event data on stdin")
@@ -130,7 +140,7 @@ def append(
     payload = {} if data is None else parse_json_object(data, what)
     meta = None if metadata is None else parse_json_object(metadata, "--metadata")
     event_id = event_id or uuid.uuid4()
-    event = NewEvent(RawEvent(event_type, payload), event_id=event_id)
+    event = NewEvent(RawEvent(event_type, payload), event_id=event_id, tags=list(tags) or None)
     result = store.append(stream, [event], expected_version=expected_version, metadata=meta)
     if as_json:
         print_json(
@@ -140,6 +150,7 @@ def append(
                 "position": result.position,
                 "event_id": str(event_id),
                 "type": event_type,
+                "tags": sorted(set(tags)),
             }
         )
     else:

@@ -9,7 +9,7 @@ import click
 from rich.table import Column, Table
 from rich.text import Text
 
-from eventkeep import EventStore, NotFoundError, RecordedEvent
+from eventkeep import EventStore, NotFoundError, Query, QueryItem, RecordedEvent
 from eventkeep.cli._common import (
     console,
     data_text,
@@ -17,11 +17,12 @@ from eventkeep.cli._common import (
     json_option,
     pass_store,
     plural,
+    print_json,
     print_json_array,
     when_text,
 )
 
-__all__ = ["read", "read_all"]
+__all__ = ["query", "read", "read_all"]
 
 ROWS_PER_TABLE = 500
 """Long reads print several tables of this many rows, so output starts before the read ends."""
@@ -117,6 +118,58 @@ def read_all(
     _print_tables(events, "global log", LOG_HEADERS, _log_row)
 
 
+@click.command()
+@click.option(
+    "--type",
+    "-t",
+    "types",
+    multiple=True,
+    metavar="TYPE",
+    help="Events of this type (repeat for several: any of them).",
+)
+@click.option(
+    "--tag",
+    "-g",
+    "tags",
+    multiple=True,
+    metavar="TAG",
+    help="Events carrying this tag (repeat for several: all of them).",
+)
+@click.option(
+    "--after", type=click.IntRange(min=0), default=0, help="Only events after this position."
+)
+@limit_option
+@json_option
+@pass_store()
+def query(
+    store: EventStore,
+    types: tuple[str, ...],
+    tags: tuple[str, ...],
+    after: int,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Print the events of any --type carrying every --tag, in position order, and the head:
+    the position an append conditioned on this query would name (DCB, see docs/dcb.md).
+
+    With neither --type nor --tag, every event matches. With --json, prints one JSON object:
+    {"head": N, "events": [...]} (events as for read).
+
+    \b
+    Examples:
+      eventkeep query --tag username:ann
+      eventkeep query --type StudentSubscribed --tag student:ann --json
+      eventkeep query --tag course:math --after 1200 --limit 50
+    """
+    result = store.read(Query([QueryItem(types=types, tags=tags)]), after=after, limit=limit)
+    if as_json:
+        print_json({"head": result.head, "events": [event_json(e) for e in result]})
+        return
+    wanted = [*(f"type {t}" for t in types), *(f"tag {t}" for t in tags)] or ["every event"]
+    title = f"{', '.join(wanted)} (head {result.head})"
+    _print_tables(iter(result.events), title, QUERY_HEADERS, _query_row)
+
+
 Row = tuple[str | Text, ...]
 
 
@@ -163,6 +216,7 @@ def _columns(*names: str) -> tuple[Column, ...]:
 
 STREAM_HEADERS = ("Ver", "Pos", "Type", "Recorded (UTC)", "Data")
 LOG_HEADERS = ("Pos", "Stream", "Ver", "Type", "Data")
+QUERY_HEADERS = ("Pos", "Stream", "Type", "Tags", "Data")
 
 
 def _stream_row(e: RecordedEvent) -> Row:
@@ -171,3 +225,13 @@ def _stream_row(e: RecordedEvent) -> Row:
 
 def _log_row(e: RecordedEvent) -> Row:
     return (str(e.position), Text(e.stream_id), str(e.version), Text(e.type), Text(data_text(e)))
+
+
+def _query_row(e: RecordedEvent) -> Row:
+    return (
+        str(e.position),
+        Text(e.stream_id),
+        Text(e.type),
+        Text(" ".join(e.tags)),
+        Text(data_text(e)),
+    )
