@@ -1,7 +1,8 @@
 """Queries (:mod:`eventkeep.store.dcb`) as PostgreSQL statements, each item served by an index.
 
 An item with tags walks the ``event_tags`` primary key ``(tag, position)`` of its first tag,
-in position order, and probes its other tags and its types per event; an item with types only
+in position order, its types checked in the index (``INCLUDE (type)``), and probes its other
+tags per event; an item with types only
 walks ``events_by_type (type, position)``; an item with neither is the log itself
 (``events_position``).
 """
@@ -38,13 +39,14 @@ def _item(item: QueryItem, after: int) -> tuple[str, list[Any]]:
         for n, tag in enumerate(others, 1):
             joins += f" JOIN event_tags AS t{n} ON t{n}.tag = %s AND t{n}.position = t0.position"
             params.append(tag)
-        if item.types:
-            joins += " JOIN events AS e ON e.position = t0.position AND e.type = ANY (%s::text[])"
-            params.append(list(item.types))
         params.extend((first, after))
+        types = ""
+        if item.types:
+            types = " AND t0.type = ANY (%s::text[])"
+            params.append(list(item.types))
         return (
             f"SELECT t0.position FROM event_tags AS t0{joins} "
-            "WHERE t0.tag = %s AND t0.position > %s ORDER BY t0.position",
+            f"WHERE t0.tag = %s AND t0.position > %s{types} ORDER BY t0.position",
             params,
         )
     if item.types:

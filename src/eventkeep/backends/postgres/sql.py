@@ -135,8 +135,9 @@ APPEND_EVENTS = (
 # CTE always runs, referenced or not.)
 APPEND_TAGGED_EVENTS = APPEND_EVENTS.replace(
     " SELECT min(position),",
-    ", tagged AS (INSERT INTO event_tags (tag, position) "
-    "SELECT x.g, f.first + x.i - 1 FROM unnest(%b::int[], %b::text[]) AS x (i, g), "
+    ", tagged AS (INSERT INTO event_tags (tag, position, type) "
+    "SELECT x.g, f.first + x.i - 1, x.t FROM unnest(%b::int[], %b::text[], %b::text[]) "
+    "AS x (i, g, t), "
     "(SELECT min(position) AS first FROM inserted) AS f) "
     "SELECT min(position),",
 )

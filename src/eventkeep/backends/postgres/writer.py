@@ -231,7 +231,8 @@ def _send(cur: psycopg.Cursor[Any], plan: Plan, now_us: int) -> int:
         if tagged:
             offsets = [n for n, row in enumerate(rows, 1) for _ in row.tags]
             names = [tag for row in rows for tag in row.tags]
-            cur.execute(sql.APPEND_TAGGED_EVENTS, (*params, offsets, names))
+            kinds = [row.type for row in rows for _ in row.tags]
+            cur.execute(sql.APPEND_TAGGED_EVENTS, (*params, offsets, names, kinds))
         else:
             cur.execute(sql.APPEND_EVENTS, params)
     found = cur.fetchone()

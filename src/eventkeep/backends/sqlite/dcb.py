@@ -1,8 +1,9 @@
 """Queries (:mod:`eventkeep.store.dcb`) as SQLite statements, each item served by an index.
 
 An item with tags walks the ``event_tags`` primary key ``(tag, position)`` of its first tag,
-in position order, and probes its other tags and its types per event; an item with types only
-walks ``events_by_type (type, position)``; an item with neither is the log itself.
+in position order, its types checked in the same rows, and probes its other tags per event;
+an item with types only walks ``events_by_type (type, position)``; an item with neither is
+the log itself.
 """
 
 from __future__ import annotations
@@ -45,14 +46,14 @@ def _item(item: QueryItem, after: int) -> tuple[str, list[Any]]:
         for n, tag in enumerate(others, 1):
             joins += f" JOIN event_tags AS t{n} ON t{n}.tag = ? AND t{n}.position = t0.position"
             params.append(tag)
-        if item.types:
-            marks = ",".join("?" * len(item.types))
-            joins += f" JOIN events AS e ON e.position = t0.position AND e.type IN ({marks})"
-            params.extend(item.types)
         params.extend((first, after))
+        types = ""
+        if item.types:
+            types = f" AND t0.type IN ({','.join('?' * len(item.types))})"
+            params.extend(item.types)
         return (
             f"SELECT t0.position FROM event_tags AS t0{joins} "
-            "WHERE t0.tag = ? AND t0.position > ? ORDER BY t0.position",
+            f"WHERE t0.tag = ? AND t0.position > ?{types} ORDER BY t0.position",
             params,
         )
     if item.types:

@@ -18,7 +18,7 @@ INSERT_EVENT = (
     "metadata, hash, tags) VALUES (?, ?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?)"
 )
 
-INSERT_TAG = "INSERT INTO event_tags (tag, position) VALUES (?, ?)"
+INSERT_TAG = "INSERT INTO event_tags (tag, position, type) VALUES (?, ?, ?)"
 
 LAST_INSERT_POSITION = "SELECT last_insert_rowid()"
 

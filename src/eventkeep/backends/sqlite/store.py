@@ -521,7 +521,11 @@ class SQLiteStore(EventStore):
                 continue
             first = last - len(rows) + 1
             results = plan.results(first)
-            tagged = [(tag, first + offset) for offset, row in enumerate(rows) for tag in row.tags]
+            tagged = [
+                (tag, first + offset, row.type)
+                for offset, row in enumerate(rows)
+                for tag in row.tags
+            ]
             if tagged:
                 cur.executemany(sql.INSERT_TAG, tagged)
             cur.executemany(
