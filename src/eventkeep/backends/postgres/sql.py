@@ -43,6 +43,10 @@ RECORD_MIGRATION = "INSERT INTO eventkeep_migrations (version, name) VALUES (%s,
 
 ROLLBACK = "ROLLBACK"
 
+BEGIN = "BEGIN"
+
+COMMIT = "COMMIT"
+
 # The server's clock (the store's clock): never behind the last numbered event.
 _CLOCK = (
     "(SELECT greatest(clock_timestamp(), (SELECT recorded_at FROM events "

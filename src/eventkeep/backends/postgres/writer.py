@@ -66,7 +66,7 @@ def append(
 ) -> list[AppendResult]:
     """Append ``batches`` atomically on ``conn`` (autocommit, configured for the store)."""
     if condition is not None:
-        return _append_locked(conn, batches, condition)
+        return _append_conditional(conn, batches, condition)
     stored: _Stored | None = None
     for _ in range(_OPTIMISTIC_ATTEMPTS):
         heads, clock, stored, _ = _read(conn, batches, stored, lock=False)
@@ -88,6 +88,59 @@ def append(
             continue
         return plan.results(first)
     return _append_locked(conn, batches)
+
+
+def _append_conditional(
+    conn: psycopg.Connection[Any], batches: list[PreparedAppend], condition: AppendCondition
+) -> list[AppendResult]:
+    """A conditional append in two round trips, as many as one without a condition: (1) BEGIN,
+    the sequencer's lock, the heads and the condition's first match, pipelined; plan; (2) the
+    insert and COMMIT, pipelined. The lock is held from its grant to the commit, across one
+    client round trip: no append can commit in between, so the check cannot go stale.
+
+    Anything off the happy path (a plan that needs the stored event ids, an insert refused by
+    the event-id index: a retry) is rolled back and done again by ``_append_locked``, which
+    handles every case.
+    """
+    heads_cur = conn.cursor(binary=True)
+    match_cur = conn.cursor(binary=True)
+    query, after = condition.fail_if_events_match, condition.after or 0
+    try:
+        with conn.pipeline():
+            conn.execute(sql.BEGIN)
+            conn.execute(sql.SEQUENCER_LOCK)
+            if len(batches) == 1:
+                heads_cur.execute(sql.LOCK_HEAD, (batches[0].stream_id,))
+            else:
+                heads_cur.execute(sql.LOCK_HEADS, (sorted(b.stream_id for b in batches),))
+            match_cur.execute(*dcb.first_match(query, after))
+        rows = heads_cur.fetchall()
+        heads = {r[0]: Head(r[1], r[2], r[3]) for r in rows if r[0] is not None}
+        found = match_cur.fetchone()
+        matched = None if found is None or found[0] is None else int(found[0])
+        plan = plan_append(batches, heads, None, condition, matched)
+        if plan.needs_ids or plan.conflict is not None or not plan.writes:
+            conn.execute(sql.ROLLBACK)
+            return _append_locked(conn, batches, condition)
+        insert_cur = conn.cursor(binary=True)
+        with conn.pipeline():
+            _execute_insert(insert_cur, plan, max(int(rows[0][4]), plan.time_floor()))
+            conn.execute(sql.COMMIT)
+        first = insert_cur.fetchone()
+    except pgerrors.UniqueViolation:
+        _rollback(conn)
+        return _append_locked(conn, batches, condition)
+    except BaseException:
+        _rollback(conn)
+        raise
+    assert first is not None
+    return plan.results(int(first[0]))
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    """End a failed transaction on ``conn``, if one is still open."""
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.execute(sql.ROLLBACK)
 
 
 def _append_locked(
@@ -211,6 +264,15 @@ def _replayed(plan: Plan) -> list[AppendResult]:
 def _send(cur: psycopg.Cursor[Any], plan: Plan, now_us: int) -> int:
     """Send the one statement that inserts the plan's rows, numbered after the head position,
     and upserts the heads; returns the first position."""
+    _execute_insert(cur, plan, now_us)
+    found = cur.fetchone()
+    assert found is not None
+    return int(found[0])
+
+
+def _execute_insert(cur: psycopg.Cursor[Any], plan: Plan, now_us: int) -> None:
+    """Execute (without fetching its row: in a pipeline, the commit follows first) the one
+    statement that inserts the plan's rows and upserts the heads."""
     rows = plan.rows(now_us)
     now = from_micros(now_us)
     tagged = any(row.tags for row in rows)
@@ -235,9 +297,6 @@ def _send(cur: psycopg.Cursor[Any], plan: Plan, now_us: int) -> int:
             cur.execute(sql.APPEND_TAGGED_EVENTS, (*params, offsets, names, kinds))
         else:
             cur.execute(sql.APPEND_EVENTS, params)
-    found = cur.fetchone()
-    assert found is not None
-    return int(found[0])
 
 
 def _event_params(row: PlannedRow, now: Any) -> tuple[Any, ...]:
