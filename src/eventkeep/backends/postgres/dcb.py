@@ -14,7 +14,7 @@ from typing import Any
 from eventkeep.backends.postgres.sql import RECORD_COLUMNS
 from eventkeep.store.dcb import Query, QueryItem
 
-__all__ = ["first_match", "read_page"]
+__all__ = ["first_match", "first_match_and_head", "read_page"]
 
 
 def _atoms(query: Query) -> list[QueryItem]:
@@ -68,6 +68,12 @@ def first_match(query: Query, after: int) -> tuple[str, list[Any]]:
         parts.append(f"({statement} LIMIT 1)")
         params.extend(item_params)
     return f"SELECT least({', '.join(parts)})", params
+
+
+def first_match_and_head(query: Query, after: int) -> tuple[str, list[Any]]:
+    """``first_match`` and the head position, from one snapshot (one statement)."""
+    statement, params = first_match(query, after)
+    return f"{statement}, (SELECT coalesce(max(position), 0) FROM events)", params
 
 
 def read_page(query: Query, after: int, limit: int) -> tuple[str, list[Any]]:

@@ -146,6 +146,20 @@ APPEND_TAGGED_EVENTS = APPEND_EVENTS.replace(
     "SELECT min(position),",
 )
 
+# The same statements for a conditional append checked before, without a lock, at head
+# position N: eventkeep_append_position_at(N) (migrations/0007_tags.sql) takes the sequencer's
+# lock and raises SQLSTATE EKC01 unless the head is still N. Its parameter comes first.
+_HEAD_POSITION_AT = "(SELECT eventkeep_append_position_at(%s::bigint))"
+
+HEAD_MOVED = "EKC01"
+
+
+def conditional(statement: str) -> str:
+    """``statement`` (APPEND_EVENT, APPEND_EVENTS, APPEND_TAGGED_EVENTS) for a conditional
+    append checked at a head position (its first parameter)."""
+    return statement.replace(_HEAD_POSITION, _HEAD_POSITION_AT, 1)
+
+
 # -- reading ------------------------------------------------------------------------------------
 
 # Columns in the order RecordedEvent takes them (codec last, added in Python).

@@ -57,6 +57,11 @@ _OPTIMISTIC_ATTEMPTS = 3
 """Lost races (a stale head, a deadlock) before an append takes the sequencer's lock first."""
 _RACES = (pgerrors.UniqueViolation, pgerrors.DeadlockDetected, pgerrors.SerializationFailure)
 _Stored = dict[bytes, StoredIdentity]
+_GUARDED = {
+    statement: sql.conditional(statement)
+    for statement in (sql.APPEND_EVENT, sql.APPEND_EVENTS, sql.APPEND_TAGGED_EVENTS)
+}
+"""Each append statement, for a conditional append."""
 
 
 def append(
@@ -93,8 +98,51 @@ def append(
 def _append_conditional(
     conn: psycopg.Connection[Any], batches: list[PreparedAppend], condition: AppendCondition
 ) -> list[AppendResult]:
-    """A conditional append in two round trips, as many as one without a condition: (1) BEGIN,
-    the sequencer's lock, the heads and the condition's first match, pipelined; plan; (2) the
+    """A conditional append in two round trips and one short lock, as one without a condition:
+    (1) the heads, the clock, and the condition's first match with the head position (one
+    snapshot), without a lock; (2) the one insert statement, whose position comes from
+    ``eventkeep_append_position_at(head)``: once it holds the sequencer's lock it raises
+    SQLSTATE EKC01 (nothing written) unless the head is still the one read, that is unless
+    some append committed since the check. Otherwise the check still holds.
+
+    A match, or a moved head, is decided under the lock by ``_append_checked_locked`` (a retry
+    of an append already stored returns its result; otherwise the condition fails).
+    """
+    stored: _Stored | None = None
+    for _ in range(_OPTIMISTIC_ATTEMPTS):
+        heads, clock, stored, checked = _read(
+            conn, batches, stored, lock=False, condition=condition
+        )
+        assert checked is not None
+        matched, head = checked
+        if matched is not None:
+            return _append_checked_locked(conn, batches, condition)
+        plan = plan_append(batches, heads, stored, condition, None)
+        if plan.needs_ids:
+            stored = _stored_identities(conn, batches)
+            plan = plan_append(batches, heads, stored, condition, None)
+        if plan.conflict is not None:
+            raise plan.conflict
+        if not plan.writes:
+            return _replayed(plan)
+        try:
+            first = _send(conn.cursor(binary=True), plan, max(clock, plan.time_floor()), head)
+        except _RACES:
+            stored = stored if stored is not None else {}
+            continue
+        except psycopg.Error as exc:
+            if exc.sqlstate != sql.HEAD_MOVED:
+                raise
+            return _append_checked_locked(conn, batches, condition)
+        return plan.results(first)
+    return _append_checked_locked(conn, batches, condition)
+
+
+def _append_checked_locked(
+    conn: psycopg.Connection[Any], batches: list[PreparedAppend], condition: AppendCondition
+) -> list[AppendResult]:
+    """A conditional append checked under the lock, in two round trips: (1) BEGIN, the
+    sequencer's lock, the heads and the condition's first match, pipelined; plan; (2) the
     insert and COMMIT, pipelined. The lock is held from its grant to the commit, across one
     client round trip: no append can commit in between, so the check cannot go stale.
 
@@ -113,7 +161,7 @@ def _append_conditional(
                 heads_cur.execute(sql.LOCK_HEAD, (batches[0].stream_id,))
             else:
                 heads_cur.execute(sql.LOCK_HEADS, (sorted(b.stream_id for b in batches),))
-            match_cur.execute(*dcb.first_match(query, after))
+            match_cur.execute(*dcb.first_match_and_head(query, after))
         rows = heads_cur.fetchall()
         heads = {r[0]: Head(r[1], r[2], r[3]) for r in rows if r[0] is not None}
         found = match_cur.fetchone()
@@ -184,7 +232,8 @@ def _append_under_lock(
     """Plan and write with the sequencer's lock held by the open transaction on ``conn``: the
     condition's check sees every append that committed before, and none can commit before
     this one does."""
-    heads, clock, _, matched = _read(conn, batches, None, lock=True, condition=condition)
+    heads, clock, _, checked = _read(conn, batches, None, lock=True, condition=condition)
+    matched = None if checked is None else checked[0]
     plan = plan_append(batches, heads, None, condition, matched)
     if plan.needs_ids:
         stored = _stored_identities(conn, batches)
@@ -215,18 +264,19 @@ def _read(
     *,
     lock: bool,
     condition: AppendCondition | None = None,
-) -> tuple[dict[str, Head], int, _Stored | None, int | None]:
+) -> tuple[dict[str, Head], int, _Stored | None, tuple[int | None, int] | None]:
     """The heads of the streams written and the server's clock (microseconds), in one round
     trip; with the stored event ids too when ``stored`` is not None (they are looked up again,
-    beside the heads: both must come from the same moment), and the first event matching the
-    condition after its position when there is one (None: none matches)."""
+    beside the heads: both must come from the same moment), and with a condition the first
+    event matching it after its position (None: none does) and the head position, both from
+    one snapshot."""
     heads_cur = conn.cursor(binary=True)
     ids_cur = conn.cursor(binary=True)
     match_cur = conn.cursor(binary=True)
     with conn.pipeline():
         if condition is not None:
             query, after = condition.fail_if_events_match, condition.after or 0
-            match_cur.execute(*dcb.first_match(query, after))
+            match_cur.execute(*dcb.first_match_and_head(query, after))
         if len(batches) == 1:
             statement = sql.LOCK_HEAD if lock else sql.HEAD
             heads_cur.execute(statement, (batches[0].stream_id,))
@@ -239,11 +289,12 @@ def _read(
     heads = {r[0]: Head(r[1], r[2], r[3]) for r in rows if r[0] is not None}
     if stored is not None:
         stored = {r[0]: StoredIdentity(*r) for r in ids_cur.fetchall()}
-    matched: int | None = None
+    checked: tuple[int | None, int] | None = None
     if condition is not None:
         found = match_cur.fetchone()
-        matched = None if found is None or found[0] is None else int(found[0])
-    return heads, int(rows[0][4]), stored, matched
+        assert found is not None
+        checked = (None if found[0] is None else int(found[0]), int(found[1]))
+    return heads, int(rows[0][4]), stored, checked
 
 
 def _stored_identities(conn: psycopg.Connection[Any], batches: list[PreparedAppend]) -> _Stored:
@@ -261,26 +312,30 @@ def _replayed(plan: Plan) -> list[AppendResult]:
     return [step for step in plan.outcomes if isinstance(step, AppendResult)]
 
 
-def _send(cur: psycopg.Cursor[Any], plan: Plan, now_us: int) -> int:
+def _send(cur: psycopg.Cursor[Any], plan: Plan, now_us: int, guard: int | None = None) -> int:
     """Send the one statement that inserts the plan's rows, numbered after the head position,
-    and upserts the heads; returns the first position."""
-    _execute_insert(cur, plan, now_us)
+    and upserts the heads; returns the first position. ``guard``: the head position at which
+    a condition was checked; the statement fails (SQLSTATE EKC01) if the head moved."""
+    _execute_insert(cur, plan, now_us, guard)
     found = cur.fetchone()
     assert found is not None
     return int(found[0])
 
 
-def _execute_insert(cur: psycopg.Cursor[Any], plan: Plan, now_us: int) -> None:
+def _execute_insert(
+    cur: psycopg.Cursor[Any], plan: Plan, now_us: int, guard: int | None = None
+) -> None:
     """Execute (without fetching its row: in a pipeline, the commit follows first) the one
     statement that inserts the plan's rows and upserts the heads."""
     rows = plan.rows(now_us)
     now = from_micros(now_us)
     tagged = any(row.tags for row in rows)
+    first: tuple[Any, ...] = () if guard is None else (guard,)
     if len(rows) == 1 and not tagged:
         row = rows[0]
         cur.execute(
-            sql.APPEND_EVENT,
-            (*_event_params(row, now), row.stream_id, row.version, row.hash, now),
+            _GUARDED[sql.APPEND_EVENT] if guard is not None else sql.APPEND_EVENT,
+            (*first, *_event_params(row, now), row.stream_id, row.version, row.hash, now),
         )
     else:
         s, v, e, t, sv, _, d, m, h, g = (list(column) for column in zip(*rows, strict=True))
@@ -289,14 +344,31 @@ def _execute_insert(cur: psycopg.Cursor[Any], plan: Plan, now_us: int) -> None:
         hv = [r.version for r in last]
         hh = [r.hash for r in last]
         tags = [encode_tags(x) for x in g]
-        params = (now, s, v, [UUID(bytes=x) for x in e], t, sv, d, m, h, tags, now, hs, hv, hh)
+        params: tuple[Any, ...] = (
+            now,
+            s,
+            v,
+            [UUID(bytes=x) for x in e],
+            t,
+            sv,
+            d,
+            m,
+            h,
+            tags,
+            now,
+            hs,
+            hv,
+            hh,
+        )
         if tagged:
             offsets = [n for n, row in enumerate(rows, 1) for _ in row.tags]
             names = [tag for row in rows for tag in row.tags]
             kinds = [row.type for row in rows for _ in row.tags]
-            cur.execute(sql.APPEND_TAGGED_EVENTS, (*params, offsets, names, kinds))
+            statement = sql.APPEND_TAGGED_EVENTS
+            params = (*params, offsets, names, kinds)
         else:
-            cur.execute(sql.APPEND_EVENTS, params)
+            statement = sql.APPEND_EVENTS
+        cur.execute(_GUARDED[statement] if guard is not None else statement, (*first, *params))
 
 
 def _event_params(row: PlannedRow, now: Any) -> tuple[Any, ...]:

@@ -26,3 +26,25 @@ CREATE TRIGGER event_tags_refuse_delete BEFORE DELETE ON event_tags
 
 CREATE TRIGGER event_tags_refuse_truncate BEFORE TRUNCATE ON event_tags
     FOR EACH STATEMENT EXECUTE FUNCTION eventkeep_refuse_change();
+
+-- A conditional append in one statement, like any other append: the client checks the
+-- condition and reads the head position in one snapshot (no lock), then sends the insert with
+-- this function in place of eventkeep_append_position(). It takes the sequencer's lock (held
+-- to the commit) and raises SQLSTATE EKC01 (nothing written) unless the head position is still
+-- the one read: then no event at all was committed since the check, which therefore still
+-- holds. (Positions are numbered in commit order under this lock, so any commit moves the
+-- head.) After EKC01 the client checks the condition again under the lock.
+CREATE FUNCTION eventkeep_append_position_at(expected bigint) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE
+    SET search_path FROM CURRENT
+AS $$
+DECLARE
+    head bigint := eventkeep_append_position();  -- the sequencer's lock, then the head
+BEGIN
+    IF head <> expected THEN
+        RAISE EXCEPTION 'eventkeep: the log moved from position % to % since the append '
+            'condition was checked', expected, head USING ERRCODE = 'EKC01';
+    END IF;
+    RETURN head;
+END
+$$;
