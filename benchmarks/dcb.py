@@ -211,15 +211,23 @@ def appends(backends: list[str], ops: int, repeats: int, server: Any, folder: Pa
 # -- 3: reads -----------------------------------------------------------------------------------
 
 
+BLOCK = 10_000
+"""Each block of this many events holds ``BLOCK // STUDENT_EVENTS`` students' events,
+interleaved (a student's events are spread over the block)."""
+
+
+def student_of(n: int) -> int:
+    return n % (BLOCK // STUDENT_EVENTS) + (n // BLOCK) * (BLOCK // STUDENT_EVENTS)
+
+
 def fill(store: eventkeep.EventStore, size: int) -> None:
-    students = max(1, size // STUDENT_EVENTS)
     batch = 2000
     for start in range(store.head_position(), size, batch):
         store.append_events(
             [
                 NewEvent(
                     RawEvent("StudentSubscribed", {"n": n}),
-                    tags=[f"student:{n % students}", f"course:{n % 97}"],
+                    tags=[f"student:{student_of(n)}", f"course:{n % 97}"],
                 )
                 for n in range(start, min(size, start + batch))
             ]
@@ -274,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="memory,sqlite,postgres")
     parser.add_argument("--ops", type=int, default=300, help="appends per variant and repeat")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="multiples of 10,000")
     parser.add_argument("--skip-reads", action="store_true")
     args = parser.parse_args(argv)
     backends = [b for b in args.backends.split(",") if b]
@@ -286,13 +294,12 @@ def main(argv: list[str] | None = None) -> int:
         server = Server()
     try:
         with tempfile.TemporaryDirectory(prefix="eventkeep-dcb-bench-") as tmp:
-            lines = appends(backends, args.ops, args.repeats, server, Path(tmp))
+            print("\n".join(appends(backends, args.ops, args.repeats, server, Path(tmp))))
             if not args.skip_reads:
-                lines += reads(backends, sizes, args.repeats, server, Path(tmp))
+                print("\n".join(reads(backends, sizes, args.repeats, server, Path(tmp))))
     finally:
         if server is not None:
             server.close()
-    print("\n".join(lines))
     return 0
 
 
