@@ -7,7 +7,10 @@ and the hash chain behave identically.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import heapq
+import itertools
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -26,7 +29,7 @@ from eventkeep.store import (
 from eventkeep.store.anchors import AnchorHead, AnchorRow, AnchorSource
 from eventkeep.store.base import Transaction
 from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
-from eventkeep.store.dcb import AppendCondition, Query
+from eventkeep.store.dcb import AppendCondition, Query, QueryItem
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
 from eventkeep.store.planner import Head, plan_append
@@ -51,6 +54,9 @@ class MemoryStore(EventStore):
         self._log: list[ChainRow] = []  # index = position - 1
         self._streams: dict[str, list[int]] = {}  # stream id -> positions, index = version - 1
         self._ids: dict[bytes, int] = {}  # event id -> position
+        # Tag and type -> positions, ascending: a query item walks one from a position on.
+        self._by_tag: dict[str, list[int]] = {}
+        self._by_type: dict[str, list[int]] = {}
         self._snapshots: dict[str, dict[int, Snapshot]] = {}
         self._checkpoints: dict[str, int] = {}
         self._records: dict[str, bytes] = {}
@@ -100,6 +106,9 @@ class MemoryStore(EventStore):
                 self._log.append(row)
                 self._streams.setdefault(row.stream_id, []).append(row.position)
                 ids[row.event_id] = row.position
+                self._by_type.setdefault(row.type, []).append(row.position)
+                for tag in row.tags:
+                    self._by_tag.setdefault(tag, []).append(row.position)
             return plan.results(first)
 
     def _heads(self, batches: list[PreparedAppend]) -> dict[str, Head]:
@@ -163,13 +172,24 @@ class MemoryStore(EventStore):
             return out
 
     def _matching(self, query: Query, after: int) -> Iterator[int]:
-        """The positions of the events matching ``query`` after ``after`` (a scan: this is
-        the specification, not an index)."""
+        """The positions of the events matching ``query`` after ``after``, in order: each item
+        walks the positions of its first tag (or of each of its types) from ``after`` on."""
+        if query.matches_all:
+            yield from range(after + 1, len(self._log) + 1)
+            return
         log = self._log
-        for index in range(after, len(log)):
-            row = log[index]
-            if query.matches(row.type, row.tags):
-                yield row.position
+        walks: list[Iterator[int]] = []
+        for item in query.items:
+            if item.tags:
+                candidates = [self._by_tag.get(item.tags[0], [])]
+            else:
+                candidates = [self._by_type.get(name, []) for name in item.types]
+            walks.extend(_walk(log, positions, after, item) for positions in candidates)
+        last = after
+        for position in heapq.merge(*walks):
+            if position > last:  # an event matching several items comes once
+                last = position
+                yield position
 
     def _read_query_page(self, query: Query, after: int, limit: int) -> list[RecordedEvent]:
         with self._lock:
@@ -255,6 +275,14 @@ class MemoryStore(EventStore):
             self._log[position - 1] = self._log[position - 1]._replace(**changes)
 
 
+def _walk(log: list[ChainRow], positions: list[int], after: int, item: QueryItem) -> Iterator[int]:
+    """The positions after ``after`` of ``positions`` whose events match ``item``."""
+    for position in itertools.islice(positions, bisect.bisect_right(positions, after), None):
+        row = log[position - 1]
+        if item.matches(row.type, row.tags):
+            yield position
+
+
 class _LogSource:
     """Anchor rows from a copy of the memory store's log (position N at index N - 1)."""
 
@@ -306,6 +334,13 @@ class MemoryTransaction(Transaction):
             if not positions:
                 del store._streams[row.stream_id]
             del store._ids[row.event_id]
+            for index, key in [(store._by_type, row.type)] + [
+                (store._by_tag, tag) for tag in row.tags
+            ]:
+                kept = index[key]
+                kept.pop()  # the row's position: the last one, as rows are undone newest first
+                if not kept:
+                    del index[key]
         del store._log[self._log_length :]
         store._checkpoints = self._saved_checkpoints
         store._records = self._saved_records

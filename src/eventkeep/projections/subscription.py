@@ -7,6 +7,10 @@
         handle(batch.events)
         save(batch.position)
 
+``query=`` (a DCB :class:`~eventkeep.store.dcb.Query`) delivers only the events matching it,
+read through ``store.read(query)`` (the tag and type indexes), instead of ``types=`` and
+``stream_prefix=``.
+
 There is no separate "live mode" to switch to, and so no hand-over to get wrong: catching up
 and following live are the same loop, reading ``read_all`` pages after the last delivered
 position and, when a page comes back short, waiting for the log's head to move
@@ -24,6 +28,7 @@ from typing import Literal, NamedTuple
 
 from eventkeep.errors import ValidationError
 from eventkeep.store import EventStore
+from eventkeep.store.dcb import Query, check_query
 from eventkeep.store.events import Event
 from eventkeep.store.recorded import RecordedEvent
 from eventkeep.store.validation import check_count
@@ -65,6 +70,7 @@ class Subscription:
         types: Iterable[str | type[Event]] | None = None,
         stream_prefix: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        query: Query | None = None,
     ) -> None:
         self.store = store
         if after == END:
@@ -76,10 +82,22 @@ class Subscription:
             raise ValidationError(f"stream_prefix must be a str, got {stream_prefix!r}")
         self.stream_prefix = stream_prefix or None
         self.batch_size = check_count(batch_size, what="batch_size", minimum=1)
+        if query is not None:
+            check_query(query)
+            if types is not None or self.stream_prefix is not None:
+                raise ValidationError(
+                    "a subscription takes a query, or types and stream_prefix, not both"
+                )
+        self.query = query
 
     def fetch(self, after: int | None = None) -> Batch:
         """One batch after ``after`` (default: the subscription's position); never waits."""
         position = self.position if after is None else after
+        if self.query is not None:
+            # read() gives the same guarantee: every matching event not returned is after head.
+            found = self.store.read(self.query, after=position, limit=self.batch_size)
+            full = len(found) == self.batch_size
+            return Batch(found.events, found.head, not full)
         head = self.store.head_position()
         events = list(
             self.store.read_all(
