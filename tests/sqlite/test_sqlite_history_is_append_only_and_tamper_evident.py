@@ -185,7 +185,7 @@ def test_a_deleted_event_is_reported_at_its_stream_and_version(
 
 REPLACE_BETA_3 = (
     "INSERT OR REPLACE INTO events SELECT position, stream_id, version, event_id, type, "
-    "schema_version, json_set(data, '$.amount', '999.00'), metadata, recorded_at, hash "
+    "schema_version, json_set(data, '$.amount', '999.00'), metadata, recorded_at, hash, tags "
     f"FROM events {BETA_3}"
 )
 

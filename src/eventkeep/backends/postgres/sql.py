@@ -221,6 +221,19 @@ CHAIN_ROWS = (
 
 STREAM_HEADS = "SELECT stream_id, version, last_hash FROM streams"
 
+# (event tags not in event_tags, event_tags entries not among the event tags): both 0 when the
+# index holds exactly what the (hashed) tags of the events say.
+_EVENT_TAGS = (
+    'SELECT j.tag COLLATE "C", e.position, e.type FROM events AS e, '
+    "jsonb_array_elements_text(e.tags::jsonb) AS j (tag) WHERE e.tags IS NOT NULL"
+)
+TAG_INDEX_DIFFERENCES = (
+    f"SELECT (SELECT count(*) FROM ({_EVENT_TAGS} EXCEPT "
+    "SELECT tag, position, type FROM event_tags) AS a), "
+    "(SELECT count(*) FROM (SELECT tag, position, type FROM event_tags EXCEPT "
+    f"{_EVENT_TAGS}) AS b)"
+)
+
 ANCHOR_ROWS = (
     "SELECT position, stream_id, version, hash FROM events WHERE position > %s "
     "AND position <= %s ORDER BY position"

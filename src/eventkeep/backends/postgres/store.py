@@ -248,6 +248,24 @@ class PostgresStore(EventStore):
                 return verify_chains((_chain_row(row) for row in cur), heads)
 
     def _check_storage(self) -> StorageCheck:
+        indexes = self._check_indexes()
+        with self._db.connection() as conn, _snapshot(conn):
+            found = conn.execute(sql.TAG_INDEX_DIFFERENCES).fetchone()
+        missing, extra = (0, 0) if found is None else (int(found[0]), int(found[1]))
+        problems = list(indexes.problems)
+        if missing or extra:
+            problems.append(
+                f"tag index: {missing} tags of stored events are missing from event_tags and "
+                f"{extra} entries name no such tag of an event (queries and append conditions "
+                "would be wrong)"
+            )
+        return StorageCheck(
+            checked=(*indexes.checked, "the tag index against the events' tags"),
+            not_checked=indexes.not_checked,
+            problems=tuple(problems),
+        )
+
+    def _check_indexes(self) -> StorageCheck:
         with self._db.connection() as conn:
             row = conn.execute(sql.AMCHECK_SCHEMA).fetchone()
             if row is None:

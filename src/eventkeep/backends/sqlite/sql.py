@@ -78,6 +78,19 @@ STREAM_HEADS = "SELECT stream_id, version, last_position, last_hash FROM streams
 # entries of its table (a damaged events_by_type gives wrong read_all(types=...) and stats()).
 INTEGRITY_CHECK = "PRAGMA integrity_check"
 
+# (event tags not in event_tags, event_tags entries not among the event tags): both 0 when the
+# index holds exactly what the (hashed) tags of the events say.
+_EVENT_TAGS = (
+    "SELECT j.value, e.position, e.type FROM events AS e, json_each(e.tags) AS j "
+    "WHERE e.tags IS NOT NULL"
+)
+TAG_INDEX_DIFFERENCES = (
+    f"SELECT (SELECT count(*) FROM ({_EVENT_TAGS} EXCEPT "
+    "SELECT tag, position, type FROM event_tags)), "
+    "(SELECT count(*) FROM (SELECT tag, position, type FROM event_tags EXCEPT "
+    f"{_EVENT_TAGS}))"
+)
+
 ANCHOR_ROWS = (
     "SELECT position, stream_id, version, hash FROM events WHERE position > ? AND position <= ? "
     "ORDER BY position"

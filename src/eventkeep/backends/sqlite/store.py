@@ -353,7 +353,7 @@ class SQLiteStore(EventStore):
             try:
                 with self._write() as cur:
                     now = self._clock(self._last_recorded_at(cur))
-                    return self._append_in(cur, batches, now, condition)
+                    return self._append_with(cur, batches, now, condition)
             finally:
                 self._lock.release()
                 with self._group:
@@ -406,7 +406,7 @@ class SQLiteStore(EventStore):
                     if len(group) == 1:  # alone: an error rolls back the whole transaction
                         first = group[0]
                         now = self._clock(floor)
-                        outcomes.append(self._append_in(cur, first.batches, now, first.condition))
+                        outcomes.append(self._append_with(cur, first.batches, now, first.condition))
                     else:
                         for request in group:
                             now = self._clock(floor)
@@ -447,7 +447,7 @@ class SQLiteStore(EventStore):
         try:
             with self._write() as cur:
                 now = self._clock(self._last_recorded_at(cur))
-                return self._append_in(cur, batches, now, condition)
+                return self._append_with(cur, batches, now, condition)
         except Exception as exc:
             return exc
 
@@ -468,11 +468,23 @@ class SQLiteStore(EventStore):
         conn = cur.connection
         changes = conn.total_changes
         try:
-            return self._append_in(cur, batches, now, condition)
+            return self._append_with(cur, batches, now, condition)
         except EventkeepError as exc:
             if conn.total_changes != changes:
                 raise
             return exc
+
+    def _append_with(
+        self,
+        cur: sqlite3.Cursor,
+        batches: list[PreparedAppend],
+        now: int,
+        condition: AppendCondition | None,
+    ) -> list[AppendResult]:
+        """``_append_in``, passing the condition only when there is one."""
+        if condition is None:
+            return self._append_in(cur, batches, now)
+        return self._append_in(cur, batches, now, condition)
 
     @staticmethod
     def _last_recorded_at(cur: sqlite3.Cursor) -> int:
@@ -651,9 +663,20 @@ class SQLiteStore(EventStore):
     def _check_storage(self) -> StorageCheck:
         with self._snapshot() as cur:
             found = [str(row[0]) for row in cur.execute(sql.INTEGRITY_CHECK)]
-        problems = () if found == ["ok"] else tuple(f"database file: {text}" for text in found)
+            missing, extra = cur.execute(sql.TAG_INDEX_DIFFERENCES).fetchall()[0]
+        problems = [] if found == ["ok"] else [f"database file: {text}" for text in found]
+        if missing or extra:
+            problems.append(
+                f"tag index: {missing} tags of stored events are missing from event_tags and "
+                f"{extra} entries name no such tag of an event (queries and append conditions "
+                "would be wrong)"
+            )
         return StorageCheck(
-            checked=("the database file (PRAGMA integrity_check)",), problems=problems
+            checked=(
+                "the database file (PRAGMA integrity_check)",
+                "the tag index against the events' tags",
+            ),
+            problems=tuple(problems),
         )
 
     @contextlib.contextmanager

@@ -20,10 +20,9 @@ from eventkeep.store.dcb import AppendCondition
 
 __all__ = ["AppendIn", "SQLiteTransaction"]
 
-AppendIn = Callable[
-    [sqlite3.Cursor, list[PreparedAppend], int, AppendCondition | None], list[AppendResult]
-]
-"""Plans and writes batches on a cursor at a time (the store's ``_append_in``)."""
+AppendIn = Callable[..., list[AppendResult]]
+"""Plans and writes batches on a cursor at a time (the store's ``_append_in``: a cursor, the
+batches, the time, and a condition when there is one)."""
 
 
 class SQLiteTransaction(Transaction):
@@ -65,7 +64,10 @@ class SQLiteTransaction(Transaction):
                 self._now = self.store._clock(row[0] if row else 0)
             cur.execute(sql.SAVEPOINT)
             try:
-                results = self._append_in(cur, batches, self._now, condition)
+                if condition is None:
+                    results = self._append_in(cur, batches, self._now)
+                else:
+                    results = self._append_in(cur, batches, self._now, condition)
             except BaseException:
                 cur.execute(sql.ROLLBACK_TO_SAVEPOINT)
                 cur.execute(sql.RELEASE_SAVEPOINT)
