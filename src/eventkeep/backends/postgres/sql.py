@@ -120,6 +120,16 @@ APPEND_EVENT = (
     f"SELECT min(position), {_NOTIFY} FROM inserted"
 )
 
+# APPEND_EVENT for an event with tags (its last parameter, a text[]): their index rows too.
+APPEND_TAGGED_EVENT = APPEND_EVENT.replace(
+    "RETURNING position), ", "RETURNING position, type), "
+).replace(
+    " SELECT min(position),",
+    ", tagged AS (INSERT INTO event_tags (tag, position, type) "
+    "SELECT g.tag, i.position, i.type FROM inserted AS i, unnest(%s::text[]) AS g (tag)) "
+    "SELECT min(position),",
+)
+
 # An append of several events (one array per column, the timestamp shared), and the new heads
 # of their streams, in one statement, numbered in order; returns the first position. ``%b``:
 # the arrays travel in binary, which beat both text arrays and binary COPY (one more round trip)

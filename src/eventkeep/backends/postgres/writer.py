@@ -59,7 +59,12 @@ _RACES = (pgerrors.UniqueViolation, pgerrors.DeadlockDetected, pgerrors.Serializ
 _Stored = dict[bytes, StoredIdentity]
 _GUARDED = {
     statement: sql.conditional(statement)
-    for statement in (sql.APPEND_EVENT, sql.APPEND_EVENTS, sql.APPEND_TAGGED_EVENTS)
+    for statement in (
+        sql.APPEND_EVENT,
+        sql.APPEND_TAGGED_EVENT,
+        sql.APPEND_EVENTS,
+        sql.APPEND_TAGGED_EVENTS,
+    )
 }
 """Each append statement, for a conditional append."""
 
@@ -331,12 +336,16 @@ def _execute_insert(
     now = from_micros(now_us)
     tagged = any(row.tags for row in rows)
     first: tuple[Any, ...] = () if guard is None else (guard,)
-    if len(rows) == 1 and not tagged:
+    params: tuple[Any, ...]
+    if len(rows) == 1:
         row = rows[0]
-        cur.execute(
-            _GUARDED[sql.APPEND_EVENT] if guard is not None else sql.APPEND_EVENT,
-            (*first, *_event_params(row, now), row.stream_id, row.version, row.hash, now),
-        )
+        params = (*first, *_event_params(row, now), row.stream_id, row.version, row.hash, now)
+        if tagged:
+            statement = sql.APPEND_TAGGED_EVENT
+            params = (*params[:-5], encode_tags(row.tags), *params[-4:], list(row.tags))
+        else:
+            statement = sql.APPEND_EVENT
+        cur.execute(_GUARDED[statement] if guard is not None else statement, params)
     else:
         s, v, e, t, sv, _, d, m, h, g = (list(column) for column in zip(*rows, strict=True))
         last = [row for _, row in new_heads(rows)]
@@ -344,7 +353,7 @@ def _execute_insert(
         hv = [r.version for r in last]
         hh = [r.hash for r in last]
         tags = [encode_tags(x) for x in g]
-        params: tuple[Any, ...] = (
+        params = (
             now,
             s,
             v,
@@ -382,5 +391,5 @@ def _event_params(row: PlannedRow, now: Any) -> tuple[Any, ...]:
         row.data,
         row.metadata,
         row.hash,
-        None,  # no tags: events with tags go through APPEND_TAGGED_EVENTS
+        None,  # the tags: replaced for APPEND_TAGGED_EVENT (see _execute_insert)
     )
