@@ -70,6 +70,15 @@ HEAD = (
     "WHERE stream_id = %s) AS h ON true"
 )
 
+
+def with_columns(statement: str, select: str) -> str:
+    """HEAD, HEADS, LOCK_HEAD or LOCK_HEADS with the columns of ``select`` (one row) added
+    after the clock, from the same snapshot; its parameters follow the statement's."""
+    return (
+        statement.replace(" c.now FROM ", " c.now, m.* FROM ", 1) + f" CROSS JOIN ({select}) AS m"
+    )
+
+
 # Inside a store transaction, which holds the sequencer's lock (SEQUENCER_LOCK, below): the
 # heads, locked in one order (so that multi-stream appends never deadlock each other).
 LOCK_HEADS = HEADS.replace(") AS h ON true", " ORDER BY stream_id FOR UPDATE) AS h ON true")

@@ -277,17 +277,21 @@ def _read(
     one snapshot."""
     heads_cur = conn.cursor(binary=True)
     ids_cur = conn.cursor(binary=True)
-    match_cur = conn.cursor(binary=True)
+    if len(batches) == 1:
+        statement = sql.LOCK_HEAD if lock else sql.HEAD
+        params: list[Any] = [batches[0].stream_id]
+    else:
+        statement = sql.LOCK_HEADS if lock else sql.HEADS
+        params = [sorted(b.stream_id for b in batches)]
+    if condition is not None:
+        # The condition's first match and the head position, in the same statement: one
+        # snapshot for the heads, the check and the head.
+        query, after = condition.fail_if_events_match, condition.after or 0
+        match, match_params = dcb.first_match_and_head(query, after)
+        statement = sql.with_columns(statement, match)
+        params += match_params
     with conn.pipeline():
-        if condition is not None:
-            query, after = condition.fail_if_events_match, condition.after or 0
-            match_cur.execute(*dcb.first_match_and_head(query, after))
-        if len(batches) == 1:
-            statement = sql.LOCK_HEAD if lock else sql.HEAD
-            heads_cur.execute(statement, (batches[0].stream_id,))
-        else:
-            statement = sql.LOCK_HEADS if lock else sql.HEADS
-            heads_cur.execute(statement, (sorted(b.stream_id for b in batches),))
+        heads_cur.execute(statement, params)
         if stored is not None:
             ids_cur.execute(sql.STORED_IDENTITIES, (_uuids(batches),))
     rows = heads_cur.fetchall()
@@ -296,9 +300,8 @@ def _read(
         stored = {r[0]: StoredIdentity(*r) for r in ids_cur.fetchall()}
     checked: tuple[int | None, int] | None = None
     if condition is not None:
-        found = match_cur.fetchone()
-        assert found is not None
-        checked = (None if found[0] is None else int(found[0]), int(found[1]))
+        found = rows[0]
+        checked = (None if found[5] is None else int(found[5]), int(found[6]))
     return heads, int(rows[0][4]), stored, checked
 
 
