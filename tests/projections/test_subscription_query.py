@@ -1,11 +1,22 @@
-"""A subscription filtered by a DCB query delivers exactly the matching events, in order, with
-checkpoints that skip what did not match."""
+"""A subscription (and a projection) filtered by a DCB query delivers exactly the matching
+events, in order, with checkpoints that skip what did not match."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 
-from eventkeep import EventStore, NewEvent, Query, QueryItem, RawEvent, ValidationError
+from eventkeep import (
+    ConfigurationError,
+    EventStore,
+    NewEvent,
+    Query,
+    QueryItem,
+    RawEvent,
+    ValidationError,
+)
+from eventkeep.projections import HandlerContext, Projection, Runner, handles
 from eventkeep.projections.subscription import Subscription
 
 
@@ -34,3 +45,40 @@ def test_a_query_excludes_types_and_prefix(store: EventStore) -> None:
         Subscription(store, query=Query.all(), types=["A"])
     with pytest.raises(ValidationError):
         Subscription(store, query="x")  # type: ignore[arg-type]
+
+
+class CourseRoster(Projection):
+    """Only the math course's subscriptions, through the tag index."""
+
+    name = "test.math_roster"
+    transactional = False
+    query = Query([QueryItem(types=["Subscribed"], tags=["course:math"])])
+    seen: ClassVar[list[int]] = []
+
+    @handles("Subscribed")
+    def subscribed(self, event: RawEvent, ctx: HandlerContext) -> None:
+        type(self).seen.append(ctx.position)
+
+
+def test_a_projection_with_a_query_sees_only_the_matching_events(store: EventStore) -> None:
+    CourseRoster.seen = []
+    store.append_events(
+        [
+            tagged("Subscribed", "course:math"),
+            tagged("Subscribed", "course:art"),
+            tagged("Dropped", "course:math"),
+            tagged("Subscribed", "course:math", "student:ann"),
+        ]
+    )
+    runner = Runner(store, [CourseRoster()], lease_ttl=5.0)
+    assert runner.run(until_caught_up=True, timeout=30)
+    assert CourseRoster.seen == [1, 4]
+
+
+def test_a_projection_query_is_checked_when_the_class_is_defined() -> None:
+    with pytest.raises(ConfigurationError):
+
+        class Both(Projection):
+            name = "test.both"
+            stream_prefix = "course-"
+            query = Query.all()

@@ -100,12 +100,17 @@ class Job:
         self.owner = owner
         self.lease_ttl = lease_ttl
         self.retry = retry
-        self.subscription = Subscription(
-            store,
-            types=projection.handled_types(),
-            stream_prefix=projection.stream_prefix,
-            batch_size=projection.batch_size,
-        )
+        if projection.query is not None:
+            self.subscription = Subscription(
+                store, query=projection.query, batch_size=projection.batch_size
+            )
+        else:
+            self.subscription = Subscription(
+                store,
+                types=projection.handled_types(),
+                stream_prefix=projection.stream_prefix,
+                batch_size=projection.batch_size,
+            )
         self.fence: int | None = None
         self.record: ProjectionRecord | None = None
         self.checkpoint = 0

@@ -34,6 +34,7 @@ from eventkeep.domain.context import command_context, current_context
 from eventkeep.errors import ConfigurationError, ValidationError
 from eventkeep.store import ANY, AppendItem, AppendResult, EventStore, Expected, StreamAppend
 from eventkeep.store.base import Transaction
+from eventkeep.store.dcb import Query
 from eventkeep.store.events import Event
 from eventkeep.store.recorded import RecordedEvent
 
@@ -162,6 +163,10 @@ class Projection:
     """Bump it when the handlers change meaning: the runner then rebuilds the read model."""
     stream_prefix: ClassVar[str | None] = None
     """Only events of streams starting with this (e.g. ``"bankaccount-"``)."""
+    query: ClassVar[Query | None] = None
+    """Only events matching this DCB query (``eventkeep.Query``: types and tags, read through
+    the tag index), instead of every event of a handled type; not with ``stream_prefix``.
+    Handlers are still chosen by type."""
     transactional: ClassVar[bool] = True
     """Handlers run inside the checkpoint's transaction (exactly-once); False: at-least-once."""
     rebuildable: ClassVar[bool] = True
@@ -189,6 +194,12 @@ class Projection:
                 for type_name in getattr(value, "_ek_handles", ()):
                     handlers[type_name] = attr
         cls._ek_handlers = handlers
+        if cls.query is not None and (
+            not isinstance(cls.query, Query) or cls.stream_prefix is not None
+        ):
+            raise ConfigurationError(
+                f"{cls.__qualname__}.query must be an eventkeep.Query, and not beside stream_prefix"
+            )
         if not isinstance(cls.version, int) or isinstance(cls.version, bool) or cls.version < 1:
             raise ConfigurationError(f"{cls.__qualname__}.version must be an int >= 1")
         for table in cls.tables:
@@ -200,8 +211,16 @@ class Projection:
         return tuple(cls._ek_handlers)
 
     def handle(self, recorded: RecordedEvent, ctx: HandlerContext) -> None:
-        """Call the handler of ``recorded``'s type, if there is one."""
+        """Call the handler of ``recorded``'s type, if there is one (and, with a ``query``,
+        if the event matches it)."""
         attr = self._ek_handlers.get(recorded.type)
+        query = self.query
+        if (
+            attr is not None
+            and query is not None
+            and not query.matches(recorded.type, recorded.tags)
+        ):
+            return
         if attr is not None:
             getattr(self, attr)(recorded.event, ctx)
 
