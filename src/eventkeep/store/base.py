@@ -203,6 +203,12 @@ class EventStore(abc.ABC):
         streams = [b.stream_id for b in batches]
         if len(set(streams)) != len(streams):
             raise ValidationError("append_many takes each stream at most once")
+        for stream_id in streams:
+            if stream_id.startswith(STREAMLESS_PREFIX):
+                raise ValidationError(
+                    f"stream ids starting with {STREAMLESS_PREFIX!r} are reserved for "
+                    f"append_events (one stream per append), got {stream_id!r}"
+                )
         ids = [ev.event_id for b in batches for ev in b.events]
         if len(set(ids)) != len(ids):
             raise ValidationError("the same event id appears twice in one append")

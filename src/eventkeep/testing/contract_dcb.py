@@ -274,6 +274,10 @@ class DcbContract(ContractBase):
         report = store.verify()
         assert report.ok
         assert report.streams_checked == 2
+        # Those streams are append_events' own: nothing else appends to them.
+        with pytest.raises(ValidationError, match="reserved"):
+            store.append(result.stream_id, [tagged("D")])
+        assert store.stream_version(result.stream_id) == 2
 
     # -- transactions --------------------------------------------------------------------------
 
