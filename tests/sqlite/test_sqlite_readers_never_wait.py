@@ -322,8 +322,10 @@ def test_every_read_returns_while_another_process_holds_a_write_transaction(
 
 
 def reader_of_this_thread(store: SQLiteStore) -> sqlite3.Connection:
-    store.head_position()
-    conn: sqlite3.Connection = store._readers._local.reader.conn
+    """This thread's reader connection (reads use it whenever the writer connection is busy)."""
+    conn, own = store._readers.get()
+    assert not own
+    assert conn is store._readers._local.reader.conn
     return conn
 
 
