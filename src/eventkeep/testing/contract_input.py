@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import uuid
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from eventkeep.store import ANY, EventStore, StreamAppend
 from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.store.events import NewEvent, RawEvent
 from eventkeep.testing.base import ContractBase, StoreFactory, assert_unchanged, deposits, state
-from eventkeep.testing.events import ContractEvent, Deposited, Point, Sampled
+from eventkeep.testing.events import ContractEvent, Deposited, Noted, Point, Sampled
 
 __all__ = ["BadInputContract"]
 
@@ -64,6 +65,35 @@ NON_FINITE: list[Any] = [
     pytest.param(Sampled(value=1.0, series=[0.5, math.inf]), id="typed-list-infinity"),
     pytest.param(Sampled(value=1.0, point=Point(math.nan, 0.0)), id="dataclass-NaN"),
     pytest.param(NewEvent(Deposited(amount=Decimal(1)), metadata={"x": math.nan}), id="metadata"),
+]
+
+
+def _nested(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+CHANGED_BY_JSON: list[Any] = [
+    pytest.param({1: "a", "1": "b"}, id="int-key-colliding"),
+    pytest.param({1: "a"}, id="int-key"),
+    pytest.param({"x": {2.5: "a"}}, id="nested-float-key"),
+    pytest.param({math.nan: 1}, id="NaN-key"),
+    pytest.param({None: 1}, id="None-key"),
+    pytest.param({"b": b"ab"}, id="bytes"),
+    pytest.param({"b": [bytearray(b"ab")]}, id="bytearray"),
+    pytest.param({"s": {1, 2}}, id="set"),
+    pytest.param({"s": frozenset(["a"])}, id="frozenset"),
+    pytest.param({"at": dt.datetime(2020, 1, 1)}, id="naive-datetime"),
+    pytest.param({"at": dt.time(12, 0)}, id="naive-time"),
+]
+"""Untyped data JSON would read back as something else: refused, never stored changed."""
+
+TOO_DEEP: list[Any] = [
+    pytest.param({"x": _nested(1000)}, id="1000-levels"),
+    pytest.param({"x": _nested(100_000)}, id="100000-levels"),
+    pytest.param({"x": _nested(128)}, id="129-levels"),
 ]
 
 NOT_EVENTS: list[Any] = [
@@ -240,6 +270,51 @@ class BadInputContract(ContractBase):
             ValidationError,
             lambda: store.append_many([StreamAppend("a", deposits(1)), StreamAppend("b", [])]),
         )
+
+    @pytest.mark.parametrize("data", CHANGED_BY_JSON)
+    def test_untyped_data_json_would_change_is_refused_and_nothing_is_stored(
+        self, store: EventStore, data: Any
+    ) -> None:
+        raw = RawEvent("contract.Raw", data)
+        self.refused(store, SerializationError, lambda: store.append("s", [*deposits(1), raw]))
+        self.refused(store, SerializationError, lambda: store.append("s", deposits(1), ANY, data))
+        typed = NewEvent(Deposited(amount=Decimal(1)), metadata=data)
+        self.refused(store, SerializationError, lambda: store.append("s", [typed]))
+        noted = Noted(details=data)
+        self.refused(store, SerializationError, lambda: store.append("s", [noted]))
+
+    @pytest.mark.parametrize("data", TOO_DEEP)
+    def test_data_nested_too_deeply_is_refused_and_nothing_is_stored(
+        self, store: EventStore, data: Any
+    ) -> None:
+        raw = RawEvent("contract.Raw", data)
+        self.refused(store, ValidationError, lambda: store.append("s", [*deposits(1), raw]))
+        self.refused(store, ValidationError, lambda: store.append("s", deposits(1), ANY, data))
+        self.refused(store, ValidationError, lambda: store.append("s", [Noted(details=data)]))
+
+    def test_data_nested_to_the_limit_and_brackets_in_text_are_stored(
+        self, store: EventStore
+    ) -> None:
+        deep = {"x": _nested(127), "text": "[" * 1000 + "{" * 1000}
+        typed = Noted(details=_nested(127), blob=b"[[[[")
+        store.append("s", [RawEvent("contract.Raw", deep), typed])
+        raw, noted = store.read_stream("s")
+        assert raw.data == deep
+        assert noted.event == typed
+
+    def test_typed_fields_declared_with_bytes_sets_and_int_keys_round_trip(
+        self, store: EventStore
+    ) -> None:
+        event = Noted(
+            details={"plain": [1, "two", None, 2.5]},
+            blob=b"\x00\xff",
+            labels=frozenset({"a", "b"}),
+            keyed={1: "a", 2: "b"},
+            local=dt.datetime(2020, 1, 1, 12, 30),
+        )
+        store.append("s", [event])
+        [recorded] = store.read_stream("s")
+        assert recorded.event == event
 
     @pytest.mark.parametrize("item", NON_FINITE)
     def test_nan_and_infinity_are_refused_not_stored_as_null(
