@@ -418,6 +418,16 @@ class BadInputContract(ContractBase):
             lambda s: s.load_snapshot("seed", max_version=2**63),
             lambda s: s.save_snapshot("seed", 2**63, "contract.State", 1, b""),
             lambda s: s.save_snapshot("seed", 1, "contract.State", 2**63, b""),
+            lambda s: s.read_all(types=123),
+            lambda s: s.read_all(types=b"contract.Raw"),
+            lambda s: s.read_all(types=["contract.Deposited\x00"]),
+            lambda s: s.read_all(stream_prefix="se\x00"),
+            lambda s: s.list_streams("se\x00"),
+            lambda s: s.list_streams("\x00"),
+            lambda s: s.delete_snapshots("se\x00"),
+            lambda s: s.read_stream("seed", backwards="no"),
+            lambda s: s.read_stream("seed", backwards=1),
+            lambda s: s.read_stream("seed", backwards=None),
         ],
         ids=[
             "from_version-0",
@@ -446,6 +456,16 @@ class BadInputContract(ContractBase):
             "max_version-beyond-64-bits",
             "snapshot-version-beyond-64-bits",
             "snapshot-schema-version-beyond-64-bits",
+            "types-not-iterable",
+            "types-bytes",
+            "type-name-NUL",
+            "stream_prefix-NUL",
+            "prefix-NUL",
+            "prefix-only-NUL",
+            "snapshot-prefix-NUL",
+            "backwards-str",
+            "backwards-int",
+            "backwards-None",
         ],
     )
     def test_bad_read_and_snapshot_arguments_are_refused(
@@ -454,3 +474,62 @@ class BadInputContract(ContractBase):
         store.append("seed", deposits(1))
         with pytest.raises(ValidationError):
             list(call(store))
+
+    @pytest.mark.parametrize(
+        "appends",
+        [None, 42, StreamAppend("a", [RawEvent("contract.Raw", {})]), "a", {"a": []}],
+        ids=["None", "int", "a-single-StreamAppend", "str", "dict"],
+    )
+    def test_append_many_of_something_not_a_list_is_refused(
+        self, store: EventStore, appends: Any
+    ) -> None:
+        self.refused(store, ValidationError, lambda: store.append_many(appends))
+
+    @pytest.mark.parametrize(
+        "timeout",
+        ["1", math.nan, math.inf, -math.inf, -1, True, [1], 10.0**30],
+        ids=["str", "NaN", "infinity", "minus-infinity", "negative", "True", "list", "huge"],
+    )
+    def test_wait_for_events_refuses_a_timeout_that_is_not_finite_seconds(
+        self, store: EventStore, timeout: Any
+    ) -> None:
+        store.append("seed", deposits(1))
+        with pytest.raises(ValidationError, match="timeout"):
+            store.wait_for_events(5, timeout=timeout)
+        with pytest.raises(ValidationError, match="after"):
+            store.wait_for_events(True, timeout=0)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda tx: tx.record(None),
+            lambda tx: tx.record("a\x00b"),
+            lambda tx: tx.save_record("", b"{}"),
+            lambda tx: tx.save_record("r", "not bytes"),
+            lambda tx: tx.delete_record(42),
+            lambda tx: tx.checkpoint("a\x00"),
+            lambda tx: tx.save_checkpoint("c", 1.5, expected=None),
+            lambda tx: tx.save_checkpoint("c", True, expected=None),
+        ],
+        ids=[
+            "record-None",
+            "record-NUL",
+            "save_record-empty-name",
+            "save_record-str-data",
+            "delete_record-int",
+            "checkpoint-NUL",
+            "checkpoint-float",
+            "checkpoint-bool",
+        ],
+    )
+    def test_bad_transaction_arguments_are_refused(
+        self, store: EventStore, call: Callable[[Any], Any]
+    ) -> None:
+        store.append("seed", deposits(1))
+        before = state(store)
+        with pytest.raises(ValidationError), store.transaction() as tx:
+            call(tx)
+        assert_unchanged(store, before)
+        with store.transaction() as tx:
+            assert tx.records() == []
+            assert tx.checkpoints() == {}

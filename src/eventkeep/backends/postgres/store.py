@@ -28,7 +28,7 @@ import psycopg
 from eventkeep.backends.postgres import sql, writer
 from eventkeep.backends.postgres.connection import Database, check_schema_name
 from eventkeep.backends.postgres.listen import Listener
-from eventkeep.errors import ConfigurationError, ValidationError
+from eventkeep.errors import ConfigurationError
 from eventkeep.store import (
     AppendResult,
     EventStore,
@@ -42,7 +42,7 @@ from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, VerifyReport, verify_chains
 from eventkeep.store.recorded import RecordedEvent, from_micros
-from eventkeep.store.validation import check_count
+from eventkeep.store.validation import check_count, check_seconds
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresStore"]
 
@@ -282,10 +282,8 @@ class PostgresStore(EventStore):
         polled every ``poll_interval`` seconds, so a reader is never stalled for longer.
         """
         check_count(after, what="after")
-        if timeout is not None and (
-            not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout >= 0
-        ):
-            raise ValidationError(f"timeout must be seconds >= 0 or None, got {timeout!r}")
+        if timeout is not None:
+            timeout = check_seconds(timeout, what="timeout (or None)")
         return self._listener.wait(after, timeout, self._head)
 
     def _head(self) -> int:
@@ -329,15 +327,4 @@ def _check_int(value: Any, name: str, minimum: int) -> None:
 
 
 def _check_seconds(value: Any, name: str) -> None:
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not 0 <= value <= MAX_SECONDS
-    ):
-        raise ConfigurationError(
-            f"{name} must be a finite number of seconds from 0 to {MAX_SECONDS:g}, got {value!r}"
-        )
-
-
-MAX_SECONDS = 86_400.0 * 24
-"""The longest timeout an option takes: 24 days (PostgreSQL takes at most 2**31 ms)."""
+    check_seconds(value, what=name, error=ConfigurationError)

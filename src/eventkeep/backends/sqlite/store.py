@@ -73,7 +73,7 @@ from eventkeep.store.hashing import ChainRow, VerifyReport, verify_chains
 from eventkeep.store.migrations import load_migrations
 from eventkeep.store.planner import Head, PlannedRow, new_heads, plan_append
 from eventkeep.store.recorded import RecordedEvent
-from eventkeep.store.validation import check_name
+from eventkeep.store.validation import check_name, check_seconds
 
 __all__ = ["SQLiteStore"]
 
@@ -108,8 +108,7 @@ class SQLiteStore(EventStore):
             raise ConfigurationError(
                 f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, got {synchronous!r}"
             )
-        if not isinstance(busy_timeout, int | float) or busy_timeout < 0:
-            raise ConfigurationError(f"busy_timeout must be seconds >= 0, got {busy_timeout!r}")
+        check_seconds(busy_timeout, what="busy_timeout", error=ConfigurationError)
         self.path = str(path)
         self.url = f"sqlite:///{self.path}"
         self.synchronous = mode
