@@ -19,7 +19,6 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 import msgspec
@@ -27,6 +26,7 @@ from rich.console import Console
 
 import eventkeep
 from eventkeep import EventStore, RecordedEvent
+from eventkeep.urls import redact
 
 __all__ = [
     "EXIT_CONFLICT",
@@ -126,25 +126,23 @@ def store_url(ctx: click.Context | None = None) -> str:
 
 def display_url(url: str) -> str:
     """``url`` with any password replaced by ``***``, for printing."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return url
+    return redact(url)
 
 
-def _missing_sqlite_file(url: str) -> str | None:
-    """The path of a SQLite store URL whose file does not exist, else None."""
+def _sqlite_path(url: str) -> str | None:
+    """The file path of a well-formed ``sqlite:///`` URL, else None (open_store explains)."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() != "sqlite":
         return None
-    path = rest.partition("?")[0][1:]
-    if not path or path == ":memory:" or Path(path).exists():
+    rest = rest.partition("?")[0]
+    if not rest.startswith("/") or rest == "/":
         return None
-    return path
+    path = rest[1:]
+    return None if path == ":memory:" else path
+
+
+def _is_postgres(url: str) -> bool:
+    return url.partition("://")[0].lower() in ("postgresql", "postgres")
 
 
 def open_cli_store(ctx: click.Context, *, create: bool) -> EventStore:
@@ -154,15 +152,23 @@ def open_cli_store(ctx: click.Context, *, create: bool) -> EventStore:
     error rather than a new empty store (a typo in ``--store`` should not look like an empty log).
     """
     url = store_url(ctx)
-    if not create:
-        missing = _missing_sqlite_file(url)
-        if missing is not None:
+    path = _sqlite_path(url)
+    if path is not None:
+        directory = Path(path).parent
+        if not directory.is_dir():
             fail(
-                f"no event store at {url}: {missing} does not exist "
+                f"no event store at {display_url(url)}: the directory {directory} does not exist "
+                "(eventkeep creates the database file, not its directory)",
+                EXIT_USAGE,
+            )
+        if not create and not Path(path).exists():
+            fail(
+                f"no event store at {display_url(url)}: {path} does not exist "
                 "(append an event to create it, or choose another with --store/EVENTKEEP_STORE)",
                 EXIT_NOT_FOUND,
             )
-    store = eventkeep.open_store(url)
+    options: dict[str, Any] = {"create": False} if not create and _is_postgres(url) else {}
+    store = eventkeep.open_store(url, **options)
     ctx.call_on_close(store.close)
     return store
 

@@ -497,7 +497,7 @@ class BadInputContract(ContractBase):
         with pytest.raises(ValidationError, match="timeout"):
             store.wait_for_events(5, timeout=timeout)
         with pytest.raises(ValidationError, match="after"):
-            store.wait_for_events(True, timeout=0)  # type: ignore[arg-type]
+            store.wait_for_events(True, timeout=0)
 
     @pytest.mark.parametrize(
         "call",

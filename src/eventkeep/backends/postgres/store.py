@@ -56,7 +56,9 @@ class PostgresStore(EventStore):
 
     ``dsn`` is a ``postgresql://`` URL or a libpq ``key=value`` string; extra keyword arguments
     that are not options below are passed to libpq as connection parameters (``sslmode``,
-    ``application_name``, ...).
+    ``application_name``, ...). ``create=False`` opens only a schema that already holds an
+    eventkeep store and raises NotFoundError otherwise, instead of creating one (the CLI's
+    read commands open stores this way, so a mistyped ``?schema=`` creates nothing).
     """
 
     def __init__(
@@ -74,9 +76,12 @@ class PostgresStore(EventStore):
         lock_timeout: float = 30.0,
         idle_in_transaction_timeout: float = 10.0,
         poll_interval: float = 1.0,
+        create: bool = True,
         **params: Any,
     ) -> None:
         super().__init__(registry=registry, max_event_bytes=max_event_bytes)
+        if not isinstance(create, bool):
+            raise ConfigurationError(f"create must be True or False, got {create!r}")
         if pool_size is not None:
             pool_max_size = pool_size
         _check_int(pool_min_size, "pool_min_size", 0)
@@ -109,6 +114,8 @@ class PostgresStore(EventStore):
         self._listener = Listener(self._db, float(poll_interval))
         self._local = threading.local()  # .conn: this thread's open store transaction
         try:
+            if not create:
+                self._db.require_store()
             self._db.migrate()
             self._db.open()
         except BaseException:
