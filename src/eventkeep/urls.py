@@ -53,7 +53,7 @@ def redact(text: str) -> str:
     value of ``password=``/``sslpassword=`` options. Used for every message, repr and log line
     that shows a URL: eventkeep never prints a credential.
     """
-    scheme, sep, rest = text.partition("://")
+    scheme, sep, rest = text.partition("//")
     if sep:
         at = rest.rfind("@")
         if at >= 0:
@@ -86,9 +86,11 @@ def open_store(url: str, *, registry: TypeRegistry | None = None, **options: Any
         if not rest.startswith("/") or rest == "/":
             hint = ""
             if rest and not rest.startswith("/"):
+                shown_rest = shown.partition("://")[2].partition("?")[0]
                 hint = (
-                    f" (two slashes make {rest.partition('/')[0]!r} a host, which SQLite URLs "
-                    f"do not have; for a file in the working directory write sqlite:///{rest})"
+                    f" (two slashes make {shown_rest.partition('/')[0]!r} a host, which SQLite "
+                    "URLs do not have; for a file in the working directory write "
+                    f"sqlite:///{shown_rest})"
                 )
             raise ConfigurationError(
                 "SQLite URLs are sqlite:///relative.db or sqlite:////absolute.db, "

@@ -105,8 +105,17 @@ def exit_code_for(exc: eventkeep.EventkeepError) -> int:
     return EXIT_FAILED
 
 
-def from_library_error(exc: eventkeep.EventkeepError) -> CliError:
+_WRITE_OUTCOME = ". A write interrupted this way"
+"""Where the PostgreSQL backend's note on interrupted writes begins (see faults.py)."""
+
+
+def from_library_error(exc: eventkeep.EventkeepError, *, writes: bool = True) -> CliError:
     message = " ".join(str(exc).split()) or type(exc).__name__
+    if not writes and _WRITE_OUTCOME in message:
+        # The note on interrupted writes is for appends: this command only read.
+        message = (
+            message.partition(_WRITE_OUTCOME)[0] + "; this command only reads, nothing was written"
+        )
     return cli_error(message, exit_code_for(exc))
 
 
@@ -152,6 +161,7 @@ def open_cli_store(ctx: click.Context, *, create: bool) -> EventStore:
     error rather than a new empty store (a typo in ``--store`` should not look like an empty log).
     """
     url = store_url(ctx)
+    ctx.meta["eventkeep.writes"] = create
     path = _sqlite_path(url)
     if path is not None:
         directory = Path(path).parent
@@ -162,6 +172,10 @@ def open_cli_store(ctx: click.Context, *, create: bool) -> EventStore:
                 EXIT_USAGE,
             )
         if not create and not Path(path).exists():
+            # The URL's options are checked first (on a private in-memory database), so a bad
+            # option is reported as such rather than as a missing file.
+            query = url.partition("?")[2]
+            eventkeep.open_store(f"sqlite:///:memory:?{query}").close()
             fail(
                 f"no event store at {display_url(url)}: {path} does not exist "
                 "(append an event to create it, or choose another with --store/EVENTKEEP_STORE)",

@@ -7,8 +7,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import click
+import msgspec
 
-from eventkeep import EventStore, ExpectedVersion, NewEvent, RawEvent
+from eventkeep import Event, EventStore, ExpectedVersion, NewEvent, RawEvent
 from eventkeep.cli._common import EXIT_USAGE, fail, json_option, pass_store, print_json
 
 __all__ = ["EXPECTED_VERSION", "append", "parse_json_object"]
@@ -81,6 +82,25 @@ def parse_json_object(text: str, what: str) -> dict[str, Any]:
     return value
 
 
+def _typed(cls: type[Event], event_type: str, payload: dict[str, Any], what: str) -> Event:
+    """``payload`` as the registered class of ``event_type``, checked as reads will decode it."""
+    if cls.__event_type__ != event_type:
+        fail(
+            f"{event_type!r} is an old name of {cls.__qualname__}; append it as "
+            f"{cls.__event_type__!r}",
+            EXIT_USAGE,
+        )
+    try:
+        event: Event = msgspec.json.decode(msgspec.json.encode(payload), type=cls)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        fail(
+            f"{what} does not fit {cls.__qualname__}, the class registered for "
+            f"{event_type!r}: {exc}",
+            EXIT_USAGE,
+        )
+    return event
+
+
 @click.command()
 @click.argument("stream")
 @click.argument("event_type", metavar="TYPE")
@@ -116,6 +136,11 @@ def append(
     DATA_JSON is a JSON object (default {}); pass - to read it from stdin. Write decimals as
     strings ("10.00") to keep them exact.
 
+    When TYPE is a registered event class (load the module that defines it with
+    eventkeep --import MODULE), DATA_JSON must fit the class, exactly as Repository.load will
+    read it back: {"sku": 5} is refused for a field declared str. Other types are stored as
+    given.
+
     \b
     Examples:
       eventkeep append account-1 Opened '{"owner": "Ada"}' --expected-version no_stream
@@ -130,7 +155,11 @@ def append(
     payload = {} if data is None else parse_json_object(data, what)
     meta = None if metadata is None else parse_json_object(metadata, "--metadata")
     event_id = event_id or uuid.uuid4()
-    event = NewEvent(RawEvent(event_type, payload), event_id=event_id)
+    item: Event | RawEvent = RawEvent(event_type, payload)
+    cls = store.registry.lookup(event_type)
+    if cls is not None:
+        item = _typed(cls, event_type, payload, what)
+    event = NewEvent(item, event_id=event_id)
     result = store.append(stream, [event], expected_version=expected_version, metadata=meta)
     if as_json:
         print_json(

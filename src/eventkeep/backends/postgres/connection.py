@@ -99,7 +99,7 @@ class Database:
         self.url = "postgresql://"  # until the connection string is parsed
         info = _parse_conninfo(dsn, params)
         info["connect_timeout"] = str(max(2, math.ceil(connect_timeout)))
-        self.conninfo = make_conninfo("", **info)
+        self.conninfo = _make_conninfo(info)
         self.url = _display_url(info, schema)
         self.channel = f"eventkeep_{schema}"
         self._session_sql = sql.CONFIGURE_SESSION.format(
@@ -297,6 +297,11 @@ def _parse_conninfo(dsn: str, params: dict[str, Any]) -> dict[str, Any]:
             "postgresql://user:password@host:port/dbname (percent-encode @ : / % # ? in the "
             "password)"
         )
+    if "@" in str(info.get("host") or ""):
+        raise ConfigurationError(
+            "the PostgreSQL connection string has @ in its host (not shown, as it may hold a "
+            "password): percent-encode @ in a password as %40"
+        )
     port = info.get("port")
     if port is not None and _PORTS.fullmatch(str(port)) is None:
         raise ConfigurationError(
@@ -304,6 +309,20 @@ def _parse_conninfo(dsn: str, params: dict[str, Any]) -> dict[str, Any]:
             "it may be a password: postgresql://user:password@host:port/dbname needs the @)"
         )
     return info
+
+
+def _make_conninfo(info: dict[str, Any]) -> str:
+    """The libpq keyword string of ``info``; an unknown option is named, no value is shown."""
+    try:
+        return make_conninfo("", **info)
+    except psycopg.Error:
+        pass
+    known = {o.keyword.decode() for o in psycopg.pq.Conninfo.get_defaults()}
+    unknown = sorted(k for k in info if k not in known) or ["?"]
+    raise ConfigurationError(
+        f"unknown PostgreSQL connection option(s) {', '.join(unknown)} (options that are not "
+        "eventkeep's own go to libpq as connection parameters)"
+    )
 
 
 def _display_url(info: dict[str, Any], schema: str) -> str:
