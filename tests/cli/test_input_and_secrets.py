@@ -179,7 +179,7 @@ def test_import_checks_untyped_appends_against_registered_classes(
     missing = cli("--import", module, "append", "cart-1", "cli.ItemAdded", '{"sku": "a"}', expect=2)
     assert "price" in missing.output
     cli("read", "cart-1", expect=4)  # nothing was stored
-    cli("append", "cart-1", "cli.ItemAdded", '{"sku": "a", "price": "1.50"}', "--import", module)
+    cli("--import", module, "append", "cart-1", "cli.ItemAdded", '{"sku": "a", "price": "1.50"}')
     [event] = json.loads(cli("read", "cart-1", "--json").output)
     assert event["data"] == {"sku": "a", "price": "1.50"}
     failing = cli("--import", "no_such_module_for_eventkeep", "stats", expect=2)

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -90,8 +91,8 @@ class LazyGroup(click.Group):
         return command
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        """Accept ``--store URL`` (and ``--import MODULE``) after the command name too:
-        ``eventkeep read s --store URL`` is ``eventkeep --store URL read s``."""
+        """Accept ``--store URL`` after the command name too: ``eventkeep read s --store URL``
+        is ``eventkeep --store URL read s``."""
         return super().parse_args(ctx, _root_options_first(args))
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -141,7 +142,7 @@ def _quiet_stdout() -> None:
 WRITES = "eventkeep.writes"
 """``ctx.meta`` key: whether the running command may write (set when it opens the store)."""
 
-_ROOT_OPTIONS = ("--store", "--import")
+_ROOT_OPTIONS = ("--store",)
 
 
 def _root_options_first(args: list[str]) -> list[str]:
@@ -245,15 +246,16 @@ def _unavailable(name: str, problem: str) -> click.Command:
     multiple=True,
     metavar="MODULE",
     help=(
-        "Import this Python module first (repeatable), e.g. the module that defines your event "
-        "classes: append then checks DATA_JSON against the registered class of TYPE."
+        "Import this Python module first (repeatable; the current directory is importable), "
+        "e.g. the module that defines your event classes: append then checks DATA_JSON against "
+        "the registered class of TYPE."
     ),
 )
 @click.version_option(eventkeep.__version__, "--version", prog_name="eventkeep")
 def main(store: str, imports: tuple[str, ...]) -> None:
     """eventkeep: an append-only event store with hash-chained history.
 
-    --store and --import may also be given after the command name.
+    --store may also be given after the command name.
 
     \b
     Examples:
@@ -262,6 +264,8 @@ def main(store: str, imports: tuple[str, ...]) -> None:
       eventkeep --store sqlite:///bank.db log --type Deposited --json
       eventkeep verify
     """
+    if imports and "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     for name in imports:
         try:
             importlib.import_module(name)

@@ -137,9 +137,9 @@ def append(
     strings ("10.00") to keep them exact.
 
     When TYPE is a registered event class (load the module that defines it with
-    eventkeep --import MODULE), DATA_JSON must fit the class, exactly as Repository.load will
-    read it back: {"sku": 5} is refused for a field declared str. Other types are stored as
-    given.
+    eventkeep --import MODULE append ...), DATA_JSON must fit the class, exactly as
+    Repository.load will read it back: {"sku": 5} is refused for a field declared str. Other
+    types are stored as given.
 
     \b
     Examples:
