@@ -3,6 +3,7 @@ traceback, nothing stored, and never a password in the output."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import eventkeep
 from eventkeep import open_store
@@ -95,6 +98,9 @@ def test_non_utf8_and_deeply_nested_stdin_are_refused(tmp_path: Path) -> None:
     brackets = _run("append", "s-1", "T", "-", cwd=tmp_path, input=b"[" * (40 * 2**20), env=store)
     assert brackets.returncode == 2
     _one_line_error(brackets.stderr)
+    twice = _run("append", "s-1", "T", '{"a": 1, "b": {"c": 2, "c": 3}}', cwd=tmp_path, env=store)
+    assert twice.returncode == 2
+    assert "the key 'c' appears twice" in _one_line_error(twice.stderr)
     deep = '{"x": ' + "[" * 1000 + "]" * 1000 + "}"
     nested = _run("append", "s-1", "T", deep, cwd=tmp_path, env=store)
     assert nested.returncode == 2
@@ -249,3 +255,80 @@ def test_no_credential_appears_in_any_error_or_output(
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             for text in _texts(result.exception):
                 assert SECRET not in text
+
+
+def _schema_exists(server: Any, schema: str) -> bool:
+    with server.admin() as conn:
+        row = conn.execute(
+            "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (schema,)
+        ).fetchone()
+    return row is not None
+
+
+def test_read_commands_never_create_a_postgresql_store(
+    pg_server: Any, request: pytest.FixtureRequest, runner: CliRunner
+) -> None:
+    from pg_fixtures import new_schema_name, with_schema
+
+    schema = new_schema_name()
+    request.addfinalizer(lambda: pg_server.drop_schema(schema))
+    url = with_schema(pg_server.url, schema)
+    for args in (["read", "s"], ["read-all"], ["streams"], ["stats"], ["projections", "status"]):
+        result = runner.invoke(main, ["--store", url, *args])
+        assert result.exit_code == 4, (args, result.output)
+        assert f"schema '{schema}' holds no eventkeep store" in result.output
+        assert not _schema_exists(pg_server, schema)
+    appended = runner.invoke(main, ["--store", url, "append", "s", "T"])
+    assert appended.exit_code == 0, appended.output
+    assert runner.invoke(main, ["--store", url, "read", "s"]).exit_code == 0
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_stdin = (
+    _json.map(lambda v: json.dumps(v).encode())
+    | st.dictionaries(st.text(max_size=3), _json, max_size=3).map(lambda v: json.dumps(v).encode())
+    | st.binary(max_size=12)
+    | st.sampled_from(
+        [b'{"a": NaN}', b'{"a": 1e999}', b'{"a": 1, "a": 2}', b"[" * 5000, b'{"a": "\\ud800"}']
+    )
+    | st.integers(120, 135).map(lambda n: b'{"d": ' + b"[" * n + b"]" * n + b"}")
+)
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(document=_stdin)
+def test_any_stdin_is_stored_exactly_or_refused_in_one_line(
+    runner: CliRunner, tmp_path: Path, document: bytes
+) -> None:
+    """80 examples (max_examples=80): JSON documents of every shape, malformed and non-UTF-8
+    bytes, NaN, duplicate keys, lone surrogates and nesting near the limit, on stdin."""
+    url = f"sqlite:///{tmp_path / 'prop.db'}"
+    stream = f"p-{next(_examples)}"
+    result = runner.invoke(main, ["--store", url, "append", stream, "T", "-"], input=document)
+    assert "Traceback" not in result.output
+    read = runner.invoke(main, ["--store", url, "read", stream, "--json"])
+    if result.exit_code == 0:
+        [event] = json.loads(read.output)
+        assert event["data"] == json.loads(document)
+        return
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert result.output.startswith("Error: ")
+    assert result.output.count("\n") == 1
+    assert read.exit_code == 4  # nothing stored
+
+
+_examples = itertools.count()

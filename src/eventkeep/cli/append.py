@@ -69,10 +69,22 @@ def read_stdin_text(what: str) -> str:
     return text
 
 
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; a key given twice is an error (not the last one wins)."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        seen.add(key)
+    return dict(pairs)
+
+
 def parse_json_object(text: str, what: str) -> dict[str, Any]:
     """Parse ``text`` as a JSON object, or fail with a message naming ``what``."""
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(
+            text, parse_constant=_refuse_constant, object_pairs_hook=_refuse_duplicate_keys
+        )
     except ValueError as exc:
         fail(f"{what} is not valid JSON: {exc}", EXIT_USAGE)
     except RecursionError:
