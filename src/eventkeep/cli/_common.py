@@ -154,14 +154,14 @@ def _is_postgres(url: str) -> bool:
     return url.partition("://")[0].lower() in ("postgresql", "postgres")
 
 
-def open_cli_store(ctx: click.Context, *, create: bool) -> EventStore:
+def open_cli_store(ctx: click.Context, *, create: bool, writes: bool | None = None) -> EventStore:
     """Open the store for this invocation; it is closed when the command ends.
 
     Commands that only read pass ``create=False``: a SQLite file that does not exist is then an
     error rather than a new empty store (a typo in ``--store`` should not look like an empty log).
     """
     url = store_url(ctx)
-    ctx.meta["eventkeep.writes"] = create
+    ctx.meta["eventkeep.writes"] = create if writes is None else writes
     path = _sqlite_path(url)
     if path is not None:
         directory = Path(path).parent
@@ -188,14 +188,17 @@ def open_cli_store(ctx: click.Context, *, create: bool) -> EventStore:
 
 
 def pass_store(
-    *, create: bool = False
+    *, create: bool = False, writes: bool | None = None
 ) -> Callable[[Callable[Concatenate[EventStore, P], R]], Callable[P, R]]:
-    """Decorate a command callback to receive the opened store as its first argument."""
+    """Decorate a command callback to receive the opened store as its first argument.
+
+    ``create``: the command may create the store. ``writes`` (default: ``create``): the command
+    writes to an existing store, so a lost connection may have interrupted a write."""
 
     def decorate(fn: Callable[Concatenate[EventStore, P], R]) -> Callable[P, R]:
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            store = open_cli_store(click.get_current_context(), create=create)
+            store = open_cli_store(click.get_current_context(), create=create, writes=writes)
             return fn(store, *args, **kwargs)
 
         return wrapper

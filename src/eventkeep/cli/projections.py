@@ -142,7 +142,7 @@ def status(store: EventStore, name: str | None, as_json: bool) -> None:
 @projections.command(short_help="Rebuild a projection by replay, without downtime.")
 @click.argument("target", metavar="MODULE:PROJECTION")
 @ttl_option
-@pass_store()
+@pass_store(writes=True)
 def rebuild(store: EventStore, target: str, lease_ttl: float) -> None:
     """Replay the log into a fresh copy of the read model, then swap it in.
 
@@ -188,7 +188,7 @@ def rebuild(store: EventStore, target: str, lease_ttl: float) -> None:
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Even while a runner holds the projection.")
-@pass_store()
+@pass_store(writes=True)
 def reset(store: EventStore, name: str, yes: bool, force: bool) -> None:
     """Drop a projection's tables, checkpoint and status; the next run starts from scratch.
 
@@ -206,7 +206,7 @@ def reset(store: EventStore, name: str, yes: bool, force: bool) -> None:
 @click.argument("name")
 @click.argument("position", type=click.IntRange(min=1))
 @click.option("--reason", required=True, help="Why it is skipped (kept in the record).")
-@pass_store()
+@pass_store(writes=True)
 def skip(store: EventStore, name: str, position: int, reason: str) -> None:
     """Skip the event a failed projection is stuck on: logged, and kept in its record.
 
@@ -220,7 +220,7 @@ def skip(store: EventStore, name: str, position: int, reason: str) -> None:
 
 @projections.command(short_help="Retry a failed projection now.")
 @click.argument("name")
-@pass_store()
+@pass_store(writes=True)
 def retry(store: EventStore, name: str) -> None:
     """Let a failed projection retry at once, even after its retry policy gave up."""
     retry_projection(store, name)
