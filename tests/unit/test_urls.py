@@ -199,3 +199,9 @@ def test_a_postgresql_url_without_the_backend_says_so(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, _PG, None)  # as if this eventkeep shipped no such module
     with pytest.raises(ConfigurationError, match="PostgreSQL"):
         open_store("postgresql://user@localhost/db")
+
+
+@pytest.mark.parametrize("registry", ["default", {}, 42])
+def test_a_registry_that_is_not_a_type_registry_is_refused(registry: Any) -> None:
+    with pytest.raises(ConfigurationError, match="TypeRegistry"):
+        open_store("memory://", registry=registry)

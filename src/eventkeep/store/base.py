@@ -97,6 +97,8 @@ class EventStore(abc.ABC):
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         check_count(max_event_bytes, what="max_event_bytes", minimum=1)
+        if registry is not None and not isinstance(registry, TypeRegistry):
+            raise ConfigurationError(f"registry must be a TypeRegistry, got {registry!r:.80}")
         self.registry = registry if registry is not None else default_registry
         self.codec = Codec(self.registry, max_event_bytes=max_event_bytes)
         self._last_clock = 0
