@@ -130,6 +130,9 @@ class Codec:
                     f"data of event {type_name!r} must be a mapping, got {type(item.data).__name__}"
                 )
             data = self._encode_plain(item.data, f"event {type_name!r}", "data")
+            registered = self.registry.lookup(type_name)
+            if registered is not None and schema_version == registered.__schema_version__:
+                self._check_fits(registered, type_name, schema_version, data)
         else:
             raise ValidationError(
                 "append takes eventkeep.Event, RawEvent or NewEvent instances, "
@@ -179,6 +182,19 @@ class Codec:
         if not same:
             _explain(value, what, root)  # raises unless only a standard conversion happened
         return out
+
+    def _check_fits(
+        self, cls: type[Event], type_name: str, schema_version: int, data: bytes
+    ) -> None:
+        """Refuse untyped data of a registered type that its class could not read back
+        (``{"sku": 5}`` for a field declared str): stored, it would fail every read."""
+        try:
+            self.decode_event(type_name, schema_version, data)
+        except SerializationError as exc:
+            raise SerializationError(
+                f"RawEvent {type_name!r} (schema version {schema_version}) would be stored but "
+                f"never read back: {exc}"
+            ) from None
 
     def _check_untyped_fields(
         self, item: Any, cls: type, fields: tuple[str, ...], data: bytes, what: str

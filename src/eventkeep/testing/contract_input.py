@@ -283,6 +283,24 @@ class BadInputContract(ContractBase):
         noted = Noted(details=data)
         self.refused(store, SerializationError, lambda: store.append("s", [noted]))
 
+    @pytest.mark.parametrize(
+        "data",
+        [{"amount": [1]}, {}, {"amount": "1.00", "extra": {1: 2}}],
+        ids=["wrong-field-type", "missing-field", "int-key"],
+    )
+    def test_a_raw_event_its_registered_class_could_not_read_is_refused(
+        self, store: EventStore, data: Any
+    ) -> None:
+        raw = RawEvent(Deposited.__event_type__, data)
+        self.refused(store, SerializationError, lambda: store.append("s", [*deposits(1), raw]))
+
+    def test_a_raw_event_of_a_registered_type_that_fits_reads_back_as_the_class(
+        self, store: EventStore
+    ) -> None:
+        store.append("s", [RawEvent(Deposited.__event_type__, {"amount": "1.50"})])
+        [recorded] = store.read_stream("s")
+        assert recorded.event == Deposited(amount=Decimal("1.50"))
+
     @pytest.mark.parametrize("data", TOO_DEEP)
     def test_data_nested_too_deeply_is_refused_and_nothing_is_stored(
         self, store: EventStore, data: Any
