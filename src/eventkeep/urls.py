@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -21,7 +22,7 @@ from eventkeep.errors import ConfigurationError
 from eventkeep.store import EventStore
 from eventkeep.store.events import TypeRegistry
 
-__all__ = ["DEFAULT_STORE_URL", "open_store"]
+__all__ = ["DEFAULT_STORE_URL", "open_store", "redact"]
 
 DEFAULT_STORE_URL = "sqlite:///eventkeep.db"
 
@@ -36,30 +37,68 @@ _FLOAT_OPTIONS = {
 }
 
 
+_SECRET_OPTION = re.compile(
+    r"""(?ix)
+    (\b(?:password|sslpassword|passfile|sslkey)\s*=\s*)   # a keyword or query option
+    ('(?:[^'\\]|\\.)*'?|[^\s&]*)                       # its value, quoted or not
+    """
+)
+
+
+def redact(text: str) -> str:
+    """``text`` (a store URL or a libpq keyword string) with every credential as ``***``.
+
+    The password of ``scheme://user:password@host`` (everything between the first ``:`` after
+    the user and the last ``@``, so a password holding ``@`` or ``/`` is hidden whole) and the
+    value of ``password=``/``sslpassword=`` options. Used for every message, repr and log line
+    that shows a URL: eventkeep never prints a credential.
+    """
+    scheme, sep, rest = text.partition("//")
+    if sep:
+        at = rest.rfind("@")
+        if at >= 0:
+            userinfo = rest[:at]
+            user, colon, _ = userinfo.partition(":")
+            rest = f"{user}{colon}{'***' if colon else ''}{rest[at:]}"
+        text = f"{scheme}{sep}{rest}"
+    return _SECRET_OPTION.sub(lambda m: f"{m.group(1)}***", text)
+
+
 def open_store(url: str, *, registry: TypeRegistry | None = None, **options: Any) -> EventStore:
     """Open the event store at ``url``; see the module docs for the URL forms."""
     if not isinstance(url, str) or "://" not in url:
+        shown = redact(url) if isinstance(url, str) else type(url).__name__
         raise ConfigurationError(
             "store URL must look like memory://, sqlite:///file.db or postgresql://..., "
-            f"got {url!r}"
+            f"got {shown!r}"
         )
     scheme, _, rest = url.partition("://")
     scheme = scheme.lower()
     rest, _, query = rest.partition("?")
+    shown = redact(url)
     merged = {**_parse_options(query), **options}
     if scheme == "memory":
         from eventkeep.backends.memory import MemoryStore
 
-        _check_options(MemoryStore, merged, url)
-        return MemoryStore(url, registry=registry, **merged)
+        _check_options(MemoryStore, merged, shown)
+        return MemoryStore(shown, registry=registry, **merged)
     if scheme == "sqlite":
         if not rest.startswith("/") or rest == "/":
+            hint = ""
+            if rest and not rest.startswith("/"):
+                shown_rest = shown.partition("://")[2].partition("?")[0]
+                hint = (
+                    f" (two slashes make {shown_rest.partition('/')[0]!r} a host, which SQLite "
+                    "URLs do not have; for a file in the working directory write "
+                    f"sqlite:///{shown_rest})"
+                )
             raise ConfigurationError(
-                f"SQLite URLs are sqlite:///relative.db or sqlite:////absolute.db, got {url!r}"
+                "SQLite URLs are sqlite:///relative.db or sqlite:////absolute.db, "
+                f"got {shown!r}{hint}"
             )
         from eventkeep.backends.sqlite import SQLiteStore
 
-        _check_options(SQLiteStore, merged, url)
+        _check_options(SQLiteStore, merged, shown)
         return SQLiteStore(rest[1:], registry=registry, **merged)
     if scheme in ("postgresql", "postgres"):
         try:
@@ -74,7 +113,7 @@ def open_store(url: str, *, registry: TypeRegistry | None = None, **options: Any
         store: EventStore = module.PostgresStore(dsn, registry=registry, **merged)
         return store
     raise ConfigurationError(
-        f"unknown store URL scheme {scheme!r} in {url!r}; use memory, sqlite or postgresql"
+        f"unknown store URL scheme {scheme!r} in {shown!r}; use memory, sqlite or postgresql"
     )
 
 
@@ -101,5 +140,6 @@ def _parse_options(query: str) -> dict[str, Any]:
             else:
                 options[key] = value
         except ValueError:
-            raise ConfigurationError(f"store URL option {key}={value!r} is not a number") from None
+            shown = "***" if _SECRET_OPTION.match(f"{key}=") else repr(value)
+            raise ConfigurationError(f"store URL option {key}={shown} is not a number") from None
     return options

@@ -23,7 +23,7 @@ Invoke = Callable[..., Result]
         (['{"x": NaN}'], "Error: DATA_JSON is not valid JSON: NaN is not valid JSON"),
         (["{}", "--metadata", "nope"], "Error: --metadata is not valid JSON"),
         (["{}", "--metadata", "[]"], "Error: --metadata must be a JSON object"),
-        (['{"x": 1e999}'], "Error: event 'T' holds inf, which JSON cannot represent"),
+        (['{"x": 1e999}'], "Error: event 'T': data['x'] is inf, which JSON cannot represent"),
     ],
 )
 def test_bad_json_gets_a_clear_one_line_message_and_exit_2(

@@ -108,6 +108,21 @@ def test_execute_gives_up_after_its_retries(store: EventStore) -> None:
         accounts.execute("alice", always_interrupted, retries=-1)
 
 
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [(None, {}), ("withdraw", {}), (lambda a: None, {"create": "yes"})],
+    ids=["None", "str", "create-str"],
+)
+def test_execute_refuses_a_command_that_is_not_callable(
+    store: EventStore, command: object, options: dict[str, object]
+) -> None:
+    accounts = opened(store)
+    head = store.head_position()
+    with pytest.raises(ValidationError):
+        accounts.execute("alice", command, **options)  # type: ignore[arg-type]
+    assert store.head_position() == head
+
+
 def test_execute_does_not_retry_a_refused_command(store: EventStore) -> None:
     accounts = opened(store)
     calls = 0

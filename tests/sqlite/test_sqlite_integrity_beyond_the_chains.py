@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -332,3 +335,44 @@ def test_an_anchor_of_the_intact_store_still_verifies_after_appends(
     with eventkeep.open_store(f"sqlite:///{db}") as store:
         store.append("alpha", [RawEvent("Alpha", {})], 4)
     assert verify(db, anchor=anchor, key=KEY).ok
+
+
+_CRASHING_WRITER = """
+import os, signal, sys
+import eventkeep
+from eventkeep import RawEvent
+from eventkeep.store.anchors import load_key
+
+db, out, secret = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+store = eventkeep.open_store(f"sqlite:///{db}")
+for n in range(60):
+    store.append(f"s-{n % 4}", [RawEvent("Written", {"n": n, "pad": "x" * 200})])
+with open(out, "wb") as file:
+    file.write(store.anchor(load_key(secret)).to_json())
+os.kill(os.getpid(), signal.SIGKILL)  # no close: the events live in the WAL file only
+"""
+
+
+def test_an_anchor_finds_wal_frames_lost_after_a_crash(tmp_path: Path) -> None:
+    """A crash (or a disk that lied about fsync) that loses the last frames of the WAL file
+    leaves a shorter, self-consistent history: verify alone passes, the anchor does not."""
+    db, out = tmp_path / "crash.db", tmp_path / "anchor.json"
+    secret = "sqlite crash test anchor secret, 40 bytes"
+    done = subprocess.run(
+        [sys.executable, "-c", _CRASHING_WRITER, str(db), str(out), secret],
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+    wal = Path(f"{db}-wal")
+    assert wal.stat().st_size > 60 * 200  # the appends are in the WAL, not yet checkpointed
+    with wal.open("r+b") as file:  # the last frames never reached the disk
+        file.truncate(wal.stat().st_size // 2)
+    anchor = eventkeep.read_anchor(out.read_bytes())
+    with eventkeep.open_store(f"sqlite:///{db}") as store:
+        assert 0 < store.head_position() < 60  # WAL recovery kept a prefix of the history
+        alone = store.verify()
+        assert alone.ok, alone
+        report = store.verify(anchor=anchor, key=load_key(secret.encode()))
+    assert not report.ok
+    assert report.problems, report

@@ -322,8 +322,10 @@ def test_every_read_returns_while_another_process_holds_a_write_transaction(
 
 
 def reader_of_this_thread(store: SQLiteStore) -> sqlite3.Connection:
-    store.head_position()
-    conn: sqlite3.Connection = store._readers._local.reader.conn
+    """This thread's reader connection (reads use it whenever the writer connection is busy)."""
+    conn, own = store._readers.get()
+    assert not own
+    assert conn is store._readers._local.reader.conn
     return conn
 
 
@@ -405,6 +407,17 @@ def test_more_reading_threads_than_kept_connections_all_read(store: SQLiteStore)
         kept.append(len(store._readers))
         together.wait(WAIT)
 
+    # A transaction holds the writer connection, so every read goes to a reader connection.
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.transaction():
+            holding.set()
+            release.wait(WAIT)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(WAIT)
     threads = [threading.Thread(target=reader) for _ in range(count)]
     for thread in threads:
         thread.start()
@@ -412,6 +425,8 @@ def test_more_reading_threads_than_kept_connections_all_read(store: SQLiteStore)
     together.wait(WAIT)
     for thread in threads:
         thread.join(WAIT)
+    release.set()
+    holder.join(WAIT)
     assert results == [2] * count
     assert max(kept) == MAX_READERS
     wait_until(lambda: len(store._readers) == 0, "the ended threads' readers to be closed")

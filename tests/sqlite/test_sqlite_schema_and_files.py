@@ -108,11 +108,17 @@ def test_a_sqlite_database_of_another_application_is_refused_and_left_alone(
     assert tables == [("events",)]  # the failed migration was rolled back whole
 
 
-@pytest.mark.parametrize("where", ["missing-dir/store.db", "a-directory"])
-def test_an_unopenable_path_is_a_clear_error(tmp_path: Path, where: str) -> None:
+def test_an_unopenable_path_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "a-directory").mkdir()
     with pytest.raises(BackendUnavailableError, match="unable to open database file"):
-        eventkeep.open_store(url(tmp_path / where))
+        eventkeep.open_store(url(tmp_path / "a-directory"))
+
+
+def test_a_missing_directory_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "missing-dir"
+    with pytest.raises(eventkeep.ConfigurationError, match=f"the directory {missing} does not"):
+        eventkeep.open_store(url(missing / "store.db"))
+    assert not missing.exists()
 
 
 @pytest.mark.slow

@@ -157,9 +157,9 @@ def test_a_raw_event_keeps_its_type_and_schema_version(codec: Codec) -> None:
         [1.0, math.nan],
         {"deep": {"deeper": (math.inf,)}},
         Corner(math.nan),
-        {"set": frozenset([math.inf])},
+        {"lists": [[1.0], [math.inf]]},
     ],
-    ids=["nan", "inf", "-inf", "in-a-list", "nested", "in-a-dataclass", "in-a-frozenset"],
+    ids=["nan", "inf", "-inf", "in-a-list", "nested", "in-a-dataclass", "in-nested-lists"],
 )
 def test_non_finite_floats_are_refused_wherever_they_hide(codec: Codec, value: Any) -> None:
     with pytest.raises(ValidationError, match="JSON cannot represent"):

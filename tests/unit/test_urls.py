@@ -12,7 +12,6 @@ import pytest
 
 from eventkeep import (
     DEFAULT_STORE_URL,
-    BackendUnavailableError,
     ConfigurationError,
     EventkeepError,
     EventTooLargeError,
@@ -106,6 +105,17 @@ def test_keyword_options_override_the_query_string(in_tmp: Path) -> None:
         "memory://?unknown_option=1",
         "sqlite:///x.db?synchronous=SOMETIMES",
         "sqlite:///x.db?busy_timeout=-1",
+        "sqlite:///x.db?busy_timeout=nan",
+        "sqlite:///x.db?busy_timeout=inf",
+        "sqlite:///x.db?busy_timeout=-inf",
+        "sqlite:///x.db?busy_timeout=1e400",
+        "sqlite:///x.db?file_mode=0644x",
+        "sqlite:///x.db?file_mode=0400",
+        "sqlite:///x.db?file_mode=01777",
+        "sqlite:///x.db?file_mode=",
+        "postgresql://u@127.0.0.1:9/db?connect_timeout=nan",
+        "postgresql://u@127.0.0.1:9/db?lock_timeout=inf",
+        "postgresql://u@127.0.0.1:9/db?create=no",
     ],
 )
 def test_a_bad_url_raises_configuration_error(url: str, in_tmp: Path) -> None:
@@ -130,9 +140,10 @@ def test_a_max_event_bytes_below_one_is_refused() -> None:
         open_store("memory://?max_event_bytes=0")
 
 
-def test_a_sqlite_file_in_a_missing_directory_is_a_translated_error(in_tmp: Path) -> None:
-    with pytest.raises(BackendUnavailableError):
+def test_a_sqlite_file_in_a_missing_directory_names_the_directory(in_tmp: Path) -> None:
+    with pytest.raises(ConfigurationError, match="the directory no/such/dir does not exist"):
         open_store("sqlite:///no/such/dir/x.db")
+    assert list(in_tmp.iterdir()) == []
 
 
 def test_a_file_that_is_not_a_database_is_a_translated_error(in_tmp: Path) -> None:
@@ -188,3 +199,9 @@ def test_a_postgresql_url_without_the_backend_says_so(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, _PG, None)  # as if this eventkeep shipped no such module
     with pytest.raises(ConfigurationError, match="PostgreSQL"):
         open_store("postgresql://user@localhost/db")
+
+
+@pytest.mark.parametrize("registry", ["default", {}, 42])
+def test_a_registry_that_is_not_a_type_registry_is_refused(registry: Any) -> None:
+    with pytest.raises(ConfigurationError, match="TypeRegistry"):
+        open_store("memory://", registry=registry)

@@ -8,15 +8,19 @@ what to install, and the others keep working. Adding a command family is one lin
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
 import importlib.util
+import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 import click
 
 import eventkeep
-from eventkeep.cli._common import EXIT_USAGE, cli_error, from_library_error
+from eventkeep.cli._common import EXIT_FAILED, EXIT_USAGE, cli_error, from_library_error
 
 __all__ = ["ALIASES", "COMMANDS", "EXTRAS", "LazyGroup", "UnavailableCommand", "main"]
 
@@ -90,11 +94,89 @@ class LazyGroup(click.Group):
             )
         return command
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Accept ``--store URL`` after the command name too: ``eventkeep read s --store URL``
+        is ``eventkeep --store URL read s``."""
+        return super().parse_args(ctx, _root_options_first(args))
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a full disk or a closed pipe is found here, not at exit
+            return result
         except eventkeep.EventkeepError as exc:
-            raise from_library_error(exc) from exc
+            raise from_library_error(exc, writes=ctx.meta.get(WRITES, True)) from exc
+        except UnicodeEncodeError as exc:
+            _quiet_stdout()
+            raise cli_error(
+                f"the output holds {exc.object[exc.start : exc.end]!r}, which the output "
+                f"encoding ({exc.encoding}) cannot write; set PYTHONIOENCODING=utf-8 or use a "
+                "UTF-8 locale",
+                EXIT_FAILED,
+            ) from exc
+        except OSError as exc:
+            if exc.errno == errno.EPIPE or exc.errno is None:
+                raise
+            _quiet_stdout()
+            raise cli_error(
+                f"could not write the output: {exc.strerror or exc}", EXIT_FAILED
+            ) from exc
+
+
+class _QuietStream:
+    """A stream whose flush ignores OSError: what stdout becomes once writing to it failed."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self._wrapped = wrapped
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._wrapped.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._wrapped, name)
+
+
+def _quiet_stdout() -> None:
+    """After stdout failed: no second error (or traceback) when Python flushes it at exit."""
+    quiet: Any = _QuietStream(sys.stdout)
+    sys.stdout = quiet
+
+
+WRITES = "eventkeep.writes"
+"""``ctx.meta`` key: whether the running command may write (set when it opens the store)."""
+
+_ROOT_OPTIONS = ("--store",)
+
+
+def _root_options_first(args: list[str]) -> list[str]:
+    """``args`` with the root options found after the command name moved before it."""
+    moved: list[str] = []
+    rest: list[str] = []
+    i = 0
+    seen_command = False
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        name = arg.partition("=")[0]
+        if seen_command and name in _ROOT_OPTIONS:
+            if "=" in arg:
+                moved.append(arg)
+            else:
+                moved.extend(args[i : i + 2])
+                i += 1
+        else:
+            if not arg.startswith("-"):
+                seen_command = True
+            elif not seen_command and name in _ROOT_OPTIONS and "=" not in arg:
+                rest.extend(args[i : i + 2])  # a root option before the command, with its value
+                i += 2
+                continue
+            rest.append(arg)
+        i += 1
+    return moved + rest
 
 
 def _module_exists(name: str, group: LazyGroup) -> bool:
@@ -162,9 +244,22 @@ def _unavailable(name: str, problem: str) -> click.Command:
         "sqlite:///app.db?synchronous=NORMAL)."
     ),
 )
+@click.option(
+    "--import",
+    "imports",
+    multiple=True,
+    metavar="MODULE",
+    help=(
+        "Import this Python module first (repeatable; the current directory is importable), "
+        "e.g. the module that defines your event classes: append then checks DATA_JSON against "
+        "the registered class of TYPE."
+    ),
+)
 @click.version_option(eventkeep.__version__, "--version", prog_name="eventkeep")
-def main(store: str) -> None:
+def main(store: str, imports: tuple[str, ...]) -> None:
     """eventkeep: an append-only event store with hash-chained history.
+
+    --store may also be given after the command name.
 
     \b
     Examples:
@@ -173,3 +268,12 @@ def main(store: str) -> None:
       eventkeep --store sqlite:///bank.db log --type Deposited --json
       eventkeep verify
     """
+    if imports and "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in imports:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            raise cli_error(
+                f"--import {name}: {type(exc).__name__}: {' '.join(str(exc).split())}", EXIT_USAGE
+            ) from exc

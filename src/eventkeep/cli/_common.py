@@ -22,7 +22,6 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 import msgspec
@@ -30,6 +29,7 @@ from rich.console import Console
 
 import eventkeep
 from eventkeep import EventStore, RecordedEvent
+from eventkeep.urls import redact
 
 __all__ = [
     "EXIT_CONFLICT",
@@ -109,8 +109,17 @@ def exit_code_for(exc: eventkeep.EventkeepError) -> int:
     return EXIT_FAILED
 
 
-def from_library_error(exc: eventkeep.EventkeepError) -> CliError:
+_WRITE_OUTCOME = ". A write interrupted this way"
+"""Where the PostgreSQL backend's note on interrupted writes begins (see faults.py)."""
+
+
+def from_library_error(exc: eventkeep.EventkeepError, *, writes: bool = True) -> CliError:
     message = " ".join(str(exc).split()) or type(exc).__name__
+    if not writes and _WRITE_OUTCOME in message:
+        # The note on interrupted writes is for appends: this command only read.
+        message = (
+            message.partition(_WRITE_OUTCOME)[0] + "; this command only reads, nothing was written"
+        )
     return cli_error(message, exit_code_for(exc))
 
 
@@ -130,56 +139,70 @@ def store_url(ctx: click.Context | None = None) -> str:
 
 def display_url(url: str) -> str:
     """``url`` with any password replaced by ``***``, for printing."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return url
+    return redact(url)
 
 
-def _missing_sqlite_file(url: str) -> str | None:
-    """The path of a SQLite store URL whose file does not exist, else None."""
+def _sqlite_path(url: str) -> str | None:
+    """The file path of a well-formed ``sqlite:///`` URL, else None (open_store explains)."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() != "sqlite":
         return None
-    path = rest.partition("?")[0][1:]
-    if not path or path == ":memory:" or Path(path).exists():
+    rest = rest.partition("?")[0]
+    if not rest.startswith("/") or rest == "/":
         return None
-    return path
+    path = rest[1:]
+    return None if path == ":memory:" else path
 
 
-def open_cli_store(ctx: click.Context, *, create: bool) -> EventStore:
+def _is_postgres(url: str) -> bool:
+    return url.partition("://")[0].lower() in ("postgresql", "postgres")
+
+
+def open_cli_store(ctx: click.Context, *, create: bool, writes: bool | None = None) -> EventStore:
     """Open the store for this invocation; it is closed when the command ends.
 
     Commands that only read pass ``create=False``: a SQLite file that does not exist is then an
     error rather than a new empty store (a typo in ``--store`` should not look like an empty log).
     """
     url = store_url(ctx)
-    if not create:
-        missing = _missing_sqlite_file(url)
-        if missing is not None:
+    ctx.meta["eventkeep.writes"] = create if writes is None else writes
+    path = _sqlite_path(url)
+    if path is not None:
+        directory = Path(path).parent
+        if not directory.is_dir():
             fail(
-                f"no event store at {url}: {missing} does not exist "
+                f"no event store at {display_url(url)}: the directory {directory} does not exist "
+                "(eventkeep creates the database file, not its directory)",
+                EXIT_USAGE,
+            )
+        if not create and not Path(path).exists():
+            # The URL's options are checked first (on a private in-memory database), so a bad
+            # option is reported as such rather than as a missing file.
+            query = url.partition("?")[2]
+            eventkeep.open_store(f"sqlite:///:memory:?{query}").close()
+            fail(
+                f"no event store at {display_url(url)}: {path} does not exist "
                 "(append an event to create it, or choose another with --store/EVENTKEEP_STORE)",
                 EXIT_NOT_FOUND,
             )
-    store = eventkeep.open_store(url)
+    options: dict[str, Any] = {"create": False} if not create and _is_postgres(url) else {}
+    store = eventkeep.open_store(url, **options)
     ctx.call_on_close(store.close)
     return store
 
 
 def pass_store(
-    *, create: bool = False
+    *, create: bool = False, writes: bool | None = None
 ) -> Callable[[Callable[Concatenate[EventStore, P], R]], Callable[P, R]]:
-    """Decorate a command callback to receive the opened store as its first argument."""
+    """Decorate a command callback to receive the opened store as its first argument.
+
+    ``create``: the command may create the store. ``writes`` (default: ``create``): the command
+    writes to an existing store, so a lost connection may have interrupted a write."""
 
     def decorate(fn: Callable[Concatenate[EventStore, P], R]) -> Callable[P, R]:
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            store = open_cli_store(click.get_current_context(), create=create)
+            store = open_cli_store(click.get_current_context(), create=create, writes=writes)
             return fn(store, *args, **kwargs)
 
         return wrapper

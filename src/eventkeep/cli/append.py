@@ -7,8 +7,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import click
+import msgspec
 
-from eventkeep import EventStore, ExpectedVersion, NewEvent, RawEvent
+from eventkeep import Event, EventStore, ExpectedVersion, NewEvent, RawEvent
 from eventkeep.cli._common import EXIT_USAGE, fail, json_option, pass_store, print_json
 
 __all__ = ["EXPECTED_VERSION", "append", "parse_json_object"]
@@ -68,10 +69,22 @@ def read_stdin_text(what: str) -> str:
     return text
 
 
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; a key given twice is an error (not the last one wins)."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        seen.add(key)
+    return dict(pairs)
+
+
 def parse_json_object(text: str, what: str) -> dict[str, Any]:
     """Parse ``text`` as a JSON object, or fail with a message naming ``what``."""
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(
+            text, parse_constant=_refuse_constant, object_pairs_hook=_refuse_duplicate_keys
+        )
     except ValueError as exc:
         fail(f"{what} is not valid JSON: {exc}", EXIT_USAGE)
     except RecursionError:
@@ -79,6 +92,25 @@ def parse_json_object(text: str, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         fail(f"{what} must be a JSON object ({{...}}), got {type(value).__name__}", EXIT_USAGE)
     return value
+
+
+def _typed(cls: type[Event], event_type: str, payload: dict[str, Any], what: str) -> Event:
+    """``payload`` as the registered class of ``event_type``, checked as reads will decode it."""
+    if cls.__event_type__ != event_type:
+        fail(
+            f"{event_type!r} is an old name of {cls.__qualname__}; append it as "
+            f"{cls.__event_type__!r}",
+            EXIT_USAGE,
+        )
+    try:
+        event: Event = msgspec.json.decode(msgspec.json.encode(payload), type=cls)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        fail(
+            f"{what} does not fit {cls.__qualname__}, the class registered for "
+            f"{event_type!r}: {exc}",
+            EXIT_USAGE,
+        )
+    return event
 
 
 @click.command()
@@ -125,6 +157,11 @@ def append(
     DATA_JSON is a JSON object (default {}); pass - to read it from stdin. Write decimals as
     strings ("10.00") to keep them exact.
 
+    When TYPE is a registered event class (load the module that defines it with
+    eventkeep --import MODULE append ...), DATA_JSON must fit the class, exactly as
+    Repository.load will read it back: {"sku": 5} is refused for a field declared str. Other
+    types are stored as given.
+
     \b
     Examples:
       eventkeep append account-1 Opened '{"owner": "Ada"}' --expected-version no_stream
@@ -140,7 +177,11 @@ def append(
     payload = {} if data is None else parse_json_object(data, what)
     meta = None if metadata is None else parse_json_object(metadata, "--metadata")
     event_id = event_id or uuid.uuid4()
-    event = NewEvent(RawEvent(event_type, payload), event_id=event_id, tags=list(tags) or None)
+    item: Event | RawEvent = RawEvent(event_type, payload)
+    cls = store.registry.lookup(event_type)
+    if cls is not None:
+        item = _typed(cls, event_type, payload, what)
+    event = NewEvent(item, event_id=event_id, tags=list(tags) or None)
     result = store.append(stream, [event], expected_version=expected_version, metadata=meta)
     if as_json:
         print_json(

@@ -191,7 +191,7 @@ def status(store: EventStore, name: str | None, as_json: bool) -> None:
 @projections.command(short_help="Rebuild a projection by replay, without downtime.")
 @click.argument("target", metavar="MODULE:PROJECTION")
 @ttl_option
-@pass_store()
+@pass_store(writes=True)
 def rebuild(store: EventStore, target: str, lease_ttl: float) -> None:
     """Replay the log into a fresh copy of the read model, then swap it in.
 
@@ -237,7 +237,7 @@ def rebuild(store: EventStore, target: str, lease_ttl: float) -> None:
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Even while a runner holds the projection.")
-@pass_store()
+@pass_store(writes=True)
 def reset(store: EventStore, name: str, yes: bool, force: bool) -> None:
     """Drop a projection's tables, checkpoint and status; the next run starts from scratch.
 
@@ -256,7 +256,7 @@ def reset(store: EventStore, name: str, yes: bool, force: bool) -> None:
 @click.argument("position", type=click.IntRange(min=1))
 @click.option("--reason", required=True, help="Why it is skipped (kept in the record).")
 @click.option("--by", default=None, help="Who skips it (kept in the record; default user@host).")
-@pass_store()
+@pass_store(writes=True)
 def skip(store: EventStore, name: str, position: int, reason: str, by: str | None) -> None:
     """Skip the event a failed projection is stuck on: logged, and kept in its record.
 
@@ -272,7 +272,7 @@ def skip(store: EventStore, name: str, position: int, reason: str, by: str | Non
 
 @projections.command(short_help="Retry a failed projection now.")
 @click.argument("name")
-@pass_store()
+@pass_store(writes=True)
 def retry(store: EventStore, name: str) -> None:
     """Let a failed projection retry at once, even after its retry policy gave up."""
     retry_projection(store, name)
@@ -354,7 +354,7 @@ def parked(store: EventStore, name: str, as_json: bool) -> None:
 @projections.command("replay-parked", short_help="Handle parked events again.")
 @click.argument("name")
 @click.argument("positions", nargs=-1, type=click.IntRange(min=1))
-@pass_store()
+@pass_store(writes=True)
 def replay_parked_command(store: EventStore, name: str, positions: tuple[int, ...]) -> None:
     """Ask the projection's runner to handle its parked events again (all, or POSITIONS), in
     position order: those that succeed leave the list.
@@ -374,7 +374,7 @@ def replay_parked_command(store: EventStore, name: str, positions: tuple[int, ..
 @click.option("--all", "every", is_flag=True, help="Every parked event.")
 @click.option("--reason", required=True, help="Why (kept in the record).")
 @click.option("--by", default=None, help="Who (kept in the record; default user@host).")
-@pass_store()
+@pass_store(writes=True)
 def discard_parked_command(
     store: EventStore,
     name: str,

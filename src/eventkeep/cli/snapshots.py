@@ -47,7 +47,7 @@ def snapshots() -> None:
     "the current directory is importable).",
 )
 @json_option
-@pass_store()
+@pass_store(writes=True)
 def rebuild(store: EventStore, category: str, modules: tuple[str, ...], as_json: bool) -> None:
     """Delete the snapshots of CATEGORY's streams and write fresh ones from their events.
 
@@ -83,7 +83,7 @@ def rebuild(store: EventStore, category: str, modules: tuple[str, ...], as_json:
 @snapshots.command()
 @click.argument("category")
 @json_option
-@pass_store()
+@pass_store(writes=True)
 def delete(store: EventStore, category: str, as_json: bool) -> None:
     """Delete the snapshots of CATEGORY's streams (CATEGORY-<id>).
 

@@ -306,6 +306,10 @@ class Repository(Generic[A]):
         Returns what ``command`` returned on the attempt that was saved.
         """
         check_count(retries, what="retries")
+        if not callable(command):
+            raise ValidationError(f"execute() takes a callable command, got {command!r:.80}")
+        if not isinstance(create, bool):
+            raise ValidationError(f"create must be True or False, got {create!r}")
         attempt = 0
         while True:
             aggregate = self.get_or_create(id) if create else self.load(id)

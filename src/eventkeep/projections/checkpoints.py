@@ -21,6 +21,7 @@ from typing import NamedTuple
 import msgspec
 
 from eventkeep.errors import NotFoundError, ValidationError
+from eventkeep.projections.names import quoted_table
 from eventkeep.store import EventStore
 from eventkeep.store.base import Transaction
 from eventkeep.store.recorded import to_micros
@@ -382,10 +383,11 @@ def reset_projection(store: EventStore, name: str, *, force: bool = False) -> No
             )
         if record.tables and tx.supports_sql:
             generations = {record.generation, record.rebuild_generation or record.generation}
+            what = f"projection record {name!r}"
             for table in record.tables:
-                tx.execute(f"DROP VIEW IF EXISTS {table}")
+                tx.execute(f"DROP VIEW IF EXISTS {quoted_table(table, what=what)}")
                 for generation in sorted(generations):
-                    tx.execute(f"DROP TABLE IF EXISTS {table}__g{generation}")
+                    tx.execute(f"DROP TABLE IF EXISTS {quoted_table(table, generation, what=what)}")
         tx.delete_checkpoint(name)
         tx.delete_checkpoint(rebuild_checkpoint(name))
         tx.delete_record(name)

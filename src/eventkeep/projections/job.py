@@ -19,6 +19,7 @@ from eventkeep.projections.checkpoints import (
     replay_marker,
     save_record,
 )
+from eventkeep.projections.names import quoted_table
 from eventkeep.projections.projection import HandlerContext, Projection
 from eventkeep.projections.subscription import Batch, Subscription
 from eventkeep.store import EventStore
@@ -693,10 +694,12 @@ class Job:
             if tx.checkpoint(rebuild_checkpoint(self.name)) != self.checkpoint:
                 raise CheckpointConflictError(f"{self.name}: the rebuild checkpoint moved")
             self.projection.activate(HandlerContext(self.store, self.projection, tx, new))
+            what = f"projection record {self.name!r}"
             for table in record.tables:
                 if table not in self.projection.tables:
-                    tx.execute(f"DROP VIEW IF EXISTS {table}")
-                tx.execute(f"DROP TABLE IF EXISTS {table}__g{record.generation}")
+                    tx.execute(f"DROP VIEW IF EXISTS {quoted_table(table, what=what)}")
+                old = quoted_table(table, record.generation, what=what)
+                tx.execute(f"DROP TABLE IF EXISTS {old}")
             record.tables = list(self.projection.tables)
             tx.delete_checkpoint(rebuild_checkpoint(self.name))
             tx.save_checkpoint(self.name, position, expected=tx.checkpoint(self.name))

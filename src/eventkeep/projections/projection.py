@@ -26,12 +26,12 @@ it skip what it has already applied.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from eventkeep.domain.context import command_context, current_context
 from eventkeep.errors import ConfigurationError, ValidationError
+from eventkeep.projections.names import check_table_name, quoted_table
 from eventkeep.store import ANY, AppendItem, AppendResult, EventStore, Expected, StreamAppend
 from eventkeep.store.base import Transaction
 from eventkeep.store.dcb import Query
@@ -41,8 +41,6 @@ from eventkeep.store.recorded import RecordedEvent
 __all__ = ["HandlerContext", "Projection", "Reactor", "SQLProjection", "handles"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def handles(*types: type[Event] | str) -> Callable[[F], F]:
@@ -203,8 +201,7 @@ class Projection:
         if not isinstance(cls.version, int) or isinstance(cls.version, bool) or cls.version < 1:
             raise ConfigurationError(f"{cls.__qualname__}.version must be an int >= 1")
         for table in cls.tables:
-            if not _IDENTIFIER.match(table):
-                raise ConfigurationError(f"{cls.__qualname__}: bad table name {table!r}")
+            check_table_name(table, what=f"{cls.__qualname__}.tables", error=ConfigurationError)
 
     @classmethod
     def handled_types(cls) -> tuple[str, ...]:
@@ -263,21 +260,23 @@ class SQLProjection(Projection):
         return statement.format_map(self.table_names(generation))
 
     def setup(self, ctx: HandlerContext) -> None:
-        for table in self.table_names(ctx.generation).values():
-            ctx._transaction("setup").execute(f"DROP TABLE IF EXISTS {table}")
+        for table in self.tables:
+            name = quoted_table(table, ctx.generation)
+            ctx._transaction("setup").execute(f"DROP TABLE IF EXISTS {name}")
         for statement in self.schema:
             ctx.execute(statement)
 
     def activate(self, ctx: HandlerContext) -> None:
         tx = ctx._transaction("activate")
-        for view, table in self.table_names(ctx.generation).items():
-            tx.execute(f"DROP VIEW IF EXISTS {view}")
-            tx.execute(f"CREATE VIEW {view} AS SELECT * FROM {table}")
+        for view in self.tables:
+            tx.execute(f"DROP VIEW IF EXISTS {quoted_table(view)}")
+            table = quoted_table(view, ctx.generation)
+            tx.execute(f"CREATE VIEW {quoted_table(view)} AS SELECT * FROM {table}")
 
     def drop(self, ctx: HandlerContext) -> None:
         tx = ctx._transaction("drop")
-        for table in self.table_names(ctx.generation).values():
-            tx.execute(f"DROP TABLE IF EXISTS {table}")
+        for table in self.tables:
+            tx.execute(f"DROP TABLE IF EXISTS {quoted_table(table, ctx.generation)}")
 
 
 class Reactor(Projection):

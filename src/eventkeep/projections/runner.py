@@ -23,10 +23,12 @@ import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 
+from eventkeep.errors import ValidationError
 from eventkeep.projections.checkpoints import make_owner
 from eventkeep.projections.job import Job, RetryPolicy
 from eventkeep.projections.projection import Projection
 from eventkeep.store import EventStore
+from eventkeep.store.validation import check_seconds
 
 __all__ = ["Runner"]
 
@@ -48,11 +50,22 @@ class Runner:
         lease_ttl: float = DEFAULT_LEASE_TTL,
         retry: RetryPolicy | None = None,
     ) -> None:
+        if isinstance(projections, Projection | str | bytes):
+            raise ValidationError(
+                f"Runner takes a list of projections, got a single {type(projections).__name__}"
+            )
+        projections = list(projections)
+        for projection in projections:
+            if not isinstance(projection, Projection):
+                raise ValidationError(f"Runner takes Projection instances, got {projection!r:.80}")
         names = [p.name for p in projections]
         if len(set(names)) != len(names):
-            raise ValueError(f"two projections share a name: {names}")
-        if lease_ttl <= 0:
-            raise ValueError(f"lease_ttl must be > 0 seconds, got {lease_ttl!r}")
+            raise ValidationError(f"two projections share a name: {names}")
+        check_seconds(lease_ttl, what="lease_ttl")
+        if not lease_ttl > 0:
+            raise ValidationError(f"lease_ttl must be > 0 seconds, got {lease_ttl!r}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ValidationError(f"retry must be a RetryPolicy, got {retry!r:.80}")
         self.store = store
         self.owner = owner or make_owner()
         self.jobs = [
@@ -141,6 +154,8 @@ class Runner:
 
         Leases are released on the way out.
         """
+        if timeout is not None:
+            timeout = check_seconds(timeout, what="timeout (or None)")
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while not self._stop.is_set():

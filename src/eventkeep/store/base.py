@@ -78,8 +78,10 @@ from eventkeep.store.types import (
 from eventkeep.store.validation import (
     MAX_SCHEMA_VERSION,
     check_count,
+    check_flag,
     check_name,
     check_optional_count,
+    check_seconds,
     check_stream_id,
     check_text,
 )
@@ -114,6 +116,8 @@ class EventStore(abc.ABC):
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         check_count(max_event_bytes, what="max_event_bytes", minimum=1)
+        if registry is not None and not isinstance(registry, TypeRegistry):
+            raise ConfigurationError(f"registry must be a TypeRegistry, got {registry!r:.80}")
         self.registry = registry if registry is not None else default_registry
         self.codec = Codec(self.registry, max_event_bytes=max_event_bytes)
         self._last_clock = 0
@@ -197,7 +201,18 @@ class EventStore(abc.ABC):
         return batch._replace(stream_id=f"{STREAMLESS_PREFIX}{uuid.UUID(bytes=first)}")
 
     def _prepare_many(self, appends: Iterable[StreamAppend]) -> list[PreparedAppend]:
-        batches = [self._prepare(item) for item in appends]
+        if isinstance(appends, StreamAppend | str | bytes | Mapping):
+            raise ValidationError(
+                f"append_many takes a list of StreamAppend, got a single {type(appends).__name__}"
+            )
+        try:
+            items = iter(appends)
+        except TypeError:
+            raise ValidationError(
+                f"append_many takes a list of StreamAppend, got {type(appends).__name__}: "
+                f"{appends!r:.80}"
+            ) from None
+        batches = [self._prepare(item) for item in items]
         if not batches:
             raise ValidationError("append_many needs at least one StreamAppend")
         streams = [b.stream_id for b in batches]
@@ -259,6 +274,8 @@ class EventStore(abc.ABC):
         an interval that starts at a few milliseconds and doubles up to 0.1 s.
         """
         check_count(after, what="after")
+        if timeout is not None:
+            timeout = check_seconds(timeout, what="timeout (or None)")
         deadline = None if timeout is None else time.monotonic() + timeout
         pause, longest = POLL_INTERVALS
         while True:
@@ -328,7 +345,8 @@ class EventStore(abc.ABC):
         low = check_count(from_version, what="from_version", minimum=1)
         high = check_optional_count(to_version, what="to_version", minimum=0)
         remaining = check_optional_count(limit, what="limit")
-        return self._paged_stream(stream_id, low, high, bool(backwards), remaining)
+        backwards = check_flag(backwards, what="backwards")
+        return self._paged_stream(stream_id, low, high, backwards, remaining)
 
     def _paged_stream(
         self, stream_id: str, low: int, high: int | None, backwards: bool, remaining: int | None
@@ -423,8 +441,17 @@ class EventStore(abc.ABC):
     def _type_names(types: Iterable[str | type[Event]]) -> tuple[str, ...]:
         if isinstance(types, str) or (isinstance(types, type) and issubclass(types, Event)):
             types = [types]
+        if isinstance(types, bytes | Mapping):
+            raise ValidationError(f"types takes type names or Event classes, got {types!r:.80}")
+        try:
+            listed = list(types)
+        except TypeError:
+            raise ValidationError(
+                "types takes a list of type names or Event classes, got "
+                f"{type(types).__name__}: {types!r:.80}"
+            ) from None
         names: list[str] = []
-        for item in types:
+        for item in listed:
             if isinstance(item, str):
                 names.append(check_text(item, what="event type name"))
             elif isinstance(item, type) and issubclass(item, Event):
@@ -858,15 +885,18 @@ class Transaction(abc.ABC):
     def record(self, name: str) -> bytes | None:
         """The projection record stored under ``name`` (opaque bytes), locked for this tx."""
         self._check_open()
-        return self._record(name)
+        return self._record(check_name(name, what="record name"))
 
     def save_record(self, name: str, data: bytes) -> None:
         self._check_open()
+        name = check_name(name, what="record name")
+        if not isinstance(data, bytes):
+            raise ValidationError(f"record data must be bytes, got {type(data).__name__}")
         self._save_record(name, data)
 
     def delete_record(self, name: str) -> None:
         self._check_open()
-        self._delete_record(name)
+        self._delete_record(check_name(name, what="record name"))
 
     def records(self) -> list[tuple[str, bytes]]:
         """Every projection record, sorted by name."""
@@ -880,7 +910,17 @@ class Transaction(abc.ABC):
         self._check_open()
         if not isinstance(statement, str):
             raise ValidationError(f"statement must be a str, got {type(statement).__name__}")
-        return self._execute(statement, tuple(params))
+        if isinstance(params, str | bytes | Mapping):
+            raise ValidationError(
+                f"params must be a sequence of values, got {type(params).__name__}: {params!r:.80}"
+            )
+        try:
+            values = tuple(params)
+        except TypeError:
+            raise ValidationError(
+                f"params must be a sequence of values, got {type(params).__name__}"
+            ) from None
+        return self._execute(statement, values)
 
     @property
     def connection(self) -> Any:

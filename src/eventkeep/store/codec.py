@@ -3,16 +3,31 @@
 msgspec does the work: it is fast, strict, and lossless for Decimal (encoded as a string, never
 through float), tz-aware datetimes, UUIDs, enums, nested structs, lists and optional fields.
 JSON cannot hold NaN or infinity, which msgspec would quietly write as ``null``; those are refused.
+
+Nothing is changed silently. Untyped data and metadata (``RawEvent`` data, any metadata, and the
+fields of typed events declared ``Any``) are plain JSON: str keys; str, int, float, bool, None,
+lists and mappings. Values with one standard JSON text are written as that text and read back as
+it: Decimal, UUID, tz-aware datetime, date, time delta and enum become their str or number, a
+tuple becomes a list. Values JSON would change are refused with a :class:`SerializationError`
+naming where they are: non-str keys (``{1: "a", "1": "b"}`` would be written with one key
+twice), bytes (base64 text, read back as a str), sets (a list in no fixed order) and naive
+datetimes (no time zone). Typed fields declared with those types round-trip through their
+declared type. Data nested deeper than :data:`MAX_DEPTH` levels is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as _dt
+import enum
 import math
 import os
 import random
+import re
 import time
 import uuid
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 import msgspec
@@ -22,10 +37,20 @@ from eventkeep.store.events import Event, NewEvent, RawEvent, TypeRegistry
 from eventkeep.store.tags import event_tags
 from eventkeep.store.validation import MAX_SCHEMA_VERSION, check_count, check_name
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "Codec", "PreparedEvent", "new_event_id", "new_event_uuid"]
+__all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "MAX_DEPTH",
+    "Codec",
+    "PreparedEvent",
+    "new_event_id",
+    "new_event_uuid",
+]
 
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 """Default limit on one event's encoded data plus metadata (1 MiB)."""
+
+MAX_DEPTH = 128
+"""Deepest nesting of objects and arrays in one event's data or metadata."""
 
 _EMPTY = b"{}"
 
@@ -50,6 +75,7 @@ class Codec:
         self.max_event_bytes = max_event_bytes
         self._encoder = msgspec.json.Encoder()
         self._dict_decoder = msgspec.json.Decoder(dict[str, Any])
+        self._any_decoder = msgspec.json.Decoder()
         self._decoders: dict[type[Event], msgspec.json.Decoder[Any]] = {}
 
     # -- encoding -----------------------------------------------------------------------------
@@ -81,12 +107,19 @@ class Codec:
             type_name, schema_version = cls.__event_type__, cls.__schema_version__
             try:
                 data = self._encoder.encode(item)
+            except RecursionError:
+                raise _too_deep_error(f"event {type_name!r}") from None
             except (TypeError, ValueError, OverflowError) as exc:
                 raise SerializationError(
                     f"event {type_name!r} cannot be encoded to JSON: {exc}"
                 ) from exc
             if _may_hold_float(cls) and b"null" in data:
                 _refuse_non_finite(item, f"event {type_name!r}")
+            if _nested_too_deeply(data):
+                raise _too_deep_error(f"event {type_name!r}")
+            untyped = _untyped_fields(cls)
+            if untyped:
+                self._check_untyped_fields(item, cls, untyped, data, f"event {type_name!r}")
         elif isinstance(item, RawEvent):
             type_name = check_name(item.type, what="event type")
             schema_version = item.schema_version
@@ -100,7 +133,10 @@ class Codec:
                 raise ValidationError(
                     f"data of event {type_name!r} must be a mapping, got {type(item.data).__name__}"
                 )
-            data = self._encode(dict(item.data), f"event {type_name!r}")
+            data = self._encode_plain(item.data, f"event {type_name!r}", "data")
+            registered = self.registry.lookup(type_name)
+            if registered is not None and schema_version == registered.__schema_version__:
+                self._check_fits(registered, type_name, schema_version, data)
         else:
             raise ValidationError(
                 "append takes eventkeep.Event, RawEvent or NewEvent instances, "
@@ -109,7 +145,7 @@ class Codec:
         if metadata:
             if not isinstance(metadata, Mapping):
                 raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}")
-            meta = self._encode(dict(metadata), f"metadata of event {type_name!r}")
+            meta = self._encode_plain(metadata, f"event {type_name!r}", "metadata")
         else:
             meta = _EMPTY
         size = len(data) + len(meta)
@@ -132,6 +168,54 @@ class Codec:
         if may_hold_float and b"null" in out:
             _refuse_non_finite(value, what)
         return out
+
+    def _encode_plain(self, value: Mapping[str, Any], what: str, root: str) -> bytes:
+        """Encode untyped data or metadata, refusing whatever would not read back as given."""
+        value = dict(value)
+        try:
+            out = self._encoder.encode(value)
+        except RecursionError:
+            raise _too_deep_error(f"{root} of {what}") from None
+        except (TypeError, ValueError, OverflowError) as exc:
+            _explain(value, what, root)
+            raise SerializationError(f"{root} of {what} cannot be encoded to JSON: {exc}") from exc
+        if _nested_too_deeply(out):
+            raise _too_deep_error(f"{root} of {what}")
+        try:
+            same = self._any_decoder.decode(out) == value
+        except RecursionError:  # pragma: no cover - the depth check above comes first
+            raise _too_deep_error(f"{root} of {what}") from None
+        if not same:
+            _explain(value, what, root)  # raises unless only a standard conversion happened
+        return out
+
+    def _check_fits(
+        self, cls: type[Event], type_name: str, schema_version: int, data: bytes
+    ) -> None:
+        """Refuse untyped data of a registered type that its class could not read back
+        (``{"sku": 5}`` for a field declared str): stored, it would fail every read."""
+        try:
+            self.decode_event(type_name, schema_version, data)
+        except SerializationError as exc:
+            raise SerializationError(
+                f"RawEvent {type_name!r} (schema version {schema_version}) would be stored but "
+                f"never read back: {exc}"
+            ) from None
+
+    def _check_untyped_fields(
+        self, item: Any, cls: type, fields: tuple[str, ...], data: bytes, what: str
+    ) -> None:
+        """Refuse a typed event whose ``Any`` fields hold values JSON would change."""
+        decoder = self._decoders.get(cls)
+        if decoder is None:
+            decoder = self._decoders[cls] = msgspec.json.Decoder(cls)
+        try:
+            if decoder.decode(data) == item:
+                return
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass  # explained below if an untyped field is the cause
+        for name in fields:
+            _explain(getattr(item, name), what, name)
 
     def encode_json(self, value: Any) -> bytes:
         """Encode a JSON-compatible value (used for snapshots and checkpoints)."""
@@ -284,6 +368,139 @@ def _floaty(info: msgspec.inspect.Type, seen: set[type]) -> bool:
     if isinstance(info, ins.Metadata):
         return _floaty(info.type, seen)
     return not isinstance(info, _FLOAT_FREE_SCALARS)  # anything unknown: assume it might
+
+
+_STRUCTURE = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _nested_too_deeply(out: bytes) -> bool:
+    """True if the JSON ``out`` nests objects and arrays deeper than MAX_DEPTH."""
+    if out.count(b"[") + out.count(b"{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for token in _STRUCTURE.findall(out):
+        first = token[0]
+        if first == 0x22:  # a string: brackets inside it do not count
+            continue
+        if first in (0x5B, 0x7B):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _too_deep_error(what: str) -> ValidationError:
+    return ValidationError(f"{what} is nested too deeply (the limit is {MAX_DEPTH} levels)")
+
+
+_CONVERTED = (Decimal, uuid.UUID, _dt.date, _dt.timedelta, enum.Enum)
+"""Values JSON writes as their one standard text, read back as that str or number."""
+
+
+def _explain(value: Any, what: str, root: str) -> None:
+    """Raise for the first value under ``value`` that JSON would change or cannot hold.
+
+    Returns if every difference is a standard conversion (a Decimal written as its str, ...).
+    ``root`` names the top ("data", "metadata" or a field name) in the message.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, root, 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _too_deep_error(f"{root} of {what}")
+        problem = None
+        if isinstance(item, str | bool | int | None):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValidationError(f"{what}: {path} is {item!r}, which JSON cannot represent")
+            continue
+        if isinstance(item, Mapping):
+            for key, inner in reversed(list(item.items())):
+                if not isinstance(key, str):
+                    raise SerializationError(
+                        f"{what}: {path} has the key {key!r} ({type(key).__name__}); keys must "
+                        "be str (JSON would turn it into a string, which can collide with "
+                        "another key)"
+                    )
+                stack.append((inner, f"{path}[{key!r}]", depth + 1))
+            continue
+        if isinstance(item, list | tuple):
+            stack.extend(
+                (inner, f"{path}[{i}]", depth + 1) for i, inner in reversed(list(enumerate(item)))
+            )
+            continue
+        if isinstance(item, bytes | bytearray | memoryview):
+            problem = (
+                "bytes, which JSON would store as base64 text and read back as a str; "
+                "encode them as a str yourself, or declare a bytes field on a typed Event"
+            )
+        elif isinstance(item, set | frozenset):
+            problem = (
+                "a set, which JSON would store as a list in no fixed order; pass a sorted "
+                "list, or declare a set field on a typed Event"
+            )
+        elif isinstance(item, _dt.datetime | _dt.time) and item.tzinfo is None:
+            problem = (
+                f"a naive {type(item).__name__} (no time zone), which JSON would store as "
+                "text without an offset; give it a tzinfo, or pass an ISO string"
+            )
+        elif isinstance(item, _CONVERTED):
+            continue
+        elif isinstance(item, msgspec.Struct) or dataclasses.is_dataclass(item):
+            inner = msgspec.to_builtins(
+                item,
+                builtin_types=(bytes, bytearray, memoryview, *_CONVERTED, _dt.time),
+                str_keys=False,
+            )
+            stack.append((inner, path, depth))
+            continue
+        else:
+            problem = f"a {type(item).__name__}, which JSON cannot represent"
+        raise SerializationError(f"{what}: {path} is {problem}")
+
+
+def _untyped_fields(cls: type) -> tuple[str, ...]:
+    """The names of the fields of ``cls`` whose declared type holds ``Any`` somewhere."""
+    known = _UNTYPED.get(cls)
+    if known is None:
+        try:
+            info = msgspec.inspect.type_info(cls)
+            fields = getattr(info, "fields", ())
+            known = tuple(f.name for f in fields if _holds_any(f.type, set()))
+        except (TypeError, ValueError):
+            known = ()
+        _UNTYPED[cls] = known
+    return known
+
+
+_UNTYPED: dict[type, tuple[str, ...]] = {}
+
+
+def _holds_any(info: msgspec.inspect.Type, seen: set[type]) -> bool:
+    ins = msgspec.inspect
+    if isinstance(info, ins.AnyType):
+        return True
+    if isinstance(
+        info, ins.StructType | ins.DataclassType | ins.TypedDictType | ins.NamedTupleType
+    ):
+        if info.cls in seen:
+            return False
+        seen.add(info.cls)
+        return any(_holds_any(field.type, seen) for field in info.fields)
+    if isinstance(info, ins.UnionType):
+        return any(_holds_any(member, seen) for member in info.types)
+    if isinstance(info, ins.TupleType):
+        return any(_holds_any(member, seen) for member in info.item_types)
+    if isinstance(info, ins.ListType | ins.SetType | ins.FrozenSetType | ins.VarTupleType):
+        return _holds_any(info.item_type, seen)
+    if isinstance(info, ins.DictType | ins.FrozenDictType):
+        return _holds_any(info.key_type, seen) or _holds_any(info.value_type, seen)
+    if isinstance(info, ins.Metadata):
+        return _holds_any(info.type, seen)
+    return False
 
 
 def _refuse_non_finite(value: Any, what: str) -> None:

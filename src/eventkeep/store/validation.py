@@ -43,9 +43,17 @@ def check_name(value: Any, *, what: str, error: type[EventkeepError] = Validatio
 
 
 def check_text(value: Any, *, what: str) -> str:
-    """Any str that is valid Unicode, such as a stream prefix (which may be empty)."""
+    """A str filter that is valid Unicode, such as a stream prefix (which may be empty).
+
+    NUL is refused: no stream id or type name holds one (see :func:`check_name`), and
+    PostgreSQL cannot take it in a query, so every backend answers the same.
+    """
     if not isinstance(value, str):
         raise ValidationError(f"{what} must be a str, got {type(value).__name__}: {value!r}")
+    if "\x00" in value:
+        raise ValidationError(
+            f"{what} {value!r} contains NUL (\\x00), which no stream id or type name holds"
+        )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -66,6 +74,38 @@ def check_count(value: Any, *, what: str, minimum: int = 0, maximum: int = MAX_C
     if value > maximum:
         limit = " (a signed 64-bit int)" if maximum == MAX_COUNT else ""
         raise ValidationError(f"{what} must be <= {maximum}{limit}, got {value}")
+    return value
+
+
+MAX_SECONDS = 86_400.0 * 24
+"""The longest timeout eventkeep takes: 24 days (PostgreSQL takes at most 2**31 ms)."""
+
+
+def check_seconds(
+    value: Any,
+    *,
+    what: str,
+    error: type[EventkeepError] = ValidationError,
+    maximum: float = MAX_SECONDS,
+) -> float:
+    """A finite number of seconds from 0 to ``maximum`` (bools, NaN and infinity are refused)."""
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not 0 <= value <= maximum  # False for NaN
+    ):
+        raise error(
+            f"{what} must be a finite number of seconds from 0 to {maximum:g}, got {value!r}"
+        )
+    return float(value)
+
+
+def check_flag(value: Any, *, what: str) -> bool:
+    """A bool parameter (1, "no" and other truthy or falsy stand-ins are refused)."""
+    if not isinstance(value, bool):
+        raise ValidationError(
+            f"{what} must be True or False, got {type(value).__name__}: {value!r}"
+        )
     return value
 
 

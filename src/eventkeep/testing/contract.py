@@ -28,6 +28,7 @@ from eventkeep.testing.contract_integrity import IntegrityContract
 from eventkeep.testing.contract_read import ReadContract
 from eventkeep.testing.contract_transactions import TransactionContract
 from eventkeep.testing.properties import PropertyContract
+from eventkeep.testing.properties_input import BadInputPropertyContract
 
 __all__ = ["StoreContract"]
 
@@ -43,5 +44,6 @@ class StoreContract(
     TransactionContract,
     DcbContract,
     PropertyContract,
+    BadInputPropertyContract,
 ):
     """Every guarantee of the ``EventStore`` API, as tests a backend's subclass inherits."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import uuid
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from eventkeep.store import ANY, EventStore, StreamAppend
 from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.store.events import NewEvent, RawEvent
 from eventkeep.testing.base import ContractBase, StoreFactory, assert_unchanged, deposits, state
-from eventkeep.testing.events import ContractEvent, Deposited, Point, Sampled
+from eventkeep.testing.events import ContractEvent, Deposited, Noted, Point, Sampled
 
 __all__ = ["BadInputContract"]
 
@@ -64,6 +65,35 @@ NON_FINITE: list[Any] = [
     pytest.param(Sampled(value=1.0, series=[0.5, math.inf]), id="typed-list-infinity"),
     pytest.param(Sampled(value=1.0, point=Point(math.nan, 0.0)), id="dataclass-NaN"),
     pytest.param(NewEvent(Deposited(amount=Decimal(1)), metadata={"x": math.nan}), id="metadata"),
+]
+
+
+def _nested(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+CHANGED_BY_JSON: list[Any] = [
+    pytest.param({1: "a", "1": "b"}, id="int-key-colliding"),
+    pytest.param({1: "a"}, id="int-key"),
+    pytest.param({"x": {2.5: "a"}}, id="nested-float-key"),
+    pytest.param({math.nan: 1}, id="NaN-key"),
+    pytest.param({None: 1}, id="None-key"),
+    pytest.param({"b": b"ab"}, id="bytes"),
+    pytest.param({"b": [bytearray(b"ab")]}, id="bytearray"),
+    pytest.param({"s": {1, 2}}, id="set"),
+    pytest.param({"s": frozenset(["a"])}, id="frozenset"),
+    pytest.param({"at": dt.datetime(2020, 1, 1)}, id="naive-datetime"),
+    pytest.param({"at": dt.time(12, 0)}, id="naive-time"),
+]
+"""Untyped data JSON would read back as something else: refused, never stored changed."""
+
+TOO_DEEP: list[Any] = [
+    pytest.param({"x": _nested(1000)}, id="1000-levels"),
+    pytest.param({"x": _nested(100_000)}, id="100000-levels"),
+    pytest.param({"x": _nested(128)}, id="129-levels"),
 ]
 
 NOT_EVENTS: list[Any] = [
@@ -241,6 +271,69 @@ class BadInputContract(ContractBase):
             lambda: store.append_many([StreamAppend("a", deposits(1)), StreamAppend("b", [])]),
         )
 
+    @pytest.mark.parametrize("data", CHANGED_BY_JSON)
+    def test_untyped_data_json_would_change_is_refused_and_nothing_is_stored(
+        self, store: EventStore, data: Any
+    ) -> None:
+        raw = RawEvent("contract.Raw", data)
+        self.refused(store, SerializationError, lambda: store.append("s", [*deposits(1), raw]))
+        self.refused(store, SerializationError, lambda: store.append("s", deposits(1), ANY, data))
+        typed = NewEvent(Deposited(amount=Decimal(1)), metadata=data)
+        self.refused(store, SerializationError, lambda: store.append("s", [typed]))
+        noted = Noted(details=data)
+        self.refused(store, SerializationError, lambda: store.append("s", [noted]))
+
+    @pytest.mark.parametrize(
+        "data",
+        [{"amount": [1]}, {}, {"amount": "1.00", "extra": {1: 2}}],
+        ids=["wrong-field-type", "missing-field", "int-key"],
+    )
+    def test_a_raw_event_its_registered_class_could_not_read_is_refused(
+        self, store: EventStore, data: Any
+    ) -> None:
+        raw = RawEvent(Deposited.__event_type__, data)
+        self.refused(store, SerializationError, lambda: store.append("s", [*deposits(1), raw]))
+
+    def test_a_raw_event_of_a_registered_type_that_fits_reads_back_as_the_class(
+        self, store: EventStore
+    ) -> None:
+        store.append("s", [RawEvent(Deposited.__event_type__, {"amount": "1.50"})])
+        [recorded] = store.read_stream("s")
+        assert recorded.event == Deposited(amount=Decimal("1.50"))
+
+    @pytest.mark.parametrize("data", TOO_DEEP)
+    def test_data_nested_too_deeply_is_refused_and_nothing_is_stored(
+        self, store: EventStore, data: Any
+    ) -> None:
+        raw = RawEvent("contract.Raw", data)
+        self.refused(store, ValidationError, lambda: store.append("s", [*deposits(1), raw]))
+        self.refused(store, ValidationError, lambda: store.append("s", deposits(1), ANY, data))
+        self.refused(store, ValidationError, lambda: store.append("s", [Noted(details=data)]))
+
+    def test_data_nested_to_the_limit_and_brackets_in_text_are_stored(
+        self, store: EventStore
+    ) -> None:
+        deep = {"x": _nested(127), "text": "[" * 1000 + "{" * 1000}
+        typed = Noted(details=_nested(127), blob=b"[[[[")
+        store.append("s", [RawEvent("contract.Raw", deep), typed])
+        raw, noted = store.read_stream("s")
+        assert raw.data == deep
+        assert noted.event == typed
+
+    def test_typed_fields_declared_with_bytes_sets_and_int_keys_round_trip(
+        self, store: EventStore
+    ) -> None:
+        event = Noted(
+            details={"plain": [1, "two", None, 2.5]},
+            blob=b"\x00\xff",
+            labels=frozenset({"a", "b"}),
+            keyed={1: "a", 2: "b"},
+            local=dt.datetime(2020, 1, 1, 12, 30),
+        )
+        store.append("s", [event])
+        [recorded] = store.read_stream("s")
+        assert recorded.event == event
+
     @pytest.mark.parametrize("item", NON_FINITE)
     def test_nan_and_infinity_are_refused_not_stored_as_null(
         self, store: EventStore, item: Any
@@ -343,6 +436,16 @@ class BadInputContract(ContractBase):
             lambda s: s.load_snapshot("seed", max_version=2**63),
             lambda s: s.save_snapshot("seed", 2**63, "contract.State", 1, b""),
             lambda s: s.save_snapshot("seed", 1, "contract.State", 2**63, b""),
+            lambda s: s.read_all(types=123),
+            lambda s: s.read_all(types=b"contract.Raw"),
+            lambda s: s.read_all(types=["contract.Deposited\x00"]),
+            lambda s: s.read_all(stream_prefix="se\x00"),
+            lambda s: s.list_streams("se\x00"),
+            lambda s: s.list_streams("\x00"),
+            lambda s: s.delete_snapshots("se\x00"),
+            lambda s: s.read_stream("seed", backwards="no"),
+            lambda s: s.read_stream("seed", backwards=1),
+            lambda s: s.read_stream("seed", backwards=None),
         ],
         ids=[
             "from_version-0",
@@ -371,6 +474,16 @@ class BadInputContract(ContractBase):
             "max_version-beyond-64-bits",
             "snapshot-version-beyond-64-bits",
             "snapshot-schema-version-beyond-64-bits",
+            "types-not-iterable",
+            "types-bytes",
+            "type-name-NUL",
+            "stream_prefix-NUL",
+            "prefix-NUL",
+            "prefix-only-NUL",
+            "snapshot-prefix-NUL",
+            "backwards-str",
+            "backwards-int",
+            "backwards-None",
         ],
     )
     def test_bad_read_and_snapshot_arguments_are_refused(
@@ -379,3 +492,62 @@ class BadInputContract(ContractBase):
         store.append("seed", deposits(1))
         with pytest.raises(ValidationError):
             list(call(store))
+
+    @pytest.mark.parametrize(
+        "appends",
+        [None, 42, StreamAppend("a", [RawEvent("contract.Raw", {})]), "a", {"a": []}],
+        ids=["None", "int", "a-single-StreamAppend", "str", "dict"],
+    )
+    def test_append_many_of_something_not_a_list_is_refused(
+        self, store: EventStore, appends: Any
+    ) -> None:
+        self.refused(store, ValidationError, lambda: store.append_many(appends))
+
+    @pytest.mark.parametrize(
+        "timeout",
+        ["1", math.nan, math.inf, -math.inf, -1, True, [1], 10.0**30],
+        ids=["str", "NaN", "infinity", "minus-infinity", "negative", "True", "list", "huge"],
+    )
+    def test_wait_for_events_refuses_a_timeout_that_is_not_finite_seconds(
+        self, store: EventStore, timeout: Any
+    ) -> None:
+        store.append("seed", deposits(1))
+        with pytest.raises(ValidationError, match="timeout"):
+            store.wait_for_events(5, timeout=timeout)
+        with pytest.raises(ValidationError, match="after"):
+            store.wait_for_events(True, timeout=0)
+
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda tx: tx.record(None),
+            lambda tx: tx.record("a\x00b"),
+            lambda tx: tx.save_record("", b"{}"),
+            lambda tx: tx.save_record("r", "not bytes"),
+            lambda tx: tx.delete_record(42),
+            lambda tx: tx.checkpoint("a\x00"),
+            lambda tx: tx.save_checkpoint("c", 1.5, expected=None),
+            lambda tx: tx.save_checkpoint("c", True, expected=None),
+        ],
+        ids=[
+            "record-None",
+            "record-NUL",
+            "save_record-empty-name",
+            "save_record-str-data",
+            "delete_record-int",
+            "checkpoint-NUL",
+            "checkpoint-float",
+            "checkpoint-bool",
+        ],
+    )
+    def test_bad_transaction_arguments_are_refused(
+        self, store: EventStore, call: Callable[[Any], Any]
+    ) -> None:
+        store.append("seed", deposits(1))
+        before = state(store)
+        with pytest.raises(ValidationError), store.transaction() as tx:
+            call(tx)
+        assert_unchanged(store, before)
+        with store.transaction() as tx:
+            assert tx.records() == []
+            assert tx.checkpoints() == {}

@@ -28,6 +28,7 @@ __all__ = [
     "Enrolled",
     "Level",
     "Line",
+    "Noted",
     "Point",
     "PriceChanged",
     "Renamed",
@@ -144,6 +145,18 @@ class Sampled(ContractEvent):
     value: float
     series: list[float] = msgspec.field(default_factory=list)
     point: Point | None = None
+
+
+class Noted(ContractEvent):
+    """Typed fields that hold untyped JSON (``Any``) beside declared bytes, sets and datetimes."""
+
+    __event_type__ = "contract.Noted"
+
+    details: Any = None
+    blob: bytes = b""
+    labels: frozenset[str] = frozenset()
+    keyed: dict[int, str] = msgspec.field(default_factory=dict)
+    local: datetime | None = None
 
 
 class Audited(ContractEvent):

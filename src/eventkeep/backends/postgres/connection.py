@@ -26,6 +26,7 @@ from eventkeep.errors import (
     BackendUnavailableError,
     ConfigurationError,
     EventkeepError,
+    NotFoundError,
     SchemaVersionError,
 )
 from eventkeep.store.migrations import load_migrations
@@ -96,10 +97,9 @@ class Database:
         self.pool_timeout = pool_timeout
         self.lock_timeout = lock_timeout
         self.url = "postgresql://"  # until the connection string is parsed
-        with self.translate():
-            info = conninfo_to_dict(dsn, **{k: str(v) for k, v in params.items()})
-            info["connect_timeout"] = str(max(2, math.ceil(connect_timeout)))
-            self.conninfo = make_conninfo("", **info)
+        info = _parse_conninfo(dsn, params)
+        info["connect_timeout"] = str(max(2, math.ceil(connect_timeout)))
+        self.conninfo = _make_conninfo(info)
         self.url = _display_url(info, schema)
         self.channel = f"eventkeep_{schema}"
         self._session_sql = sql.CONFIGURE_SESSION.format(
@@ -211,6 +211,17 @@ class Database:
 
     # -- migrations -------------------------------------------------------------------------------
 
+    def require_store(self) -> None:
+        """Raise NotFoundError unless the schema holds an eventkeep store (creates nothing)."""
+        name = f"{quoted(self.schema)}.eventkeep_migrations"
+        with self.connect() as conn, self.translate():
+            exists = conn.execute(sql.MIGRATIONS_TABLE_EXISTS, (name,)).fetchone()
+        if not (exists and exists[0]):
+            raise NotFoundError(
+                f"no event store at {self.url}: schema {self.schema!r} holds no eventkeep store "
+                "(append an event to create it, or check the schema option)"
+            )
+
     def migrate(self) -> None:
         """Create the schema or bring it up to date; refuse a schema newer than this code."""
         migrations = load_migrations("eventkeep.backends.postgres")
@@ -259,6 +270,59 @@ def _check_server(conn: psycopg.Connection[Any], url: str) -> None:
         raise ConfigurationError(
             f"{url}: eventkeep needs a UTF8 database, this one is {encoding!r}"
         )
+
+
+_QUOTED = re.compile(r'"[^"]*"')
+_PORTS = re.compile(r"\d{1,5}(,\d{0,5})*")
+
+
+def _parse_conninfo(dsn: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The connection string's settings, or a ConfigurationError that shows none of it.
+
+    libpq's own messages quote the offending part, which may be the password
+    (``invalid percent-encoded token: "S3cret%zz"``): the quoted parts are left out, and the
+    driver's exception is not chained (it is raised outside the handler), so no credential
+    reaches a message, a log or a traceback.
+    """
+    problem = None
+    try:
+        info: dict[str, Any] = conninfo_to_dict(dsn, **{k: str(v) for k, v in params.items()})
+    except psycopg.Error as exc:
+        problem = _QUOTED.sub('"..."', first_line(exc))
+    except (TypeError, ValueError):
+        problem = "not a connection string"
+    if problem is not None:
+        raise ConfigurationError(
+            f"the PostgreSQL connection string is malformed ({problem}); it looks like "
+            "postgresql://user:password@host:port/dbname (percent-encode @ : / % # ? in the "
+            "password)"
+        )
+    if "@" in str(info.get("host") or ""):
+        raise ConfigurationError(
+            "the PostgreSQL connection string has @ in its host (not shown, as it may hold a "
+            "password): percent-encode @ in a password as %40"
+        )
+    port = info.get("port")
+    if port is not None and _PORTS.fullmatch(str(port)) is None:
+        raise ConfigurationError(
+            "the PostgreSQL connection string has a port that is not a number (not shown, as "
+            "it may be a password: postgresql://user:password@host:port/dbname needs the @)"
+        )
+    return info
+
+
+def _make_conninfo(info: dict[str, Any]) -> str:
+    """The libpq keyword string of ``info``; an unknown option is named, no value is shown."""
+    try:
+        return make_conninfo("", **info)
+    except psycopg.Error:
+        pass
+    known = {o.keyword.decode() for o in psycopg.pq.Conninfo.get_defaults()}
+    unknown = sorted(k for k in info if k not in known) or ["?"]
+    raise ConfigurationError(
+        f"unknown PostgreSQL connection option(s) {', '.join(unknown)} (options that are not "
+        "eventkeep's own go to libpq as connection parameters)"
+    )
 
 
 def _display_url(info: dict[str, Any], schema: str) -> str:

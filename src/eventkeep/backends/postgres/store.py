@@ -30,7 +30,7 @@ from eventkeep.backends.postgres import dcb, sql, writer
 from eventkeep.backends.postgres.connection import Database, check_schema_name
 from eventkeep.backends.postgres.faults import first_line
 from eventkeep.backends.postgres.listen import Listener
-from eventkeep.errors import ConfigurationError, ValidationError
+from eventkeep.errors import ConfigurationError
 from eventkeep.store import (
     AppendResult,
     EventStore,
@@ -47,7 +47,7 @@ from eventkeep.store.dcb import AppendCondition, Query
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
 from eventkeep.store.recorded import RecordedEvent, decode_tags, from_micros
-from eventkeep.store.validation import check_count
+from eventkeep.store.validation import check_count, check_seconds
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresStore"]
 
@@ -61,7 +61,9 @@ class PostgresStore(EventStore):
 
     ``dsn`` is a ``postgresql://`` URL or a libpq ``key=value`` string; extra keyword arguments
     that are not options below are passed to libpq as connection parameters (``sslmode``,
-    ``application_name``, ...).
+    ``application_name``, ...). ``create=False`` opens only a schema that already holds an
+    eventkeep store and raises NotFoundError otherwise, instead of creating one (the CLI's
+    read commands open stores this way, so a mistyped ``?schema=`` creates nothing).
     """
 
     def __init__(
@@ -79,9 +81,12 @@ class PostgresStore(EventStore):
         lock_timeout: float = 30.0,
         idle_in_transaction_timeout: float = 10.0,
         poll_interval: float = 1.0,
+        create: bool = True,
         **params: Any,
     ) -> None:
         super().__init__(registry=registry, max_event_bytes=max_event_bytes)
+        if not isinstance(create, bool):
+            raise ConfigurationError(f"create must be True or False, got {create!r}")
         if pool_size is not None:
             pool_max_size = pool_size
         _check_int(pool_min_size, "pool_min_size", 0)
@@ -114,6 +119,8 @@ class PostgresStore(EventStore):
         self._listener = Listener(self._db, float(poll_interval))
         self._local = threading.local()  # .conn: this thread's open store transaction
         try:
+            if not create:
+                self._db.require_store()
             self._db.migrate()
             self._db.open()
         except BaseException:
@@ -349,10 +356,8 @@ class PostgresStore(EventStore):
         polled every ``poll_interval`` seconds, so a reader is never stalled for longer.
         """
         check_count(after, what="after")
-        if timeout is not None and (
-            not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout >= 0
-        ):
-            raise ValidationError(f"timeout must be seconds >= 0 or None, got {timeout!r}")
+        if timeout is not None:
+            timeout = check_seconds(timeout, what="timeout (or None)")
         return self._listener.wait(after, timeout, self._head)
 
     def _head(self) -> int:
@@ -430,15 +435,4 @@ def _check_int(value: Any, name: str, minimum: int) -> None:
 
 
 def _check_seconds(value: Any, name: str) -> None:
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not 0 <= value <= MAX_SECONDS
-    ):
-        raise ConfigurationError(
-            f"{name} must be a finite number of seconds from 0 to {MAX_SECONDS:g}, got {value!r}"
-        )
-
-
-MAX_SECONDS = 86_400.0 * 24
-"""The longest timeout an option takes: 24 days (PostgreSQL takes at most 2**31 ms)."""
+    check_seconds(value, what=name, error=ConfigurationError)
