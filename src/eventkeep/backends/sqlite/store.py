@@ -333,14 +333,6 @@ class SQLiteStore(EventStore):
             if self._single:
                 with self._lock:
                     return self._conn.execute(statement, params).fetchall()
-            if self._lock.acquire(blocking=False):
-                # The writer connection is free: read there. Its page cache holds what this
-                # store just wrote, where a reader connection's cache is emptied by every
-                # commit (WAL); measured 10-20% on a load-command-save loop of 2 KB events.
-                try:
-                    return self._conn.execute(statement, params).fetchall()
-                finally:
-                    self._lock.release()
             conn, own = self._readers.get()
             turn = page and self._fetch_turn.acquire(timeout=FETCH_TURN_WAIT)
             try:
