@@ -137,6 +137,18 @@ class Query:
         have = frozenset(tags)
         return any(item.matches(type_name, have) for item in self.items)
 
+    def index_walks(self) -> list[QueryItem]:
+        """The items as SQL backends walk their indexes: an item without tags split into one
+        item per type, so that each walks one index in position order (a list of types would
+        make it walk the whole log). Same matches as the query."""
+        walks: list[QueryItem] = []
+        for item in self.items:
+            if item.tags or len(item.types) <= 1:
+                walks.append(item)
+            else:
+                walks.extend(QueryItem(types=[name]) for name in item.types)
+        return list(dict.fromkeys(walks))
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Query):
             return NotImplemented

@@ -24,21 +24,9 @@ _RECORD = (
 )
 
 
-def _atoms(query: Query) -> list[QueryItem]:
-    """The query's items, an item without tags split into one item per type: each walks
-    one index in position order (a list of types would make it walk the whole log)."""
-    atoms: list[QueryItem] = []
-    for item in query.items:
-        if item.tags or len(item.types) <= 1:
-            atoms.append(item)
-        else:
-            atoms.extend(QueryItem(types=[name]) for name in item.types)
-    return list(dict.fromkeys(atoms))
-
-
 def _item(item: QueryItem, after: int) -> tuple[str, list[Any]]:
     """A SELECT of the positions matching ``item`` after ``after``, in position order (an
-    item with types but no tags has one type, see ``_atoms``)."""
+    item with types but no tags has one type, see ``Query.index_walks``)."""
     params: list[Any] = []
     if item.tags:
         first, *others = item.tags
@@ -70,7 +58,7 @@ def first_match(query: Query, after: int) -> tuple[str, list[Any]]:
     (NULL when there is none): the append condition's check, one index probe per item."""
     parts: list[str] = []
     params: list[Any] = []
-    for item in _atoms(query):
+    for item in query.index_walks():
         statement, item_params = _item(item, after)
         parts.append(f"SELECT ({statement} LIMIT 1) AS m")
         params.extend(item_params)
@@ -87,7 +75,7 @@ def read_page(query: Query, after: int, limit: int) -> tuple[str, list[Any]]:
         )
     parts: list[str] = []
     params: list[Any] = []
-    for item in _atoms(query):
+    for item in query.index_walks():
         statement, item_params = _item(item, after)
         parts.append(f"SELECT position FROM ({statement} LIMIT ?)")
         params.extend((*item_params, limit))
