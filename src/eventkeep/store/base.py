@@ -165,7 +165,7 @@ class EventStore(abc.ABC):
             return joined.append_many(appends, condition=condition)
         checked = check_condition(condition)
         batches = self._prepare_many(appends)
-        results = self._append(batches) if checked is None else self._append(batches, checked)
+        results = self._append(batches, checked)
         self._notify_appended()
         return results
 
@@ -188,7 +188,7 @@ class EventStore(abc.ABC):
             return joined.append_events(events, condition=condition, metadata=metadata)
         checked = check_condition(condition)
         batches = [self._prepare_streamless(events, metadata)]
-        results = self._append(batches) if checked is None else self._append(batches, checked)
+        results = self._append(batches, checked)
         self._notify_appended()
         return results[0]
 
@@ -829,7 +829,7 @@ class Transaction(abc.ABC):
         self._check_open()
         checked = check_condition(condition)
         batches = self.store._prepare_many(appends)
-        results = self._append(batches) if checked is None else self._append(batches, checked)
+        results = self._append(batches, checked)
         self.appended = True
         return results
 
@@ -844,7 +844,7 @@ class Transaction(abc.ABC):
         self._check_open()
         checked = check_condition(condition)
         batches = [self.store._prepare_streamless(events, metadata)]
-        results = self._append(batches) if checked is None else self._append(batches, checked)
+        results = self._append(batches, checked)
         self.appended = True
         return results[0]
 

@@ -26,7 +26,7 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -348,26 +348,42 @@ def _may_hold_float(cls: type) -> bool:
 
 def _floaty(info: msgspec.inspect.Type, seen: set[type]) -> bool:
     ins = msgspec.inspect
-    if isinstance(info, ins.FloatType | ins.AnyType | ins.CustomType):
-        return True
+    return _somewhere_in(
+        info,
+        lambda leaf: (
+            isinstance(leaf, ins.FloatType | ins.AnyType | ins.CustomType)
+            or not isinstance(leaf, _FLOAT_FREE_SCALARS)
+        ),  # anything unknown: assume it might
+        seen,
+    )
+
+
+def _somewhere_in(
+    info: msgspec.inspect.Type, leaf: Callable[[msgspec.inspect.Type], bool], seen: set[type]
+) -> bool:
+    """True if ``leaf`` holds for some type that ``info`` is built of (its fields, members,
+    items, keys and values, recursively; each class once)."""
+    ins = msgspec.inspect
     if isinstance(
         info, ins.StructType | ins.DataclassType | ins.TypedDictType | ins.NamedTupleType
     ):
         if info.cls in seen:
             return False
         seen.add(info.cls)
-        return any(_floaty(field.type, seen) for field in info.fields)
+        return any(_somewhere_in(field.type, leaf, seen) for field in info.fields)
     if isinstance(info, ins.UnionType):
-        return any(_floaty(member, seen) for member in info.types)
+        return any(_somewhere_in(member, leaf, seen) for member in info.types)
     if isinstance(info, ins.TupleType):
-        return any(_floaty(member, seen) for member in info.item_types)
+        return any(_somewhere_in(member, leaf, seen) for member in info.item_types)
     if isinstance(info, ins.ListType | ins.SetType | ins.FrozenSetType | ins.VarTupleType):
-        return _floaty(info.item_type, seen)
+        return _somewhere_in(info.item_type, leaf, seen)
     if isinstance(info, ins.DictType | ins.FrozenDictType):
-        return _floaty(info.key_type, seen) or _floaty(info.value_type, seen)
+        return _somewhere_in(info.key_type, leaf, seen) or _somewhere_in(
+            info.value_type, leaf, seen
+        )
     if isinstance(info, ins.Metadata):
-        return _floaty(info.type, seen)
-    return not isinstance(info, _FLOAT_FREE_SCALARS)  # anything unknown: assume it might
+        return _somewhere_in(info.type, leaf, seen)
+    return leaf(info)
 
 
 _STRUCTURE = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
@@ -480,27 +496,7 @@ _UNTYPED: dict[type, tuple[str, ...]] = {}
 
 
 def _holds_any(info: msgspec.inspect.Type, seen: set[type]) -> bool:
-    ins = msgspec.inspect
-    if isinstance(info, ins.AnyType):
-        return True
-    if isinstance(
-        info, ins.StructType | ins.DataclassType | ins.TypedDictType | ins.NamedTupleType
-    ):
-        if info.cls in seen:
-            return False
-        seen.add(info.cls)
-        return any(_holds_any(field.type, seen) for field in info.fields)
-    if isinstance(info, ins.UnionType):
-        return any(_holds_any(member, seen) for member in info.types)
-    if isinstance(info, ins.TupleType):
-        return any(_holds_any(member, seen) for member in info.item_types)
-    if isinstance(info, ins.ListType | ins.SetType | ins.FrozenSetType | ins.VarTupleType):
-        return _holds_any(info.item_type, seen)
-    if isinstance(info, ins.DictType | ins.FrozenDictType):
-        return _holds_any(info.key_type, seen) or _holds_any(info.value_type, seen)
-    if isinstance(info, ins.Metadata):
-        return _holds_any(info.type, seen)
-    return False
+    return _somewhere_in(info, lambda leaf: isinstance(leaf, msgspec.inspect.AnyType), seen)
 
 
 def _refuse_non_finite(value: Any, what: str) -> None:

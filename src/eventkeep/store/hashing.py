@@ -98,30 +98,18 @@ def chain_events(
         version += 1
         # chain_hash, inlined: this loop runs once per appended event.
         tags = getattr(ev, "tags", None)  # events of callers older than tags have none
-        envelope = pack(
-            (
-                stream_id,
-                version,
-                ev.event_id,
-                ev.type,
-                ev.schema_version,
-                recorded_at_us,
-                ev.data,
-                ev.metadata,
-            )
-            if not tags
-            else (
-                stream_id,
-                version,
-                ev.event_id,
-                ev.type,
-                ev.schema_version,
-                recorded_at_us,
-                ev.data,
-                ev.metadata,
-                list(tags),
-            )
+        fields = (
+            stream_id,
+            version,
+            ev.event_id,
+            ev.type,
+            ev.schema_version,
+            recorded_at_us,
+            ev.data,
+            ev.metadata,
         )
+        # Tags are a ninth field only when present: chains of untagged events are unchanged.
+        envelope = pack((*fields, list(tags)) if tags else fields)
         previous = sha256(previous + envelope).digest()
         append(previous)
     return hashes
