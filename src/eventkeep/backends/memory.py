@@ -32,6 +32,7 @@ from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.store.dcb import AppendCondition, Query, QueryItem
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
+from eventkeep.store.importing import StoredEvent, TargetHead, plan_import
 from eventkeep.store.planner import Head, plan_append
 from eventkeep.store.recorded import RecordedEvent
 
@@ -103,13 +104,49 @@ class MemoryStore(EventStore):
                 for position, row in enumerate(plan.rows(now), first)
             ]
             for row in staged:
-                self._log.append(row)
-                self._streams.setdefault(row.stream_id, []).append(row.position)
-                ids[row.event_id] = row.position
-                self._by_type.setdefault(row.type, []).append(row.position)
-                for tag in row.tags:
-                    self._by_tag.setdefault(tag, []).append(row.position)
+                self._store(row)
             return plan.results(first)
+
+    def _export_page(self, after: int, limit: int, prefix: str | None) -> list[ChainRow]:
+        with self._lock:
+            out: list[ChainRow] = []
+            for row in itertools.islice(self._log, after, None):
+                if prefix is None or row.stream_id.startswith(prefix):
+                    out.append(row)
+                    if len(out) >= limit:
+                        break
+            return out
+
+    def _import_rows(self, rows: list[ChainRow]) -> int:
+        with self._lock:
+            heads: dict[str, TargetHead] = {}
+            for stream_id in {row.stream_id for row in rows}:
+                positions = self._streams.get(stream_id)
+                if positions:
+                    heads[stream_id] = TargetHead(len(positions), self._log[positions[-1] - 1].hash)
+            stored = {
+                row.event_id: StoredEvent(found.stream_id, found.version, found.hash)
+                for row in rows
+                if (found := self._found(row.event_id)) is not None
+            }
+            floor = self._log[-1].recorded_at_us if self._log else 0
+            planned = plan_import(rows, heads, stored, floor)
+            for row in planned:
+                self._store(row._replace(position=len(self._log) + 1))
+            return len(planned)
+
+    def _found(self, event_id: bytes) -> ChainRow | None:
+        position = self._ids.get(event_id)
+        return None if position is None else self._log[position - 1]
+
+    def _store(self, row: ChainRow) -> None:
+        """Add ``row`` (numbered with the next position) to the log and its indexes."""
+        self._log.append(row)
+        self._streams.setdefault(row.stream_id, []).append(row.position)
+        self._ids[row.event_id] = row.position
+        self._by_type.setdefault(row.type, []).append(row.position)
+        for tag in row.tags:
+            self._by_tag.setdefault(tag, []).append(row.position)
 
     def _heads(self, batches: list[PreparedAppend]) -> dict[str, Head]:
         heads: dict[str, Head] = {}

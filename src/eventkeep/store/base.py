@@ -57,7 +57,8 @@ from eventkeep.store.dcb import (
     check_query,
 )
 from eventkeep.store.events import Event, NewEvent, RawEvent, TypeRegistry, default_registry
-from eventkeep.store.hashing import VerifyReport
+from eventkeep.store.hashing import ChainRow, VerifyReport
+from eventkeep.store.importing import ImportReport
 from eventkeep.store.recorded import RecordedEvent
 from eventkeep.store.types import (
     ANY,
@@ -560,6 +561,27 @@ class EventStore(abc.ABC):
             publish(made)
         return made
 
+    # -- moving history between stores (see eventkeep.moving) ----------------------------------
+
+    def export(
+        self, *, after: int | None = None, stream_prefix: str | None = None
+    ) -> Iterator[ChainRow]:
+        """The stored events in log order after position ``after``, exactly as stored (ids,
+        versions, positions, ``recorded_at``, data and metadata bytes, tags, hashes), for
+        :meth:`import_` into another store. See :func:`eventkeep.moving.export_events`."""
+        from eventkeep.moving.transfer import export_events
+
+        return export_events(self, after=after, stream_prefix=stream_prefix)
+
+    def import_(self, rows: Iterable[ChainRow], *, batch_size: int = 1000) -> ImportReport:
+        """Write events exported from a store (:meth:`export`) as they are: same ids, versions,
+        times, bytes and hashes, numbered here in the order given. Every hash is checked
+        against its chain first; events already here (same id and hash) are skipped. See
+        :func:`eventkeep.moving.import_events`."""
+        from eventkeep.moving.transfer import import_events
+
+        return import_events(self, rows, batch_size=batch_size)
+
     # -- projections' bookkeeping, for status views ---------------------------------------------
 
     def wait_for_projection(self, name: str, position: int, timeout: float | None = None) -> bool:
@@ -708,6 +730,17 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def _anchor_source(self) -> contextlib.AbstractContextManager[AnchorSource]:
         """Rows for anchors, all read from one snapshot."""
+
+    def _export_page(self, after: int, limit: int, prefix: str | None) -> list[ChainRow]:
+        """Up to ``limit`` stored events after position ``after`` (of streams starting with
+        ``prefix``), in log order, as stored, hashes included."""
+        raise ConfigurationError(f"{type(self).__name__} cannot export its events")
+
+    def _import_rows(self, rows: list[ChainRow]) -> int:
+        """Write one batch of exported events in one transaction that appends cannot
+        interleave with, as :func:`eventkeep.store.importing.plan_import` decides (nothing
+        when it raises); returns how many were written (the others were there already)."""
+        raise ConfigurationError(f"{type(self).__name__} cannot import events")
 
     @abc.abstractmethod
     def _save_snapshot(self, snapshot: Snapshot) -> None: ...

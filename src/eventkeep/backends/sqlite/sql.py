@@ -168,3 +168,16 @@ INSERT_SAVEPOINT = "SAVEPOINT eventkeep_insert"
 RELEASE_INSERT_SAVEPOINT = "RELEASE eventkeep_insert"
 
 ROLLBACK_TO_INSERT_SAVEPOINT = "ROLLBACK TO eventkeep_insert"
+
+# -- moving history (export, import, copy: eventkeep.moving) ----------------------------------
+
+# Stored events as they are, hashes included (ChainRow's columns), in log order. ``{where}``:
+# WHERE_PREFIX or nothing.
+EXPORT_ROWS = (
+    "SELECT stream_id, version, position, event_id, type, schema_version, recorded_at, "
+    "CAST(data AS BLOB), CAST(metadata AS BLOB), hash, tags FROM events "
+    "WHERE position > ?{where} ORDER BY position LIMIT ?"
+)
+
+# ``{marks}`` is filled with one ``?`` per event id.
+STORED_EVENTS = "SELECT event_id, stream_id, version, hash FROM events WHERE event_id IN ({marks})"

@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from eventkeep.backends.sqlite import dcb, sql
+from eventkeep.backends.sqlite import dcb, moving, sql
 from eventkeep.backends.sqlite.transaction import SQLiteTransaction
 from eventkeep.errors import (
     BackendUnavailableError,
@@ -640,6 +640,16 @@ class SQLiteStore(EventStore):
             for row in cur.execute(statement, chunk):
                 stored[row[0]] = StoredIdentity(*row)
         return stored
+
+    # -- moving history (eventkeep.moving) ----------------------------------------------------
+
+    def _export_page(self, after: int, limit: int, prefix: str | None) -> list[ChainRow]:
+        statement, params = moving.export_statement(after, limit, prefix)
+        return moving.chain_rows(self._query(statement, params, page=True))
+
+    def _import_rows(self, rows: list[ChainRow]) -> int:
+        with self._write() as cur:
+            return moving.import_rows(cur, rows)
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -1,0 +1,77 @@
+"""Export files: a store's events written to a JSON lines file, and such a file imported."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import IO, NamedTuple
+
+from eventkeep.moving.jsonl import ExportHeader, SideRecord, read_export, write_export
+from eventkeep.moving.side import import_side_records, side_records
+from eventkeep.moving.transfer import Progress, export_events, import_events
+from eventkeep.store.base import EventStore
+from eventkeep.store.hashing import ChainRow
+from eventkeep.urls import redact
+
+__all__ = ["FileImport", "export_file", "import_file"]
+
+
+def export_file(
+    store: EventStore,
+    out: IO[bytes],
+    *,
+    after: int | None = None,
+    stream_prefix: str | None = None,
+) -> int:
+    """Write the export of ``store`` (events after ``after``, of streams starting with
+    ``stream_prefix``) to ``out``; returns how many events it holds."""
+    header = ExportHeader(
+        source=redact(store.url),
+        exported_at=datetime.now(UTC),
+        head_position=store.head_position(),
+        after=after or 0,
+        stream_prefix=stream_prefix or None,
+    )
+    rows = export_events(store, after=after, stream_prefix=stream_prefix)
+    side = side_records(store) if not after and not stream_prefix else iter(())
+    return write_export(out, header, rows, side)
+
+
+class FileImport(NamedTuple):
+    """What ``import_file`` did; ``complete``: the file ended with its end line."""
+
+    written: int
+    skipped: int
+    last_source_position: int
+    complete: bool
+    header: ExportHeader
+
+
+def import_file(
+    store: EventStore,
+    lines: Iterable[bytes],
+    *,
+    name: str = "the export",
+    batch_size: int = 1000,
+    on_batch: Progress | None = None,
+) -> FileImport:
+    """Import an export file (``lines``: a binary file or its lines) into ``store``: its side
+    records first, then its events, ``batch_size`` per transaction (see ``import_events``)."""
+    reader = read_export(lines, name)
+    side: list[SideRecord] = []
+
+    def events() -> Iterator[ChainRow]:
+        started = False
+        for item in reader.items():
+            if isinstance(item, SideRecord):
+                side.append(item)
+                continue
+            if not started:
+                import_side_records(store, side)
+                started = True
+            yield item
+        if not started:
+            import_side_records(store, side)
+
+    report = import_events(store, events(), batch_size=batch_size, on_batch=on_batch)
+    return FileImport(*report, reader.complete, reader.header)

@@ -1,0 +1,225 @@
+"""Export and import of stored events, and copying one store into another.
+
+Everything here stands on two backend primitives, ``EventStore._export_page`` (stored events in
+log order, hashes included) and ``EventStore._import_rows`` (a batch written as it is, decided
+by :func:`eventkeep.store.importing.plan_import`), so memory, SQLite and PostgreSQL, in any
+pairing, move history the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
+
+from eventkeep.errors import ValidationError
+from eventkeep.moving.side import copy_side_records
+from eventkeep.store.base import EventStore
+from eventkeep.store.hashing import ChainRow
+from eventkeep.store.importing import ImportReport
+from eventkeep.store.types import PAGE_SIZE
+from eventkeep.store.validation import (
+    MAX_SCHEMA_VERSION,
+    check_count,
+    check_name,
+    check_stream_id,
+    check_text,
+)
+
+__all__ = [
+    "COPY_BATCH_SIZE",
+    "CopyReport",
+    "check_row",
+    "copy_store",
+    "export_events",
+    "import_events",
+    "resume_position",
+]
+
+COPY_BATCH_SIZE = 5000
+"""Events per transaction of ``copy_store`` (measured in benchmarks/copy.py)."""
+
+Progress = Callable[[ImportReport], object]
+"""Called after each batch with the totals so far."""
+
+
+def export_events(
+    store: EventStore,
+    *,
+    after: int | None = None,
+    stream_prefix: str | None = None,
+    page_size: int = PAGE_SIZE,
+) -> Iterator[ChainRow]:
+    """The stored events after position ``after`` (of streams starting with ``stream_prefix``)
+    in log order, exactly as stored: see :class:`~eventkeep.store.hashing.ChainRow`."""
+    position = check_count(0 if after is None else after, what="after")
+    if stream_prefix is not None:
+        check_text(stream_prefix, what="stream_prefix")
+    check_count(page_size, what="page_size", minimum=1)
+    return _pages(store, position, stream_prefix or None, page_size)
+
+
+def _pages(store: EventStore, after: int, prefix: str | None, size: int) -> Iterator[ChainRow]:
+    while True:
+        page = store._export_page(after, size, prefix)
+        yield from page
+        if len(page) < size:
+            return
+        after = page[-1].position
+
+
+def import_events(
+    store: EventStore,
+    rows: Iterable[ChainRow],
+    *,
+    batch_size: int = 1000,
+    on_batch: Progress | None = None,
+    check: bool = True,
+) -> ImportReport:
+    """Write exported events into ``store`` as they are, ``batch_size`` per transaction.
+
+    Each batch is written whole or not at all: an event whose hash does not match its chain,
+    an event id stored as another event, a stream holding another event at a version, missing
+    versions or a ``recorded_at`` before the store's last event raise (see
+    :func:`eventkeep.store.importing.plan_import`) and leave that batch unwritten; the batches
+    before it stay, and running the import again skips them. ``check``: validate every row's
+    fields first (rows from another store's ``export`` need not be).
+    """
+    check_count(batch_size, what="batch_size", minimum=1)
+    if store.joined_transaction() is not None:
+        raise ValidationError(
+            "import_ writes in transactions of its own; call it outside store.transaction()"
+        )
+    if isinstance(rows, ChainRow):
+        raise ValidationError("import_ takes a list of exported events, got a single one")
+    written = skipped = last = 0
+    batch: list[ChainRow] = []
+    for row in rows:
+        if check:
+            row = check_row(row)
+        if row.position <= last:
+            raise ValidationError(
+                f"the imported events must come in log order: position {row.position} "
+                f"follows position {last}"
+            )
+        last = row.position
+        batch.append(row)
+        if len(batch) >= batch_size:
+            done = store._import_rows(batch)
+            written, skipped = written + done, skipped + len(batch) - done
+            batch = []
+            if on_batch is not None:
+                on_batch(ImportReport(written, skipped, last))
+    if batch:
+        done = store._import_rows(batch)
+        written, skipped = written + done, skipped + len(batch) - done
+        if on_batch is not None:
+            on_batch(ImportReport(written, skipped, last))
+    if written:
+        store._notify_appended()
+    return ImportReport(written, skipped, last)
+
+
+def check_row(row: Any) -> ChainRow:
+    """``row`` if it is a well-formed exported event, else ``ValidationError`` saying why."""
+    if not isinstance(row, ChainRow):
+        raise ValidationError(f"import_ takes exported events (ChainRow), got {row!r:.80}")
+    check_stream_id(row.stream_id)
+    check_count(row.version, what="version", minimum=1)
+    check_count(row.position, what="position", minimum=1)
+    _check_bytes(row.event_id, "event_id", 16)
+    check_name(row.type, what="event type")
+    check_count(row.schema_version, what="schema_version", minimum=1, maximum=MAX_SCHEMA_VERSION)
+    check_count(row.recorded_at_us, what="recorded_at_us")
+    for what, value in (("data", row.data), ("metadata", row.metadata)):
+        if not isinstance(value, bytes):
+            raise ValidationError(f"{what} must be bytes, got {type(value).__name__}")
+        if not value.startswith(b"{"):
+            raise ValidationError(f"{what} must be a JSON object, got {value[:40]!r}")
+    _check_bytes(row.hash, "hash", 32)
+    tags = row.tags
+    if not isinstance(tags, tuple):
+        raise ValidationError(f"tags must be a tuple of str, got {type(tags).__name__}")
+    for tag in tags:
+        check_name(tag, what="tag")
+    if list(tags) != sorted(set(tags)):
+        raise ValidationError(f"tags must be sorted and without repeats, got {list(tags)!r}")
+    return row
+
+
+def _check_bytes(value: Any, what: str, size: int) -> None:
+    if not isinstance(value, bytes) or len(value) != size:
+        raise ValidationError(f"{what} must be {size} bytes, got {value!r:.80}")
+
+
+class CopyReport(NamedTuple):
+    """What ``copy_store`` did: events written and skipped, the source position it resumed
+    after (0: it started from the beginning), and the source's head position it copied up to."""
+
+    written: int
+    skipped: int
+    resumed_after: int
+    source_head: int
+
+
+def resume_position(source: EventStore, target: EventStore) -> int:
+    """The source position up to which ``target`` already holds a copy of ``source``'s log:
+    where the target's last event is in the source (0 when the target is empty).
+
+    Raises ``ValidationError`` when the target's last event is not the source's event at that
+    place (same id, stream, version and hash): the target is not a copy of the source.
+    """
+    head = target.head_position()
+    if head == 0:
+        return 0
+    last = target._export_page(head - 1, 1, None)
+    if not last:
+        raise ValidationError(f"{target.url}: no event at its head position {head}")
+    mine = last[0]
+    found = next(iter(source.read_stream(mine.stream_id, mine.version, mine.version)), None)
+    theirs = None if found is None else source._export_page(found.position - 1, 1, None)
+    if not theirs or _identity(theirs[0]) != _identity(mine):
+        raise ValidationError(
+            f"{target.url} is not a copy of {source.url}: its last event (stream "
+            f"{mine.stream_id!r}, version {mine.version}) is not the source's event there "
+            "(same id and hash); copy into an empty store"
+        )
+    return theirs[0].position
+
+
+def _identity(row: ChainRow) -> tuple[str, int, bytes, bytes]:
+    return (row.stream_id, row.version, row.event_id, row.hash)
+
+
+def copy_store(
+    source: EventStore,
+    target: EventStore,
+    *,
+    batch_size: int = COPY_BATCH_SIZE,
+    on_batch: Progress | None = None,
+) -> CopyReport:
+    """Copy every event of ``source`` into ``target`` one to one (ids, versions, order,
+    ``recorded_at``, bytes, tags, hashes), ``batch_size`` per transaction of the target.
+
+    Resumable: interrupted (even SIGKILLed), the same call finishes the copy, starting after
+    the source position of the target's last event (:func:`resume_position`); batches commit
+    whole, so the target always holds a prefix of the source's log, and an event already there
+    is skipped, never duplicated. Events appended to the source meanwhile are copied up to the
+    source's head when the copy began; run it again to take the rest.
+    Snapshots and projection checkpoints are not copied (docs/moving.md says why).
+    """
+    if source is target:
+        raise ValidationError("copy_store needs two different stores")
+    after = resume_position(source, target)
+    head = source.head_position()
+    copy_side_records(source, target)
+    rows = (row for row in export_events(source, after=after, page_size=batch_size))
+    upto = _until(rows, head)
+    report = import_events(target, upto, batch_size=batch_size, on_batch=on_batch, check=False)
+    return CopyReport(report.written, report.skipped, after, head)
+
+
+def _until(rows: Iterator[ChainRow], head: int) -> Iterator[ChainRow]:
+    for row in rows:
+        if row.position > head:
+            return
+        yield row

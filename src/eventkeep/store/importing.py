@@ -1,0 +1,132 @@
+"""Importing stored events: the one place that decides what an import writes, for every backend.
+
+An import takes events as another store holds them (:class:`~eventkeep.store.hashing.ChainRow`:
+ids, stream versions, ``recorded_at``, data and metadata bytes, tags and hashes) and writes them
+as they are, positions numbered by the target in the order given. :func:`plan_import` is a pure
+function of one batch of such rows, the target's heads of their streams, the target's stored
+events under their event ids, and the time of the target's last event. It returns the rows to
+write, or raises, before anything is written:
+
+- an event already stored with the same id, stream, version and hash is skipped (re-running an
+  import is idempotent); the same id stored as anything else is a
+  :class:`~eventkeep.errors.DuplicateEventIdError`;
+- every other event must come next in its stream (its version one above the stream's head in
+  the target, or the batch's previous event of the stream), and its hash must be the chain hash
+  of its contents and that predecessor's hash: an event edited by hand, a missing one, or one
+  whose stream holds another event at its version, is refused
+  (:class:`~eventkeep.errors.IntegrityError`, or :class:`~eventkeep.errors.ValidationError`
+  for versions missing in between);
+- ``recorded_at`` never goes backwards along the target's log (a contract every backend keeps):
+  an event older than the target's last one is refused (``ValidationError``).
+
+A backend fetches (heads, identities, the last time) and writes, in one transaction per batch
+that also serializes it with appends; it decides nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+from eventkeep.errors import DuplicateEventIdError, IntegrityError, ValidationError
+from eventkeep.store.hashing import GENESIS, ChainRow, chain_hash
+
+__all__ = ["ImportReport", "StoredEvent", "TargetHead", "plan_import"]
+
+
+class StoredEvent(NamedTuple):
+    """What an import needs to know of an event the target already holds under an id."""
+
+    stream_id: str
+    version: int
+    hash: bytes
+
+
+class TargetHead(NamedTuple):
+    """A stream's head in the target: its version and its last event's hash."""
+
+    version: int
+    last_hash: bytes
+
+
+class ImportReport(NamedTuple):
+    """What an import did: events written, events skipped (already there, identical), and the
+    position (in the source's log) of the last event it handled (0: none)."""
+
+    written: int
+    skipped: int
+    last_source_position: int
+
+
+def plan_import(
+    rows: Sequence[ChainRow],
+    heads: Mapping[str, TargetHead],
+    stored: Mapping[bytes, StoredEvent],
+    last_recorded_at_us: int,
+) -> list[ChainRow]:
+    """The rows of the batch to write, in order (the others are stored already); raises if any
+    row cannot be written. See the module docstring."""
+    tips: dict[str, TargetHead] = {}
+    floor = last_recorded_at_us
+    out: list[ChainRow] = []
+    for row in rows:
+        known = stored.get(row.event_id)
+        if known is not None:
+            if known != (row.stream_id, row.version, row.hash):
+                raise DuplicateEventIdError(
+                    f"event id {_uuid(row.event_id)} is already stored as another event "
+                    f"(stream {known.stream_id!r}, version {known.version}) than the imported "
+                    f"one (stream {row.stream_id!r}, version {row.version}); nothing of this "
+                    "batch was imported"
+                )
+            continue
+        head = tips.get(row.stream_id) or heads.get(row.stream_id) or TargetHead(0, GENESIS)
+        if row.version <= head.version:
+            raise IntegrityError(
+                f"stream {row.stream_id!r} already holds version {row.version} as another event "
+                f"than the imported one (event {_uuid(row.event_id)}): the target's history and "
+                "the imported one differ; nothing of this batch was imported"
+            )
+        if row.version != head.version + 1:
+            raise ValidationError(
+                f"stream {row.stream_id!r}: the imported event {_uuid(row.event_id)} is version "
+                f"{row.version}, but the stream is at version {head.version} in the target: "
+                f"versions {head.version + 1} to {row.version - 1} are missing (import an "
+                "export that starts earlier); nothing of this batch was imported"
+            )
+        digest = chain_hash(
+            head.last_hash,
+            row.stream_id,
+            row.version,
+            row.event_id,
+            row.type,
+            row.schema_version,
+            row.recorded_at_us,
+            row.data,
+            row.metadata,
+            row.tags,
+        )
+        if digest != row.hash:
+            raise IntegrityError(
+                f"stream {row.stream_id!r}, version {row.version} (event "
+                f"{_uuid(row.event_id)}): its hash does not match its contents and its "
+                "predecessor's hash: the export was edited or damaged; nothing of this batch "
+                "was imported"
+            )
+        if row.recorded_at_us < floor:
+            raise ValidationError(
+                f"stream {row.stream_id!r}, version {row.version} (event {_uuid(row.event_id)}) "
+                f"was recorded at {row.recorded_at_us} us, before the target's last event "
+                f"({floor} us): an import keeps every recorded_at, and times never go back "
+                "along a store's log (import into an empty store, or one whose events are "
+                "older); nothing of this batch was imported"
+            )
+        floor = row.recorded_at_us
+        tips[row.stream_id] = TargetHead(row.version, row.hash)
+        out.append(row)
+    return out
+
+
+def _uuid(raw: bytes) -> str:
+    return str(uuid.UUID(bytes=raw))
