@@ -32,7 +32,7 @@ from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.store.dcb import AppendCondition, Query, QueryItem
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
-from eventkeep.store.importing import StoredEvent, TargetHead, plan_import
+from eventkeep.store.importing import TargetHead, plan_import
 from eventkeep.store.planner import Head, plan_append
 from eventkeep.store.recorded import RecordedEvent
 
@@ -125,7 +125,7 @@ class MemoryStore(EventStore):
                 if positions:
                     heads[stream_id] = TargetHead(len(positions), self._log[positions[-1] - 1].hash)
             stored = {
-                row.event_id: StoredEvent(found.stream_id, found.version, found.hash)
+                row.event_id: found
                 for row in rows
                 if (found := self._found(row.event_id)) is not None
             }

@@ -7,8 +7,8 @@ function of one batch of such rows, the target's heads of their streams, the tar
 events under their event ids, and the time of the target's last event. It returns the rows to
 write, or raises, before anything is written:
 
-- an event already stored with the same id, stream, version and hash is skipped (re-running an
-  import is idempotent); the same id stored as anything else is a
+- an event already stored under its id, identical in every field but its position, is
+  skipped (re-running an import is idempotent); the same id stored as anything else is a
   :class:`~eventkeep.errors.DuplicateEventIdError`;
 - every other event must come next in its stream (its version one above the stream's head in
   the target, or the batch's previous event of the stream), and its hash must be the chain hash
@@ -32,15 +32,7 @@ from typing import NamedTuple
 from eventkeep.errors import DuplicateEventIdError, IntegrityError, ValidationError
 from eventkeep.store.hashing import GENESIS, ChainRow, chain_hash
 
-__all__ = ["ImportReport", "StoredEvent", "TargetHead", "plan_import"]
-
-
-class StoredEvent(NamedTuple):
-    """What an import needs to know of an event the target already holds under an id."""
-
-    stream_id: str
-    version: int
-    hash: bytes
+__all__ = ["ImportReport", "TargetHead", "plan_import", "same_event"]
 
 
 class TargetHead(NamedTuple):
@@ -62,18 +54,19 @@ class ImportReport(NamedTuple):
 def plan_import(
     rows: Sequence[ChainRow],
     heads: Mapping[str, TargetHead],
-    stored: Mapping[bytes, StoredEvent],
+    stored: Mapping[bytes, ChainRow],
     last_recorded_at_us: int,
 ) -> list[ChainRow]:
     """The rows of the batch to write, in order (the others are stored already); raises if any
-    row cannot be written. See the module docstring."""
+    row cannot be written. ``stored``: the target's events under the batch's event ids (those
+    it has). See the module docstring."""
     tips: dict[str, TargetHead] = {}
     floor = last_recorded_at_us
     out: list[ChainRow] = []
     for row in rows:
         known = stored.get(row.event_id)
         if known is not None:
-            if known != (row.stream_id, row.version, row.hash):
+            if not same_event(known, row):
                 raise DuplicateEventIdError(
                     f"event id {_uuid(row.event_id)} is already stored as another event "
                     f"(stream {known.stream_id!r}, version {known.version}) than the imported "
@@ -126,6 +119,11 @@ def plan_import(
         tips[row.stream_id] = TargetHead(row.version, row.hash)
         out.append(row)
     return out
+
+
+def same_event(a: ChainRow, b: ChainRow) -> bool:
+    """Whether two stored events are the same in every field but their positions."""
+    return a._replace(position=0) == b._replace(position=0)
 
 
 def _uuid(raw: bytes) -> str:

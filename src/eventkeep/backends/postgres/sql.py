@@ -345,3 +345,61 @@ SAVE_PROJECTION_RECORD = (
 DELETE_PROJECTION_RECORD = "DELETE FROM projection_records WHERE name = %s"
 
 PROJECTION_RECORDS = "SELECT name, data FROM projection_records ORDER BY name"
+
+# -- moving history (export, import, copy: eventkeep.moving) ----------------------------------
+
+# Stored events as they are, hashes included (ChainRow's columns), in log order. ``{where}``:
+# the prefix fragments above, or nothing.
+EXPORT_ROWS = (
+    "SELECT stream_id, version, position, event_id, type, schema_version, recorded_at, "
+    "data_bytes, metadata_bytes, hash, tags FROM events WHERE position > %s{where} "
+    "ORDER BY position LIMIT %s"
+)
+
+# An import's first statements, in its transaction after the sequencer's lock: the heads of
+# its streams, the events stored under its event ids (a probe per id), and the log's head
+# position with its last event's time.
+IMPORT_HEADS = "SELECT stream_id, version, last_hash FROM streams WHERE stream_id = ANY (%s)"
+
+STORED_EVENTS = (
+    "SELECT e.stream_id, e.version, e.position, e.event_id, e.type, e.schema_version, "
+    "e.recorded_at, e.data_bytes, e.metadata_bytes, e.hash, e.tags "
+    "FROM unnest(%s::uuid[]) AS i (id), "
+    "LATERAL (SELECT * FROM events WHERE event_id = i.id LIMIT 1) AS e"
+)
+
+LAST_EVENT = "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1"
+
+COPY_EVENTS = (
+    "COPY events (position, stream_id, version, event_id, type, schema_version, recorded_at, "
+    "data_bytes, metadata_bytes, hash, tags) FROM STDIN (FORMAT BINARY)"
+)
+
+COPY_EVENT_TYPES = (
+    "int8",
+    "text",
+    "int8",
+    "uuid",
+    "text",
+    "int4",
+    "timestamptz",
+    "bytea",
+    "bytea",
+    "bytea",
+    "text",
+)
+
+COPY_TAGS = "COPY event_tags (tag, position, type) FROM STDIN (FORMAT BINARY)"
+
+COPY_TAG_TYPES = ("text", "int8", "text")
+
+# The imported streams' new heads, each with its last event's time.
+UPSERT_IMPORTED_HEADS = (
+    "INSERT INTO streams (stream_id, version, last_hash, last_recorded_at) "
+    "SELECT s, v, h, t FROM unnest(%s::text[], %s::bigint[], %s::bytea[], %s::timestamptz[]) "
+    "AS u (s, v, h, t) "
+    "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
+    "last_hash = excluded.last_hash, last_recorded_at = excluded.last_recorded_at"
+)
+
+NOTIFY_HEAD = "SELECT pg_notify('eventkeep_' || current_schema(), %s::text)"

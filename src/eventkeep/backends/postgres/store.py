@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql as pg_sql
 
-from eventkeep.backends.postgres import dcb, sql, writer
+from eventkeep.backends.postgres import dcb, moving, sql, writer
 from eventkeep.backends.postgres.connection import Database, check_schema_name
 from eventkeep.backends.postgres.faults import first_line
 from eventkeep.backends.postgres.listen import Listener
@@ -176,6 +176,19 @@ class PostgresStore(EventStore):
         with self._db.connection() as conn:
             return writer.append(conn, batches, condition)
 
+    # -- moving history (eventkeep.moving) ----------------------------------------------------
+
+    def _export_page(self, after: int, limit: int, prefix: str | None) -> list[ChainRow]:
+        where, params = _prefix_where(prefix)
+        statement = sql.EXPORT_ROWS.format(where=where)
+        with self._reading() as conn:
+            rows = conn.execute(statement, [after, *params, limit], binary=True).fetchall()
+        return moving.chain_rows(rows)
+
+    def _import_rows(self, rows: list[ChainRow]) -> int:
+        with self._db.connection() as conn:
+            return moving.import_rows(conn, rows)
+
     # -- reading ------------------------------------------------------------------------------
 
     def _read_stream_page(
@@ -195,13 +208,9 @@ class PostgresStore(EventStore):
         if types is not None:
             where += sql.WHERE_TYPES
             params.append(list(types))
-        if prefix is not None:
-            if "-" in prefix:
-                where += sql.WHERE_CATEGORY
-                params.append(prefix.split("-", 1)[0])
-            high = prefix_successor(prefix)
-            where += sql.WHERE_PREFIX_OPEN if high is None else sql.WHERE_PREFIX_RANGE
-            params.extend((prefix, prefix if high is None else high))
+        prefixed, prefix_params = _prefix_where(prefix)
+        where += prefixed
+        params.extend(prefix_params)
         params.append(limit)
         statement = sql.READ_ALL.format(where=where)
         with self._reading() as conn:
@@ -373,6 +382,22 @@ def _records(rows: list[Any], codec: Codec) -> list[RecordedEvent]:
 def _chain_row(row: Any) -> ChainRow:
     s, v, p, e, t, sv, r, d, m, h, tags = row
     return ChainRow(s, v, p, e, t, sv, r, d, m, h, decode_tags(tags))
+
+
+def _prefix_where(prefix: str | None) -> tuple[str, list[Any]]:
+    """The WHERE fragment (and its parameters) keeping events of streams starting with
+    ``prefix`` (none for None)."""
+    if prefix is None:
+        return "", []
+    where = ""
+    params: list[Any] = []
+    if "-" in prefix:
+        where += sql.WHERE_CATEGORY
+        params.append(prefix.split("-", 1)[0])
+    high = prefix_successor(prefix)
+    where += sql.WHERE_PREFIX_OPEN if high is None else sql.WHERE_PREFIX_RANGE
+    params.extend((prefix, prefix if high is None else high))
+    return where, params
 
 
 def prefix_successor(prefix: str) -> str | None:

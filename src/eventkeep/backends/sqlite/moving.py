@@ -9,7 +9,7 @@ from typing import Any
 
 from eventkeep.backends.sqlite import sql
 from eventkeep.store.hashing import ChainRow
-from eventkeep.store.importing import StoredEvent, TargetHead, plan_import
+from eventkeep.store.importing import TargetHead, plan_import
 from eventkeep.store.recorded import decode_tags
 from eventkeep.store.tags import encode_tags
 
@@ -46,13 +46,13 @@ def import_rows(cur: sqlite3.Cursor, rows: list[ChainRow]) -> int:
         found = cur.execute(sql.STREAM_HEAD, (stream_id,)).fetchone()
         if found is not None:
             heads[stream_id] = TargetHead(found[0], found[1])
-    stored: dict[bytes, StoredEvent] = {}
+    stored: dict[bytes, ChainRow] = {}
     ids = [row.event_id for row in rows]
     for start in range(0, len(ids), _MAX_PARAMS):
         chunk = ids[start : start + _MAX_PARAMS]
         statement = sql.STORED_EVENTS.format(marks=",".join("?" * len(chunk)))
-        for event_id, stream_id, version, digest in cur.execute(statement, chunk):
-            stored[event_id] = StoredEvent(stream_id, version, digest)
+        for found in chain_rows(cur.execute(statement, chunk).fetchall()):
+            stored[found.event_id] = found
     last = cur.execute(sql.LAST_RECORDED_AT).fetchone()
     planned = plan_import(rows, heads, stored, int(last[0]) if last else 0)
     if not planned:

@@ -180,4 +180,8 @@ EXPORT_ROWS = (
 )
 
 # ``{marks}`` is filled with one ``?`` per event id.
-STORED_EVENTS = "SELECT event_id, stream_id, version, hash FROM events WHERE event_id IN ({marks})"
+STORED_EVENTS = (
+    "SELECT stream_id, version, position, event_id, type, schema_version, recorded_at, "
+    "CAST(data AS BLOB), CAST(metadata AS BLOB), hash, tags FROM events "
+    "WHERE event_id IN ({marks})"
+)
