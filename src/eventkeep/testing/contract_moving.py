@@ -165,7 +165,7 @@ class MovingContract(ContractBase):
         rows = list(source.export())
         for bad in (
             rows[0]._replace(hash=b"short"),
-            rows[0]._replace(event_id="not bytes"),
+            rows[0]._replace(event_id=b"not sixteen bytes"),
             rows[0]._replace(data=b"[1, 2]"),
             rows[0]._replace(tags=("b", "a")),
             rows[0]._replace(stream_id=""),
