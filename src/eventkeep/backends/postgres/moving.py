@@ -1,19 +1,19 @@
 """The PostgreSQL backend's part of moving history (:mod:`eventkeep.moving`).
 
 An import batch is one transaction: the sequencer's lock first (appends wait; positions stay
-in commit order), then, pipelined, the heads of its streams, the events stored under its ids
-and the log's head; the plan (:func:`eventkeep.store.importing.plan_import`); then the rows
-by binary ``COPY``, numbered above the head, their tags by ``COPY``, and the streams' heads
-upserted (the head trigger checks each against its last event, as for every append).
-The append-only triggers stay in place throughout: an import only inserts.
+in commit order), then, pipelined, the heads of its streams and the log's last event; the plan
+(:func:`eventkeep.store.importing.plan_import`); then the rows by binary ``COPY``, numbered
+above the head, their tags by ``COPY``, and the streams' heads upserted (the head trigger
+checks each against its last event, as for every append). The append-only triggers stay in
+place throughout: an import only inserts.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 import psycopg
+from psycopg.errors import UniqueViolation
 
 from eventkeep.backends.postgres import sql
 from eventkeep.store.hashing import ChainRow
@@ -21,7 +21,12 @@ from eventkeep.store.importing import TargetHead, plan_import
 from eventkeep.store.recorded import decode_tags, from_micros
 from eventkeep.store.tags import encode_tags
 
-__all__ = ["chain_rows", "import_rows"]
+__all__ = ["PG_EPOCH_US", "chain_rows", "import_rows"]
+
+PG_EPOCH_US = 946_684_800_000_000
+"""2000-01-01 (PostgreSQL's epoch) in microseconds since the Unix epoch."""
+
+_NEW = TargetHead(0, b"")
 
 
 def chain_rows(rows: list[Any]) -> list[ChainRow]:
@@ -33,25 +38,44 @@ def chain_rows(rows: list[Any]) -> list[ChainRow]:
 
 def import_rows(conn: psycopg.Connection[Any], rows: list[ChainRow]) -> int:
     """Plan and write ``rows`` in one transaction on ``conn`` (autocommit, configured for the
-    store); returns how many were written (the others were stored already)."""
+    store); returns how many were written (the others were stored already).
+
+    The events stored under the batch's ids are looked up only when some event's version is
+    not above its stream's head (it may be stored: a re-run import), or when the event id
+    index refused the COPY (an id stored in another stream): then the batch is planned again
+    with them, in a new transaction, and the planner says what is wrong.
+    """
+    try:
+        return _import(conn, rows, lookup=False)
+    except UniqueViolation:
+        return _import(conn, rows, lookup=True)
+
+
+def _import(conn: psycopg.Connection[Any], rows: list[ChainRow], *, lookup: bool) -> int:
     with conn.transaction():
-        head_position = conn.execute("SELECT eventkeep_append_position()").fetchone()
+        lock_cur = conn.cursor(binary=True)
         heads_cur = conn.cursor(binary=True)
-        ids_cur = conn.cursor(binary=True)
         last_cur = conn.cursor(binary=True)
         streams = list(dict.fromkeys(row.stream_id for row in rows))
         with conn.pipeline():
+            # The sequencer's lock first: the statements after it read what committed before.
+            lock_cur.execute(sql.APPEND_POSITION)
             heads_cur.execute(sql.IMPORT_HEADS, (streams,))
-            ids_cur.execute(sql.STORED_EVENTS, ([UUID(bytes=row.event_id) for row in rows],))
             last_cur.execute(sql.LAST_EVENT)
+        position = lock_cur.fetchone()
+        assert position is not None
         heads = {s: TargetHead(int(v), bytes(h)) for s, v, h in heads_cur.fetchall()}
-        stored = {found.event_id: found for found in chain_rows(ids_cur.fetchall())}
         last = last_cur.fetchone()
+        stored: dict[bytes, ChainRow] = {}
+        if lookup or any(row.version <= heads.get(row.stream_id, _NEW).version for row in rows):
+            found = conn.execute(
+                sql.STORED_EVENTS, ([row.event_id for row in rows],), binary=True
+            ).fetchall()
+            stored = {row.event_id: row for row in chain_rows(found)}
         planned = plan_import(rows, heads, stored, int(last[1]) if last else 0)
         if not planned:
             return 0
-        assert head_position is not None
-        first = int(head_position[0]) + 1
+        first = int(position[0]) + 1
         _copy(conn, planned, first)
         last_of: dict[str, ChainRow] = {row.stream_id: row for row in planned}
         conn.execute(
@@ -69,6 +93,7 @@ def import_rows(conn: psycopg.Connection[Any], rows: list[ChainRow]) -> int:
 
 def _copy(conn: psycopg.Connection[Any], rows: list[ChainRow], first: int) -> None:
     """The rows (and their tags) by binary COPY, numbered from position ``first``."""
+    epoch = PG_EPOCH_US
     with conn.cursor() as cur:
         with cur.copy(sql.COPY_EVENTS) as copy:
             copy.set_types(list(sql.COPY_EVENT_TYPES))
@@ -79,10 +104,10 @@ def _copy(conn: psycopg.Connection[Any], rows: list[ChainRow], first: int) -> No
                         position,
                         row.stream_id,
                         row.version,
-                        UUID(bytes=row.event_id),
+                        row.event_id,
                         row.type,
                         row.schema_version,
-                        from_micros(row.recorded_at_us),
+                        row.recorded_at_us - epoch,
                         row.data,
                         row.metadata,
                         row.hash,

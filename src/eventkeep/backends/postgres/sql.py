@@ -359,13 +359,15 @@ EXPORT_ROWS = (
 # An import's first statements, in its transaction after the sequencer's lock: the heads of
 # its streams, the events stored under its event ids (a probe per id), and the log's head
 # position with its last event's time.
+APPEND_POSITION = "SELECT eventkeep_append_position()"
+
 IMPORT_HEADS = "SELECT stream_id, version, last_hash FROM streams WHERE stream_id = ANY (%s)"
 
 STORED_EVENTS = (
     "SELECT e.stream_id, e.version, e.position, e.event_id, e.type, e.schema_version, "
     "e.recorded_at, e.data_bytes, e.metadata_bytes, e.hash, e.tags "
-    "FROM unnest(%s::uuid[]) AS i (id), "
-    "LATERAL (SELECT * FROM events WHERE event_id = i.id LIMIT 1) AS e"
+    "FROM unnest(%s::bytea[]) AS i (id), "
+    "LATERAL (SELECT * FROM events WHERE event_id = encode(i.id, 'hex')::uuid LIMIT 1) AS e"
 )
 
 LAST_EVENT = "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1"
@@ -375,14 +377,16 @@ COPY_EVENTS = (
     "data_bytes, metadata_bytes, hash, tags) FROM STDIN (FORMAT BINARY)"
 )
 
+# Binary COPY sends no type names: a uuid is its 16 bytes, sent as bytea, and a timestamptz is
+# microseconds since 2000-01-01, sent as int8 (no UUID or datetime object per row).
 COPY_EVENT_TYPES = (
     "int8",
     "text",
     "int8",
-    "uuid",
+    "bytea",
     "text",
     "int4",
-    "timestamptz",
+    "int8",
     "bytea",
     "bytea",
     "bytea",

@@ -1,0 +1,121 @@
+"""Copy benchmark (docs/moving.md): ``eventkeep copy`` SQLite -> PostgreSQL, and back.
+
+A SQLite store of ``--events`` events (200,000 by default: 256-byte-ish data, 1 event in 5
+tagged, streams of 10 events) is copied into an empty PostgreSQL store with
+:func:`eventkeep.moving.copy_store`, then that store into a new SQLite file; events per second
+of each copy, each copy verified. ``--profile`` prints the top of a cProfile of the first
+copy. PostgreSQL is a throwaway durable cluster (``pg.py``) or
+``$EVENTKEEP_BENCH_POSTGRES_URL``.
+
+::
+
+    python -m benchmarks.copy
+    python -m benchmarks.copy --events 50000 --batch 5000 --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import eventkeep
+from eventkeep import NewEvent, RawEvent, StreamAppend
+from eventkeep.moving import copy_store
+
+STREAM_EVENTS = 10
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def fill(store: eventkeep.EventStore, events: int) -> None:
+    """``events`` events in streams of STREAM_EVENTS, appended 1,000 per transaction."""
+    note = "x" * 180
+    made = 0
+    while made < events:
+        appends = []
+        for _ in range(100):
+            stream = f"account-{made // STREAM_EVENTS}"
+            items = [
+                NewEvent(
+                    RawEvent("Deposited", {"amount": f"{n}.00", "reference": note, "n": n}),
+                    tags=[f"account:{made // STREAM_EVENTS}"] if n % 5 == 0 else None,
+                )
+                for n in range(STREAM_EVENTS)
+            ]
+            appends.append(StreamAppend(stream, items))
+            made += STREAM_EVENTS
+            if made >= events:
+                break
+        store.append_many(appends)
+
+
+def timed_copy(source: str, target: str, batch: int, profile: bool) -> tuple[float, int]:
+    with eventkeep.open_store(source) as src, eventkeep.open_store(target) as dst:
+        profiler = cProfile.Profile() if profile else None
+        started = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
+        report = copy_store(src, dst, batch_size=batch)
+        if profiler is not None:
+            profiler.disable()
+        took = time.perf_counter() - started
+        if profiler is not None:
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
+        verified = dst.verify(deep=False)
+        if not verified.ok:
+            raise SystemExit(f"the copy in {target} does not verify: {verified.broken[:3]}")
+        if list(src.export()) != list(dst.export()):
+            raise SystemExit("the copy differs from its source")
+        return took, report.written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args(argv)
+
+    from benchmarks.pg import Server
+
+    server = Server()
+    try:
+        with (
+            tempfile.TemporaryDirectory() as folder,
+            contextlib.ExitStack() as stack,
+        ):
+            source = f"sqlite:///{Path(folder) / 'source.db'}"
+            say(f"filling {source} with {args.events:,} events ...")
+            with eventkeep.open_store(source, synchronous="OFF") as store:
+                fill(store, args.events)
+            target = stack.enter_context(server.database()).pg_url
+            say(f"PostgreSQL {server.version}: {server.description}")
+            took, written = timed_copy(source, target, args.batch, args.profile)
+            print(
+                f"SQLite -> PostgreSQL: {written:,} events in {took:.2f} s = "
+                f"{written / took:,.0f} events/s (batch {args.batch})"
+            )
+            back = f"sqlite:///{Path(folder) / 'back.db'}"
+            took, written = timed_copy(target, back, args.batch, False)
+            print(
+                f"PostgreSQL -> SQLite: {written:,} events in {took:.2f} s = "
+                f"{written / took:,.0f} events/s (batch {args.batch})"
+            )
+    finally:
+        server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
