@@ -37,6 +37,10 @@ COMMANDS: dict[str, str] = {
     "demo": "eventkeep.cli.demo:demo",
     "snapshots": "eventkeep.cli.snapshots:snapshots",
     "projections": "eventkeep.cli.projections:projections",
+    "export": "eventkeep.cli.moving:export",
+    "import": "eventkeep.cli.moving:import_",
+    "copy": "eventkeep.cli.moving:copy",
+    "backup": "eventkeep.cli.moving:backup",
 }
 """Command name -> ``module:attribute`` of its click command or group."""
 

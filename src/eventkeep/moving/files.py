@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, NamedTuple
 
@@ -22,9 +22,11 @@ def export_file(
     *,
     after: int | None = None,
     stream_prefix: str | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> int:
     """Write the export of ``store`` (events after ``after``, of streams starting with
-    ``stream_prefix``) to ``out``; returns how many events it holds."""
+    ``stream_prefix``) to ``out``; returns how many events it holds. ``progress(done)`` is
+    called every 1,000 events."""
     header = ExportHeader(
         source=redact(store.url),
         exported_at=datetime.now(UTC),
@@ -33,8 +35,17 @@ def export_file(
         stream_prefix=stream_prefix or None,
     )
     rows = export_events(store, after=after, stream_prefix=stream_prefix)
+    if progress is not None:
+        rows = _counted(rows, progress)
     side = side_records(store) if not after and not stream_prefix else iter(())
     return write_export(out, header, rows, side)
+
+
+def _counted(rows: Iterator[ChainRow], progress: Callable[[int], object]) -> Iterator[ChainRow]:
+    for done, row in enumerate(rows, 1):
+        if done % 1000 == 0:
+            progress(done)
+        yield row
 
 
 class FileImport(NamedTuple):

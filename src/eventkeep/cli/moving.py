@@ -1,0 +1,227 @@
+"""``eventkeep export``, ``import``, ``copy`` and ``backup``: moving history between stores,
+thin over :mod:`eventkeep.moving`."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+import eventkeep
+from eventkeep import EventStore
+from eventkeep.cli._common import (
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    display_url,
+    fail,
+    pass_store,
+    plural,
+)
+from eventkeep.moving import (
+    ImportReport,
+    backup_sqlite,
+    copy_store,
+    import_file,
+    resume_position,
+)
+from eventkeep.moving.backup import PG_DUMP_HINT
+from eventkeep.moving.files import export_file
+
+__all__ = ["backup", "copy", "export", "import_"]
+
+
+@contextlib.contextmanager
+def _progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr when stderr is a terminal; yields ``advance_to(done)``."""
+    err = Console(file=sys.stderr)
+    if not err.is_terminal:
+        yield lambda done: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda done: progress.update(task, completed=done)
+
+
+@click.command()
+@click.option("--after", type=click.IntRange(min=0), default=0, help="Only events after P.")
+@click.option(
+    "--stream-prefix", default=None, help="Only streams whose id starts with X (e.g. order-)."
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to FILE (a new file) instead of stdout.",
+)
+@pass_store()
+def export(store: EventStore, after: int, stream_prefix: str | None, output: Path | None) -> None:
+    """Write the store's events to JSON lines, exactly as stored (for import elsewhere).
+
+    One header line, one line per event (ids, versions, recorded_at, data and metadata bytes,
+    tags, hashes), one end line; see docs/moving.md for the format.
+
+    \b
+    Examples:
+      eventkeep export > log.jsonl
+      eventkeep --store sqlite:///app.db export --after 1000 --stream-prefix order- -o orders.jsonl
+    """
+    total = max(store.head_position() - after, 0)
+    if output is not None and output.exists():
+        fail(f"{output} exists already: export writes a new file", EXIT_USAGE)
+    with contextlib.ExitStack() as stack:
+        out: IO[bytes] = (
+            stack.enter_context(output.open("xb")) if output is not None else sys.stdout.buffer
+        )
+        advance = stack.enter_context(_progress("exporting", total))
+        count = export_file(
+            store,
+            out,
+            after=after,
+            stream_prefix=stream_prefix,
+            progress=advance,
+        )
+        out.flush()
+    click.echo(f"Exported {plural(count, 'event')} from {display_url(store.url)}.", err=True)
+
+
+@click.command("import")
+@click.argument("file", type=click.File("rb"), default="-")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Events per transaction.",
+)
+@pass_store(create=True)
+def import_(store: EventStore, file: IO[bytes], batch_size: int) -> None:
+    """Import an export file (or stdin) into the store, exactly as exported.
+
+    Every event keeps its id, stream version, recorded_at, bytes, tags and hash, and is
+    numbered here in the file's order; every hash is checked against its chain first (an
+    edited file is refused). Events already here, identical, are skipped: importing again is
+    harmless, and finishes an import that was cut short. A batch with a refused event is not
+    written at all.
+
+    \b
+    Examples:
+      eventkeep --store postgresql://app@db/app import log.jsonl
+      eventkeep export | eventkeep --store sqlite:///copy.db import -
+    """
+    name = "stdin" if file.name == "<stdin>" else str(file.name)
+    with _progress("importing", None) as advance:
+
+        def show(report: ImportReport) -> None:
+            advance(report.written + report.skipped)
+
+        done = import_file(store, file, name=name, batch_size=batch_size, on_batch=show)
+    click.echo(
+        f"Imported {plural(done.written, 'event')} into {display_url(store.url)} "
+        f"({done.skipped} already there)."
+    )
+    if not done.complete:
+        fail(
+            f"{name} ends without its end line: the export was cut short. What it held is "
+            "imported; import the complete export to finish (events already here are skipped)",
+            EXIT_FAILED,
+        )
+
+
+def _open(url: str, *, create: bool) -> EventStore:
+    """A store named on the command line (not --store): a source must exist."""
+    scheme, _, rest = url.partition("://")
+    if not create and scheme.lower() == "sqlite":
+        path = rest.partition("?")[0][1:]
+        if path and path != ":memory:" and not Path(path).exists():
+            fail(f"no event store at {display_url(url)}: {path} does not exist", EXIT_NOT_FOUND)
+    options: dict[str, Any] = {}
+    if not create and scheme.lower() in ("postgresql", "postgres"):
+        options["create"] = False
+    return eventkeep.open_store(url, **options)
+
+
+@click.command()
+@click.argument("source_url", metavar="SRC_URL")
+@click.argument("target_url", metavar="DST_URL")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=5000,
+    show_default=True,
+    help="Events per transaction of the destination.",
+)
+@click.pass_context
+def copy(ctx: click.Context, source_url: str, target_url: str, batch_size: int) -> None:
+    """Copy every event of SRC_URL into DST_URL, one to one, resumably.
+
+    Events keep their ids, versions, order, recorded_at, bytes, tags and hashes (verify passes
+    on the copy). Interrupted (even killed), the same command finishes the copy: it resumes
+    after the destination's last event, which must be the source's event there. Snapshots and
+    projection checkpoints are not copied (docs/moving.md).
+
+    \b
+    Examples:
+      eventkeep copy sqlite:///app.db postgresql://app@db/app
+      eventkeep copy postgresql://app@db/app sqlite:///debug.db
+    """
+    ctx.meta["eventkeep.writes"] = True
+    source = _open(source_url, create=False)
+    ctx.call_on_close(source.close)
+    target = _open(target_url, create=True)
+    ctx.call_on_close(target.close)
+    after = resume_position(source, target)
+    total = max(source.head_position() - after, 0)
+    with _progress("copying", total) as advance:
+
+        def show(report: ImportReport) -> None:
+            advance(report.written + report.skipped)
+
+        report = copy_store(source, target, batch_size=batch_size, on_batch=show)
+    resumed = f", resumed after position {report.resumed_after}" if report.resumed_after else ""
+    click.echo(
+        f"Copied {plural(report.written, 'event')} from {display_url(source.url)} to "
+        f"{display_url(target.url)}{resumed}; the copy holds the source up to position "
+        f"{report.source_head}."
+    )
+
+
+@click.command()
+@click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--verify", "check", is_flag=True, help="Verify the backup once it is written.")
+@pass_store()
+def backup(store: EventStore, destination: Path, check: bool) -> None:
+    """Back up a SQLite store to DESTINATION (a new file) while writers go on.
+
+    SQLite's online backup API copies the database in one read transaction: the backup holds
+    exactly what was committed when it began. On PostgreSQL this command only says what to run
+    instead (pg_dump; docs/moving.md).
+
+    \b
+    Examples:
+      eventkeep --store sqlite:///app.db backup /backups/app-2026-11-29.db --verify
+    """
+    schema = getattr(store, "schema", None)
+    if schema is not None:
+        hint = PG_DUMP_HINT.format(schema=schema, url=display_url(store.url).split("?")[0])
+        fail(
+            "eventkeep backup copies SQLite files; back up a PostgreSQL store with pg_dump: "
+            + hint,
+            EXIT_USAGE,
+        )
+    path = backup_sqlite(store, destination)
+    click.echo(f"Backed up {display_url(store.url)} to {path}.")
+    if check:
+        with eventkeep.open_store(f"sqlite:///{path.resolve()}") as copy:
+            report = copy.verify()
+        if not report.ok:
+            fail(f"the backup {path} does not verify: {report.broken or report.problems}")
+        click.echo(f"Verified: {plural(report.events_checked, 'event')}, intact.")
