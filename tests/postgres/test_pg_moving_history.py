@@ -1,0 +1,91 @@
+"""Moving history between SQLite and PostgreSQL: export then import SQLite -> PostgreSQL ->
+SQLite with every field identical; ``eventkeep copy`` SIGKILLed midway (a real process, killed
+when the destination holds part of the events), then run again to finish."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import eventkeep
+from eventkeep.moving import export_file, import_file
+from moving_helpers import eventkeep_process, fill, kill_when, same_history
+from pg_fixtures import Target
+
+
+def test_export_and_import_sqlite_to_postgres_to_sqlite_keep_every_byte_and_hash(
+    tmp_path: Path, target: Target
+) -> None:
+    with (
+        eventkeep.open_store(f"sqlite:///{tmp_path / 'first.db'}") as first,
+        eventkeep.open_store(target.url) as middle,
+        eventkeep.open_store(f"sqlite:///{tmp_path / 'last.db'}") as last,
+    ):
+        fill(first, 2500, per_stream=7)
+        first.append_events([eventkeep.NewEvent(eventkeep.RawEvent("Noted", {}), tags=["t"])])
+        for source, destination in ((first, middle), (middle, last)):
+            out = io.BytesIO()
+            export_file(source, out)
+            done = import_file(destination, io.BytesIO(out.getvalue()), batch_size=400)
+            assert done.complete
+            assert (done.written, done.skipped) == (2501, 0)
+            report = destination.verify()
+            assert report.ok, report
+            same_history(first, destination)
+            again = import_file(destination, io.BytesIO(out.getvalue()))
+            assert (again.written, again.skipped) == (0, 2501)
+        query = eventkeep.Query([eventkeep.QueryItem(tags=["account:3"])])
+        assert [e.event_id for e in last.read(query).events] == [
+            e.event_id for e in first.read(query).events
+        ]
+
+
+def test_a_tampered_export_is_refused_by_postgres(tmp_path: Path, target: Target) -> None:
+    with (
+        eventkeep.open_store(f"sqlite:///{tmp_path / 'src.db'}") as source,
+        eventkeep.open_store(target.url) as destination,
+    ):
+        fill(source, 30)
+        out = io.BytesIO()
+        export_file(source, out)
+        edited = out.getvalue().replace(b'"amount":"4.50"', b'"amount":"400.50"', 1)
+        assert edited != out.getvalue()
+        try:
+            import_file(destination, io.BytesIO(edited))
+        except eventkeep.IntegrityError as exc:
+            assert "hash does not match" in str(exc)
+        else:
+            raise AssertionError("the edited export was imported")
+        assert destination.head_position() == 0
+
+
+def _killed_and_resumed(source_url: str, target_url: str, total: int) -> None:
+    with eventkeep.open_store(target_url) as watched:
+        process = eventkeep_process("copy", source_url, target_url, "--batch-size", "200")
+        held = kill_when(process, watched, total // 10, total // 2)
+        assert 0 < held < total
+    finished = eventkeep_process("copy", source_url, target_url, "--batch-size", "200")
+    out, err = finished.communicate(timeout=300)
+    assert finished.returncode == 0, err
+    assert f"resumed after position {held}" in out
+    with eventkeep.open_store(source_url) as source, eventkeep.open_store(target_url) as copy:
+        report = copy.verify()
+        assert report.ok, report
+        same_history(source, copy)
+
+
+def test_copy_sqlite_to_postgres_killed_midway_is_finished_by_running_it_again(
+    tmp_path: Path, target: Target
+) -> None:
+    source_url = f"sqlite:///{tmp_path / 'big.db'}"
+    with eventkeep.open_store(source_url, synchronous="OFF") as source:
+        fill(source, 30_000)
+    _killed_and_resumed(source_url, target.url, 30_000)
+
+
+def test_copy_postgres_to_sqlite_killed_midway_is_finished_by_running_it_again(
+    tmp_path: Path, target: Target
+) -> None:
+    with eventkeep.open_store(target.url) as source:
+        fill(source, 30_000)
+    _killed_and_resumed(target.url, f"sqlite:///{tmp_path / 'copy.db'}", 30_000)
