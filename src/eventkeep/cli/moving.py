@@ -117,7 +117,8 @@ def import_(store: EventStore, file: IO[bytes], batch_size: int) -> None:
       eventkeep --store postgresql://app@db/app import log.jsonl
       eventkeep export | eventkeep --store sqlite:///copy.db import -
     """
-    name = "stdin" if file.name == "<stdin>" else str(file.name)
+    given = getattr(file, "name", "<stdin>")
+    name = "stdin" if given in ("<stdin>", "-") else str(given)
     with _progress("importing", None) as advance:
 
         def show(report: ImportReport) -> None:

@@ -164,19 +164,22 @@ class ExportReader:
         first = self._next()
         if first is None:
             raise ValidationError(f"{name} is empty: not an eventkeep export")
+        try:
+            head = _decode_any(first)
+        except msgspec.DecodeError:
+            head = {}
+        if head.get("kind") != "header" or head.get("format") != FORMAT:
+            raise ValidationError(
+                f"{name} line {self._number} is not an eventkeep export header (an export "
+                f'starts with {{"kind":"header","format":"{FORMAT}",...}})'
+            )
+        if head.get("format_version") != FORMAT_VERSION:
+            raise ValidationError(
+                f"{name} has export format version {head.get('format_version')!r}; this "
+                f"eventkeep reads version {FORMAT_VERSION} (upgrade eventkeep to import it)"
+            )
         item = self._parse(first, header=True)
-        if not isinstance(item, ExportHeader):
-            raise ValidationError(
-                f"{name} line 1 is not an eventkeep export header (an export starts with "
-                f'{{"kind":"header","format":"{FORMAT}",...}})'
-            )
-        if item.format != FORMAT:
-            raise ValidationError(f"{name} is not an eventkeep export (format {item.format!r})")
-        if item.format_version != FORMAT_VERSION:
-            raise ValidationError(
-                f"{name} has export format version {item.format_version}; this eventkeep reads "
-                f"version {FORMAT_VERSION} (upgrade eventkeep to import it)"
-            )
+        assert isinstance(item, ExportHeader)
         self.header = item
 
     def _next(self) -> bytes | None:
