@@ -96,6 +96,7 @@ def test_backup_of_a_postgres_store_names_pg_dump_without_the_password(target: T
 
     url = target.url.replace("postgresql://postgres@", "postgresql://postgres:s3cret@", 1)
     assert "s3cret" in url
+    eventkeep.open_store(target.url).close()
     result = CliRunner().invoke(main, ["--store", url, "backup", "x.db"])
     assert result.exit_code == 2, result.output
     assert "pg_dump --format=custom --schema=" in result.output
