@@ -3,8 +3,11 @@
 A SQLite store of ``--events`` events (200,000 by default: 256-byte-ish data, 1 event in 5
 tagged, streams of 10 events) is copied into an empty PostgreSQL store with
 :func:`eventkeep.moving.copy_store`, then that store into a new SQLite file; events per second
-of each copy, each copy verified. ``--profile`` prints the top of a cProfile of the first
-copy. PostgreSQL is a throwaway durable cluster (``pg.py``) or
+of each copy, each copy verified. Beside them, in the same run, the ceiling the schema allows
+here: the same rows, already in memory, sent by binary COPY into an empty store's events
+table with no check and no head or tag written (what the server costs alone: the generated
+jsonb columns, five indexes, the commits). ``--profile`` prints the top of a cProfile of the
+first copy. PostgreSQL is a throwaway durable cluster (``pg.py``) or
 ``$EVENTKEEP_BENCH_POSTGRES_URL``.
 
 ::
@@ -80,6 +83,44 @@ def timed_copy(source: str, target: str, batch: int, profile: bool) -> tuple[flo
         return took, report.written
 
 
+def raw_copy(source: str, target: str, batch: int) -> float:
+    """Events per second of a bare binary COPY of the source's rows into ``target``'s events
+    table, ``batch`` rows per transaction (the rows read beforehand, not timed)."""
+    import psycopg
+
+    from eventkeep.backends.postgres import sql
+    from eventkeep.backends.postgres.moving import PG_EPOCH_US
+
+    with eventkeep.open_store(source) as src:
+        rows = [
+            (
+                r.position,
+                r.stream_id,
+                r.version,
+                r.event_id,
+                r.type,
+                r.schema_version,
+                r.recorded_at_us - PG_EPOCH_US,
+                r.data,
+                r.metadata,
+                r.hash,
+                None,
+            )
+            for r in src.export()
+        ]
+    eventkeep.open_store(target).close()
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute("SET search_path TO eventkeep")
+        started = time.perf_counter()
+        for start in range(0, len(rows), batch):
+            with conn.transaction(), conn.cursor().copy(sql.COPY_EVENTS) as copy:
+                copy.set_types(list(sql.COPY_EVENT_TYPES))
+                for row in rows[start : start + batch]:
+                    copy.write_row(row)
+        took = time.perf_counter() - started
+    return len(rows) / took
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -105,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"SQLite -> PostgreSQL: {written:,} events in {took:.2f} s = "
                 f"{written / took:,.0f} events/s (batch {args.batch})"
+            )
+            ceiling = stack.enter_context(server.database()).pg_url
+            rate = raw_copy(source, ceiling, args.batch)
+            print(
+                f"bare COPY into the events table (the ceiling): {rate:,.0f} events/s; "
+                f"copy_store reached {written / took / rate:.2f}x of it"
             )
             back = f"sqlite:///{Path(folder) / 'back.db'}"
             took, written = timed_copy(target, back, args.batch, False)

@@ -8,6 +8,8 @@ pairing, move history the same way.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -212,14 +214,58 @@ def copy_store(
     after = resume_position(source, target)
     head = source.head_position()
     copy_side_records(source, target)
-    rows = (row for row in export_events(source, after=after, page_size=batch_size))
-    upto = _until(rows, head)
-    report = import_events(target, upto, batch_size=batch_size, on_batch=on_batch, check=False)
+    with _Prefetch(source, after, head, batch_size) as rows:
+        report = import_events(target, rows, batch_size=batch_size, on_batch=on_batch, check=False)
     return CopyReport(report.written, report.skipped, after, head)
 
 
-def _until(rows: Iterator[ChainRow], head: int) -> Iterator[ChainRow]:
-    for row in rows:
-        if row.position > head:
-            return
-        yield row
+class _Prefetch:
+    """The source's events up to ``head``, read page by page on a thread of their own while
+    the target writes the previous page (the two overlap: reading waits on one database,
+    writing on the other)."""
+
+    def __init__(self, source: EventStore, after: int, head: int, size: int) -> None:
+        self._pages: queue.Queue[list[ChainRow] | BaseException | None] = queue.Queue(2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._read, args=(source, after, head, size), daemon=True
+        )
+
+    def _read(self, source: EventStore, after: int, head: int, size: int) -> None:
+        try:
+            while after < head and not self._stop.is_set():
+                page = [
+                    row for row in source._export_page(after, size, None) if row.position <= head
+                ]
+                if not page:
+                    break
+                self._put(page)
+                after = page[-1].position
+            self._put(None)
+        except BaseException as exc:  # handed to the reading thread, raised there
+            self._put(exc)
+
+    def _put(self, item: list[ChainRow] | BaseException | None) -> None:
+        while not self._stop.is_set():
+            try:
+                self._pages.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __enter__(self) -> Iterator[ChainRow]:
+        self._thread.start()
+        return self._rows()
+
+    def _rows(self) -> Iterator[ChainRow]:
+        while True:
+            item = self._pages.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
