@@ -195,7 +195,9 @@ class ExportReader:
         except msgspec.DecodeError as exc:
             kind = self._kind(line)
             if kind is not None and kind not in ("header", "event", "end") and not header:
-                return SideRecord(kind, _decode_any(line))
+                fields = _decode_any(line)
+                del fields["kind"]
+                return SideRecord(kind, fields)
             raise ValidationError(f"{self._name} line {self._number}: {exc}") from exc
 
     @staticmethod
