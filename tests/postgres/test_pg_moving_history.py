@@ -101,3 +101,64 @@ def test_backup_of_a_postgres_store_names_pg_dump_without_the_password(target: T
     assert result.exit_code == 2, result.output
     assert "pg_dump --format=custom --schema=" in result.output
     assert "s3cret" not in result.output
+
+
+def test_imported_events_and_heads_are_append_only_like_any_other(target: Target) -> None:
+    import psycopg
+
+    with eventkeep.open_store("memory://") as source:
+        fill(source, 50)
+        rows = list(source.export())
+    with eventkeep.open_store(target.url) as store:
+        assert store.import_(rows).written == 50
+        schema = store.schema  # type: ignore[attr-defined]
+    with psycopg.connect(target.base_url, autocommit=True) as conn:
+        for statement in (
+            f"UPDATE {schema}.events SET data_bytes = '{{}}' WHERE position = 1",
+            f"DELETE FROM {schema}.events WHERE position = 50",
+            f"UPDATE {schema}.streams SET version = 1 WHERE stream_id = 'account-0'",
+            f"DELETE FROM {schema}.event_tags",
+        ):
+            with pytest.raises(psycopg.errors.RestrictViolation, match="eventkeep"):
+                conn.execute(statement)
+    with eventkeep.open_store(target.url) as store:
+        assert store.verify().ok
+
+
+def test_an_append_racing_an_import_stops_it_between_batches_and_the_log_stays_whole(
+    target: Target,
+) -> None:
+    """Imported events keep their (older) times, and times never go back along the log: once
+    an append commits between two batches, the next batch is refused whole. What was written
+    verifies, numbered densely, the appends' events and a prefix of the export's."""
+    import threading
+
+    with eventkeep.open_store("memory://") as source:
+        fill(source, 3000)
+        rows = list(source.export())
+    with eventkeep.open_store(target.url) as store:
+        stop = threading.Event()
+
+        def append() -> None:
+            while store.head_position() == 0 and not stop.is_set():
+                pass
+            n = 0
+            while not stop.is_set():
+                store.append(f"racer-{n % 7}", [eventkeep.RawEvent("Raced", {"n": n})])
+                n += 1
+
+        racer = threading.Thread(target=append)
+        racer.start()
+        try:
+            with pytest.raises(eventkeep.ValidationError, match="times never go back"):
+                store.import_(rows, batch_size=100)
+        finally:
+            stop.set()
+            racer.join()
+        report = store.verify()
+        assert report.ok, report
+        stored = list(store.export())
+        imported = [r._replace(position=0) for r in stored if not r.stream_id.startswith("racer")]
+        assert 100 <= len(imported) < len(rows)
+        assert imported == [r._replace(position=0) for r in rows[: len(imported)]]
+        assert [r.position for r in stored] == list(range(1, len(stored) + 1))
