@@ -87,6 +87,7 @@ def raw_copy(source: str, target: str, batch: int) -> float:
     """Events per second of a bare binary COPY of the source's rows into ``target``'s events
     table, ``batch`` rows per transaction (the rows read beforehand, not timed)."""
     import psycopg
+    from psycopg.adapt import PyFormat
 
     from eventkeep.backends.postgres import sql
     from eventkeep.backends.postgres.moving import PG_EPOCH_US
@@ -113,7 +114,9 @@ def raw_copy(source: str, target: str, batch: int) -> float:
         conn.execute("SET search_path TO eventkeep")
         started = time.perf_counter()
         for start in range(0, len(rows), batch):
-            with conn.transaction(), conn.cursor().copy(sql.COPY_EVENTS) as copy:
+            cur = conn.cursor()
+            cur.adapters.register_dumper(bytes, cur.adapters.get_dumper(bytes, PyFormat.BINARY))
+            with conn.transaction(), cur.copy(sql.COPY_EVENTS) as copy:
                 copy.set_types(list(sql.COPY_EVENT_TYPES))
                 for row in rows[start : start + batch]:
                     copy.write_row(row)

@@ -63,62 +63,70 @@ def plan_import(
     tips: dict[str, TargetHead] = {}
     floor = last_recorded_at_us
     out: list[ChainRow] = []
+    new = TargetHead(0, GENESIS)
     for row in rows:
-        known = stored.get(row.event_id)
-        if known is not None:
-            if not same_event(known, row):
-                raise DuplicateEventIdError(
-                    f"event id {_uuid(row.event_id)} is already stored as another event "
-                    f"(stream {known.stream_id!r}, version {known.version}) than the imported "
-                    f"one (stream {row.stream_id!r}, version {row.version}); nothing of this "
-                    "batch was imported"
-                )
-            continue
-        head = tips.get(row.stream_id) or heads.get(row.stream_id) or TargetHead(0, GENESIS)
-        if row.version <= head.version:
-            raise IntegrityError(
-                f"stream {row.stream_id!r} already holds version {row.version} as another event "
-                f"than the imported one (event {_uuid(row.event_id)}): the target's history and "
-                "the imported one differ; nothing of this batch was imported"
-            )
-        if row.version != head.version + 1:
-            raise ValidationError(
-                f"stream {row.stream_id!r}: the imported event {_uuid(row.event_id)} is version "
-                f"{row.version}, but the stream is at version {head.version} in the target: "
-                f"versions {head.version + 1} to {row.version - 1} are missing (import an "
-                "export that starts earlier); nothing of this batch was imported"
-            )
-        digest = chain_hash(
-            head.last_hash,
-            row.stream_id,
-            row.version,
-            row.event_id,
-            row.type,
-            row.schema_version,
-            row.recorded_at_us,
-            row.data,
-            row.metadata,
-            row.tags,
+        stream_id, version, _, event_id, type_name, schema_version, at, data, meta, digest, tags = (
+            row
         )
-        if digest != row.hash:
+        if stored:
+            known = stored.get(event_id)
+            if known is not None:
+                if not same_event(known, row):
+                    raise DuplicateEventIdError(
+                        f"event id {_uuid(event_id)} is already stored as another event "
+                        f"(stream {known.stream_id!r}, version {known.version}) than the "
+                        f"imported one (stream {stream_id!r}, version {version}); nothing of "
+                        "this batch was imported"
+                    )
+                continue
+        head = tips.get(stream_id) or heads.get(stream_id) or new
+        if version != head.version + 1:
+            _refuse_version(row, head)
+        expected = chain_hash(
+            head.last_hash,
+            stream_id,
+            version,
+            event_id,
+            type_name,
+            schema_version,
+            at,
+            data,
+            meta,
+            tags,
+        )
+        if expected != digest:
             raise IntegrityError(
-                f"stream {row.stream_id!r}, version {row.version} (event "
-                f"{_uuid(row.event_id)}): its hash does not match its contents and its "
-                "predecessor's hash: the export was edited or damaged; nothing of this batch "
+                f"stream {stream_id!r}, version {version} (event {_uuid(event_id)}): its hash "
+                "does not match its contents and its predecessor's hash: the export was "
+                "edited or damaged; nothing of this batch was imported"
+            )
+        if at < floor:
+            raise ValidationError(
+                f"stream {stream_id!r}, version {version} (event {_uuid(event_id)}) was "
+                f"recorded at {at} us, before the target's last event ({floor} us): an import "
+                "keeps every recorded_at, and times never go back along a store's log (import "
+                "into an empty store, or one whose events are older); nothing of this batch "
                 "was imported"
             )
-        if row.recorded_at_us < floor:
-            raise ValidationError(
-                f"stream {row.stream_id!r}, version {row.version} (event {_uuid(row.event_id)}) "
-                f"was recorded at {row.recorded_at_us} us, before the target's last event "
-                f"({floor} us): an import keeps every recorded_at, and times never go back "
-                "along a store's log (import into an empty store, or one whose events are "
-                "older); nothing of this batch was imported"
-            )
-        floor = row.recorded_at_us
-        tips[row.stream_id] = TargetHead(row.version, row.hash)
+        floor = at
+        tips[stream_id] = TargetHead(version, digest)
         out.append(row)
     return out
+
+
+def _refuse_version(row: ChainRow, head: TargetHead) -> None:
+    if row.version <= head.version:
+        raise IntegrityError(
+            f"stream {row.stream_id!r} already holds version {row.version} as another event "
+            f"than the imported one (event {_uuid(row.event_id)}): the target's history and "
+            "the imported one differ; nothing of this batch was imported"
+        )
+    raise ValidationError(
+        f"stream {row.stream_id!r}: the imported event {_uuid(row.event_id)} is version "
+        f"{row.version}, but the stream is at version {head.version} in the target: "
+        f"versions {head.version + 1} to {row.version - 1} are missing (import an export "
+        "that starts earlier); nothing of this batch was imported"
+    )
 
 
 def same_event(a: ChainRow, b: ChainRow) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg.adapt import PyFormat
 from psycopg.errors import UniqueViolation
 
 from eventkeep.backends.postgres import sql
@@ -95,6 +96,9 @@ def _copy(conn: psycopg.Connection[Any], rows: list[ChainRow], first: int) -> No
     """The rows (and their tags) by binary COPY, numbered from position ``first``."""
     epoch = PG_EPOCH_US
     with conn.cursor() as cur:
+        # bytea columns by the dumper of bytes (C), not the one set_types finds by type oid
+        # (dbapi20's Binary, in Python: a fifth of the client's time, measured).
+        cur.adapters.register_dumper(bytes, cur.adapters.get_dumper(bytes, PyFormat.BINARY))
         with cur.copy(sql.COPY_EVENTS) as copy:
             copy.set_types(list(sql.COPY_EVENT_TYPES))
             write = copy.write_row
