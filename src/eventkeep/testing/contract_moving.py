@@ -206,3 +206,11 @@ class MovingContract(ContractBase):
         with pytest.raises(ValidationError, match="is not a copy"):
             copy_store(source, target)
         assert target.head_position() == 1
+
+    def test_import_is_refused_inside_a_store_transaction(self, make_store: StoreFactory) -> None:
+        source, target = make_store(), make_store()
+        _fill(source)
+        rows = list(source.export())
+        with target.transaction(), pytest.raises(ValidationError, match="outside"):
+            target.import_(rows)
+        assert target.head_position() == 0
