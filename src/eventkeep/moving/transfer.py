@@ -167,8 +167,9 @@ def resume_position(source: EventStore, target: EventStore) -> int:
     """The source position up to which ``target`` already holds a copy of ``source``'s log:
     where the target's last event is in the source (0 when the target is empty).
 
-    Raises ``ValidationError`` when the target's last event is not the source's event at that
-    place (same id, stream, version and hash): the target is not a copy of the source.
+    Raises ``ValidationError`` when the target's first or last event is not the source's
+    event at that place (same id, stream, version and hash): the target is not a copy of the
+    source (an import of part of its streams, say).
     """
     head = target.head_position()
     if head == 0:
@@ -184,6 +185,14 @@ def resume_position(source: EventStore, target: EventStore) -> int:
             f"{target.url} is not a copy of {source.url}: its last event (stream "
             f"{mine.stream_id!r}, version {mine.version}) is not the source's event there "
             "(same id and hash); copy into an empty store"
+        )
+    first_theirs = source._export_page(0, 1, None)
+    first_mine = target._export_page(0, 1, None)
+    if _identity(first_theirs[0]) != _identity(first_mine[0]):
+        raise ValidationError(
+            f"{target.url} is not a copy of {source.url}: its first event (stream "
+            f"{first_mine[0].stream_id!r}, version {first_mine[0].version}) is not the "
+            "source's first event; copy into an empty store"
         )
     return theirs[0].position
 

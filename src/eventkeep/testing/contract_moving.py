@@ -207,6 +207,15 @@ class MovingContract(ContractBase):
             copy_store(source, target)
         assert target.head_position() == 1
 
+    def test_copy_refuses_a_target_holding_only_some_streams_of_the_source(
+        self, make_store: StoreFactory
+    ) -> None:
+        source, target = make_store(), make_store()
+        _fill(source)
+        target.import_(source.export(stream_prefix="order-"))
+        with pytest.raises(ValidationError, match="its first event"):
+            copy_store(source, target)
+
     def test_import_is_refused_inside_a_store_transaction(self, make_store: StoreFactory) -> None:
         source, target = make_store(), make_store()
         _fill(source)
