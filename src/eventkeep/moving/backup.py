@@ -46,9 +46,14 @@ def backup_sqlite(
         raise ValidationError(f"{target} exists already: a backup goes to a new file")
     if not target.parent.is_dir():
         raise ValidationError(f"the directory {target.parent} does not exist")
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, store.file_mode)
-    os.fchmod(fd, store.file_mode)
-    os.close(fd)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, store.file_mode)
+    except OSError as exc:
+        raise ValidationError(f"cannot create the backup {target}: {exc.strerror}") from exc
+    try:
+        os.fchmod(fd, store.file_mode)
+    finally:
+        os.close(fd)
     try:
         source = sqlite3.connect(store.path, timeout=store._busy_timeout)
         try:
