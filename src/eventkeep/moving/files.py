@@ -8,9 +8,9 @@ from typing import IO, NamedTuple
 
 from eventkeep.moving.jsonl import ExportHeader, SideRecord, read_export, write_export
 from eventkeep.moving.side import import_side_records, side_records
-from eventkeep.moving.transfer import Progress, export_events, import_events
 from eventkeep.store.base import EventStore
 from eventkeep.store.hashing import ChainRow
+from eventkeep.store.transfer import Progress, export_events, import_events
 from eventkeep.urls import redact
 
 __all__ = ["FileImport", "export_file", "import_file"]

@@ -60,6 +60,7 @@ from eventkeep.store.events import Event, NewEvent, RawEvent, TypeRegistry, defa
 from eventkeep.store.hashing import ChainRow, VerifyReport
 from eventkeep.store.importing import ImportReport
 from eventkeep.store.recorded import RecordedEvent
+from eventkeep.store.transfer import export_events, import_events
 from eventkeep.store.types import (
     ANY,
     NO_STREAM,
@@ -568,18 +569,14 @@ class EventStore(abc.ABC):
     ) -> Iterator[ChainRow]:
         """The stored events in log order after position ``after``, exactly as stored (ids,
         versions, positions, ``recorded_at``, data and metadata bytes, tags, hashes), for
-        :meth:`import_` into another store. See :func:`eventkeep.moving.export_events`."""
-        from eventkeep.moving.transfer import export_events
-
+        :meth:`import_` into another store. See :func:`eventkeep.store.transfer.export_events`."""
         return export_events(self, after=after, stream_prefix=stream_prefix)
 
     def import_(self, rows: Iterable[ChainRow], *, batch_size: int = 1000) -> ImportReport:
         """Write events exported from a store (:meth:`export`) as they are: same ids, versions,
         times, bytes and hashes, numbered here in the order given. Every hash is checked
         against its chain first; events already here (same id and hash) are skipped. See
-        :func:`eventkeep.moving.import_events`."""
-        from eventkeep.moving.transfer import import_events
-
+        :func:`eventkeep.store.transfer.import_events`."""
         return import_events(self, rows, batch_size=batch_size)
 
     # -- projections' bookkeeping, for status views ---------------------------------------------
