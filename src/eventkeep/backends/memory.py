@@ -370,7 +370,9 @@ class MemoryStore(EventStore):
             self._log[position - 1] = None
 
 
-def _walk(log: list[ChainRow], positions: list[int], after: int, item: QueryItem) -> Iterator[int]:
+def _walk(
+    log: list[ChainRow | None], positions: list[int], after: int, item: QueryItem
+) -> Iterator[int]:
     """The positions after ``after`` of ``positions`` whose events match ``item``."""
     for position in itertools.islice(positions, bisect.bisect_right(positions, after), None):
         row = log[position - 1]

@@ -186,4 +186,3 @@ def verify_chain_from(previous: bytes, rows: Sequence[ChainRow], last_hash: byte
     if previous != last_hash:
         return "the last archived event is not the one the operations log names"
     return None
-

@@ -542,8 +542,14 @@ class EventStore(LifecycleMixin, abc.ABC):
                 # checked over them, and the log says precisely what they were.
                 not_checked.append(f"{what}: " + "; ".join(missing))
             else:
-                checked.append(what + (" (removed events read back from their archives)"
-                                       if self._removals(None) else ""))
+                checked.append(
+                    what
+                    + (
+                        " (removed events read back from their archives)"
+                        if self._removals(None)
+                        else ""
+                    )
+                )
                 problems.extend(found)
         else:
             not_checked.append(
@@ -666,7 +672,7 @@ class EventStore(LifecycleMixin, abc.ABC):
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def close(self) -> None:  # noqa: B027 - backends without resources need no close
+    def close(self) -> None:
         """Release the store's connections; it cannot be used afterwards."""
 
     def __enter__(self) -> Self:
@@ -779,7 +785,11 @@ class Transaction(abc.ABC):
     ) -> Iterator[RecordedEvent]:
         """Like ``EventStore.read_stream``, seeing this transaction's writes."""
         return self._joined().read_stream(
-            stream_id, from_version, to_version, backwards=backwards, limit=limit,
+            stream_id,
+            from_version,
+            to_version,
+            backwards=backwards,
+            limit=limit,
             archived=archived,
         )
 

@@ -288,7 +288,8 @@ def verify_chains(
         head = kept if isinstance(kept, StreamHead) else StreamHead(kept)
         start = starts.get(stream_id)
         last, position, digest = seen.get(
-            stream_id, (0, 0, GENESIS) if start is None else (start.version, start.position, start.hash)
+            stream_id,
+            (0, 0, GENESIS) if start is None else (start.version, start.position, start.hash),
         )
         if last < head.version:
             broken.append(

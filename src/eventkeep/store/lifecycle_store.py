@@ -187,7 +187,7 @@ class LifecycleMixin:
         if retention.truncate_before is not None:
             through = max(through, min(version, retention.truncate_before - 1))
         if retention.max_age is not None:
-            cutoff = int((moment - retention.max_age) * 1_000_000)
+            cutoff = round((moment - retention.max_age) * 1_000_000)
             low = self.first_version(stream_id)
             for event in self._paged_stream(stream_id, low, None, False, None):  # type: ignore[attr-defined]
                 if to_micros(event.recorded_at) >= cutoff:
@@ -273,7 +273,8 @@ class LifecycleMixin:
     ) -> Operation | None:
         if self.joined_transaction() is not None:  # type: ignore[attr-defined]
             raise ValidationError(
-                "lifecycle operations run in a transaction of their own, not inside store.transaction()"
+                "lifecycle operations run in a transaction of their own, not inside "
+                "store.transaction()"
             )
         check_flag(compress, what="compress")
         operation_id = new_operation_id()
@@ -336,9 +337,7 @@ class LifecycleMixin:
             return None
         if self._stream_version(stream_id) > deletion.version:  # type: ignore[attr-defined]
             return None  # revived by an append since
-        op = next(
-            (o for o in self._operations() if o.operation_id == deletion.operation_id), None
-        )
+        op = next((o for o in self._operations() if o.operation_id == deletion.operation_id), None)
         return StreamDeletedError(
             stream_id,
             deletion.version,
@@ -375,9 +374,7 @@ class LifecycleMixin:
             for removal in removals:
                 if removal.last_version >= low and removal.first_version <= top:
                     rows = self._archived_rows(ops[removal.operation_id], removal, previous)
-                    events.extend(
-                        self._recorded(row) for row in rows if low <= row.version <= top
-                    )
+                    events.extend(self._recorded(row) for row in rows if low <= row.version <= top)
                 previous = removal.last_hash
         live = self._paged_stream(stream_id, max(low, first_live), high, False, None)  # type: ignore[attr-defined]
         events.extend(live)
@@ -485,7 +482,7 @@ class LifecycleMixin:
                 try:
                     assert op is not None
                     rows = self._archived_rows(op, removal, start)
-                except Exception as exc:  # noqa: BLE001 - reported, not raised
+                except Exception as exc:
                     missing.append(
                         f"positions {removal.first_position}-{removal.last_position} of "
                         f"{removal.stream_id!r} (versions {removal.first_version}-"
@@ -495,9 +492,7 @@ class LifecycleMixin:
                         + f" and cannot be put back: {exc}"
                     )
                     continue
-                restored.extend(
-                    AnchorRow(r.position, r.stream_id, r.version, r.hash) for r in rows
-                )
+                restored.extend(AnchorRow(r.position, r.stream_id, r.version, r.hash) for r in rows)
             yield _RestoredSource(source, restored), missing
 
     # -- backend primitives -------------------------------------------------------------------
@@ -558,7 +553,7 @@ def _who(by: Any, reason: Any) -> tuple[str, str]:
 
         try:
             by = getpass.getuser()
-        except Exception:  # noqa: BLE001 - no user name: say so
+        except Exception:
             by = "unknown"
     return check_text(by, what="by"), check_text(reason or "", what="reason")
 

@@ -75,7 +75,9 @@ REMOVALS_OF = (
     f"SELECT {_REMOVAL_COLUMNS} FROM eventkeep_removed WHERE stream_id = ? ORDER BY last_version"
 )
 
-INSERT_REMOVAL = f"INSERT INTO eventkeep_removed ({_REMOVAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_REMOVAL = (
+    f"INSERT INTO eventkeep_removed ({_REMOVAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 _CHAIN_COLUMNS = (
     "stream_id, version, position, event_id, type, schema_version, recorded_at, "
@@ -126,8 +128,8 @@ def operation_of(row: Any) -> Operation:
 
 
 def removal_of(row: Any) -> Removal:
-    *rest, last_hash = row
-    return Removal(*rest, bytes(last_hash))
+    op_id, stream, first_v, last_v, first_p, last_p, events, last_hash = row
+    return Removal(op_id, stream, first_v, last_v, first_p, last_p, events, bytes(last_hash))
 
 
 def remove(
