@@ -115,7 +115,8 @@ class LifecycleContract(ContractBase):
         self.fill(lstore, "order-8", 2)
         op = lstore.delete_stream("order-7", hard=True, by="ops", reason="erasure")
         assert (op.kind, op.events, op.state) == ("hard-delete", 1, "done")
-        assert op.archive_file is not None and (archives / op.archive_file).is_file()
+        assert op.archive_file is not None
+        assert (archives / op.archive_file).is_file()
         with pytest.raises(StreamDeletedError) as caught:
             list(lstore.read_stream("order-7"))
         assert caught.value.hard
@@ -223,7 +224,9 @@ class LifecycleContract(ContractBase):
         self.fill(lstore, "a", 1)
         cut = lstore.head_position() - 1
         op = lstore.archive(before_position=cut)
-        assert op is not None and op.stream_id is None and op.events == cut - 1
+        assert op is not None
+        assert op.stream_id is None
+        assert op.events == cut - 1
         assert [e.position for e in lstore.read_all()] == [cut, cut + 1]
         assert _versions(lstore, "a", archived=True) == [1, 2, 3]
         assert lstore.archive(before_position=cut) is None
@@ -234,9 +237,11 @@ class LifecycleContract(ContractBase):
     ) -> None:
         self.fill(lstore, count=2)
         op = lstore.truncate("order-1", 3)
-        assert op is not None and op.archive_file is not None
+        assert op is not None
+        assert op.archive_file is not None
         lines = gzip.decompress((archives / op.archive_file).read_bytes()).splitlines()
-        assert len(lines) == 3 and b'"eventkeep_archive":1' in lines[0]
+        assert len(lines) == 3
+        assert b'"eventkeep_archive":1' in lines[0]
         sidecar = (archives / f"{op.archive_file}.sha256").read_text()
         assert sidecar.split()[0] == op.archive_digest
 
@@ -245,7 +250,8 @@ class LifecycleContract(ContractBase):
     ) -> None:
         self.fill(lstore, count=2)
         op = lstore.archive("order-1", before_version=2, compress=False)
-        assert op is not None and op.archive_file is not None
+        assert op is not None
+        assert op.archive_file is not None
         path = archives / op.archive_file
         edited = path.read_bytes().replace(b'\\"1\\"', b'\\"9\\"')  # the amount
         assert edited != path.read_bytes()
@@ -260,7 +266,8 @@ class LifecycleContract(ContractBase):
     ) -> None:
         self.fill(lstore, count=3)
         op = lstore.archive("order-1", before_version=3, compress=False)
-        assert op is not None and op.archive_file is not None
+        assert op is not None
+        assert op.archive_file is not None
         path = archives / op.archive_file
         edited = path.read_bytes().replace(b'\\"2\\"', b'\\"20\\"')  # an amount
         assert edited != path.read_bytes()
@@ -274,7 +281,8 @@ class LifecycleContract(ContractBase):
     ) -> None:
         self.fill(lstore, count=3)
         op = lstore.truncate("order-1", 2)
-        assert op is not None and op.archive_file is not None
+        assert op is not None
+        assert op.archive_file is not None
         (archives / op.archive_file).unlink()
         report = lstore.verify()
         assert report.ok
@@ -305,7 +313,8 @@ class LifecycleContract(ContractBase):
         report = lstore.verify(anchor=anchor, key=key)
         assert report.ok
         removed = " ".join(report.not_checked)
-        assert "removed by operation" in removed and "'b'" in removed
+        assert "removed by operation" in removed
+        assert "'b'" in removed
 
     def test_positions_are_never_given_twice_after_the_log_s_last_events_go(
         self, lstore: EventStore
