@@ -24,10 +24,10 @@ by_option = click.option(
 )
 reason_option = click.option("--reason", default="", help="Why (recorded in the operations log).")
 compress_option = click.option(
-    "--compress/--no-compress",
-    default=True,
-    show_default=True,
-    help="gzip the archive file.",
+    "--no-compress",
+    "plain",
+    is_flag=True,
+    help="Write the archive as plain JSON lines (default: gzip-compressed).",
 )
 
 
@@ -57,7 +57,7 @@ def _said(op: Operation | None, what: str) -> None:
 @json_option
 @pass_store(writes=True)
 def delete(
-    store: EventStore, stream: str, hard: bool, by: str, reason: str, compress: bool, as_json: bool
+    store: EventStore, stream: str, hard: bool, by: str, reason: str, plain: bool, as_json: bool
 ) -> None:
     """Delete STREAM: reads of it then say it was deleted, when, by whom and why.
 
@@ -70,7 +70,7 @@ def delete(
       eventkeep delete order-17 --reason "duplicate order"
       eventkeep delete customer-42 --hard --by dpo@example.com --reason "erasure request"
     """
-    op = store.delete_stream(stream, hard=hard, by=by, reason=reason, compress=compress)
+    op = store.delete_stream(stream, hard=hard, by=by, reason=reason, compress=not plain)
     if as_json:
         print_json(_op_json(op))
     else:
@@ -127,7 +127,7 @@ def retention(
 @compress_option
 @json_option
 @pass_store(writes=True)
-def compact(store: EventStore, by: str, reason: str, compress: bool, as_json: bool) -> None:
+def compact(store: EventStore, by: str, reason: str, plain: bool, as_json: bool) -> None:
     """Apply every stream's retention: archive, then remove, what it says is gone.
 
     Safe to run again (it removes nothing new). With --json, prints {events, operations}.
@@ -138,13 +138,13 @@ def compact(store: EventStore, by: str, reason: str, compress: bool, as_json: bo
       eventkeep --store "postgresql://app@db/app?archive_dir=/srv/archives" compact --json
     """
     if as_json:
-        report = store.compact(by=by, reason=reason, compress=compress)
+        report = store.compact(by=by, reason=reason, compress=not plain)
         print_json(
             {"events": report.events, "operations": [_op_json(o) for o in report.operations]}
         )
         return
     with console().status("Compacting: archiving what retention says is gone..."):
-        report = store.compact(by=by, reason=reason, compress=compress)
+        report = store.compact(by=by, reason=reason, compress=not plain)
     console().print(
         f"Compacted: {plural(report.events, 'event')} archived and removed from "
         f"{plural(len(report.operations), 'stream')}."
@@ -169,7 +169,7 @@ def archive(
     before_position: int | None,
     by: str,
     reason: str,
-    compress: bool,
+    plain: bool,
     as_json: bool,
 ) -> None:
     """Move the old prefix of STREAM (or of the whole log) into an archive file.
@@ -190,7 +190,7 @@ def archive(
             before_position=before_position,
             by=by,
             reason=reason,
-            compress=compress,
+            compress=not plain,
         )
     if as_json:
         print_json(None if op is None else _op_json(op))
