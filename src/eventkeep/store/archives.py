@@ -7,7 +7,8 @@ the epoch, UTC), ``data`` and ``metadata`` (the exact stored JSON bytes, as a st
 ``tags`` and ``hash`` (hex). A name ending in ``.gz`` is gzip-compressed (mtime 0, so the
 same events give the same bytes). The file's digest is the sha256 of its bytes as written;
 the operations log records it, and a ``<name>.sha256`` file beside it carries it in
-``sha256sum`` format. Files are written to a temporary name, flushed to disk and renamed.
+``sha256sum`` format. Files are written to a temporary name, flushed to disk and renamed; they
+are readable by their owner only (mode 0600, a new directory 0700).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def write_archive(
     """Write the archive file ``name`` in ``directory`` (created if missing); returns its
     digest (sha256 hex of the file's bytes)."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigurationError(
             f"cannot create the archive directory {directory}: {exc.strerror}"
@@ -102,7 +103,9 @@ def write_archive(
 def _write_file(path: Path, body: bytes) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     try:
-        with open(temporary, "wb") as out:
+        # Owner only, as the database file: archives hold the same (personal) data.
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "wb") as out:
             out.write(body)
             out.flush()
             os.fsync(out.fileno())
