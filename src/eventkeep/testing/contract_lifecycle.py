@@ -242,6 +242,7 @@ class LifecycleContract(ContractBase):
         lines = gzip.decompress((archives / op.archive_file).read_bytes()).splitlines()
         assert len(lines) == 3
         assert b'"eventkeep_archive":1' in lines[0]
+        assert (archives / op.archive_file).stat().st_mode & 0o777 == 0o600
         sidecar = (archives / f"{op.archive_file}.sha256").read_text()
         assert sidecar.split()[0] == op.archive_digest
 
