@@ -14,7 +14,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from eventkeep.errors import (
     ConfigurationError,
@@ -81,6 +81,24 @@ class LifecycleMixin:
     archive_dir: Path | None
     url: str
 
+    if TYPE_CHECKING:  # what it uses of EventStore
+        from eventkeep.store.codec import Codec
+        from eventkeep.store.types import StreamInfo
+
+        codec: Codec
+
+        def _stream_version(self, stream_id: str) -> int: ...
+        def _paged_stream(
+            self, stream_id: str, low: int, high: int | None, backwards: bool, remaining: int | None
+        ) -> Iterator[RecordedEvent]: ...
+        def joined_transaction(self) -> Any: ...
+        def _clock(self, floor: int = 0) -> int: ...
+        def list_streams(
+            self, prefix: str = "", *, limit: int | None = None
+        ) -> list[StreamInfo]: ...
+        def _delete_snapshots(self, prefix: str) -> int: ...
+        def _anchor_source(self) -> contextlib.AbstractContextManager[AnchorSource]: ...
+
     # -- configuration ------------------------------------------------------------------------
 
     def _set_archive_dir(self, archive_dir: str | Path | None, default: Path | None) -> None:
@@ -116,7 +134,7 @@ class LifecycleMixin:
         stream_id = check_stream_id(stream_id)
         hard = check_flag(hard, what="hard")
         by, reason = _who(by, reason)
-        if self._stream_version(stream_id) == 0:  # type: ignore[attr-defined]
+        if self._stream_version(stream_id) == 0:
             raise ValidationError(f"stream {stream_id!r} does not exist: nothing to delete")
         kind = "hard-delete" if hard else "delete"
         if hard:
@@ -180,7 +198,7 @@ class LifecycleMixin:
 
     def _retained_through(self, stream_id: str, retention: Retention, moment: float) -> int:
         """The last version retention removes (0: none)."""
-        version = self._stream_version(stream_id)  # type: ignore[attr-defined]
+        version = self._stream_version(stream_id)
         through = 0
         if retention.max_count is not None:
             through = max(through, version - retention.max_count)
@@ -189,7 +207,7 @@ class LifecycleMixin:
         if retention.max_age is not None:
             cutoff = round((moment - retention.max_age) * 1_000_000)
             low = self.first_version(stream_id)
-            for event in self._paged_stream(stream_id, low, None, False, None):  # type: ignore[attr-defined]
+            for event in self._paged_stream(stream_id, low, None, False, None):
                 if to_micros(event.recorded_at) >= cutoff:
                     break
                 through = max(through, event.version)
@@ -271,7 +289,7 @@ class LifecycleMixin:
         *,
         tombstone: bool = False,
     ) -> Operation | None:
-        if self.joined_transaction() is not None:  # type: ignore[attr-defined]
+        if self.joined_transaction() is not None:
             raise ValidationError(
                 "lifecycle operations run in a transaction of their own, not inside "
                 "store.transaction()"
@@ -299,7 +317,7 @@ class LifecycleMixin:
                 kind,
                 stream_id,
                 "open" if rows else "done",
-                self._clock(),  # type: ignore[attr-defined]
+                self._clock(),
                 by,
                 reason,
                 len(rows),
@@ -325,9 +343,9 @@ class LifecycleMixin:
     def _delete_stream_snapshots(self, stream_id: str) -> None:
         """Snapshots hold state derived from the events: a hard delete takes the stream's too
         (unless another stream's id starts with this one: snapshots are deleted by prefix)."""
-        streams = self.list_streams(stream_id, limit=2)  # type: ignore[attr-defined]
+        streams = self.list_streams(stream_id, limit=2)
         if [info.stream_id for info in streams] == [stream_id]:
-            self._delete_snapshots(stream_id)  # type: ignore[attr-defined]
+            self._delete_snapshots(stream_id)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -335,7 +353,7 @@ class LifecycleMixin:
         deletion = meta.deletion
         if deletion is None:
             return None
-        if self._stream_version(stream_id) > deletion.version:  # type: ignore[attr-defined]
+        if self._stream_version(stream_id) > deletion.version:
             return None  # revived by an append since
         op = next((o for o in self._operations() if o.operation_id == deletion.operation_id), None)
         return StreamDeletedError(
@@ -376,7 +394,7 @@ class LifecycleMixin:
                     rows = self._archived_rows(ops[removal.operation_id], removal, previous)
                     events.extend(self._recorded(row) for row in rows if low <= row.version <= top)
                 previous = removal.last_hash
-        live = self._paged_stream(stream_id, max(low, first_live), high, False, None)  # type: ignore[attr-defined]
+        live = self._paged_stream(stream_id, max(low, first_live), high, False, None)
         events.extend(live)
         if backwards:
             events.reverse()
@@ -407,7 +425,7 @@ class LifecycleMixin:
             row.data,
             row.metadata,
             row.recorded_at_us,
-            self.codec,  # type: ignore[attr-defined]
+            self.codec,
             row.tags,
         )
 
@@ -466,7 +484,7 @@ class LifecycleMixin:
     def _anchor_view(self) -> Iterator[tuple[AnchorSource, list[str]]]:
         """The anchor source, with the removed events put back from their archives (checked)
         where the files are there; the second item says which removals could not be."""
-        with self._anchor_source() as source:  # type: ignore[attr-defined]
+        with self._anchor_source() as source:
             removals = self._removals(None)
             if not removals:
                 yield source, []
