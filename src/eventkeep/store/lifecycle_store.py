@@ -391,7 +391,14 @@ class LifecycleMixin:
             previous = GENESIS
             for removal in removals:
                 if removal.last_version >= low and removal.first_version <= top:
-                    rows = self._archived_rows(ops[removal.operation_id], removal, previous)
+                    op = ops.get(removal.operation_id)
+                    if op is None:
+                        raise IntegrityError(
+                            f"the removal of {stream_id!r} versions {removal.first_version}-"
+                            f"{removal.last_version} names operation {removal.operation_id}, "
+                            "which the operations log does not hold"
+                        )
+                    rows = self._archived_rows(op, removal, previous)
                     events.extend(self._recorded(row) for row in rows if low <= row.version <= top)
                 previous = removal.last_hash
         live = self._paged_stream(stream_id, max(low, first_live), high, False, None)
