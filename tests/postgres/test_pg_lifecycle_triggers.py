@@ -94,3 +94,37 @@ def test_a_row_deleted_past_the_triggers_is_reported_as_tampering(
         conn.execute("ALTER TABLE events ENABLE TRIGGER events_refuse_delete")
     report = store.verify()
     assert [(b.stream_id, b.version) for b in report.broken] == [("b", 1)]
+
+
+def test_a_copy_can_write_the_head_of_a_stream_whose_events_were_all_removed(
+    store: PostgresStore, conn: psycopg.Connection[Any]
+) -> None:
+    """What a copy does in one transaction: the operation open, its removals, closed; then the
+    head of a stream with no events left, naming the last removed event (and nothing else)."""
+    store.delete_stream("b", hard=True)
+    (removal,) = store.removals("b")
+    with conn.transaction():
+        # The store's own head row is there already: check the rule on a fresh stream id.
+        conn.execute(
+            "INSERT INTO eventkeep_operations (operation_id, kind, stream_id, state, recorded_at, "
+            "actor, reason, events) VALUES ('copied', 'hard-delete', 'c', 'open', 0, 'x', '', 4)"
+        )
+        conn.execute(
+            "INSERT INTO eventkeep_removed VALUES ('copied', 'c', 1, 4, 100, 103, 4, %s)",
+            (removal.last_hash,),
+        )
+        conn.execute("UPDATE eventkeep_operations SET state = 'done' WHERE operation_id = 'copied'")
+        conn.execute(
+            "INSERT INTO streams (stream_id, version, last_hash, last_recorded_at) "
+            "VALUES ('c', 4, %s, now())",
+            (removal.last_hash,),
+        )
+    with pytest.raises(psycopg.errors.RestrictViolation, match="eventkeep:"):
+        conn.execute(
+            "INSERT INTO streams (stream_id, version, last_hash, last_recorded_at) "
+            "VALUES ('d', 4, %s, now())",
+            (removal.last_hash,),
+        )
+    assert store.stream_version("c") == 4
+    report = store.verify()
+    assert report.ok, report

@@ -90,3 +90,41 @@ def test_a_row_deleted_past_the_triggers_is_reported_as_tampering(db: Path) -> N
     with eventkeep.open_store(f"sqlite:///{db}") as store:
         report = store.verify()
     assert [(b.stream_id, b.version) for b in report.broken] == [("b", 1)]
+
+
+def test_a_copy_can_write_the_head_of_a_stream_whose_events_were_all_removed(
+    db: Path, tmp_path: Path
+) -> None:
+    """What a copy of a store does: the operation open, its removals, closed; then the head of
+    a stream with no events left, naming the last removed event. A head naming anything else
+    is still refused."""
+    with eventkeep.open_store(f"sqlite:///{db}") as store:
+        store.delete_stream("b", hard=True)
+        (removal,) = store.removals("b")
+    copy = tmp_path / "copy.db"
+    eventkeep.open_store(f"sqlite:///{copy}").close()
+    raw = sqlite3.connect(copy, isolation_level=None)
+    try:
+        raw.execute("BEGIN")
+        raw.execute(
+            "INSERT INTO eventkeep_operations VALUES (?, 'hard-delete', 'b', 'open', 0, 'x', '', "
+            "4, ?, ?, NULL, NULL)",
+            (removal.operation_id, removal.first_position, removal.last_position),
+        )
+        raw.execute("INSERT INTO eventkeep_removed VALUES (?, ?, ?, ?, ?, ?, ?, ?)", removal)
+        raw.execute("UPDATE eventkeep_operations SET state = 'done'")
+        refused(
+            raw,
+            "INSERT INTO streams VALUES ('b', ?, ?, ?)",
+            (removal.last_version + 1, removal.last_position, removal.last_hash),
+        )
+        raw.execute(
+            "INSERT INTO streams VALUES ('b', ?, ?, ?)",
+            (removal.last_version, removal.last_position, removal.last_hash),
+        )
+        raw.execute("COMMIT")
+    finally:
+        raw.close()
+    with eventkeep.open_store(f"sqlite:///{copy}") as store:
+        assert store.verify().ok
+        assert store.stream_version("b") == 4

@@ -170,3 +170,31 @@ $$;
 DROP TRIGGER event_tags_refuse_delete ON event_tags;
 CREATE TRIGGER event_tags_refuse_delete BEFORE DELETE ON event_tags
     FOR EACH ROW EXECUTE FUNCTION eventkeep_check_tag_delete();
+
+-- A stream whose every event was removed keeps its head, naming the last removed event: a head
+-- may name that (as the removal logged it) when no event of the stream is stored. (A copy of a
+-- store writes such heads; eventkeep's removal path leaves the head as it was.)
+CREATE OR REPLACE FUNCTION eventkeep_check_head() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path FROM CURRENT
+AS $$
+DECLARE
+    last_version bigint;
+    last_hash bytea;
+BEGIN
+    SELECT e.version, e.hash INTO last_version, last_hash FROM events AS e
+     WHERE e.stream_id = NEW.stream_id ORDER BY e.version DESC LIMIT 1;
+    IF last_version IS NULL THEN
+        SELECT r.last_version, r.last_hash INTO last_version, last_hash FROM eventkeep_removed AS r
+         WHERE r.stream_id = NEW.stream_id ORDER BY r.last_version DESC LIMIT 1;
+    END IF;
+    IF (TG_OP = 'UPDATE' AND NEW.stream_id IS DISTINCT FROM OLD.stream_id)
+       OR last_version IS DISTINCT FROM NEW.version
+       OR last_hash IS DISTINCT FROM NEW.last_hash THEN
+        RAISE EXCEPTION 'eventkeep: a stream head must name its stream''s last stored event '
+            '(version and hash); this % is refused', TG_OP
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    RETURN NULL;
+END
+$$;

@@ -113,3 +113,22 @@ WHEN EXISTS (SELECT 1 FROM events WHERE position = OLD.position)
 BEGIN
     SELECT RAISE(ABORT, 'eventkeep: stored tags are append-only; DELETE is refused');
 END;
+
+-- A stream whose every event was removed keeps its head, naming the last removed event: a head
+-- may name that (as the removal logged it) when no event of the stream is stored. (A copy of a
+-- store writes such heads; eventkeep's removal path leaves the head as it was.)
+DROP TRIGGER streams_head_matches_insert;
+
+CREATE TRIGGER streams_head_matches_insert BEFORE INSERT ON streams
+WHEN NOT EXISTS (
+    SELECT 1 FROM (SELECT position, version, hash FROM events WHERE stream_id = NEW.stream_id
+                   ORDER BY version DESC LIMIT 1)
+    WHERE position = NEW.last_position AND version = NEW.version AND hash = NEW.last_hash)
+AND NOT (
+    NOT EXISTS (SELECT 1 FROM events WHERE stream_id = NEW.stream_id)
+    AND EXISTS (SELECT 1 FROM eventkeep_removed WHERE stream_id = NEW.stream_id
+                AND last_version = NEW.version AND last_position = NEW.last_position
+                AND last_hash = NEW.last_hash))
+BEGIN
+    SELECT RAISE(ABORT, 'eventkeep: a stream head must name its stream''s last stored event (version, position and hash); this INSERT is refused');
+END;
