@@ -224,7 +224,7 @@ def test_migrations_are_recorded_and_reopening_runs_none(
     ]
     with eventkeep.open_store(target.url):
         pass
-    assert admin.execute("SELECT count(*) FROM eventkeep_migrations").fetchone() == (7,)
+    assert admin.execute("SELECT count(*) FROM eventkeep_migrations").fetchone() == (9,)
 
 
 def test_stores_opened_at_once_on_a_new_schema_migrate_it_once(target: Target) -> None:
