@@ -68,6 +68,23 @@ def test_a_removal_row_for_a_closed_operation_opens_no_door(conn: sqlite3.Connec
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 7
 
 
+def test_an_open_operation_written_by_another_connection_opens_no_door(
+    db: Path, conn: sqlite3.Connection
+) -> None:
+    """SQLite has no transaction ids: the operation a DELETE needs is the one this connection
+    has just inserted (its rowid is last_insert_rowid())."""
+    with sqlite3.connect(db, isolation_level=None) as other:
+        other.execute(
+            "INSERT INTO eventkeep_operations (operation_id, kind, stream_id, state, recorded_at, "
+            "actor, reason, events) VALUES ('forged', 'truncate', 'b', 'open', 0, 'x', '', 4)"
+        )
+    refused(conn, "INSERT INTO eventkeep_removed VALUES ('forged', 'b', 1, 4, 2, 8, 4, x'00')")
+    refused(conn, "DELETE FROM events WHERE stream_id = 'b'")
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 7
+    with eventkeep.open_store(f"sqlite:///{db}") as store:
+        assert any("forged" in problem for problem in store.verify().problems)
+
+
 def test_the_removal_path_works_with_the_triggers_in_place(db: Path) -> None:
     with eventkeep.open_store(f"sqlite:///{db}") as store:
         store.set_retention("b", max_count=1)
@@ -107,8 +124,9 @@ def test_a_copy_can_write_the_head_of_a_stream_whose_events_were_all_removed(
     try:
         raw.execute("BEGIN")
         raw.execute(
-            "INSERT INTO eventkeep_operations VALUES (?, 'hard-delete', 'b', 'open', 0, 'x', '', "
-            "4, ?, ?, NULL, NULL)",
+            "INSERT INTO eventkeep_operations (operation_id, kind, stream_id, state, recorded_at, "
+            "actor, reason, events, first_position, last_position) "
+            "VALUES (?, 'hard-delete', 'b', 'open', 0, 'x', '', 4, ?, ?)",
             (removal.operation_id, removal.first_position, removal.last_position),
         )
         raw.execute("INSERT INTO eventkeep_removed VALUES (?, ?, ?, ?, ?, ?, ?, ?)", removal)

@@ -3,12 +3,15 @@
 -- Every removal of stored events is one row of eventkeep_operations, written by the removal's
 -- own transaction, plus one row of eventkeep_removed per stream it took a prefix of. The
 -- append-only triggers now let a DELETE of an event through only when an *open* operation
--- covers it (its stream and version); eventkeep opens the operation, deletes, and closes it
--- (state 'done') before it commits. Stray UPDATE and DELETE stay refused, and so does any
+-- covers it (its stream and version) that this connection has just written: its rowid (seq) is
+-- the connection's last_insert_rowid() (SQLite has no transaction ids; the removals and deletes
+-- that follow insert into no rowid table, so it stays that). eventkeep opens the operation,
+-- deletes, and closes it (state 'done') before it commits. Stray UPDATE and DELETE stay refused, and so does any
 -- change to the log itself but that one closing.
 
 CREATE TABLE eventkeep_operations (
-    operation_id   TEXT    PRIMARY KEY,
+    seq            INTEGER PRIMARY KEY,  -- the rowid: last_insert_rowid() of the writing connection
+    operation_id   TEXT    NOT NULL UNIQUE,
     kind           TEXT    NOT NULL,   -- delete, hard-delete, truncate, retention, archive
     stream_id      TEXT,               -- NULL: the whole log
     state          TEXT    NOT NULL CHECK (state IN ('open', 'done')),
@@ -20,7 +23,7 @@ CREATE TABLE eventkeep_operations (
     last_position  INTEGER,
     archive_file   TEXT,               -- its name in the store's archive directory
     archive_digest TEXT                -- sha256 (hex) of the archive file's bytes
-) WITHOUT ROWID;
+);
 
 CREATE INDEX eventkeep_operations_open ON eventkeep_operations (state) WHERE state = 'open';
 
@@ -57,7 +60,7 @@ CREATE TABLE eventkeep_stream_meta (
 -- The log is append-only: an operation may only go from open to done, unchanged otherwise.
 CREATE TRIGGER eventkeep_operations_update BEFORE UPDATE ON eventkeep_operations
 WHEN NOT (OLD.state = 'open' AND NEW.state = 'done'
-    AND NEW.operation_id IS OLD.operation_id AND NEW.kind IS OLD.kind
+    AND NEW.seq IS OLD.seq AND NEW.operation_id IS OLD.operation_id AND NEW.kind IS OLD.kind
     AND NEW.stream_id IS OLD.stream_id AND NEW.recorded_at IS OLD.recorded_at
     AND NEW.actor IS OLD.actor AND NEW.reason IS OLD.reason AND NEW.events IS OLD.events
     AND NEW.first_position IS OLD.first_position AND NEW.last_position IS OLD.last_position
@@ -73,7 +76,8 @@ END;
 
 CREATE TRIGGER eventkeep_removed_insert BEFORE INSERT ON eventkeep_removed
 WHEN NOT EXISTS (SELECT 1 FROM eventkeep_operations
-                 WHERE operation_id = NEW.operation_id AND state = 'open')
+                 WHERE operation_id = NEW.operation_id AND state = 'open'
+                   AND seq = last_insert_rowid())
 BEGIN
     SELECT RAISE(ABORT, 'eventkeep: a removal must belong to an open operation');
 END;
@@ -95,7 +99,7 @@ CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
 WHEN NOT EXISTS (
     SELECT 1 FROM eventkeep_removed AS r JOIN eventkeep_operations AS o
         ON o.operation_id = r.operation_id
-    WHERE o.state = 'open' AND r.stream_id = OLD.stream_id
+    WHERE o.state = 'open' AND o.seq = last_insert_rowid() AND r.stream_id = OLD.stream_id
       AND OLD.version BETWEEN r.first_version AND r.last_version)
 BEGIN
     SELECT RAISE(ABORT, 'eventkeep: stored events are append-only; DELETE is refused');
@@ -109,7 +113,8 @@ WHEN EXISTS (SELECT 1 FROM events WHERE position = OLD.position)
     OR NOT EXISTS (
         SELECT 1 FROM eventkeep_removed AS r JOIN eventkeep_operations AS o
             ON o.operation_id = r.operation_id
-        WHERE o.state = 'open' AND OLD.position BETWEEN r.first_position AND r.last_position)
+        WHERE o.state = 'open' AND o.seq = last_insert_rowid()
+          AND OLD.position BETWEEN r.first_position AND r.last_position)
 BEGIN
     SELECT RAISE(ABORT, 'eventkeep: stored tags are append-only; DELETE is refused');
 END;
