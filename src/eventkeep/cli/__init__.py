@@ -37,6 +37,11 @@ COMMANDS: dict[str, str] = {
     "demo": "eventkeep.cli.demo:demo",
     "snapshots": "eventkeep.cli.snapshots:snapshots",
     "projections": "eventkeep.cli.projections:projections",
+    "delete": "eventkeep.cli.lifecycle:delete",
+    "retention": "eventkeep.cli.lifecycle:retention",
+    "compact": "eventkeep.cli.lifecycle:compact",
+    "archive": "eventkeep.cli.lifecycle:archive",
+    "operations": "eventkeep.cli.lifecycle:operations",
 }
 """Command name -> ``module:attribute`` of its click command or group."""
 

@@ -25,6 +25,7 @@ from eventkeep.testing.contract_envelope import EnvelopeContract
 from eventkeep.testing.contract_handles import HandlesContract
 from eventkeep.testing.contract_input import BadInputContract
 from eventkeep.testing.contract_integrity import IntegrityContract
+from eventkeep.testing.contract_lifecycle import LifecycleContract
 from eventkeep.testing.contract_read import ReadContract
 from eventkeep.testing.contract_transactions import TransactionContract
 from eventkeep.testing.properties import PropertyContract
@@ -43,6 +44,7 @@ class StoreContract(
     HandlesContract,
     TransactionContract,
     DcbContract,
+    LifecycleContract,
     PropertyContract,
     BadInputPropertyContract,
 ):
