@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PgServer",
     "Target",
+    "delete_postgres",
     "fresh_store_url",
     "pg_server",
     "require_driver",
@@ -142,3 +143,18 @@ def tamper_postgres(
         if updated != 1:
             raise LookupError(f"no event {stream_id!r}@{version} in schema {schema} to tamper with")
         conn.execute(f"ALTER TABLE {schema}.events ENABLE TRIGGER events_refuse_update")
+
+
+def delete_postgres(url: str, schema: str, stream_id: str, version: int) -> None:
+    """Delete one stored event behind the operations log, as an intruder with DDL rights."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute(f"ALTER TABLE {schema}.events DISABLE TRIGGER events_refuse_delete")
+        deleted = conn.execute(
+            f"DELETE FROM {schema}.events WHERE stream_id = %s AND version = %s",
+            (stream_id, version),
+        ).rowcount
+        if deleted != 1:
+            raise LookupError(f"no event {stream_id!r}@{version} in schema {schema} to delete")
+        conn.execute(f"ALTER TABLE {schema}.events ENABLE TRIGGER events_refuse_delete")

@@ -41,6 +41,7 @@ from eventkeep.errors import (
     ProjectionFailedError,
     SchemaVersionError,
     SerializationError,
+    StreamDeletedError,
     ValidationError,
 )
 from eventkeep.store import (
@@ -66,6 +67,8 @@ from eventkeep.store.events import (
     upcasts,
 )
 from eventkeep.store.hashing import BrokenLink, VerifyReport
+from eventkeep.store.lifecycle import Operation, Removal, Retention
+from eventkeep.store.lifecycle_store import CompactReport
 from eventkeep.store.recorded import RecordedEvent
 from eventkeep.urls import DEFAULT_STORE_URL, open_store
 
@@ -87,6 +90,7 @@ __all__ = [
     "BrokenLink",
     "CheckpointConflictError",
     "CommandContext",
+    "CompactReport",
     "ConcurrencyError",
     "ConfigurationError",
     "ConflictCheck",
@@ -106,6 +110,7 @@ __all__ = [
     "IntegrityError",
     "NewEvent",
     "NotFoundError",
+    "Operation",
     "ProjectionFailedError",
     "Query",
     "QueryItem",
@@ -113,12 +118,15 @@ __all__ = [
     "RawEvent",
     "RebuildReport",
     "RecordedEvent",
+    "Removal",
     "Repository",
+    "Retention",
     "SchemaVersionError",
     "SerializationError",
     "SnapshotPolicy",
     "StoreStats",
     "StreamAppend",
+    "StreamDeletedError",
     "StreamInfo",
     "Transaction",
     "TypeRegistry",

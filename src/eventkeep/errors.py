@@ -9,6 +9,7 @@
     ├── CheckpointConflictError    another consumer moved a checkpoint (or holds its lease)
     ├── DuplicateEventIdError      an event id already stored for a different event
     ├── NotFoundError              a stream (or aggregate) that does not exist
+    │   └── StreamDeletedError     a stream deleted by a logged lifecycle operation
     ├── IntegrityError             history tampered with, or a write refused as unsafe
     ├── BackendUnavailableError    the database could not be reached, or stayed locked too long
     ├── SchemaVersionError         the database was written by a newer eventkeep schema
@@ -39,6 +40,7 @@ __all__ = [
     "ProjectionFailedError",
     "SchemaVersionError",
     "SerializationError",
+    "StreamDeletedError",
     "ValidationError",
 ]
 
@@ -130,6 +132,53 @@ class NotFoundError(EventkeepError, LookupError):
     """A stream or aggregate that does not exist."""
 
 
+class StreamDeletedError(NotFoundError):
+    """The stream was deleted (see docs/lifecycle.md): ``version`` is its version when deleted,
+    ``operation_id`` the logged operation that did it, ``hard`` whether its events left the
+    live tables, ``deleted_at`` when (microseconds since the epoch, UTC), ``by`` and ``reason``
+    what the operation recorded. Appending to the stream revives it (reads then start after
+    ``version``)."""
+
+    def __init__(
+        self,
+        stream_id: str,
+        version: int,
+        operation_id: str,
+        *,
+        hard: bool = False,
+        deleted_at: int = 0,
+        by: str = "",
+        reason: str = "",
+    ) -> None:
+        how = "hard-deleted" if hard else "deleted"
+        why = f": {reason}" if reason else ""
+        super().__init__(
+            f"stream {stream_id!r} was {how} at version {version} by {by or 'unknown'} "
+            f"(operation {operation_id}){why}"
+        )
+        self.stream_id = stream_id
+        self.version = version
+        self.operation_id = operation_id
+        self.hard = hard
+        self.deleted_at = deleted_at
+        self.by = by
+        self.reason = reason
+
+    def __reduce__(self) -> Any:
+        return (
+            _deleted,
+            (
+                self.stream_id,
+                self.version,
+                self.operation_id,
+                self.hard,
+                self.deleted_at,
+                self.by,
+                self.reason,
+            ),
+        )
+
+
 class IntegrityError(EventkeepError):
     """The store refused a write that would rewrite history, or found history tampered with."""
 
@@ -182,6 +231,20 @@ class AnchorError(EventkeepError):
 
     A store that does not match a valid anchor is not this error: ``verify`` reports it.
     """
+
+
+def _deleted(
+    stream_id: str,
+    version: int,
+    operation_id: str,
+    hard: bool,
+    deleted_at: int,
+    by: str,
+    reason: str,
+) -> StreamDeletedError:
+    return StreamDeletedError(
+        stream_id, version, operation_id, hard=hard, deleted_at=deleted_at, by=by, reason=reason
+    )
 
 
 def _unavailable(message: str, retryable: bool, outcome_unknown: bool) -> BackendUnavailableError:

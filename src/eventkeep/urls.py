@@ -117,6 +117,13 @@ def open_store(url: str, *, registry: TypeRegistry | None = None, **options: Any
     )
 
 
+def check_sqlite_options(url: str) -> None:
+    """Refuse a ``sqlite:///`` URL's unknown or malformed options without opening anything."""
+    from eventkeep.backends.sqlite import SQLiteStore
+
+    _check_options(SQLiteStore, _parse_options(url.partition("?")[2]), redact(url))
+
+
 def _check_options(cls: type[EventStore], options: dict[str, Any], url: str) -> None:
     """Refuse options the backend does not take, rather than let a TypeError escape."""
     params = inspect.signature(cls).parameters

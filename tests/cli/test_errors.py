@@ -153,3 +153,15 @@ def test_a_registered_command_whose_module_is_absent_says_so(
 
 def test_an_unknown_command_is_a_usage_error(cli: Invoke) -> None:
     assert "No such command 'frobnicate'" in cli("frobnicate", expect=2).stderr
+
+
+@pytest.mark.parametrize("where", ["no-such-dir/x.db", "x.db"])
+@pytest.mark.parametrize("command", [["stats"], ["append", "s", "T"]])
+def test_a_bad_option_is_reported_before_a_missing_file_or_directory_with_the_url_given(
+    runner: CliRunner, tmp_path: Path, where: str, command: list[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / where}?colour=blue"
+    result = runner.invoke(main, ["--store", url, *command])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"Error: unknown store option(s) colour for '{url}'")
+    assert not (tmp_path / where).exists()

@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 
-from pg_fixtures import PgServer, fresh_store_url, require_driver, tamper_postgres
+from pg_fixtures import (
+    PgServer,
+    delete_postgres,
+    fresh_store_url,
+    require_driver,
+    tamper_postgres,
+)
 
 require_driver()
 
@@ -44,3 +50,7 @@ class TestPostgresStore(StoreContract):
     def tamper(self, store: EventStore, stream_id: str, version: int) -> None:
         assert isinstance(store, PostgresStore)
         tamper_postgres(self.server.url, store.schema, stream_id, version)
+
+    def delete_behind_the_log(self, store: EventStore, stream_id: str, version: int) -> None:
+        assert isinstance(store, PostgresStore)
+        delete_postgres(self.server.url, store.schema, stream_id, version)

@@ -80,3 +80,19 @@ def test_a_clean_stop_releases_the_lease_for_an_immediate_takeover(store: EventS
     second = Runner(store, [Collected()], owner="host:2:second", lease_ttl=60)
     second.step()
     assert second.jobs[0].active
+
+
+def test_a_standby_says_once_whom_it_waits_for(
+    store: EventStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    numbered(store, 2)
+    first = Runner(store, [Collected()], owner="host:1:first", lease_ttl=60)
+    second = Runner(store, [Collected()], owner="host:2:second", lease_ttl=60)
+    first.step()
+    with caplog.at_level("INFO", logger="eventkeep.projections"):
+        for _ in range(3):
+            second.jobs[0]._renew_at = 0.0  # its next turn is due now, not in STANDBY_POLL
+            second.step()
+    waiting = [r.getMessage() for r in caplog.records if "standing by" in r.getMessage()]
+    assert len(waiting) == 1, waiting
+    assert "host:1:first holds its lease" in waiting[0]

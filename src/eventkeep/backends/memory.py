@@ -13,7 +13,8 @@ import heapq
 import itertools
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from eventkeep.errors import ValidationError
@@ -33,6 +34,15 @@ from eventkeep.store.dcb import AppendCondition, Query, QueryItem
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
 from eventkeep.store.importing import TargetHead, plan_import
+from eventkeep.store.lifecycle import (
+    Operation,
+    Removal,
+    Selection,
+    StreamMeta,
+    chain_starts,
+    removed_through,
+)
+from eventkeep.store.lifecycle_store import Prepare
 from eventkeep.store.planner import Head, plan_append
 from eventkeep.store.recorded import RecordedEvent
 
@@ -48,11 +58,16 @@ class MemoryStore(EventStore):
         *,
         registry: TypeRegistry | None = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        archive_dir: str | Path | None = None,
     ) -> None:
         super().__init__(registry=registry, max_event_bytes=max_event_bytes)
+        # Archives are real files here too: lifecycle operations that remove events need an
+        # archive_dir (there is no file to put them next to).
+        self._set_archive_dir(archive_dir, None)
         self.url = url
         self._lock = threading.RLock()
-        self._log: list[ChainRow] = []  # index = position - 1
+        # index = position - 1; None where a lifecycle operation removed the event
+        self._log: list[ChainRow | None] = []
         self._streams: dict[str, list[int]] = {}  # stream id -> positions, index = version - 1
         self._ids: dict[bytes, int] = {}  # event id -> position
         # Tag and type -> positions, ascending: a query item walks one from a position on.
@@ -61,6 +76,9 @@ class MemoryStore(EventStore):
         self._snapshots: dict[str, dict[int, Snapshot]] = {}
         self._checkpoints: dict[str, int] = {}
         self._records: dict[str, bytes] = {}
+        self._meta: dict[str, StreamMeta] = {}
+        self._operations_log: list[Operation] = []
+        self._removed: list[Removal] = []
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Transaction]:
@@ -96,9 +114,8 @@ class MemoryStore(EventStore):
             # Every check passed and every row is built before any is stored, so nothing can
             # leave a partial append behind.
             first = len(self._log) + 1
-            now = self._clock(
-                max(plan.time_floor(), self._log[-1].recorded_at_us if self._log else 0)
-            )
+            last = next((row for row in reversed(self._log) if row is not None), None)
+            now = self._clock(max(plan.time_floor(), last.recorded_at_us if last else 0))
             staged = [
                 ChainRow(row.stream_id, row.version, position, *row[2:])
                 for position, row in enumerate(plan.rows(now), first)
@@ -111,7 +128,7 @@ class MemoryStore(EventStore):
         with self._lock:
             out: list[ChainRow] = []
             for row in itertools.islice(self._log, after, None):
-                if prefix is None or row.stream_id.startswith(prefix):
+                if row is not None and (prefix is None or row.stream_id.startswith(prefix)):
                     out.append(row)
                     if len(out) >= limit:
                         break
@@ -119,18 +136,18 @@ class MemoryStore(EventStore):
 
     def _import_rows(self, rows: list[ChainRow]) -> int:
         with self._lock:
-            heads: dict[str, TargetHead] = {}
-            for stream_id in {row.stream_id for row in rows}:
-                positions = self._streams.get(stream_id)
-                if positions:
-                    heads[stream_id] = TargetHead(len(positions), self._log[positions[-1] - 1].hash)
+            streams = {row.stream_id: row for row in rows}
+            heads = {
+                stream_id: TargetHead(head.version, head.last_hash)
+                for stream_id, head in self._stream_heads(streams).items()
+            }
             stored = {
                 row.event_id: found
                 for row in rows
                 if (found := self._found(row.event_id)) is not None
             }
-            floor = self._log[-1].recorded_at_us if self._log else 0
-            planned = plan_import(rows, heads, stored, floor)
+            last = next((row for row in reversed(self._log) if row is not None), None)
+            planned = plan_import(rows, heads, stored, last.recorded_at_us if last else 0)
             for row in planned:
                 self._store(row._replace(position=len(self._log) + 1))
             return len(planned)
@@ -149,16 +166,24 @@ class MemoryStore(EventStore):
             self._by_tag.setdefault(tag, []).append(row.position)
 
     def _heads(self, batches: list[PreparedAppend]) -> dict[str, Head]:
+        return self._stream_heads(batch.stream_id for batch in batches)
+
+    def _stream_heads(self, stream_ids: Iterable[str]) -> dict[str, Head]:
         heads: dict[str, Head] = {}
-        for batch in batches:
-            positions = self._streams.get(batch.stream_id)
+        for stream_id in stream_ids:
+            positions = self._streams.get(stream_id)
             if positions:
                 last = self._log[positions[-1] - 1]
-                heads[batch.stream_id] = Head(len(positions), last.hash, last.recorded_at_us)
+                if last is None:  # removed: the logged hash of the last removed event
+                    gone = removed_through(self._removed)[stream_id]
+                    heads[stream_id] = Head(len(positions), gone.last_hash, 0)
+                else:
+                    heads[stream_id] = Head(len(positions), last.hash, last.recorded_at_us)
         return heads
 
     def _identity(self, position: int) -> StoredIdentity:
         row = self._log[position - 1]
+        assert row is not None  # removed events leave the id index
         return StoredIdentity(
             row.event_id, row.stream_id, row.version, row.position, row.type, row.data
         )
@@ -188,7 +213,8 @@ class MemoryStore(EventStore):
                 chosen = positions[max(low - 1, top - limit) : top][::-1]
             else:
                 chosen = positions[low - 1 : min(top, low - 1 + limit)]
-            return [self._record(self._log[p - 1]) for p in chosen]
+            rows = (self._log[p - 1] for p in chosen)
+            return [self._record(row) for row in rows if row is not None]
 
     def _read_all_page(
         self, after: int, limit: int, types: tuple[str, ...] | None, prefix: str | None
@@ -199,6 +225,8 @@ class MemoryStore(EventStore):
             log = self._log
             for index in range(after, len(log)):
                 row = log[index]
+                if row is None:
+                    continue
                 if wanted is not None and row.type not in wanted:
                     continue
                 if prefix is not None and not row.stream_id.startswith(prefix):
@@ -212,7 +240,8 @@ class MemoryStore(EventStore):
         """The positions of the events matching ``query`` after ``after``, in order: each item
         walks the positions of its first tag (or of each of its types) from ``after`` on."""
         if query.matches_all:
-            yield from range(after + 1, len(self._log) + 1)
+            live = self._log
+            yield from (p for p in range(after + 1, len(live) + 1) if live[p - 1] is not None)
             return
         log = self._log
         walks: list[Iterator[int]] = []
@@ -232,7 +261,9 @@ class MemoryStore(EventStore):
         with self._lock:
             out: list[RecordedEvent] = []
             for position in self._matching(query, after):
-                out.append(self._record(self._log[position - 1]))
+                row = self._log[position - 1]
+                assert row is not None  # _matching skips removed events
+                out.append(self._record(row))
                 if len(out) >= limit:
                     break
             return out
@@ -254,17 +285,23 @@ class MemoryStore(EventStore):
 
     def _stats(self) -> StoreStats:
         with self._lock:
-            types = Counter(row.type for row in self._log)
-            return StoreStats(len(self._log), len(self._streams), len(self._log), dict(types))
+            types = Counter(row.type for row in self._log if row is not None)
+            count = sum(types.values())
+            return StoreStats(count, len(self._streams), len(self._log), dict(types))
 
     def _verify(self) -> VerifyReport:
         with self._lock:
-            rows = sorted(self._log, key=lambda row: (row.stream_id, row.version))
-            log = self._log
-            heads = {
-                s: StreamHead(len(p), p[-1], log[p[-1] - 1].hash) for s, p in self._streams.items()
-            }
-        return verify_chains(rows, heads)
+            rows = sorted(
+                (row for row in self._log if row is not None),
+                key=lambda row: (row.stream_id, row.version),
+            )
+            starts = chain_starts(self._removed)
+            heads = {}
+            for stream_id, kept in self._streams.items():
+                last = self._log[kept[-1] - 1]
+                digest = last.hash if last is not None else starts[stream_id].hash
+                heads[stream_id] = StreamHead(len(kept), kept[-1], digest)
+        return verify_chains(rows, heads, starts)
 
     @contextlib.contextmanager
     def _anchor_source(self) -> Iterator[AnchorSource]:
@@ -300,6 +337,54 @@ class MemoryStore(EventStore):
             count = sum(len(self._snapshots.pop(s)) for s in doomed)
             return count
 
+    # -- lifecycle (see eventkeep.store.lifecycle_store) ------------------------------------
+
+    def _stream_meta(self, stream_id: str) -> StreamMeta | None:
+        with self._lock:
+            return self._meta.get(stream_id)
+
+    def _stream_metas(self) -> list[tuple[str, StreamMeta]]:
+        with self._lock:
+            return sorted(self._meta.items())
+
+    def _save_stream_meta(self, stream_id: str, meta: StreamMeta) -> None:
+        with self._lock:
+            self._meta[stream_id] = meta
+
+    def _operations(self) -> list[Operation]:
+        with self._lock:
+            return list(self._operations_log)
+
+    def _removals(self, stream_id: str | None) -> list[Removal]:
+        with self._lock:
+            return [r for r in self._removed if stream_id is None or r.stream_id == stream_id]
+
+    def _lifecycle_write(
+        self, selection: Selection | None, stream_id: str | None, prepare: Prepare
+    ) -> Operation | None:
+        with self._lock:
+            rows = [] if selection is None else self._selected(selection)
+            version = len(self._streams.get(stream_id, ())) if stream_id is not None else 0
+            planned = prepare(rows, version)
+            if planned is None:
+                return None
+            # The memory store's "trigger": only rows of the planned removals leave.
+            for row in rows:
+                self._log[row.position - 1] = None
+                del self._ids[row.event_id]
+            self._operations_log.append(planned.operation._replace(state="done"))
+            self._removed.extend(planned.removals)
+            self._meta.update(planned.meta)
+            return planned.operation
+
+    def _selected(self, selection: Selection) -> list[ChainRow]:
+        if selection.stream_id is None:
+            upto = self._log[: selection.through_position]
+            return [row for row in upto if row is not None]
+        kept = self._streams.get(selection.stream_id, [])
+        rows = (self._log[p - 1] for p in kept[: selection.through_version])
+        return [row for row in rows if row is not None]
+
     # -- for the contract suite's tamper tests ------------------------------------------------
 
     def tamper(self, stream_id: str, version: int, **changes: Any) -> None:
@@ -309,21 +394,36 @@ class MemoryStore(EventStore):
                 position = self._streams[stream_id][version - 1]
             except (KeyError, IndexError):
                 raise ValidationError(f"no event {stream_id!r}@{version} to tamper with") from None
-            self._log[position - 1] = self._log[position - 1]._replace(**changes)
+            row = self._log[position - 1]
+            if row is None:
+                raise ValidationError(f"no event {stream_id!r}@{version} to tamper with")
+            self._log[position - 1] = row._replace(**changes)
+
+    def tamper_delete(self, stream_id: str, version: int) -> None:
+        """Remove a stored event behind the store's back, past the operations log (tests of
+        ``verify`` use this)."""
+        with self._lock:
+            position = self._streams[stream_id][version - 1]
+            row = self._log[position - 1]
+            if row is not None:
+                del self._ids[row.event_id]
+            self._log[position - 1] = None
 
 
-def _walk(log: list[ChainRow], positions: list[int], after: int, item: QueryItem) -> Iterator[int]:
+def _walk(
+    log: list[ChainRow | None], positions: list[int], after: int, item: QueryItem
+) -> Iterator[int]:
     """The positions after ``after`` of ``positions`` whose events match ``item``."""
     for position in itertools.islice(positions, bisect.bisect_right(positions, after), None):
         row = log[position - 1]
-        if item.matches(row.type, row.tags):
+        if row is not None and item.matches(row.type, row.tags):
             yield position
 
 
 class _LogSource:
     """Anchor rows from a copy of the memory store's log (position N at index N - 1)."""
 
-    def __init__(self, log: list[ChainRow]) -> None:
+    def __init__(self, log: list[ChainRow | None]) -> None:
         self._log = log
 
     def head_position(self) -> int:
@@ -331,12 +431,14 @@ class _LogSource:
 
     def rows(self, after: int, upto: int) -> Iterator[AnchorRow]:
         for row in self._log[after:upto]:
-            yield AnchorRow(row.position, row.stream_id, row.version, row.hash)
+            if row is not None:
+                yield AnchorRow(row.position, row.stream_id, row.version, row.hash)
 
     def heads(self, upto: int) -> Iterator[AnchorHead]:
         last: dict[str, ChainRow] = {}
         for row in self._log[:upto]:
-            last[row.stream_id] = row
+            if row is not None:
+                last[row.stream_id] = row
         for stream_id in sorted(last):
             row = last[stream_id]
             yield AnchorHead(stream_id, row.version, row.position, row.hash)
@@ -366,6 +468,7 @@ class MemoryTransaction(Transaction):
             if not versions:
                 del store._snapshots[stream_id]
         for row in reversed(store._log[self._log_length :]):
+            assert row is not None  # a transaction removes nothing: lifecycle runs alone
             positions = store._streams[row.stream_id]
             positions.pop()
             if not positions:

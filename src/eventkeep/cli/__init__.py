@@ -41,6 +41,11 @@ COMMANDS: dict[str, str] = {
     "import": "eventkeep.cli.moving:import_",
     "copy": "eventkeep.cli.moving:copy",
     "backup": "eventkeep.cli.moving:backup",
+    "delete": "eventkeep.cli.lifecycle:delete",
+    "retention": "eventkeep.cli.lifecycle:retention",
+    "compact": "eventkeep.cli.lifecycle:compact",
+    "archive": "eventkeep.cli.lifecycle:archive",
+    "operations": "eventkeep.cli.lifecycle:operations",
 }
 """Command name -> ``module:attribute`` of its click command or group."""
 

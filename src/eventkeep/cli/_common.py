@@ -29,7 +29,7 @@ from rich.console import Console
 
 import eventkeep
 from eventkeep import EventStore, RecordedEvent
-from eventkeep.urls import redact
+from eventkeep.urls import check_sqlite_options, redact
 
 __all__ = [
     "EXIT_CONFLICT",
@@ -168,6 +168,8 @@ def open_cli_store(ctx: click.Context, *, create: bool, writes: bool | None = No
     ctx.meta["eventkeep.writes"] = create if writes is None else writes
     path = _sqlite_path(url)
     if path is not None:
+        # A bad option is reported as such, before anything about the file or its directory.
+        check_sqlite_options(url)
         directory = Path(path).parent
         if not directory.is_dir():
             fail(
@@ -176,10 +178,6 @@ def open_cli_store(ctx: click.Context, *, create: bool, writes: bool | None = No
                 EXIT_USAGE,
             )
         if not create and not Path(path).exists():
-            # The URL's options are checked first (on a private in-memory database), so a bad
-            # option is reported as such rather than as a missing file.
-            query = url.partition("?")[2]
-            eventkeep.open_store(f"sqlite:///:memory:?{query}").close()
             fail(
                 f"no event store at {display_url(url)}: {path} does not exist "
                 "(append an event to create it, or choose another with --store/EVENTKEEP_STORE)",

@@ -39,6 +39,11 @@ limit_option = click.option(
 )
 @click.option("--to", "to_version", type=click.IntRange(min=0), help="Last version.")
 @click.option("--backwards", "-b", is_flag=True, help="Newest first.")
+@click.option(
+    "--archived",
+    is_flag=True,
+    help="Also read the events lifecycle operations moved to archive files (docs/lifecycle.md).",
+)
 @limit_option
 @json_option
 @pass_store()
@@ -48,6 +53,7 @@ def read(
     from_version: int,
     to_version: int | None,
     backwards: bool,
+    archived: bool,
     limit: int | None,
     as_json: bool,
 ) -> None:
@@ -61,8 +67,11 @@ def read(
       eventkeep read account-1
       eventkeep read account-1 --backwards --limit 1     # the latest event
       eventkeep read account-1 --from 10 --to 20 --json
+      eventkeep read account-1 --archived      # with the history archived by compact
     """
-    events = store.read_stream(stream, from_version, to_version, backwards=backwards, limit=limit)
+    events = store.read_stream(
+        stream, from_version, to_version, backwards=backwards, limit=limit, archived=archived
+    )
     first = next(events, None)
     if first is None and store.stream_version(stream) == 0:
         raise NotFoundError(f"stream {stream!r} does not exist")

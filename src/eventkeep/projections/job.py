@@ -122,6 +122,7 @@ class Job:
         self._advanced_at = 0.0
         self._wake_at = 0.0  # monotonic: no turn before this (after trouble)
         self._troubles = 0
+        self._standing_by_for: str | None = None  # the lease holder last logged as such
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -276,12 +277,21 @@ class Job:
                     if self.active:
                         self.fence = None
                         self._lose(f"{record.owner} holds its lease now")
+                    elif self._standing_by_for != record.owner:
+                        log.info(
+                            "projection %s: standing by, %s holds its lease (for %.1f s more)",
+                            self.name,
+                            record.owner,
+                            max(0, record.lease_expires - now) / 1_000_000,
+                        )
+                    self._standing_by_for = record.owner
                     self.record = record
                     self._renew_at = time.monotonic() + min(self.lease_ttl / 3, STANDBY_POLL)
                     return
                 record.fence += 1
                 record.owner = self.owner
                 took = True
+                self._standing_by_for = None
             record.lease_expires = now + int(self.lease_ttl * 1_000_000)
             if fresh:
                 replayed = tx.checkpoint(replay_marker(self.name))

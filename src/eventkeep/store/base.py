@@ -59,6 +59,7 @@ from eventkeep.store.dcb import (
 from eventkeep.store.events import Event, NewEvent, RawEvent, TypeRegistry, default_registry
 from eventkeep.store.hashing import ChainRow, VerifyReport
 from eventkeep.store.importing import ImportReport
+from eventkeep.store.lifecycle_store import LifecycleMixin
 from eventkeep.store.recorded import RecordedEvent
 from eventkeep.store.transfer import export_events, import_events
 from eventkeep.store.types import (
@@ -106,7 +107,7 @@ def _check_expected(value: Any) -> Expected:
     )
 
 
-class EventStore(abc.ABC):
+class EventStore(LifecycleMixin, abc.ABC):
     """An append-only event store: streams of events, and one global log across them."""
 
     url: str
@@ -126,6 +127,7 @@ class EventStore(abc.ABC):
         self._appended = threading.Condition()
         self._append_count = 0
         self._open_tx = threading.local()  # .tx: the transaction open on this thread, if any
+        self.archive_dir = None  # where lifecycle operations write archives (docs/lifecycle.md)
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -337,17 +339,27 @@ class EventStore(abc.ABC):
         *,
         backwards: bool = False,
         limit: int | None = None,
+        archived: bool = False,
     ) -> Iterator[RecordedEvent]:
         """The stream's events with ``from_version <= version <= to_version``.
 
         Forwards by default; ``backwards=True`` yields the same range from the end, so
         ``read_stream(s, backwards=True, limit=1)`` is the stream's last event.
+
+        A deleted stream raises ``StreamDeletedError`` (see ``delete_stream``). Events removed
+        by retention, truncation or an archive are not read (the stream starts at its first
+        remaining version), unless ``archived``: then they are read back from their archive
+        files (each checked against the operations log), and a deleted stream's history too.
         """
         stream_id = check_stream_id(stream_id)
         low = check_count(from_version, what="from_version", minimum=1)
         high = check_optional_count(to_version, what="to_version", minimum=0)
         remaining = check_optional_count(limit, what="limit")
         backwards = check_flag(backwards, what="backwards")
+        archived = check_flag(archived, what="archived")
+        low = self._lifecycle_low(stream_id, low, archived)
+        if archived:
+            return self._archived_stream(stream_id, low, high, backwards, remaining)
         return self._paged_stream(stream_id, low, high, backwards, remaining)
 
     def _paged_stream(
@@ -520,14 +532,27 @@ class EventStore(abc.ABC):
                 not_checked=("the database's own structures (skipped: not a deep check)",)
             )
         )
-        checked.extend(storage.checked)
-        problems = list(storage.problems)
-        not_checked = list(storage.not_checked)
+        lifecycle = self._check_lifecycle()
+        checked.extend(storage.checked + lifecycle.checked)
+        problems = list(storage.problems + lifecycle.problems)
+        not_checked = list(storage.not_checked + lifecycle.not_checked)
         if anchor is not None and key is not None:
-            with self._anchor_source() as source:
+            with self._anchor_view() as (source, missing):
                 what, found = check_anchor(source, anchor, key, trusted)
-            checked.append(what)
-            problems.extend(found)
+            if missing and found:
+                # Removed events the archives could not give back: the anchor cannot be
+                # checked over them, and the log says precisely what they were.
+                not_checked.append(f"{what}: " + "; ".join(missing))
+            else:
+                checked.append(
+                    what
+                    + (
+                        " (removed events read back from their archives)"
+                        if self._removals(None)
+                        else ""
+                    )
+                )
+                problems.extend(found)
         else:
             not_checked.append(
                 "the history as a whole (no anchor given): without one, a recomputed chain, a "
@@ -666,7 +691,7 @@ class EventStore(abc.ABC):
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def close(self) -> None:  # noqa: B027 - backends without resources need no close
+    def close(self) -> None:
         """Release the store's connections; it cannot be used afterwards."""
 
     def __enter__(self) -> Self:
@@ -786,10 +811,16 @@ class Transaction(abc.ABC):
         *,
         backwards: bool = False,
         limit: int | None = None,
+        archived: bool = False,
     ) -> Iterator[RecordedEvent]:
         """Like ``EventStore.read_stream``, seeing this transaction's writes."""
         return self._joined().read_stream(
-            stream_id, from_version, to_version, backwards=backwards, limit=limit
+            stream_id,
+            from_version,
+            to_version,
+            backwards=backwards,
+            limit=limit,
+            archived=archived,
         )
 
     def read_all(

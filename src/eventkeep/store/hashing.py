@@ -24,6 +24,7 @@ __all__ = [
     "GENESIS",
     "BrokenLink",
     "ChainRow",
+    "ChainStart",
     "ChainedEvent",
     "StreamHead",
     "VerifyReport",
@@ -166,8 +167,25 @@ class VerifyReport(NamedTuple):
         return not self.broken and not self.problems
 
 
-def verify_chains(rows: Iterable[ChainRow], heads: Mapping[str, int | StreamHead]) -> VerifyReport:
+class ChainStart(NamedTuple):
+    """Where a stream's chain starts when a logged operation removed its first events: after
+    ``version``, whose event was at ``position`` with hash ``hash``."""
+
+    version: int
+    position: int
+    hash: bytes
+
+
+def verify_chains(
+    rows: Iterable[ChainRow],
+    heads: Mapping[str, int | StreamHead],
+    starts: Mapping[str, ChainStart] | None = None,
+) -> VerifyReport:
     """Walk every stream's chain; report the first broken link per stream.
+
+    ``starts``: the streams whose first events a logged operation removed (see
+    :mod:`eventkeep.store.lifecycle`): their chains verify from the logged hash of the last
+    removed event, and an event still stored among the removed ones is reported.
 
     ``heads`` maps each stream to its head as the store keeps it (a version, or a
     :class:`StreamHead`), so that a deleted tail (or a stream whose events vanished entirely)
@@ -182,6 +200,7 @@ def verify_chains(rows: Iterable[ChainRow], heads: Mapping[str, int | StreamHead
     expected_version = 1
     last_position = 0
     failed = False
+    starts = starts or {}
     for row in rows:
         events += 1
         if row.stream_id != current:
@@ -189,7 +208,26 @@ def verify_chains(rows: Iterable[ChainRow], heads: Mapping[str, int | StreamHead
                 seen[current] = (expected_version - 1, last_position, previous)
             current, previous, expected_version, failed = row.stream_id, GENESIS, 1, False
             last_position = 0
+            start = starts.get(current)
+            if start is not None:
+                expected_version, last_position, previous = (
+                    start.version + 1,
+                    start.position,
+                    start.hash,
+                )
         if failed:
+            continue
+        if row.version < expected_version and row.stream_id in starts:
+            broken.append(
+                BrokenLink(
+                    row.stream_id,
+                    row.version,
+                    row.position,
+                    f"version {row.version} is still stored, though a logged operation removed "
+                    f"versions up to {expected_version - 1}",
+                )
+            )
+            failed = True
             continue
         if row.position <= last_position:
             broken.append(
@@ -248,7 +286,11 @@ def verify_chains(rows: Iterable[ChainRow], heads: Mapping[str, int | StreamHead
         if stream_id in reported:
             continue
         head = kept if isinstance(kept, StreamHead) else StreamHead(kept)
-        last, position, digest = seen.get(stream_id, (0, 0, GENESIS))
+        start = starts.get(stream_id)
+        last, position, digest = seen.get(
+            stream_id,
+            (0, 0, GENESIS) if start is None else (start.version, start.position, start.hash),
+        )
         if last < head.version:
             broken.append(
                 BrokenLink(

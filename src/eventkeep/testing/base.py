@@ -41,7 +41,7 @@ from eventkeep.backends.sqlite import SQLiteStore
 from eventkeep.store import EventStore, StoreStats, StreamInfo
 from eventkeep.store.events import Event, RawEvent
 from eventkeep.testing.events import Deposited
-from eventkeep.testing.tamper import tamper_event
+from eventkeep.testing.tamper import delete_event_behind_the_log, tamper_event
 
 __all__ = [
     "ContractBase",
@@ -78,6 +78,11 @@ class ContractBase:
         data must still be valid JSON so that only the hash chain can tell.
         """
         tamper_event(store, stream_id, version)
+
+    def delete_behind_the_log(self, store: EventStore, stream_id: str, version: int) -> None:
+        """Delete one stored event behind the store's back, past its operations log (an
+        intruder with the rights to disable triggers). The default knows memory and SQLite."""
+        delete_event_behind_the_log(store, stream_id, version)
 
     def reopen(self, store: EventStore) -> EventStore:
         """A second, independent handle on the database ``store`` writes to.

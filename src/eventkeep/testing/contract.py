@@ -25,6 +25,7 @@ from eventkeep.testing.contract_envelope import EnvelopeContract
 from eventkeep.testing.contract_handles import HandlesContract
 from eventkeep.testing.contract_input import BadInputContract
 from eventkeep.testing.contract_integrity import IntegrityContract
+from eventkeep.testing.contract_lifecycle import LifecycleContract
 from eventkeep.testing.contract_moving import MovingContract
 from eventkeep.testing.contract_read import ReadContract
 from eventkeep.testing.contract_transactions import TransactionContract
@@ -45,6 +46,7 @@ class StoreContract(
     TransactionContract,
     DcbContract,
     MovingContract,
+    LifecycleContract,
     PropertyContract,
     BadInputPropertyContract,
 ):

@@ -14,12 +14,19 @@ from eventkeep.backends.sqlite import SQLiteStore
 from eventkeep.store import EventStore
 from eventkeep.store.migrations import load_migrations
 
-__all__ = ["TAMPERED_DATA", "tamper_event", "tamper_sqlite"]
+__all__ = [
+    "TAMPERED_DATA",
+    "delete_event_behind_the_log",
+    "delete_sqlite_event",
+    "tamper_event",
+    "tamper_sqlite",
+]
 
 TAMPERED_DATA = b'{"amount":"1000000.00"}'
 """Valid JSON, so that reads still succeed and only the hash chain can tell."""
 
 _UPDATE_TRIGGER = "events_are_append_only_update"
+_DELETE_TRIGGER = "events_are_append_only_delete"
 
 
 def tamper_event(
@@ -60,9 +67,43 @@ def tamper_sqlite(path: str, stream_id: str, version: int, data: bytes = TAMPERE
         conn.close()
 
 
-def _shipped_statement(start: str) -> str:
-    """The statement of the SQLite migrations that begins with ``start``."""
-    for migration in load_migrations("eventkeep.backends.sqlite"):
+def delete_event_behind_the_log(store: EventStore, stream_id: str, version: int) -> None:
+    """Delete one stored event without going through the store's operations log."""
+    if isinstance(store, MemoryStore):
+        store.tamper_delete(stream_id, version)
+    elif isinstance(store, SQLiteStore):
+        delete_sqlite_event(store.path, stream_id, version)
+    else:
+        raise NotImplementedError(
+            f"the contract suite cannot delete from a {type(store).__name__}; override "
+            "delete_behind_the_log(store, stream_id, version) in your StoreContract subclass"
+        )
+
+
+def delete_sqlite_event(path: str, stream_id: str, version: int) -> None:
+    """Drop the DELETE trigger, delete the row, and restore the trigger as shipped."""
+    trigger = _shipped_statement(f"CREATE TRIGGER {_DELETE_TRIGGER} ", last=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(f"DROP TRIGGER {_DELETE_TRIGGER}")
+        deleted = conn.execute(
+            "DELETE FROM events WHERE stream_id = ? AND version = ?", (stream_id, version)
+        ).rowcount
+        if deleted != 1:
+            conn.execute("ROLLBACK")
+            raise LookupError(f"no event {stream_id!r}@{version} in {path} to delete")
+        conn.execute(trigger)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def _shipped_statement(start: str, *, last: bool = False) -> str:
+    """The statement of the SQLite migrations that begins with ``start`` (the first one, or
+    with ``last`` the latest: a later migration may redefine it)."""
+    migrations = load_migrations("eventkeep.backends.sqlite")
+    for migration in reversed(migrations) if last else migrations:
         pending = ""
         for line in migration.sql.splitlines(keepends=True):
             pending += line

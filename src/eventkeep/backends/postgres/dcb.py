@@ -61,7 +61,7 @@ def first_match(query: Query, after: int) -> tuple[str, list[Any]]:
 def first_match_and_head(query: Query, after: int) -> tuple[str, list[Any]]:
     """``first_match`` and the head position, from one snapshot (one statement)."""
     statement, params = first_match(query, after)
-    return f"{statement}, (SELECT coalesce(max(position), 0) FROM events)", params
+    return f"{statement}, (SELECT eventkeep_head_position())", params
 
 
 def read_page(query: Query, after: int, limit: int) -> tuple[str, list[Any]]:

@@ -225,7 +225,8 @@ LIST_WHERE_PREFIX_RANGE = " AND s.stream_id >= %s AND s.stream_id < %s"
 
 LIST_WHERE_PREFIX_OPEN = " AND s.stream_id >= %s AND starts_with(s.stream_id, %s)"
 
-HEAD_POSITION = "SELECT coalesce(max(position), 0) FROM events"
+# The log's head: its last event, or the last removed one if higher (migration 0009).
+HEAD_POSITION = "SELECT eventkeep_head_position()"
 
 COUNT_EVENTS = "SELECT count(*) FROM events"
 

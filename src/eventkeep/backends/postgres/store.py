@@ -21,12 +21,13 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql as pg_sql
 
-from eventkeep.backends.postgres import dcb, moving, sql, writer
+from eventkeep.backends.postgres import dcb, lifecycle, moving, sql, writer
 from eventkeep.backends.postgres.connection import Database, check_schema_name
 from eventkeep.backends.postgres.faults import first_line
 from eventkeep.backends.postgres.listen import Listener
@@ -46,6 +47,14 @@ from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES, Codec
 from eventkeep.store.dcb import AppendCondition, Query
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
+from eventkeep.store.lifecycle import (
+    Operation,
+    Removal,
+    Selection,
+    StreamMeta,
+    chain_starts,
+)
+from eventkeep.store.lifecycle_store import Prepare
 from eventkeep.store.recorded import RecordedEvent, decode_tags, from_micros
 from eventkeep.store.validation import check_count, check_seconds
 
@@ -82,9 +91,13 @@ class PostgresStore(EventStore):
         idle_in_transaction_timeout: float = 10.0,
         poll_interval: float = 1.0,
         create: bool = True,
+        archive_dir: str | Path | None = None,
         **params: Any,
     ) -> None:
         super().__init__(registry=registry, max_event_bytes=max_event_bytes)
+        # Archives of removed events: no file to put them next to, so operations that remove
+        # events need archive_dir (soft deletes and reads do not).
+        self._set_archive_dir(archive_dir, None)
         if not isinstance(create, bool):
             raise ConfigurationError(f"create must be True or False, got {create!r}")
         if pool_size is not None:
@@ -258,10 +271,12 @@ class PostgresStore(EventStore):
                 str(s): StreamHead(int(v), None, bytes(h))
                 for s, v, h in conn.execute(sql.STREAM_HEADS)
             }
+            removed = [lifecycle.removal_of(row) for row in conn.execute(lifecycle.REMOVALS)]
             with conn.cursor(name="eventkeep_verify", binary=True) as cur:
                 cur.itersize = 2000
                 cur.execute(sql.CHAIN_ROWS)
-                return verify_chains((_chain_row(row) for row in cur), heads)
+                rows = (_chain_row(row) for row in cur)
+                return verify_chains(rows, heads, chain_starts(removed))
 
     def _check_storage(self) -> StorageCheck:
         indexes = self._check_indexes()
@@ -315,6 +330,44 @@ class PostgresStore(EventStore):
     def _anchor_source(self) -> Iterator[AnchorSource]:
         with self._db.connection() as conn, _snapshot(conn):
             yield _ConnectionSource(conn)
+
+    # -- lifecycle (see eventkeep.store.lifecycle_store and backends.postgres.lifecycle) ------
+
+    def _stream_meta(self, stream_id: str) -> StreamMeta | None:
+        with self._reading() as conn:
+            row = conn.execute(lifecycle.STREAM_META, (stream_id,)).fetchone()
+        return None if row is None else lifecycle.meta_of(row)
+
+    def _stream_metas(self) -> list[tuple[str, StreamMeta]]:
+        with self._reading() as conn:
+            rows = conn.execute(lifecycle.STREAM_METAS).fetchall()
+        return [(str(row[0]), lifecycle.meta_of(row[1:])) for row in rows]
+
+    def _save_stream_meta(self, stream_id: str, meta: StreamMeta) -> None:
+        with self._db.connection() as conn, conn.transaction():
+            lifecycle.save_meta(conn, stream_id, meta)
+
+    def _operations(self) -> list[Operation]:
+        with self._reading() as conn:
+            rows = conn.execute(lifecycle.OPERATIONS).fetchall()
+        return [lifecycle.operation_of(row) for row in rows]
+
+    def _removals(self, stream_id: str | None) -> list[Removal]:
+        with self._reading() as conn:
+            if stream_id is None:
+                rows = conn.execute(lifecycle.REMOVALS).fetchall()
+            else:
+                rows = conn.execute(lifecycle.REMOVALS_OF, (stream_id,)).fetchall()
+        return [lifecycle.removal_of(row) for row in rows]
+
+    def _lifecycle_write(
+        self, selection: Selection | None, stream_id: str | None, prepare: Prepare
+    ) -> Operation | None:
+        # The sequencer's lock: no append commits meanwhile, so the removal sees every event
+        # up to the head, and appends after it number above what it removed.
+        with self._db.connection() as conn, conn.transaction():
+            conn.execute(sql.SEQUENCER_LOCK)
+            return lifecycle.remove(conn, selection, stream_id, prepare)
 
     # -- projections' bookkeeping ------------------------------------------------------------
 

@@ -5,13 +5,14 @@ transaction (so appends cannot interleave), through the same triggers as every a
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from eventkeep.backends.sqlite import sql
 from eventkeep.store.hashing import ChainRow
 from eventkeep.store.importing import TargetHead, plan_import
+from eventkeep.store.planner import PlannedRow
 from eventkeep.store.recorded import decode_tags
-from eventkeep.store.tags import encode_tags
 
 __all__ = ["chain_rows", "export_statement", "import_rows"]
 
@@ -38,9 +39,14 @@ def chain_rows(rows: list[Any]) -> list[ChainRow]:
     ]
 
 
-def import_rows(cur: sqlite3.Cursor, rows: list[ChainRow]) -> int:
+def import_rows(
+    cur: sqlite3.Cursor,
+    rows: list[ChainRow],
+    insert: Callable[[sqlite3.Cursor, list[PlannedRow]], int],
+) -> int:
     """Plan and write ``rows`` in the write transaction open on ``cur``; returns how many were
-    written (the others were stored already)."""
+    written (the others were stored already). ``insert``: the store's insert of rows, numbered
+    as appends number them; returns the last one's position."""
     heads: dict[str, TargetHead] = {}
     for stream_id in dict.fromkeys(row.stream_id for row in rows):
         found = cur.execute(sql.STREAM_HEAD, (stream_id,)).fetchone()
@@ -57,25 +63,11 @@ def import_rows(cur: sqlite3.Cursor, rows: list[ChainRow]) -> int:
     planned = plan_import(rows, heads, stored, int(last[0]) if last else 0)
     if not planned:
         return 0
-    cur.executemany(
-        sql.INSERT_EVENT,
-        [
-            (
-                r.stream_id,
-                r.version,
-                r.event_id,
-                r.type,
-                r.schema_version,
-                r.recorded_at_us,
-                r.data,
-                r.metadata,
-                r.hash,
-                encode_tags(r.tags) if r.tags else None,
-            )
-            for r in planned
-        ],
+    last_position = insert(
+        cur,
+        [PlannedRow(r.stream_id, r.version, *r[3:9], r.hash, r.tags) for r in planned],
     )
-    first = int(cur.execute(sql.LAST_INSERT_POSITION).fetchone()[0]) - len(planned) + 1
+    first = last_position - len(planned) + 1
     tagged = [
         (tag, first + offset, row.type) for offset, row in enumerate(planned) for tag in row.tags
     ]

@@ -58,7 +58,25 @@ LIST_STREAMS = (
     "WHERE stream_id >= ? AND substr(stream_id, 1, ?) = ? ORDER BY stream_id LIMIT ?"
 )
 
-HEAD_POSITION = "SELECT COALESCE(MAX(position), 0) FROM events"
+# The log's head: its last event, or the last one a lifecycle operation removed if that is higher
+# (positions are never given twice).
+HEAD_POSITION = (
+    "SELECT max(COALESCE((SELECT MAX(position) FROM events), 0), "
+    "COALESCE((SELECT MAX(last_position) FROM eventkeep_removed), 0))"
+)
+
+# The position new events must be numbered above when the log's last events were removed (else
+# NULL: SQLite numbers them after the last stored event, as always).
+POSITION_FLOOR = (
+    "SELECT MAX(last_position) FROM eventkeep_removed "
+    "WHERE last_position > (SELECT COALESCE(MAX(position), 0) FROM events)"
+)
+
+INSERT_EVENT_AT = (
+    "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
+    "recorded_at, data, metadata, hash, tags) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?)"
+)
 
 COUNT_EVENTS = "SELECT COUNT(*) FROM events"
 

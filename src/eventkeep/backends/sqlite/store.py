@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from eventkeep.backends.sqlite import dcb, moving, sql
+from eventkeep.backends.sqlite import dcb, lifecycle, moving, sql
 from eventkeep.backends.sqlite.transaction import SQLiteTransaction
 from eventkeep.errors import (
     BackendUnavailableError,
@@ -74,6 +74,14 @@ from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES, Codec
 from eventkeep.store.dcb import AppendCondition, Query
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
+from eventkeep.store.lifecycle import (
+    Operation,
+    Removal,
+    Selection,
+    StreamMeta,
+    chain_starts,
+)
+from eventkeep.store.lifecycle_store import Prepare
 from eventkeep.store.migrations import load_migrations
 from eventkeep.store.planner import Head, PlannedRow, new_heads, plan_append
 from eventkeep.store.recorded import RecordedEvent, decode_tags
@@ -130,6 +138,7 @@ class SQLiteStore(EventStore):
         synchronous: str = "FULL",
         busy_timeout: float = 10.0,
         file_mode: int | str = DEFAULT_FILE_MODE,
+        archive_dir: str | Path | None = None,
     ) -> None:
         super().__init__(registry=registry, max_event_bytes=max_event_bytes)
         mode = str(synchronous).upper()
@@ -141,6 +150,11 @@ class SQLiteStore(EventStore):
         self.file_mode = _check_file_mode(file_mode)
         self.path = str(path)
         self.url = f"sqlite:///{self.path}"
+        # Archives of removed events: by default a directory next to the database file.
+        beside = None
+        if self.path not in _PRIVATE_DATABASES and not self.path.startswith("file:"):
+            beside = Path(f"{self.path}-archives")
+        self._set_archive_dir(archive_dir, beside)
         self.synchronous = mode
         self._busy_timeout = float(busy_timeout)
         # The writer connection and the lock that gives it to one thread at a time.
@@ -604,6 +618,9 @@ class SQLiteStore(EventStore):
     @staticmethod
     def _insert(cur: sqlite3.Cursor, rows: list[PlannedRow]) -> int:
         """Insert ``rows``, all or none; returns the position of the last one."""
+        floor = cur.execute(sql.POSITION_FLOOR).fetchone()[0]
+        if floor is not None:  # the log's last events were removed: number above them
+            return SQLiteStore._insert_at(cur, rows, int(floor) + 1)
         if len(rows) == 1:  # one statement undoes itself when refused: no savepoint needed
             cur.execute(sql.INSERT_EVENT, _params(rows[0]))
             last = cur.lastrowid
@@ -618,6 +635,22 @@ class SQLiteStore(EventStore):
             raise
         cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
         return int(cur.execute(sql.LAST_INSERT_POSITION).fetchone()[0])
+
+    @staticmethod
+    def _insert_at(cur: sqlite3.Cursor, rows: list[PlannedRow], first: int) -> int:
+        """Insert ``rows`` at positions from ``first`` on, all or none."""
+        cur.execute(sql.INSERT_SAVEPOINT)
+        try:
+            cur.executemany(
+                sql.INSERT_EVENT_AT,
+                [(position, *_params(row)) for position, row in enumerate(rows, first)],
+            )
+        except sqlite3.IntegrityError:
+            cur.execute(sql.ROLLBACK_TO_INSERT_SAVEPOINT)
+            cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
+            raise
+        cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
+        return first + len(rows) - 1
 
     @staticmethod
     def _heads(cur: sqlite3.Cursor, batches: list[PreparedAppend]) -> dict[str, Head]:
@@ -649,7 +682,7 @@ class SQLiteStore(EventStore):
 
     def _import_rows(self, rows: list[ChainRow]) -> int:
         with self._write() as cur:
-            return moving.import_rows(cur, rows)
+            return moving.import_rows(cur, rows, self._insert)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -719,8 +752,9 @@ class SQLiteStore(EventStore):
                 stream_id: StreamHead(version, position, bytes(digest))
                 for stream_id, version, position, digest in cur.execute(sql.STREAM_HEADS)
             }
+            removed = [lifecycle.removal_of(row) for row in cur.execute(lifecycle.REMOVALS)]
             rows = (_chain_row(row) for row in cur.execute(sql.CHAIN_ROWS))
-            return verify_chains(rows, heads)
+            return verify_chains(rows, heads, chain_starts(removed))
 
     def _check_storage(self) -> StorageCheck:
         with self._snapshot() as cur:
@@ -745,6 +779,36 @@ class SQLiteStore(EventStore):
     def _anchor_source(self) -> Iterator[AnchorSource]:
         with self._snapshot() as cur:
             yield _CursorSource(cur)
+
+    # -- lifecycle (see eventkeep.store.lifecycle_store and backends.sqlite.lifecycle) ---------
+
+    def _stream_meta(self, stream_id: str) -> StreamMeta | None:
+        rows = self._query(lifecycle.STREAM_META, (stream_id,))
+        return lifecycle.meta_of(rows[0]) if rows else None
+
+    def _stream_metas(self) -> list[tuple[str, StreamMeta]]:
+        rows = self._query(lifecycle.STREAM_METAS)
+        return [(row[0], lifecycle.meta_of(row[1:])) for row in rows]
+
+    def _save_stream_meta(self, stream_id: str, meta: StreamMeta) -> None:
+        with self._write_or_join() as cur:
+            lifecycle.save_meta(cur, stream_id, meta)
+
+    def _operations(self) -> list[Operation]:
+        return [lifecycle.operation_of(row) for row in self._query(lifecycle.OPERATIONS)]
+
+    def _removals(self, stream_id: str | None) -> list[Removal]:
+        if stream_id is None:
+            rows = self._query(lifecycle.REMOVALS)
+        else:
+            rows = self._query(lifecycle.REMOVALS_OF, (stream_id,))
+        return [lifecycle.removal_of(row) for row in rows]
+
+    def _lifecycle_write(
+        self, selection: Selection | None, stream_id: str | None, prepare: Prepare
+    ) -> Operation | None:
+        with self._write() as cur:
+            return lifecycle.remove(cur, selection, stream_id, prepare)
 
     # -- checkpoints and projection records, read without the write lock ---------------------
 
