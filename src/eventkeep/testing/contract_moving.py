@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -222,4 +223,28 @@ class MovingContract(ContractBase):
         rows = list(source.export())
         with target.transaction(), pytest.raises(ValidationError, match="outside"):
             target.import_(rows)
+        assert target.head_position() == 0
+
+    def test_removed_events_are_not_exported_and_the_rest_imports_whole(
+        self, make_store: StoreFactory, tmp_path: Path
+    ) -> None:
+        source = make_store(archive_dir=str(tmp_path / "archives"))
+        target = make_store()
+        _fill(source)
+        source.delete_stream("order-9", hard=True, by="test", reason="moving")
+        rows = list(source.export())
+        assert [r.stream_id for r in rows].count("order-9") == 0
+        assert len(rows) == 5
+        assert target.import_(rows).written == 5
+        assert target.verify(deep=False).ok
+
+    def test_a_stream_whose_first_versions_were_removed_is_refused_by_an_empty_store(
+        self, make_store: StoreFactory, tmp_path: Path
+    ) -> None:
+        source = make_store(archive_dir=str(tmp_path / "archives"))
+        target = make_store()
+        _fill(source)
+        source.truncate("account-1", 3, by="test", reason="moving")
+        with pytest.raises(ValidationError, match="versions 1 to 2 are missing"):
+            target.import_(source.export(stream_prefix="account-1"))
         assert target.head_position() == 0
