@@ -33,21 +33,29 @@ from eventkeep.moving import (
 )
 from eventkeep.moving.backup import PG_DUMP_HINT
 from eventkeep.moving.files import export_file
+from eventkeep.moving.jsonl import ExportHeader
 
 __all__ = ["backup", "copy", "export", "import_"]
 
 
 @contextlib.contextmanager
-def _progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr when stderr is a terminal; yields ``advance_to(done)``."""
+def _progress(description: str, total: int | None) -> Iterator[Callable[..., None]]:
+    """A progress bar on stderr when stderr is a terminal; yields ``advance(done, total=)``
+    (a total given later replaces the first)."""
     err = Console(file=sys.stderr)
     if not err.is_terminal:
-        yield lambda done: None
+        yield lambda done, total=None: None
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as progress:
         task = progress.add_task(description, total=total)
-        yield lambda done: progress.update(task, completed=done)
+
+        def advance(done: int, total: int | None = None) -> None:
+            if total is not None:
+                progress.update(task, total=total)
+            progress.update(task, completed=done)
+
+        yield advance
 
 
 @click.command()
@@ -124,7 +132,13 @@ def import_(store: EventStore, file: IO[bytes], batch_size: int) -> None:
         def show(report: ImportReport) -> None:
             advance(report.written + report.skipped)
 
-        done = import_file(store, file, name=name, batch_size=batch_size, on_batch=show)
+        def size(header: ExportHeader) -> None:
+            if header.stream_prefix is None:  # else the header cannot say how many
+                advance(0, max(header.head_position - header.after, 0))
+
+        done = import_file(
+            store, file, name=name, batch_size=batch_size, on_batch=show, on_header=size
+        )
     click.echo(
         f"Imported {plural(done.written, 'event')} into {display_url(store.url)} "
         f"({done.skipped} already there)."

@@ -65,10 +65,14 @@ def import_file(
     name: str = "the export",
     batch_size: int = 1000,
     on_batch: Progress | None = None,
+    on_header: Callable[[ExportHeader], object] | None = None,
 ) -> FileImport:
     """Import an export file (``lines``: a binary file or its lines) into ``store``: its side
-    records first, then its events, ``batch_size`` per transaction (see ``import_events``)."""
+    records first, then its events, ``batch_size`` per transaction (see ``import_events``).
+    ``on_header``: called with the file's header once it is read."""
     reader = read_export(lines, name)
+    if on_header is not None:
+        on_header(reader.header)
     side: list[SideRecord] = []
 
     def events() -> Iterator[ChainRow]:
