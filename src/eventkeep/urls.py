@@ -118,10 +118,13 @@ def open_store(url: str, *, registry: TypeRegistry | None = None, **options: Any
 
 
 def check_sqlite_options(url: str) -> None:
-    """Refuse a ``sqlite:///`` URL's unknown or malformed options without opening anything."""
+    """Refuse a ``sqlite:///`` URL's unknown or bad options without touching its file: the
+    names against the URL as given, the values by a private in-memory database."""
     from eventkeep.backends.sqlite import SQLiteStore
 
-    _check_options(SQLiteStore, _parse_options(url.partition("?")[2]), redact(url))
+    options = _parse_options(url.partition("?")[2])
+    _check_options(SQLiteStore, options, redact(url))
+    SQLiteStore(":memory:", **options).close()
 
 
 def _check_options(cls: type[EventStore], options: dict[str, Any], url: str) -> None:
