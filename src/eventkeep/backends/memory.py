@@ -33,7 +33,8 @@ from eventkeep.store.dcb import AppendCondition, Query, QueryItem
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
 from eventkeep.store.planner import Head, plan_append
-from eventkeep.store.recorded import RecordedEvent
+from eventkeep.store.recorded import RecordedEvent, from_micros
+from eventkeep.store.shredding import ForgottenSubject, KeyStore, MemoryKeyStore
 
 __all__ = ["MemoryStore"]
 
@@ -47,9 +48,12 @@ class MemoryStore(EventStore):
         *,
         registry: TypeRegistry | None = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        key_store: KeyStore | None = None,
     ) -> None:
-        super().__init__(registry=registry, max_event_bytes=max_event_bytes)
+        super().__init__(registry=registry, max_event_bytes=max_event_bytes, key_store=key_store)
         self.url = url
+        self._keys = MemoryKeyStore()
+        self._forgotten: list[ForgottenSubject] = []
         self._lock = threading.RLock()
         self._log: list[ChainRow] = []  # index = position - 1
         self._streams: dict[str, list[int]] = {}  # stream id -> positions, index = version - 1
@@ -262,6 +266,30 @@ class MemoryStore(EventStore):
                 )
             count = sum(len(self._snapshots.pop(s)) for s in doomed)
             return count
+
+    # -- erasure -------------------------------------------------------------------------------
+
+    def _default_key_store(self) -> KeyStore:
+        return self._keys
+
+    def _log_forget(
+        self, subject: str, at_us: int, by: str, reason: str, had_key: bool
+    ) -> ForgottenSubject:
+        with self._lock:
+            entry = ForgottenSubject(
+                len(self._forgotten) + 1, subject, from_micros(at_us), by, reason, had_key
+            )
+            self._forgotten.append(entry)
+            return entry
+
+    def _forget_log(self, after: int) -> list[ForgottenSubject]:
+        with self._lock:
+            return self._forgotten[after:]
+
+    def _delete_snapshots_holding(self, needle: bytes) -> int:
+        with self._lock:
+            streams = {row.stream_id for row in self._log if needle in row.data}
+            return sum(len(self._snapshots.pop(s, {})) for s in streams)
 
     # -- for the contract suite's tamper tests ------------------------------------------------
 

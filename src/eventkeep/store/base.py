@@ -58,7 +58,15 @@ from eventkeep.store.dcb import (
 )
 from eventkeep.store.events import Event, NewEvent, RawEvent, TypeRegistry, default_registry
 from eventkeep.store.hashing import VerifyReport
+from eventkeep.store.personal import holds_personal
 from eventkeep.store.recorded import RecordedEvent
+from eventkeep.store.shredding import (
+    ForgetReport,
+    ForgottenSubject,
+    KeyStore,
+    Shredder,
+    subject_needle,
+)
 from eventkeep.store.types import (
     ANY,
     NO_STREAM,
@@ -114,6 +122,7 @@ class EventStore(abc.ABC):
         *,
         registry: TypeRegistry | None = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        key_store: KeyStore | None = None,
     ) -> None:
         check_count(max_event_bytes, what="max_event_bytes", minimum=1)
         if registry is not None and not isinstance(registry, TypeRegistry):
@@ -124,6 +133,31 @@ class EventStore(abc.ABC):
         self._appended = threading.Condition()
         self._append_count = 0
         self._open_tx = threading.local()  # .tx: the transaction open on this thread, if any
+        self._key_store = key_store
+
+    @property
+    def key_store(self) -> KeyStore:
+        """Where the per-subject keys of personal fields live (see docs/erasure.md)."""
+        return self._shredder().key_store
+
+    def _shredder(self) -> Shredder:
+        shredder = self.codec.personal
+        if shredder is None:
+            given = self._key_store
+            key_store = given if given is not None else self._default_key_store()
+            shredder = self.codec.personal = Shredder(
+                key_store, lambda: self.joined_transaction() is not None
+            )
+        return shredder
+
+    def _with_personal(self, page: list[RecordedEvent]) -> list[RecordedEvent]:
+        """A page about to be handed out: if it holds ciphertext, check the key cache (a
+        forget elsewhere drops it) and fetch its subjects' keys in one call."""
+        for event in page:
+            if holds_personal(event._raw_data):
+                self._shredder().prefetch(e._raw_data for e in page)
+                break
+        return page
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -196,11 +230,13 @@ class EventStore(abc.ABC):
         self, events: Iterable[AppendItem], metadata: Mapping[str, Any] | None
     ) -> PreparedAppend:
         items = cast("Sequence[AppendItem]", events)
+        self._shredder().begin_append()
         batch = self._prepare(StreamAppend(STREAMLESS_PREFIX + "new", items, NO_STREAM, metadata))
         first = batch.events[0].event_id
         return batch._replace(stream_id=f"{STREAMLESS_PREFIX}{uuid.UUID(bytes=first)}")
 
     def _prepare_many(self, appends: Iterable[StreamAppend]) -> list[PreparedAppend]:
+        self._shredder().begin_append()
         if isinstance(appends, StreamAppend | str | bytes | Mapping):
             raise ValidationError(
                 f"append_many takes a list of StreamAppend, got a single {type(appends).__name__}"
@@ -353,7 +389,9 @@ class EventStore(abc.ABC):
     ) -> Iterator[RecordedEvent]:
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            page = self._read_stream_page(stream_id, low, high, backwards, size)
+            page = self._with_personal(
+                self._read_stream_page(stream_id, low, high, backwards, size)
+            )
             yield from page
             if len(page) < size:
                 return
@@ -396,7 +434,7 @@ class EventStore(abc.ABC):
             return
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            page = self._read_all_page(position, size, type_names, prefix)
+            page = self._with_personal(self._read_all_page(position, size, type_names, prefix))
             yield from page
             if len(page) < size:
                 return
@@ -429,7 +467,7 @@ class EventStore(abc.ABC):
     ) -> Iterator[RecordedEvent]:
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            page = self._read_query_page(query, position, size)
+            page = self._with_personal(self._read_query_page(query, position, size))
             yield from page
             if len(page) < size:
                 return
@@ -607,6 +645,51 @@ class EventStore(abc.ABC):
         without taking locks that runners need; this default reads it in a transaction."""
         with self.transaction() as tx:
             return tx.records(), tx.checkpoints()
+
+    # -- erasure (crypto-shredding, see docs/erasure.md) ----------------------------------------
+
+    def forget(self, subject: str, *, by: str = "", reason: str = "") -> ForgetReport:
+        """Forget data subject ``subject``: destroy its key, so that every personal field
+        encrypted for it reads as its redacted value from now on, in every process.
+
+        The forget is recorded in the store's forget log (``by``: who asked, ``reason``: why;
+        the subject id and the time, never the data). Snapshots of the streams that hold the
+        subject's ciphertext are deleted (a snapshot may hold the plaintext); projections
+        with a ``forgotten`` hook are told by their runner. Forgetting a subject with no key
+        (unknown, or forgotten before) is recorded too, and the report says so.
+        """
+        subject = check_text(subject, what="subject")
+        if not subject:
+            raise ValidationError("subject must not be empty")
+        by = check_text(by, what="by")
+        reason = check_text(reason, what="reason")
+        shredder = self._shredder()
+        earlier = tuple(entry for entry in self._forget_log(0) if entry.subject == subject)
+        had_key = shredder.key_store.destroy_key(subject)
+        shredder.drop(subject)
+        entry = self._log_forget(subject, self._clock(), by, reason, had_key)
+        deleted = self._delete_snapshots_holding(subject_needle(subject))
+        return ForgetReport(subject, had_key, earlier, deleted, entry)
+
+    def forgotten_subjects(self, after: int = 0) -> list[ForgottenSubject]:
+        """The forget log after entry ``after`` (its ``seq``), oldest first."""
+        return self._forget_log(check_count(after, what="after"))
+
+    def _default_key_store(self) -> KeyStore:
+        """The key store used when none is given: the store's own keys table."""
+        raise ConfigurationError(f"{type(self).__name__} has no key store: pass key_store=")
+
+    def _log_forget(
+        self, subject: str, at_us: int, by: str, reason: str, had_key: bool
+    ) -> ForgottenSubject:
+        raise ConfigurationError(f"{type(self).__name__} cannot forget subjects")
+
+    def _forget_log(self, after: int) -> list[ForgottenSubject]:
+        return []
+
+    def _delete_snapshots_holding(self, needle: bytes) -> int:
+        """Delete the snapshots of streams whose events' data contains ``needle``."""
+        return 0
 
     # -- snapshots ----------------------------------------------------------------------------
 

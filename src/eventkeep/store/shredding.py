@@ -1,0 +1,271 @@
+"""Crypto-shredding: personal fields encrypted with a key per data subject, and forgetting a
+subject by destroying its key.
+
+Each subject gets a random 256-bit AES-GCM key the first time an append holds personal data of
+it. Keys live in a :class:`KeyStore`: by default the store's own keys table (memory keeps them
+in the store object); any object with the four methods of the protocol can take its place (a
+KMS, a vault). ``store.forget(subject)`` destroys the key; the ciphertext stays in the log, so
+hashes, ``verify`` and anchors are untouched, and every read shows the field's redacted value
+(:mod:`eventkeep.store.personal`).
+
+Keys are cached per store object. The cache is checked against the key store's *epoch*, a
+number that changes whenever any process destroys a key: once per page of events that holds
+ciphertext (pages without any pay nothing) and once per append call that encrypts. A forget in
+another process therefore takes effect for this process's next read.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import threading
+from collections.abc import Callable, Collection, Iterable
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import msgspec
+
+from eventkeep.errors import ConfigurationError, ValidationError
+from eventkeep.store.personal import ENVELOPE_PREFIX, REDACTED, holds_personal
+
+__all__ = [
+    "ForgetReport",
+    "ForgottenSubject",
+    "KeyStore",
+    "MemoryKeyStore",
+    "Shredder",
+    "subject_needle",
+]
+
+_AAD = b"eventkeep:personal:"
+_NONCE = 12
+_ENVELOPE = re.compile(
+    rb'\{"\$eventkeep:personal":\["((?:[^"\\]|\\.)*)","([A-Za-z0-9+/=]*)"'
+    rb'(?:,"((?:[^"\\]|\\.)*)")?\]\}'
+)
+_SUBJECTS = re.compile(rb'\{"\$eventkeep:personal":\["((?:[^"\\]|\\.)*)"')
+_REDACTED_JSON = msgspec.json.encode(REDACTED)
+_encode = msgspec.json.Encoder().encode
+_decode_str = msgspec.json.Decoder(str).decode
+
+
+@runtime_checkable
+class KeyStore(Protocol):
+    """Where the per-subject keys live. Implement it to keep keys in a KMS or a vault.
+
+    Keys are opaque 32-byte values. Every method may be called from several threads.
+    """
+
+    def keys(self, subjects: Collection[str]) -> dict[str, bytes]:
+        """The keys of those of ``subjects`` that have one (forgotten ones have none)."""
+        ...
+
+    def create_key(self, subject: str, key: bytes) -> bytes:
+        """Store ``key`` for ``subject`` unless it has one already; return the key it has
+        now (another process may have won the race: its key is the one to use)."""
+        ...
+
+    def destroy_key(self, subject: str) -> bool:
+        """Destroy the subject's key for good; True if it had one. Changes the epoch."""
+        ...
+
+    def epoch(self) -> int:
+        """A number that changes whenever a key is destroyed, by any process."""
+        ...
+
+
+class MemoryKeyStore:
+    """Keys in a dict: the memory store's key store, and an example of the protocol."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, bytes] = {}
+        self._epoch = 0
+
+    def keys(self, subjects: Collection[str]) -> dict[str, bytes]:
+        found = self._keys
+        return {s: found[s] for s in subjects if s in found}
+
+    def create_key(self, subject: str, key: bytes) -> bytes:
+        with self._lock:
+            return self._keys.setdefault(subject, key)
+
+    def destroy_key(self, subject: str) -> bool:
+        with self._lock:
+            had = self._keys.pop(subject, None) is not None
+            self._epoch += 1
+            return had
+
+    def epoch(self) -> int:
+        return self._epoch
+
+
+class ForgottenSubject(NamedTuple):
+    """One entry of the forget log: who forgot which subject, when and why (never the data)."""
+
+    seq: int
+    """1, 2, 3...: the order of forgets in this store."""
+    subject: str
+    forgotten_at: datetime
+    by: str
+    reason: str
+    had_key: bool
+    """False when the store held no key for the subject (nothing of it was encrypted, or it
+    was forgotten before)."""
+
+
+class ForgetReport(NamedTuple):
+    """What ``store.forget`` did."""
+
+    subject: str
+    had_key: bool
+    """True: a key was destroyed now. False: there was none (see ``earlier``)."""
+    earlier: tuple[ForgottenSubject, ...]
+    """Earlier forgets of the same subject, oldest first."""
+    snapshots_deleted: int
+    """Snapshots of streams holding the subject's ciphertext, deleted (they may hold plaintext)."""
+    entry: ForgottenSubject
+    """The forget log entry written for this call."""
+
+
+def subject_needle(subject: str) -> bytes:
+    """How every stored encrypted value of ``subject`` starts (for finding its streams)."""
+    return ENVELOPE_PREFIX + _encode(subject) + b","
+
+
+def _crypto() -> Any:
+    try:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    except ImportError:  # pragma: no cover - the venv has it
+        raise ConfigurationError(
+            "personal fields are encrypted with AES-GCM from the cryptography package: "
+            "pip install 'eventkeep[crypto]'"
+        ) from None
+    return AESGCM
+
+
+def _subject_of(group: bytes) -> str:
+    if b"\\" in group:
+        return _decode_str(b'"' + group + b'"')
+    return group.decode()
+
+
+class Shredder:
+    """Encrypts personal values for appends and reveals them on reads, with a key cache.
+
+    ``in_transaction``: true while the calling thread has a store transaction open; keys seen
+    inside one are not cached (the transaction may roll back a key it created).
+    """
+
+    def __init__(self, key_store: KeyStore, in_transaction: Callable[[], bool]) -> None:
+        if not isinstance(key_store, KeyStore):
+            raise ConfigurationError(
+                f"key_store must implement eventkeep.KeyStore (keys, create_key, destroy_key, "
+                f"epoch), got {key_store!r:.80}"
+            )
+        self.key_store = key_store
+        self._in_transaction = in_transaction
+        self._ciphers: dict[str, Any] = {}
+        self._epoch: int | None = None
+        self._local = threading.local()
+
+    # -- the cache ----------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Drop every cached key if a key was destroyed since the last look (any process)."""
+        epoch = self.key_store.epoch()
+        if epoch != self._epoch:
+            self._ciphers = {}
+            self._epoch = epoch
+
+    def drop(self, subject: str) -> None:
+        self._ciphers.pop(subject, None)
+
+    def _cipher(self, subject: str, key: bytes) -> Any:
+        cipher = _crypto()(key)
+        if not self._in_transaction():
+            self._ciphers[subject] = cipher
+        return cipher
+
+    # -- appends ------------------------------------------------------------------------------
+
+    def begin_append(self) -> None:
+        """An append call starts: its first encryption checks the epoch."""
+        self._local.checked = False
+
+    def _cipher_for_append(self, subject: str) -> Any:
+        if not getattr(self._local, "checked", False):
+            self.refresh()
+            self._local.checked = True
+        cipher = self._ciphers.get(subject)
+        if cipher is not None:
+            return cipher
+        store = self.key_store
+        key = store.keys((subject,)).get(subject)
+        if key is None:
+            key = store.create_key(subject, _crypto().generate_key(bit_length=256))
+        return self._cipher(subject, key)
+
+    def encrypt(self, subject: Any, plaintext: bytes, redacted: bytes | None) -> msgspec.Raw:
+        """The stored form of one personal value (its JSON text ``plaintext``)."""
+        if isinstance(subject, bool) or not isinstance(subject, str | int):
+            subject = str(subject) if subject is not None else None
+        if subject is None or subject == "":
+            raise ValidationError("a personal field's subject field holds no subject id")
+        subject = str(subject)
+        cipher = self._cipher_for_append(subject)
+        nonce = os.urandom(_NONCE)
+        sealed = base64.b64encode(nonce + cipher.encrypt(nonce, plaintext, _AAD + subject.encode()))
+        out = ENVELOPE_PREFIX + _encode(subject) + b',"' + sealed + b'"'
+        if redacted is not None:
+            out += b"," + _encode(redacted.decode())
+        return msgspec.Raw(out + b"]}")
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def prefetch(self, raws: Iterable[bytes | str]) -> None:
+        """Before a page holding ciphertext is handed out: check the epoch, and fetch the
+        keys of its subjects not cached, in one call."""
+        self.refresh()
+        if self._in_transaction():
+            return
+        wanted: set[str] = set()
+        for raw in raws:
+            data = raw.encode() if isinstance(raw, str) else raw
+            wanted.update(_subject_of(m) for m in _SUBJECTS.findall(data))
+        cached = self._ciphers
+        missing = [s for s in wanted if s not in cached]
+        if missing:
+            for subject, key in self.key_store.keys(missing).items():
+                self._cipher(subject, key)
+
+    def reveal(self, raw: bytes | str) -> bytes:
+        """``raw`` with each encrypted value replaced by its plaintext, or by its redacted
+        value when the subject's key is gone."""
+        data = raw.encode() if isinstance(raw, str) else raw
+        return _ENVELOPE.sub(self._open, data)
+
+    def _open(self, match: re.Match[bytes]) -> bytes:
+        subject = _subject_of(match.group(1))
+        cipher = self._ciphers.get(subject)
+        if cipher is None:
+            key = self.key_store.keys((subject,)).get(subject)
+            if key is not None:
+                cipher = self._cipher(subject, key)
+        if cipher is not None:
+            sealed = base64.b64decode(match.group(2))
+            try:
+                return bytes(
+                    cipher.decrypt(sealed[:_NONCE], sealed[_NONCE:], _AAD + subject.encode())
+                )
+            except Exception:  # InvalidTag: sealed with an earlier key of a forgotten subject
+                pass
+        redacted = match.group(3)
+        if redacted is None:
+            return _REDACTED_JSON
+        return _subject_of(redacted).encode()
+
+
+def page_holds_personal(raws: Iterable[bytes | str]) -> bool:
+    return any(holds_personal(raw) for raw in raws)
