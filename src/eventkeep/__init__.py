@@ -66,7 +66,9 @@ from eventkeep.store.events import (
     upcasts,
 )
 from eventkeep.store.hashing import BrokenLink, VerifyReport
+from eventkeep.store.personal import REDACTED, Personal
 from eventkeep.store.recorded import RecordedEvent
+from eventkeep.store.shredding import ForgetReport, ForgottenSubject, KeyStore, MemoryKeyStore
 from eventkeep.urls import DEFAULT_STORE_URL, open_store
 
 __version__ = "0.1.0"
@@ -75,6 +77,7 @@ __all__ = [
     "ANY",
     "DEFAULT_STORE_URL",
     "NO_STREAM",
+    "REDACTED",
     "STREAM_EXISTS",
     "Aggregate",
     "Anchor",
@@ -102,10 +105,15 @@ __all__ = [
     "EventkeepError",
     "Every",
     "ExpectedVersion",
+    "ForgetReport",
+    "ForgottenSubject",
     "HistoryEntry",
     "IntegrityError",
+    "KeyStore",
+    "MemoryKeyStore",
     "NewEvent",
     "NotFoundError",
+    "Personal",
     "ProjectionFailedError",
     "Query",
     "QueryItem",

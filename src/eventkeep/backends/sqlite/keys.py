@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
-from typing import TYPE_CHECKING
+from typing import Any
 
 from eventkeep.store.recorded import from_micros
 from eventkeep.store.shredding import ForgottenSubject
-
-if TYPE_CHECKING:
-    from eventkeep.backends.sqlite.store import SQLiteStore
 
 __all__ = ["SQLiteKeyStore", "delete_snapshots_holding", "forget_log", "log_forget"]
 
@@ -42,7 +39,7 @@ class SQLiteKeyStore:
     """Per-subject keys in the store's ``personal_keys`` table; inside a store transaction
     on the calling thread, reads and writes join it."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: Any) -> None:
         self._store = store
 
     def keys(self, subjects: Collection[str]) -> dict[str, bytes]:
@@ -61,7 +58,7 @@ class SQLiteKeyStore:
 
     def destroy_key(self, subject: str) -> bool:
         with self._store._write_or_join() as cur:
-            had = cur.execute(DELETE_KEY, (subject,)).rowcount > 0
+            had: bool = cur.execute(DELETE_KEY, (subject,)).rowcount > 0
             cur.execute(BUMP_EPOCH)
             return had
 
@@ -70,21 +67,21 @@ class SQLiteKeyStore:
 
 
 def log_forget(
-    store: SQLiteStore, subject: str, at_us: int, by: str, reason: str, had_key: bool
+    store: Any, subject: str, at_us: int, by: str, reason: str, had_key: bool
 ) -> ForgottenSubject:
     with store._write_or_join() as cur:
         seq = int(cur.execute(LOG_FORGET, (subject, at_us, by, reason, int(had_key))).fetchone()[0])
     return ForgottenSubject(seq, subject, from_micros(at_us), by, reason, had_key)
 
 
-def forget_log(store: SQLiteStore, after: int) -> list[ForgottenSubject]:
+def forget_log(store: Any, after: int) -> list[ForgottenSubject]:
     return [
         ForgottenSubject(seq, subject, from_micros(at), by, reason, bool(had))
         for seq, subject, at, by, reason, had in store._query(FORGET_LOG, (after,))
     ]
 
 
-def delete_snapshots_holding(store: SQLiteStore, needle: bytes) -> int:
+def delete_snapshots_holding(store: Any, needle: bytes) -> int:
     streams = [row[0] for row in store._query(STREAMS_HOLDING, (needle.decode(),))]
     if not streams:
         return 0

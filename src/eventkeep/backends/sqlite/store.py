@@ -758,7 +758,6 @@ class SQLiteStore(EventStore):
             checkpoints = {name: int(pos) for name, pos in cur.execute(sql.CHECKPOINTS)}
         return records, checkpoints
 
-
     # -- erasure (see keys.py) -----------------------------------------------------------------
 
     def _default_key_store(self) -> KeyStore:
