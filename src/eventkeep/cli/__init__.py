@@ -37,6 +37,8 @@ COMMANDS: dict[str, str] = {
     "demo": "eventkeep.cli.demo:demo",
     "snapshots": "eventkeep.cli.snapshots:snapshots",
     "projections": "eventkeep.cli.projections:projections",
+    "forget": "eventkeep.cli.forget:forget",
+    "forgotten": "eventkeep.cli.forget:forgotten",
 }
 """Command name -> ``module:attribute`` of its click command or group."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Collection, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -86,14 +87,21 @@ def log_forget(
             LOG_FORGET, (subject, from_micros(at_us), by, reason, had_key)
         ).fetchone()
     assert row is not None
-    return ForgottenSubject(int(row[0]), subject, from_micros(row[1]), by, reason, had_key)
+    return ForgottenSubject(int(row[0]), subject, _when(row[1]), by, reason, had_key)
+
+
+def _when(value: Any) -> datetime:
+    """A timestamptz as an aware UTC datetime (the store's connections load microseconds)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return from_micros(int(value))
 
 
 def forget_log(store: Any, after: int) -> list[ForgottenSubject]:
     with store._reading() as conn:
         rows = conn.execute(FORGET_LOG, (after,)).fetchall()
     return [
-        ForgottenSubject(int(seq), subject, from_micros(at), by, reason, bool(had))
+        ForgottenSubject(int(seq), subject, _when(at), by, reason, bool(had))
         for seq, subject, at, by, reason, had in rows
     ]
 
