@@ -260,6 +260,12 @@ class Codec:
 
     # -- decoding -----------------------------------------------------------------------------
 
+    def reveal(self, raw: bytes) -> bytes:
+        """Stored data with personal values revealed (or redacted if forgotten)."""
+        if self.personal is not None and holds_personal(raw):
+            return self.personal.reveal(raw)
+        return raw
+
     def decode_data(self, raw: bytes | str) -> dict[str, Any]:
         """Stored data as a mapping (personal values revealed, or redacted if forgotten)."""
         if self.personal is not None and holds_personal(raw):
