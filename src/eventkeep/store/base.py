@@ -155,7 +155,7 @@ class EventStore(abc.ABC):
         forget elsewhere drops it) and fetch its subjects' keys in one call."""
         for event in page:
             if holds_personal(event._raw_data):
-                self._shredder().prefetch(e._raw_data for e in page)
+                self._shredder().page([e._raw_data for e in page])
                 break
         return page
 
