@@ -9,7 +9,8 @@ a plain ``email``. Target: at most 1.2x on appends and on reads.
    first append of a brand-new subject (its key is created then: one extra write).
 2. Reads: the log of N events of each kind read with ``read_all(types=...)`` and decoded
    (``.event``), warm (the key cache filled) and cold (a new store handle: keys fetched once
-   per page); and raw ``.data`` reads.
+   per page); raw ``.data`` reads; and a hot stream of 100 events read again and again (an
+   aggregate reloaded for each command: its values come from the decrypted-value cache).
 
 Medians of interleaved repetitions; SQLite files in a temporary folder (synchronous=FULL);
 PostgreSQL is a throwaway durable cluster (``pg.py``) or ``$EVENTKEEP_BENCH_POSTGRES_URL``.
@@ -193,6 +194,7 @@ def reads(backends: list[str], count: int, repeats: int, server: Any, folder: Pa
                         else:
                             if cold:  # memory: one store object; drop its key cache
                                 store.codec.personal._keys = {}  # type: ignore[union-attr]
+                                store.codec.personal._opened = {}  # type: ignore[union-attr]
                             samples[kind].append(read_seconds(store, kind, what))
                 plain = statistics.median(samples["plain"]) * 1e6
                 personal = statistics.median(samples["personal"]) * 1e6
@@ -201,7 +203,29 @@ def reads(backends: list[str], count: int, repeats: int, server: Any, folder: Pa
                     f"| {backend} | {label} | {plain:.2f} | {personal:.2f} "
                     f"| {personal / plain:.2f}x |"
                 )
+            hot: dict[str, list[float]] = {kind: [] for kind in KINDS}
+            for kind in KINDS:
+                store.append(f"hot-{kind}", [event(kind, n) for n in range(HOT)])
+            for _ in range(repeats * 20):
+                for kind in KINDS:
+                    hot[kind].append(hot_read(store, f"hot-{kind}"))
+            plain = statistics.median(hot["plain"]) * 1e6
+            personal = statistics.median(hot["personal"]) * 1e6
+            lines.append(
+                f"| {backend} | read_stream of a hot {HOT}-event stream, .event | {plain:.2f} "
+                f"| {personal:.2f} | {personal / plain:.2f}x |"
+            )
     return lines
+
+
+HOT = 100
+"""Events of the stream an aggregate reloads on every command (the hot-read row)."""
+
+
+def hot_read(store: eventkeep.EventStore, stream: str) -> float:
+    began = time.perf_counter()
+    events = [recorded.event for recorded in store.read_stream(stream)]
+    return (time.perf_counter() - began) / len(events)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ another process therefore takes effect for this process's next read.
 from __future__ import annotations
 
 import binascii
+import contextlib
 import os
 import re
 import threading
@@ -38,6 +39,8 @@ __all__ = [
     "subject_needle",
 ]
 
+OPENED_CACHE = 4096
+"""Decrypted values kept per store object (dropped with the keys when a forget is seen)."""
 _AAD = b"eventkeep:personal:"
 _NONCE = 12
 _STRING = rb'([^"\\]*(?:\\.[^"\\]*)*)'  # the inside of a JSON string (unrolled: fast)
@@ -176,6 +179,7 @@ class Shredder:
         self.key_store = key_store
         self._in_transaction = in_transaction
         self._keys: dict[bytes, _Key] = {}
+        self._opened: dict[bytes, bytes] = {}
         self._epoch: int | None = None
         self._local = threading.local()
 
@@ -186,10 +190,13 @@ class Shredder:
         epoch = self.key_store.epoch()
         if epoch != self._epoch:
             self._keys = {}
+            self._opened = {}
             self._epoch = epoch
 
     def drop(self, subject: str) -> None:
+        """Forget ``subject`` in this cache (its key was destroyed through this store)."""
         self._keys.pop(_encode(subject)[1:-1], None)
+        self._opened = {}
 
     def _key(self, subject: str, key: bytes, cache: bool = True) -> _Key:
         made = _Key(_crypto()(key), _AAD + subject.encode())
@@ -283,13 +290,24 @@ class Shredder:
 
     def _open(self, match: re.Match[bytes]) -> bytes:
         subject, sealed_text, redacted = match.groups()
+        opened = self._opened
+        plain = opened.get(sealed_text)
+        if plain is not None:
+            return plain
         key = self._keys.get(subject) or self._fetch(subject)
         if key is not None:
             sealed = binascii.a2b_base64(sealed_text)
             try:
-                return key.cipher.decrypt(sealed[:_NONCE], sealed[_NONCE:], key.aad)  # type: ignore[no-any-return]
+                plain = bytes(key.cipher.decrypt(sealed[:_NONCE], sealed[_NONCE:], key.aad))
             except Exception:  # InvalidTag: sealed with an earlier key of a forgotten subject
-                pass
+                plain = None
+            if plain is not None:
+                if key is self._keys.get(subject):  # cached key: the value may be cached too
+                    if len(opened) >= OPENED_CACHE:
+                        with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                            del opened[next(iter(opened))]  # the oldest (other threads race)
+                    opened[sealed_text] = plain
+                return plain
         if redacted is None:
             return _REDACTED_JSON
         return _subject_of(redacted).encode()
