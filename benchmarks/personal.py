@@ -10,7 +10,7 @@ a plain ``email``. Target: at most 1.2x on appends and on reads.
 2. Reads: the log of N events of each kind read with ``read_all(types=...)`` and decoded
    (``.event``), warm (the key cache filled) and cold (a new store handle: keys fetched once
    per page); raw ``.data`` reads; and a hot stream of 100 events read again and again (an
-   aggregate reloaded for each command: its values come from the decrypted-value cache).
+   aggregate reloaded for each command: its data comes from the revealed-data cache).
 
 Medians of interleaved repetitions; SQLite files in a temporary folder (synchronous=FULL);
 PostgreSQL is a throwaway durable cluster (``pg.py``) or ``$EVENTKEEP_BENCH_POSTGRES_URL``.
@@ -194,7 +194,7 @@ def reads(backends: list[str], count: int, repeats: int, server: Any, folder: Pa
                         else:
                             if cold:  # memory: one store object; drop its key cache
                                 store.codec.personal._keys = {}  # type: ignore[union-attr]
-                                store.codec.personal._opened = {}  # type: ignore[union-attr]
+                                store.codec.personal._revealed = {}  # type: ignore[union-attr]
                             samples[kind].append(read_seconds(store, kind, what))
                 plain = statistics.median(samples["plain"]) * 1e6
                 personal = statistics.median(samples["personal"]) * 1e6

@@ -17,7 +17,6 @@ another process therefore takes effect for this process's next read.
 from __future__ import annotations
 
 import binascii
-import contextlib
 import os
 import re
 import threading
@@ -39,8 +38,9 @@ __all__ = [
     "subject_needle",
 ]
 
-OPENED_CACHE = 4096
-"""Decrypted values kept per store object (dropped with the keys when a forget is seen)."""
+REVEALED_CACHE = 4096
+"""Events' revealed data kept per store object (dropped with the keys when a forget is
+seen; emptied when full)."""
 _AAD = b"eventkeep:personal:"
 _NONCE = 12
 _STRING = rb'([^"\\]*(?:\\.[^"\\]*)*)'  # the inside of a JSON string (unrolled: fast)
@@ -179,7 +179,7 @@ class Shredder:
         self.key_store = key_store
         self._in_transaction = in_transaction
         self._keys: dict[bytes, _Key] = {}
-        self._opened: dict[bytes, bytes] = {}
+        self._revealed: dict[bytes | str, bytes] = {}
         self._epoch: int | None = None
         self._local = threading.local()
 
@@ -190,13 +190,13 @@ class Shredder:
         epoch = self.key_store.epoch()
         if epoch != self._epoch:
             self._keys = {}
-            self._opened = {}
+            self._revealed = {}
             self._epoch = epoch
 
     def drop(self, subject: str) -> None:
         """Forget ``subject`` in this cache (its key was destroyed through this store)."""
         self._keys.pop(_encode(subject)[1:-1], None)
-        self._opened = {}
+        self._revealed = {}
 
     def _key(self, subject: str, key: bytes, cache: bool = True) -> _Key:
         made = _Key(_crypto()(key), _AAD + subject.encode())
@@ -285,15 +285,20 @@ class Shredder:
     def reveal(self, raw: bytes | str) -> bytes:
         """``raw`` with each encrypted value replaced by its plaintext, or by its redacted
         value when the subject's key is gone."""
-        data = raw.encode() if isinstance(raw, str) else raw
-        return _ENVELOPE.sub(self._open, data)
+        revealed = self._revealed
+        out = revealed.get(raw)
+        if out is None:
+            data = raw.encode() if isinstance(raw, str) else raw
+            out = _ENVELOPE.sub(self._open, data)
+            if len(revealed) >= REVEALED_CACHE:
+                revealed = self._revealed = {}
+            # Safe to keep: a value decrypted now stays readable until a forget, which drops
+            # the cache; a value redacted now (no key) stays redacted.
+            revealed[raw] = out
+        return out
 
     def _open(self, match: re.Match[bytes]) -> bytes:
         subject, sealed_text, redacted = match.groups()
-        opened = self._opened
-        plain = opened.get(sealed_text)
-        if plain is not None:
-            return plain
         key = self._keys.get(subject) or self._fetch(subject)
         if key is not None:
             sealed = binascii.a2b_base64(sealed_text)
@@ -302,11 +307,6 @@ class Shredder:
             except Exception:  # InvalidTag: sealed with an earlier key of a forgotten subject
                 plain = None
             if plain is not None:
-                if key is self._keys.get(subject):  # cached key: the value may be cached too
-                    if len(opened) >= OPENED_CACHE:
-                        with contextlib.suppress(KeyError, RuntimeError, StopIteration):
-                            del opened[next(iter(opened))]  # the oldest (other threads race)
-                    opened[sealed_text] = plain
                 return plain
         if redacted is None:
             return _REDACTED_JSON
