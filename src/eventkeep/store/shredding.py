@@ -20,6 +20,7 @@ import binascii
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -38,6 +39,11 @@ __all__ = [
     "subject_needle",
 ]
 
+APPEND_REFRESH = 1.0
+"""Seconds between an appending store's looks at the epoch (reads look on every page that
+holds ciphertext). Within that window an append may still encrypt with a key another
+process just destroyed: its values then read as redacted, as if appended just before the
+forget."""
 REVEALED_CACHE = 4096
 """Events' revealed data kept per store object (dropped with the keys when a forget is
 seen; emptied when full)."""
@@ -181,6 +187,7 @@ class Shredder:
         self._keys: dict[bytes, _Key] = {}
         self._revealed: dict[bytes | str, bytes] = {}
         self._epoch: int | None = None
+        self._append_refresh_at = 0.0
         self._local = threading.local()
 
     # -- the cache ----------------------------------------------------------------------------
@@ -206,14 +213,11 @@ class Shredder:
 
     # -- appends ------------------------------------------------------------------------------
 
-    def begin_append(self) -> None:
-        """An append call starts: its first encryption checks the epoch."""
-        self._local.checked = False
-
     def _key_for_append(self, subject: str) -> _Key:
-        if not getattr(self._local, "checked", False):
+        now = time.monotonic()
+        if now >= self._append_refresh_at:
             self.refresh()
-            self._local.checked = True
+            self._append_refresh_at = now + APPEND_REFRESH
         found = self._keys.get(_encode(subject)[1:-1])
         if found is not None:
             return found
