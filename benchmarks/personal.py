@@ -12,7 +12,7 @@ a plain ``email``. Target: at most 1.2x on appends and on reads.
    per page); raw ``.data`` reads; and a hot stream of 100 events read again and again (an
    aggregate reloaded for each command: its data comes from the revealed-data cache).
 
-Medians of interleaved repetitions; SQLite files in a temporary folder (synchronous=FULL);
+Medians; appends alternate op by op, reads alternate by pass; SQLite files in a temporary folder (synchronous=FULL);
 PostgreSQL is a throwaway durable cluster (``pg.py``) or ``$EVENTKEEP_BENCH_POSTGRES_URL``.
 
 ::
@@ -102,14 +102,15 @@ def time_ops(op: Callable[[int], None], start: int, count: int) -> list[float]:
 
 
 def compare(variants: dict[str, Callable[[int], None]], ops: int, repeats: int) -> dict[str, float]:
-    """Median µs per op of each variant, repetitions interleaved (one warm-up round that also
-    creates the keys of the SUBJECTS subjects)."""
+    """Median µs per op of each variant, the variants alternating op by op (so that a busy
+    moment of the machine hits both alike), after a warm-up round that also creates the keys
+    of the SUBJECTS subjects."""
     samples: dict[str, list[float]] = {name: [] for name in variants}
     for op in variants.values():
         time_ops(op, 0, SUBJECTS)
-    for rep in range(repeats):
+    for n in range(SUBJECTS, SUBJECTS + ops * repeats):
         for name, op in variants.items():
-            samples[name] += time_ops(op, (rep + 1) * ops, ops)
+            samples[name] += time_ops(op, n, 1)
     return {name: statistics.median(values) * 1e6 for name, values in samples.items()}
 
 
