@@ -12,8 +12,9 @@ a plain ``email``. Target: at most 1.2x on appends and on reads.
    per page); raw ``.data`` reads; and a hot stream of 100 events read again and again (an
    aggregate reloaded for each command: its data comes from the revealed-data cache).
 
-Medians; appends alternate op by op, reads alternate by pass; SQLite files in a temporary folder (synchronous=FULL);
-PostgreSQL is a throwaway durable cluster (``pg.py``) or ``$EVENTKEEP_BENCH_POSTGRES_URL``.
+Medians; appends alternate op by op, reads pass by pass; SQLite files in a temporary folder
+(synchronous=FULL); PostgreSQL is a throwaway durable cluster (``pg.py``) or
+``$EVENTKEEP_BENCH_POSTGRES_URL``.
 
 ::
 
