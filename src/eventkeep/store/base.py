@@ -56,17 +56,11 @@ from eventkeep.store.dcb import (
     check_condition,
     check_query,
 )
+from eventkeep.store.erasure import Erasure
 from eventkeep.store.events import Event, NewEvent, RawEvent, TypeRegistry, default_registry
 from eventkeep.store.hashing import VerifyReport
-from eventkeep.store.personal import holds_personal
 from eventkeep.store.recorded import RecordedEvent
-from eventkeep.store.shredding import (
-    ForgetReport,
-    ForgottenSubject,
-    KeyStore,
-    Shredder,
-    subject_needle,
-)
+from eventkeep.store.shredding import KeyStore
 from eventkeep.store.types import (
     ANY,
     NO_STREAM,
@@ -112,7 +106,7 @@ def _check_expected(value: Any) -> Expected:
     )
 
 
-class EventStore(abc.ABC):
+class EventStore(Erasure, abc.ABC):
     """An append-only event store: streams of events, and one global log across them."""
 
     url: str
@@ -134,30 +128,6 @@ class EventStore(abc.ABC):
         self._append_count = 0
         self._open_tx = threading.local()  # .tx: the transaction open on this thread, if any
         self._key_store = key_store
-
-    @property
-    def key_store(self) -> KeyStore:
-        """Where the per-subject keys of personal fields live (see docs/erasure.md)."""
-        return self._shredder().key_store
-
-    def _shredder(self) -> Shredder:
-        shredder = self.codec.personal
-        if shredder is None:
-            given = self._key_store
-            key_store = given if given is not None else self._default_key_store()
-            shredder = self.codec.personal = Shredder(
-                key_store, lambda: self.joined_transaction() is not None
-            )
-        return shredder
-
-    def _with_personal(self, page: list[RecordedEvent]) -> list[RecordedEvent]:
-        """A page about to be handed out: if it holds ciphertext, check the key cache (a
-        forget elsewhere drops it) and fetch its subjects' keys in one call."""
-        for event in page:
-            if holds_personal(event._raw_data):
-                self._shredder().page([e._raw_data for e in page])
-                break
-        return page
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -646,51 +616,6 @@ class EventStore(abc.ABC):
         with self.transaction() as tx:
             return tx.records(), tx.checkpoints()
 
-    # -- erasure (crypto-shredding, see docs/erasure.md) ----------------------------------------
-
-    def forget(self, subject: str, *, by: str = "", reason: str = "") -> ForgetReport:
-        """Forget data subject ``subject``: destroy its key, so that every personal field
-        encrypted for it reads as its redacted value from now on, in every process.
-
-        The forget is recorded in the store's forget log (``by``: who asked, ``reason``: why;
-        the subject id and the time, never the data). Snapshots of the streams that hold the
-        subject's ciphertext are deleted (a snapshot may hold the plaintext); projections
-        with a ``forgotten`` hook are told by their runner. Forgetting a subject with no key
-        (unknown, or forgotten before) is recorded too, and the report says so.
-        """
-        subject = check_text(subject, what="subject")
-        if not subject:
-            raise ValidationError("subject must not be empty")
-        by = check_text(by, what="by")
-        reason = check_text(reason, what="reason")
-        shredder = self._shredder()
-        earlier = tuple(entry for entry in self._forget_log(0) if entry.subject == subject)
-        had_key = shredder.key_store.destroy_key(subject)
-        shredder.drop(subject)
-        entry = self._log_forget(subject, self._clock(), by, reason, had_key)
-        deleted = self._delete_snapshots_holding(subject_needle(subject))
-        return ForgetReport(subject, had_key, earlier, deleted, entry)
-
-    def forgotten_subjects(self, after: int = 0) -> list[ForgottenSubject]:
-        """The forget log after entry ``after`` (its ``seq``), oldest first."""
-        return self._forget_log(check_count(after, what="after"))
-
-    def _default_key_store(self) -> KeyStore:
-        """The key store used when none is given: the store's own keys table."""
-        raise ConfigurationError(f"{type(self).__name__} has no key store: pass key_store=")
-
-    def _log_forget(
-        self, subject: str, at_us: int, by: str, reason: str, had_key: bool
-    ) -> ForgottenSubject:
-        raise ConfigurationError(f"{type(self).__name__} cannot forget subjects")
-
-    def _forget_log(self, after: int) -> list[ForgottenSubject]:
-        return []
-
-    def _delete_snapshots_holding(self, needle: bytes) -> int:
-        """Delete the snapshots of streams whose events' data contains ``needle``."""
-        return 0
-
     # -- snapshots ----------------------------------------------------------------------------
 
     def save_snapshot(
@@ -730,7 +655,7 @@ class EventStore(abc.ABC):
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def close(self) -> None:  # noqa: B027 - backends without resources need no close
+    def close(self) -> None:
         """Release the store's connections; it cannot be used afterwards."""
 
     def __enter__(self) -> Self:
