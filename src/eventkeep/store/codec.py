@@ -136,7 +136,8 @@ class Codec:
                 raise _reserved_error(type_name)
             spec = personal_fields(cls)
             if spec:
-                data = self._seal(data, spec)
+                event_id = event_id or new_event_id()
+                data = self._seal(data, spec, event_id)
         elif isinstance(item, RawEvent):
             type_name = check_name(item.type, what="event type")
             schema_version = item.schema_version
@@ -158,7 +159,8 @@ class Codec:
                 self._check_fits(registered, type_name, schema_version, data)
                 spec = personal_fields(registered)
                 if spec:
-                    data = self._seal(data, spec)
+                    event_id = event_id or new_event_id()
+                    data = self._seal(data, spec, event_id)
         else:
             raise ValidationError(
                 "append takes eventkeep.Event, RawEvent or NewEvent instances, "
@@ -182,8 +184,9 @@ class Codec:
             event_id or new_event_id(), type_name, schema_version, data, meta, tags
         )
 
-    def _seal(self, data: bytes, spec: tuple[PersonalField, ...]) -> bytes:
-        """``data`` with each personal field encrypted with its subject's key."""
+    def _seal(self, data: bytes, spec: tuple[PersonalField, ...], event_id: bytes) -> bytes:
+        """``data`` with each personal field encrypted with its subject's key (the nonce is
+        derived from the event id and the field, so a retried append stores the same bytes)."""
         shredder = self.personal
         if shredder is None:
             raise ValidationError("events with Personal fields are appended through a store")
@@ -193,7 +196,7 @@ class Codec:
             if field.key in fields:
                 subject = fields.get(field.subject_key)
                 fields[field.key] = shredder.encrypt(
-                    subject, encode(fields[field.key]), field.redacted
+                    subject, encode(fields[field.key]), field.redacted, event_id + field.nonce
                 )
         return encode(fields)
 

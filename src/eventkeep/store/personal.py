@@ -94,6 +94,8 @@ class PersonalField(NamedTuple):
     """Its name in the stored JSON."""
     redacted: bytes | None
     """The JSON text of the redacted value when it is not :data:`REDACTED`."""
+    nonce: bytes
+    """Mixed with the event id into the field's AES-GCM nonce: the stored name, encoded."""
 
 
 def holds_personal(raw: bytes | str) -> bool:
@@ -206,7 +208,9 @@ def personal_fields(cls: type) -> tuple[PersonalField, ...]:
         return ()
     info = {f.name: f.encode_name for f in msgspec.structs.fields(cls)}
     spec = _SPECS[cls] = tuple(
-        PersonalField(name, info[name], subject, info[subject], redacted)
+        PersonalField(
+            name, info[name], subject, info[subject], redacted, b"\x00" + info[name].encode()
+        )
         for name, subject, redacted in checked
     )
     return spec

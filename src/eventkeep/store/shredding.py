@@ -17,7 +17,7 @@ another process therefore takes effect for this process's next read.
 from __future__ import annotations
 
 import binascii
-import os
+import hashlib
 import re
 import threading
 import time
@@ -227,15 +227,22 @@ class Shredder:
             key = store.create_key(subject, _crypto().generate_key(bit_length=256))
         return self._key(subject, key)
 
-    def encrypt(self, subject: Any, plaintext: bytes, redacted: bytes | None) -> msgspec.Raw:
-        """The stored form of one personal value (its JSON text ``plaintext``)."""
+    def encrypt(
+        self, subject: Any, plaintext: bytes, redacted: bytes | None, seed: bytes
+    ) -> msgspec.Raw:
+        """The stored form of one personal value (its JSON text ``plaintext``).
+
+        The nonce is derived from ``seed`` (the event id and the field's name): unique per
+        stored value, as event ids are unique, and the same when an append is retried, so
+        that the retry stores (and is recognised by) the same bytes.
+        """
         if isinstance(subject, bool) or not isinstance(subject, str | int):
             subject = str(subject) if subject is not None else None
         if subject is None or subject == "":
             raise ValidationError("a personal field's subject field holds no subject id")
         subject = str(subject)
         key = self._key_for_append(subject)
-        nonce = os.urandom(_NONCE)
+        nonce = hashlib.sha256(seed).digest()[:_NONCE]
         sealed = binascii.b2a_base64(
             nonce + key.cipher.encrypt(nonce, plaintext, key.aad), newline=False
         )

@@ -6,6 +6,7 @@ See :mod:`eventkeep.store.personal`, :mod:`eventkeep.store.shredding` and docs/e
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any, ClassVar
 
@@ -13,11 +14,11 @@ import pytest
 
 from eventkeep.domain.aggregate import Aggregate, applies
 from eventkeep.domain.repository import Repository
-from eventkeep.errors import ConfigurationError, ValidationError
+from eventkeep.errors import ConfigurationError, DuplicateEventIdError, ValidationError
 from eventkeep.projections.checkpoints import projection_status
 from eventkeep.projections.projection import HandlerContext, Projection, handles
 from eventkeep.projections.runner import Runner
-from eventkeep.store import EventStore
+from eventkeep.store import NO_STREAM, EventStore
 from eventkeep.store.anchors import load_key
 from eventkeep.store.dcb import Query, QueryItem
 from eventkeep.store.events import Event, NewEvent, RawEvent
@@ -233,6 +234,20 @@ class ErasureContract(ContractBase):
         assert store.stream_version("customer-c1") == 0
         _register(store, "c1", BOB)
         assert next(store.read_stream("customer-c1")).event.email == BOB  # type: ignore[union-attr]
+
+    def test_a_retried_append_with_personal_data_returns_the_original_result(
+        self, store: EventStore
+    ) -> None:
+        events = [
+            NewEvent(CustomerRegistered(customer_id="c1", email=ADA), event_id=uuid.uuid4()),
+            NewEvent(EmailChanged(customer_id="c1", email=BOB), event_id=uuid.uuid4()),
+        ]
+        original = store.append("customer-c1", events, expected_version=NO_STREAM)
+        assert store.append("customer-c1", events, expected_version=NO_STREAM) == original
+        assert store.stream_version("customer-c1") == 2
+        changed = [NewEvent(EmailChanged(customer_id="c1", email=ADA), event_id=events[1].event_id)]
+        with pytest.raises(DuplicateEventIdError):
+            store.append("customer-c1", changed)
 
     # -- the forget log -----------------------------------------------------------------------
 
