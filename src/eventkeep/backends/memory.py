@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from eventkeep.errors import ValidationError
+from eventkeep.errors import KeyConflictError, ValidationError
 from eventkeep.store import (
     AppendResult,
     EventStore,
@@ -41,6 +41,8 @@ __all__ = ["MemoryStore"]
 
 class MemoryStore(EventStore):
     """An event store held in this process's memory; gone when the process ends."""
+
+    _stores_keys_in_append = True  # see _store_new_keys
 
     def __init__(
         self,
@@ -81,6 +83,7 @@ class MemoryStore(EventStore):
         self, batches: list[PreparedAppend], condition: AppendCondition | None = None
     ) -> list[AppendResult]:
         with self._lock:
+            self._store_new_keys(batches)
             ids = self._ids
             stored = {
                 ev.event_id: self._identity(ids[ev.event_id])
@@ -114,6 +117,12 @@ class MemoryStore(EventStore):
                 for tag in row.tags:
                     self._by_tag.setdefault(tag, []).append(row.position)
             return plan.results(first)
+
+    def _store_new_keys(self, batches: list[PreparedAppend]) -> None:
+        made = {s: k for batch in batches for ev in batch.events for s, k in ev.keys}
+        lost = [s for s, k in made.items() if self._keys.create_key(s, k) != k]
+        if lost:
+            raise KeyConflictError(lost)
 
     def _heads(self, batches: list[PreparedAppend]) -> dict[str, Head]:
         heads: dict[str, Head] = {}

@@ -169,7 +169,7 @@ class EventStore(Erasure, abc.ABC):
             return joined.append_many(appends, condition=condition)
         checked = check_condition(condition)
         batches = self._prepare_many(appends)
-        results = self._append(batches, checked)
+        results = self._append_sealed(self._append, batches, checked)
         self._notify_appended()
         return results
 
@@ -192,7 +192,7 @@ class EventStore(Erasure, abc.ABC):
             return joined.append_events(events, condition=condition, metadata=metadata)
         checked = check_condition(condition)
         batches = [self._prepare_streamless(events, metadata)]
-        results = self._append(batches, checked)
+        results = self._append_sealed(self._append, batches, checked)
         self._notify_appended()
         return results[0]
 
@@ -200,13 +200,13 @@ class EventStore(Erasure, abc.ABC):
         self, events: Iterable[AppendItem], metadata: Mapping[str, Any] | None
     ) -> PreparedAppend:
         items = cast("Sequence[AppendItem]", events)
-        self._shredder()
+        self._shredder().begin_append()
         batch = self._prepare(StreamAppend(STREAMLESS_PREFIX + "new", items, NO_STREAM, metadata))
         first = batch.events[0].event_id
         return batch._replace(stream_id=f"{STREAMLESS_PREFIX}{uuid.UUID(bytes=first)}")
 
     def _prepare_many(self, appends: Iterable[StreamAppend]) -> list[PreparedAppend]:
-        self._shredder()  # the codec encrypts personal fields through it
+        self._shredder().begin_append()  # the codec encrypts personal fields through it
         if isinstance(appends, StreamAppend | str | bytes | Mapping):
             raise ValidationError(
                 f"append_many takes a list of StreamAppend, got a single {type(appends).__name__}"
@@ -837,7 +837,7 @@ class Transaction(abc.ABC):
         self._check_open()
         checked = check_condition(condition)
         batches = self.store._prepare_many(appends)
-        results = self._append(batches, checked)
+        results = self.store._append_sealed(self._append, batches, checked)
         self.appended = True
         return results
 
@@ -852,7 +852,7 @@ class Transaction(abc.ABC):
         self._check_open()
         checked = check_condition(condition)
         batches = [self.store._prepare_streamless(events, metadata)]
-        results = self._append(batches, checked)
+        results = self.store._append_sealed(self._append, batches, checked)
         self.appended = True
         return results[0]
 

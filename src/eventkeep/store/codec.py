@@ -75,6 +75,9 @@ class PreparedEvent(NamedTuple):
     metadata: bytes
     tags: tuple[str, ...] = ()
     """Sorted, without repeats (:func:`eventkeep.store.dcb.event_tags`)."""
+    keys: tuple[tuple[str, bytes], ...] = ()
+    """Data subjects' keys made for this event, which the append stores in its own
+    transaction (their first use; see :mod:`eventkeep.store.shredding`)."""
 
 
 class Codec:
@@ -96,6 +99,7 @@ class Codec:
         """Check and encode one item of an append call (an Event, RawEvent or NewEvent)."""
         tags = event_tags(item)
         event_id: bytes | None = None
+        new_keys: dict[str, bytes] = {}
         metadata: Mapping[str, Any] | None = call_metadata
         if type(item) is NewEvent:
             given_id = item.event_id
@@ -137,7 +141,7 @@ class Codec:
             spec = personal_fields(cls)
             if spec:
                 event_id = event_id or new_event_id()
-                data = self._seal(data, spec, event_id)
+                data = self._seal(data, spec, event_id, new_keys)
         elif isinstance(item, RawEvent):
             type_name = check_name(item.type, what="event type")
             schema_version = item.schema_version
@@ -160,7 +164,7 @@ class Codec:
                 spec = personal_fields(registered)
                 if spec:
                     event_id = event_id or new_event_id()
-                    data = self._seal(data, spec, event_id)
+                    data = self._seal(data, spec, event_id, new_keys)
         else:
             raise ValidationError(
                 "append takes eventkeep.Event, RawEvent or NewEvent instances, "
@@ -180,11 +184,27 @@ class Codec:
                 size=size,
                 limit=self.max_event_bytes,
             )
+        if new_keys:
+            return PreparedEvent(
+                event_id or new_event_id(),
+                type_name,
+                schema_version,
+                data,
+                meta,
+                tags,
+                tuple(new_keys.items()),
+            )
         return PreparedEvent(
             event_id or new_event_id(), type_name, schema_version, data, meta, tags
         )
 
-    def _seal(self, data: bytes, spec: tuple[PersonalField, ...], event_id: bytes) -> bytes:
+    def _seal(
+        self,
+        data: bytes,
+        spec: tuple[PersonalField, ...],
+        event_id: bytes,
+        new_keys: dict[str, bytes],
+    ) -> bytes:
         """``data`` with each personal field encrypted with its subject's key (the nonce is
         derived from the event id and the field, so a retried append stores the same bytes)."""
         shredder = self.personal
@@ -196,7 +216,11 @@ class Codec:
             if field.key in fields:
                 subject = fields.get(field.subject_key)
                 fields[field.key] = shredder.encrypt(
-                    subject, encode(fields[field.key]), field.redacted, event_id + field.nonce
+                    subject,
+                    encode(fields[field.key]),
+                    field.redacted,
+                    event_id + field.nonce,
+                    new_keys,
                 )
         return encode(fields)
 

@@ -6,10 +6,10 @@ the four ``_``-prefixed primitives at the end.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from eventkeep.errors import ConfigurationError, ValidationError
+from eventkeep.errors import ConfigurationError, KeyConflictError, ValidationError
 from eventkeep.store.personal import holds_personal
 from eventkeep.store.shredding import (
     ForgetReport,
@@ -22,9 +22,14 @@ from eventkeep.store.validation import check_count, check_text
 
 if TYPE_CHECKING:
     from eventkeep.store.codec import Codec
+    from eventkeep.store.dcb import AppendCondition
     from eventkeep.store.recorded import RecordedEvent
+    from eventkeep.store.types import AppendResult, PreparedAppend
 
-__all__ = ["Erasure"]
+__all__ = ["KEY_CONFLICT_RETRIES", "Erasure"]
+
+KEY_CONFLICT_RETRIES = 3
+"""How often an append that lost the race for a subject's first key is sealed again."""
 
 
 class Erasure:
@@ -32,6 +37,9 @@ class Erasure:
 
     codec: Codec
     _key_store: KeyStore | None
+    _stores_keys_in_append = False
+    """True on a backend whose ``_append`` stores the events' new keys (``PreparedEvent.keys``)
+    in its own transaction, refusing with ``KeyConflictError`` a key that lost the race."""
 
     if TYPE_CHECKING:  # EventStore's
 
@@ -52,7 +60,47 @@ class Erasure:
             shredder = self.codec.personal = Shredder(
                 key_store, lambda: self.joined_transaction() is not None
             )
+            shredder.keys_in_append = given is None and self._stores_keys_in_append
         return shredder
+
+    def _append_sealed(
+        self,
+        append: Callable[[list[PreparedAppend], AppendCondition | None], list[AppendResult]],
+        batches: list[PreparedAppend],
+        condition: AppendCondition | None,
+    ) -> list[AppendResult]:
+        """Run a backend append; when it lost the race to make a subject's first key (another
+        append stored one first), seal those values again with the stored key and retry.
+        Then cache the keys it stored."""
+        for attempt in range(KEY_CONFLICT_RETRIES + 1):
+            try:
+                results = append(batches, condition)
+            except KeyConflictError as exc:
+                if attempt == KEY_CONFLICT_RETRIES:
+                    raise
+                batches = self._resealed(batches, set(exc.subjects))
+                continue
+            made = [key for batch in batches for ev in batch.events for key in ev.keys]
+            if made:
+                self._shredder().adopt(made)
+            return results
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _resealed(self, batches: list[PreparedAppend], lost: set[str]) -> list[PreparedAppend]:
+        shredder = self._shredder()
+        out = []
+        for batch in batches:
+            events = []
+            for ev in batch.events:
+                mine = {s: k for s, k in ev.keys if s in lost}
+                if mine:
+                    ev = ev._replace(
+                        data=shredder.reseal(ev.data, mine),
+                        keys=tuple((s, k) for s, k in ev.keys if s not in lost),
+                    )
+                events.append(ev)
+            out.append(batch._replace(events=events))
+        return out
 
     def _with_personal(self, page: Sequence[RecordedEvent]) -> Sequence[RecordedEvent]:
         """A page about to be handed out: if it holds ciphertext, check the key cache (a

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import msgspec
 
-from eventkeep.errors import ConfigurationError, ValidationError
+from eventkeep.errors import ConfigurationError, KeyConflictError, ValidationError
 from eventkeep.store.personal import ENVELOPE_PREFIX, REDACTED, holds_personal
 
 __all__ = [
@@ -189,6 +189,9 @@ class Shredder:
         self._epoch: int | None = None
         self._append_refresh_at = 0.0
         self._local = threading.local()
+        self.keys_in_append = False
+        """True when the store writes new keys in the append's own transaction (its own keys
+        table); else new keys go through ``key_store.create_key`` before the append."""
 
     # -- the cache ----------------------------------------------------------------------------
 
@@ -213,7 +216,12 @@ class Shredder:
 
     # -- appends ------------------------------------------------------------------------------
 
-    def _key_for_append(self, subject: str) -> _Key:
+    def begin_append(self) -> None:
+        """An append call starts preparing its events: the keys it makes are shared by all of
+        them (one subject, one key, however many events of the call name it)."""
+        self._local.made = {}
+
+    def _key_for_append(self, subject: str, new_keys: dict[str, bytes]) -> _Key:
         now = time.monotonic()
         if now >= self._append_refresh_at:
             self.refresh()
@@ -221,14 +229,64 @@ class Shredder:
         found = self._keys.get(_encode(subject)[1:-1])
         if found is not None:
             return found
+        made: dict[str, bytes] | None = getattr(self._local, "made", None)
+        if made is None:
+            made = self._local.made = {}
+        key = made.get(subject)
+        if key is not None:
+            new_keys[subject] = key
+            return self._key(subject, key, cache=False)
         store = self.key_store
         key = store.keys((subject,)).get(subject)
-        if key is None:
-            key = store.create_key(subject, _crypto().generate_key(bit_length=256))
-        return self._key(subject, key)
+        if key is not None:
+            return self._key(subject, key)
+        key = _crypto().generate_key(bit_length=256)
+        if self.keys_in_append:  # stored by the append, cached once it has committed
+            new_keys[subject] = made[subject] = key
+            return self._key(subject, key, cache=False)
+        return self._key(subject, store.create_key(subject, key))
+
+    def adopt(self, keys: Iterable[tuple[str, bytes]]) -> None:
+        """Cache keys an append has just stored (outside a transaction only)."""
+        if not self._in_transaction():
+            for subject, key in keys:
+                self._key(subject, key)
+
+    def reseal(self, data: bytes, lost: dict[str, bytes]) -> bytes:
+        """``data`` with the values sealed with the ``lost`` keys (subject: key another
+        append's key replaced) sealed again with the stored keys, same nonces."""
+        winners = self.key_store.keys(list(lost))
+
+        def again(match: re.Match[bytes]) -> bytes:
+            subject = _subject_of(match.group(1))
+            if subject not in lost:
+                return match.group(0)
+            winner = winners.get(subject)
+            if winner is None:  # forgotten meanwhile: nothing can be sealed for it now
+                raise KeyConflictError([subject])
+            aad = _AAD + subject.encode()
+            sealed = binascii.a2b_base64(match.group(2))
+            nonce = sealed[:_NONCE]
+            plain = _crypto()(lost[subject]).decrypt(nonce, sealed[_NONCE:], aad)
+            text = binascii.b2a_base64(
+                nonce + _crypto()(winner).encrypt(nonce, plain, aad), newline=False
+            )
+            whole = match.group(0)
+            return (
+                whole[: match.start(2) - match.start()]
+                + text
+                + whole[match.end(2) - match.start() :]
+            )
+
+        return _ENVELOPE.sub(again, data)
 
     def encrypt(
-        self, subject: Any, plaintext: bytes, redacted: bytes | None, seed: bytes
+        self,
+        subject: Any,
+        plaintext: bytes,
+        redacted: bytes | None,
+        seed: bytes,
+        new_keys: dict[str, bytes],
     ) -> msgspec.Raw:
         """The stored form of one personal value (its JSON text ``plaintext``).
 
@@ -241,7 +299,7 @@ class Shredder:
         if subject is None or subject == "":
             raise ValidationError("a personal field's subject field holds no subject id")
         subject = str(subject)
-        key = self._key_for_append(subject)
+        key = self._key_for_append(subject, new_keys)
         nonce = hashlib.sha256(seed).digest()[:_NONCE]
         sealed = binascii.b2a_base64(
             nonce + key.cipher.encrypt(nonce, plaintext, key.aad), newline=False

@@ -18,7 +18,7 @@ from eventkeep.errors import ConfigurationError, DuplicateEventIdError, Validati
 from eventkeep.projections.checkpoints import projection_status
 from eventkeep.projections.projection import HandlerContext, Projection, handles
 from eventkeep.projections.runner import Runner
-from eventkeep.store import NO_STREAM, EventStore
+from eventkeep.store import NO_STREAM, EventStore, StreamAppend
 from eventkeep.store.anchors import load_key
 from eventkeep.store.dcb import Query, QueryItem
 from eventkeep.store.events import Event, NewEvent, RawEvent
@@ -234,6 +234,28 @@ class ErasureContract(ContractBase):
         assert store.stream_version("customer-c1") == 0
         _register(store, "c1", BOB)
         assert next(store.read_stream("customer-c1")).event.email == BOB  # type: ignore[union-attr]
+
+    def test_events_of_one_append_share_their_new_subjects_key(self, store: EventStore) -> None:
+        store.append_many(
+            [
+                StreamAppend("a", [CustomerRegistered(customer_id="c1", email=ADA)]),
+                StreamAppend(
+                    "b",
+                    [
+                        EmailChanged(customer_id="c1", email=BOB),
+                        EmailChanged(customer_id="c2", email=ADA),
+                    ],
+                ),
+            ]
+        )
+        assert [e.data["email"] for e in store.read_all()] == [ADA, BOB, ADA]
+        fresh = self.reopen(store)
+        try:
+            assert [e.data["email"] for e in fresh.read_all()] == [ADA, BOB, ADA]
+        finally:
+            if fresh is not store:
+                fresh.close()
+        assert sorted(store.key_store.keys(["c1", "c2"])) == ["c1", "c2"]
 
     def test_a_retried_append_with_personal_data_returns_the_original_result(
         self, store: EventStore

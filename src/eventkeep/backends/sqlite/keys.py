@@ -7,10 +7,18 @@ import time
 from collections.abc import Collection
 from typing import Any
 
+from eventkeep.errors import KeyConflictError
 from eventkeep.store.recorded import from_micros
 from eventkeep.store.shredding import ForgottenSubject
+from eventkeep.store.types import PreparedAppend
 
-__all__ = ["SQLiteKeyStore", "delete_snapshots_holding", "forget_log", "log_forget"]
+__all__ = [
+    "SQLiteKeyStore",
+    "delete_snapshots_holding",
+    "forget_log",
+    "log_forget",
+    "store_new_keys",
+]
 
 _MAX_PARAMS = 500
 
@@ -64,6 +72,22 @@ class SQLiteKeyStore:
 
     def epoch(self) -> int:
         return int(self._store._query(EPOCH)[0][0])
+
+
+def store_new_keys(cur: Any, batches: list[PreparedAppend], now: int) -> None:
+    """Store the keys the append's events made (their subjects' first use), in the append's
+    transaction. Raises ``KeyConflictError``, having written nothing else, for a subject that
+    has a different key by now (another append stored its first key meanwhile)."""
+    made = {subject: key for batch in batches for ev in batch.events for subject, key in ev.keys}
+    if not made:
+        return
+    lost = []
+    for subject, key in made.items():
+        inserted = cur.execute(INSERT_KEY, (subject, key, now)).rowcount
+        if not inserted and bytes(cur.execute(KEY, (subject,)).fetchone()[0]) != key:
+            lost.append(subject)
+    if lost:
+        raise KeyConflictError(lost)
 
 
 def log_forget(

@@ -122,6 +122,8 @@ def _check_file_mode(value: Any) -> int:
 class SQLiteStore(EventStore):
     """An event store in one SQLite file, shared safely by threads and OS processes."""
 
+    _stores_keys_in_append = True  # see _append_in and keys.store_new_keys
+
     def __init__(
         self,
         path: str | Path,
@@ -560,6 +562,7 @@ class SQLiteStore(EventStore):
         is written (group commit relies on it); database errors may come at any point.
         The condition is checked here, under the write lock: no append can come in between.
         """
+        keys.store_new_keys(cur, batches, now)
         heads = self._heads(cur, batches)
         matched = None
         if condition is not None:
