@@ -219,10 +219,11 @@ def test_migrations_are_recorded_and_reopening_runs_none(
         (5, "positions_not_null"),
         (6, "protect_stream_heads"),
         (7, "tags"),
+        (8, "personal_keys"),
     ]
     with eventkeep.open_store(target.url):
         pass
-    assert admin.execute("SELECT count(*) FROM eventkeep_migrations").fetchone() == (7,)
+    assert admin.execute("SELECT count(*) FROM eventkeep_migrations").fetchone() == (8,)
 
 
 def test_stores_opened_at_once_on_a_new_schema_migrate_it_once(target: Target) -> None:
