@@ -2,7 +2,7 @@
 subject by destroying its key.
 
 Each subject gets a random 256-bit AES-GCM key the first time an append holds personal data of
-it. Keys live in a :class:`KeyStore`: by default the store's own keys table (memory keeps them
+it (stored in that append's transaction where the backend can, see ``keys_in_append``). Keys live in a :class:`KeyStore`: by default the store's own keys table (memory keeps them
 in the store object); any object with the four methods of the protocol can take its place (a
 KMS, a vault). ``store.forget(subject)`` destroys the key; the ciphertext stays in the log, so
 hashes, ``verify`` and anchors are untouched, and every read shows the field's redacted value
