@@ -1,17 +1,19 @@
 """Crypto-shredding: personal fields encrypted with a key per data subject, and forgetting a
 subject by destroying its key.
 
-Each subject gets a random 256-bit AES-GCM key the first time an append holds personal data of
-it (stored in that append's transaction where the backend can, see ``keys_in_append``). Keys live in a :class:`KeyStore`: by default the store's own keys table (memory keeps them
-in the store object); any object with the four methods of the protocol can take its place (a
-KMS, a vault). ``store.forget(subject)`` destroys the key; the ciphertext stays in the log, so
+Each subject gets a random 256-bit AES-GCM key the first time an append holds personal data
+of it (stored in that append's own transaction where the backend can: ``keys_in_append``).
+Keys live in a :class:`KeyStore`: by default the store's own keys table (memory keeps them in
+the store object); any object with the four methods of the protocol can take its place (a KMS,
+a vault). ``store.forget(subject)`` destroys the key; the ciphertext stays in the log, so
 hashes, ``verify`` and anchors are untouched, and every read shows the field's redacted value
 (:mod:`eventkeep.store.personal`).
 
-Keys are cached per store object. The cache is checked against the key store's *epoch*, a
-number that changes whenever any process destroys a key: once per page of events that holds
-ciphertext (pages without any pay nothing) and once per append call that encrypts. A forget in
-another process therefore takes effect for this process's next read.
+Keys (and the revealed data of recent events) are cached per store object. The cache is
+checked against the key store's *epoch*, a number that changes whenever any process destroys a
+key: once per page of events that holds ciphertext (pages without any never look), and at most
+once a second by appends that encrypt. A forget in another process therefore takes effect for
+this process's next read.
 """
 
 from __future__ import annotations
