@@ -131,6 +131,35 @@ def _declared(cls: type) -> dict[str, tuple[Any, Personal | None]]:
     return found
 
 
+def _nested_personal(hint: Any) -> str | None:
+    """The first field marked Personal in a struct or dataclass that ``hint`` is (or holds
+    as an item or member), if any: such a marker would not encrypt anything."""
+    stack, seen = [hint], set()
+    while stack:
+        item = stack.pop()
+        if typing.get_origin(item) is typing.Annotated:
+            item = typing.get_args(item)[0]
+        if isinstance(item, type) and (
+            issubclass(item, msgspec.Struct) or hasattr(item, "__dataclass_fields__")
+        ):
+            if item in seen:
+                continue
+            seen.add(item)
+            try:
+                inner = typing.get_type_hints(item, include_extras=True)
+            except Exception:  # unresolvable: nothing to check here
+                continue
+            for field, field_hint in inner.items():
+                if typing.get_origin(field_hint) is typing.Annotated and any(
+                    isinstance(a, Personal) for a in typing.get_args(field_hint)[1:]
+                ):
+                    return f"{item.__qualname__}.{field}"
+                stack.append(field_hint)
+        else:
+            stack.extend(typing.get_args(item))
+    return None
+
+
 def _fits(value: Any, hint: Any) -> bool:
     try:
         msgspec.json.decode(msgspec.json.encode(value), type=hint)
@@ -173,6 +202,12 @@ def check_personal_fields(cls: type) -> tuple[tuple[str, str, bytes | None], ...
         return None
     out = []
     for name, (hint, marker) in declared.items():
+        nested = _nested_personal(hint)
+        if nested:
+            raise ConfigurationError(
+                f"{cls.__qualname__}.{name}: {nested} is marked Personal inside a nested type; "
+                "only an event's own fields can be personal (mark the whole field instead)"
+            )
         if marker is None:
             continue
         where = f"{cls.__qualname__}.{name}"

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any, ClassVar
 
+import msgspec
 import pytest
 
 from eventkeep.domain.aggregate import Aggregate, applies
@@ -52,6 +53,13 @@ def _every_read(store: EventStore, stream: str) -> list[tuple[str, Any, Any]]:
         ("read(query)", next(e for e in store.read(query).events if e.stream_id == stream)),
     ]
     return [(path, recorded.event, recorded.data) for path, recorded in found]
+
+
+class Contact(msgspec.Struct):
+    """A nested type that marks a field Personal: refused in an event (only its own fields)."""
+
+    customer_id: str
+    email: Annotated[str, Personal(subject="customer_id")]
 
 
 class CustomerProfile(Aggregate):
@@ -396,6 +404,13 @@ class ErasureContract(ContractBase):
                 __event_type__ = "contract.erasure.WrongRedacted"
                 customer_id: str
                 age: Annotated[int, Personal(subject="customer_id", redacted="none")]
+
+        with pytest.raises(ConfigurationError, match="inside a nested type"):
+
+            class NestedPersonal(Event):
+                __event_type__ = "contract.erasure.NestedPersonal"
+                customer_id: str
+                contacts: list[Contact]
 
         with pytest.raises(ConfigurationError, match="itself Personal"):
 
