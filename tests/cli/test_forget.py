@@ -77,3 +77,20 @@ def test_forget_refuses_an_empty_subject_with_a_message(cli: Invoke, db_url: str
     _register(db_url, "c1")
     result = cli("forget", "", expect=2)
     assert "subject" in result.output
+
+
+def test_projection_status_names_the_subjects_forgotten_since_the_last_rebuild(
+    cli: Invoke, db_url: str
+) -> None:
+    _register(db_url, "c1", "c2")
+    balances = "eventkeep.examples.bank.readmodels:AccountBalances"
+    cli("projections", "run", balances, "--until-caught-up", "--quiet")
+    cli("forget", "c1")
+    table = cli("projections", "status").stdout  # the cell wraps at 80 columns
+    assert "forgotten" in table
+    assert "rebuild: c1" in table
+    [row] = json.loads(cli("projections", "status", "--json").stdout)
+    assert row["forgotten"] == ["c1"]
+    cli("projections", "rebuild", balances)
+    [row] = json.loads(cli("projections", "status", "--json").stdout)
+    assert row["forgotten"] == []
