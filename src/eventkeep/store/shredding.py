@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import msgspec
 
 from eventkeep.errors import ConfigurationError, KeyConflictError, ValidationError
-from eventkeep.store.personal import ENVELOPE_PREFIX, REDACTED, holds_personal
+from eventkeep.store.personal import ENVELOPE_PREFIX, REDACTED
 
 __all__ = [
     "ForgetReport",
@@ -382,7 +382,3 @@ class Shredder:
         if redacted is None:
             return _REDACTED_JSON
         return _subject_of(redacted).encode()
-
-
-def page_holds_personal(raws: Iterable[bytes | str]) -> bool:
-    return any(holds_personal(raw) for raw in raws)
