@@ -21,6 +21,7 @@ CREATE_KEY = (
     "ON CONFLICT (subject) DO NOTHING RETURNING key) "
     "SELECT key FROM added UNION ALL SELECT key FROM personal_keys WHERE subject = %s LIMIT 1"
 )
+ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"
 DELETE_KEY = "DELETE FROM personal_keys WHERE subject = %s"
 BUMP_EPOCH = "UPDATE personal_key_epoch SET epoch = epoch + 1 WHERE id = 1"
 EPOCH = "SELECT epoch FROM personal_key_epoch WHERE id = 1"
@@ -62,7 +63,16 @@ class PostgresKeyStore:
         return {subject: bytes(key) for subject, key in rows}
 
     def create_key(self, subject: str, key: bytes) -> bytes:
+        """Store a subject's first key just before the append that uses it.
+
+        Its commit does not wait for the disk (``synchronous_commit`` off for this transaction
+        only): the append's own commit, which does wait, flushes the WAL up to itself, this key
+        included, so the key is durable whenever the events sealed with it are. A key lost in a
+        crash before that belonged to an append that was not stored either.
+        """
         with _writing(self._store) as conn:
+            if getattr(self._store._local, "conn", None) is None:
+                conn.execute(ASYNC_COMMIT)
             row = conn.execute(CREATE_KEY, (subject, key, subject)).fetchone()
         assert row is not None
         return bytes(row[0])
