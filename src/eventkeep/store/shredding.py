@@ -239,14 +239,14 @@ class Shredder:
             new_keys[subject] = key
             return self._key(subject, key, cache=False)
         store = self.key_store
+        if not self.keys_in_append:  # one call: it returns the key stored already, if any
+            return self._key(subject, store.create_key(subject, _crypto().generate_key(256)))
         key = store.keys((subject,)).get(subject)
         if key is not None:
             return self._key(subject, key)
-        key = _crypto().generate_key(bit_length=256)
-        if self.keys_in_append:  # stored by the append, cached once it has committed
-            new_keys[subject] = made[subject] = key
-            return self._key(subject, key, cache=False)
-        return self._key(subject, store.create_key(subject, key))
+        key = _crypto().generate_key(bit_length=256)  # stored by the append, cached after it
+        new_keys[subject] = made[subject] = key
+        return self._key(subject, key, cache=False)
 
     def adopt(self, keys: Iterable[tuple[str, bytes]]) -> None:
         """Cache keys an append has just stored (outside a transaction only)."""

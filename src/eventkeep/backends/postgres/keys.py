@@ -70,10 +70,16 @@ class PostgresKeyStore:
         included, so the key is durable whenever the events sealed with it are. A key lost in a
         crash before that belonged to an append that was not stored either.
         """
-        with _writing(self._store) as conn:
-            if getattr(self._store._local, "conn", None) is None:
-                conn.execute(ASYNC_COMMIT)
-            row = conn.execute(CREATE_KEY, (subject, key, subject)).fetchone()
+        store = self._store
+        if getattr(store._local, "conn", None) is not None:  # in the store transaction
+            with _writing(store) as conn:
+                row = conn.execute(CREATE_KEY, (subject, key, subject)).fetchone()
+        else:  # one round trip: BEGIN, SET LOCAL, the insert and COMMIT, pipelined
+            with store._db.connection() as conn, store._db.translate():
+                with conn.pipeline(), conn.transaction():
+                    conn.execute(ASYNC_COMMIT)
+                    cur = conn.execute(CREATE_KEY, (subject, key, subject))
+                row = cur.fetchone()
         assert row is not None
         return bytes(row[0])
 
