@@ -219,7 +219,7 @@ def test_migrations_are_recorded_and_reopening_runs_none(
         (5, "positions_not_null"),
         (6, "protect_stream_heads"),
         (7, "tags"),
-        (8, "placeholder_issue15"),  # another part of issue 15 takes this number
+        (8, "personal_keys"),
         (9, "lifecycle_operations_log"),
     ]
     with eventkeep.open_store(target.url):

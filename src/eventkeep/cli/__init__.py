@@ -46,6 +46,8 @@ COMMANDS: dict[str, str] = {
     "compact": "eventkeep.cli.lifecycle:compact",
     "archive": "eventkeep.cli.lifecycle:archive",
     "operations": "eventkeep.cli.lifecycle:operations",
+    "forget": "eventkeep.cli.forget:forget",
+    "forgotten": "eventkeep.cli.forget:forgotten",
 }
 """Command name -> ``module:attribute`` of its click command or group."""
 

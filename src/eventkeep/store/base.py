@@ -56,11 +56,13 @@ from eventkeep.store.dcb import (
     check_condition,
     check_query,
 )
+from eventkeep.store.erasure import Erasure
 from eventkeep.store.events import Event, NewEvent, RawEvent, TypeRegistry, default_registry
 from eventkeep.store.hashing import ChainRow, VerifyReport
 from eventkeep.store.importing import ImportReport
 from eventkeep.store.lifecycle_store import LifecycleMixin
 from eventkeep.store.recorded import RecordedEvent
+from eventkeep.store.shredding import KeyStore
 from eventkeep.store.transfer import export_events, import_events
 from eventkeep.store.types import (
     ANY,
@@ -107,7 +109,7 @@ def _check_expected(value: Any) -> Expected:
     )
 
 
-class EventStore(LifecycleMixin, abc.ABC):
+class EventStore(LifecycleMixin, Erasure, abc.ABC):
     """An append-only event store: streams of events, and one global log across them."""
 
     url: str
@@ -117,6 +119,7 @@ class EventStore(LifecycleMixin, abc.ABC):
         *,
         registry: TypeRegistry | None = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        key_store: KeyStore | None = None,
     ) -> None:
         check_count(max_event_bytes, what="max_event_bytes", minimum=1)
         if registry is not None and not isinstance(registry, TypeRegistry):
@@ -128,6 +131,7 @@ class EventStore(LifecycleMixin, abc.ABC):
         self._append_count = 0
         self._open_tx = threading.local()  # .tx: the transaction open on this thread, if any
         self.archive_dir = None  # where lifecycle operations write archives (docs/lifecycle.md)
+        self._key_store = key_store
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -169,7 +173,7 @@ class EventStore(LifecycleMixin, abc.ABC):
             return joined.append_many(appends, condition=condition)
         checked = check_condition(condition)
         batches = self._prepare_many(appends)
-        results = self._append(batches, checked)
+        results = self._append_sealed(self._append, batches, checked)
         self._notify_appended()
         return results
 
@@ -192,7 +196,7 @@ class EventStore(LifecycleMixin, abc.ABC):
             return joined.append_events(events, condition=condition, metadata=metadata)
         checked = check_condition(condition)
         batches = [self._prepare_streamless(events, metadata)]
-        results = self._append(batches, checked)
+        results = self._append_sealed(self._append, batches, checked)
         self._notify_appended()
         return results[0]
 
@@ -200,11 +204,13 @@ class EventStore(LifecycleMixin, abc.ABC):
         self, events: Iterable[AppendItem], metadata: Mapping[str, Any] | None
     ) -> PreparedAppend:
         items = cast("Sequence[AppendItem]", events)
+        self._shredder().begin_append()
         batch = self._prepare(StreamAppend(STREAMLESS_PREFIX + "new", items, NO_STREAM, metadata))
         first = batch.events[0].event_id
         return batch._replace(stream_id=f"{STREAMLESS_PREFIX}{uuid.UUID(bytes=first)}")
 
     def _prepare_many(self, appends: Iterable[StreamAppend]) -> list[PreparedAppend]:
+        self._shredder().begin_append()  # the codec encrypts personal fields through it
         if isinstance(appends, StreamAppend | str | bytes | Mapping):
             raise ValidationError(
                 f"append_many takes a list of StreamAppend, got a single {type(appends).__name__}"
@@ -367,7 +373,9 @@ class EventStore(LifecycleMixin, abc.ABC):
     ) -> Iterator[RecordedEvent]:
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            page = self._read_stream_page(stream_id, low, high, backwards, size)
+            page = self._with_personal(
+                self._read_stream_page(stream_id, low, high, backwards, size)
+            )
             yield from page
             if len(page) < size:
                 return
@@ -410,7 +418,7 @@ class EventStore(LifecycleMixin, abc.ABC):
             return
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            page = self._read_all_page(position, size, type_names, prefix)
+            page = self._with_personal(self._read_all_page(position, size, type_names, prefix))
             yield from page
             if len(page) < size:
                 return
@@ -443,7 +451,7 @@ class EventStore(LifecycleMixin, abc.ABC):
     ) -> Iterator[RecordedEvent]:
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            page = self._read_query_page(query, position, size)
+            page = self._with_personal(self._read_query_page(query, position, size))
             yield from page
             if len(page) < size:
                 return
@@ -890,7 +898,7 @@ class Transaction(abc.ABC):
         self._check_open()
         checked = check_condition(condition)
         batches = self.store._prepare_many(appends)
-        results = self._append(batches, checked)
+        results = self.store._append_sealed(self._append, batches, checked)
         self.appended = True
         return results
 
@@ -905,7 +913,7 @@ class Transaction(abc.ABC):
         self._check_open()
         checked = check_condition(condition)
         batches = [self.store._prepare_streamless(events, metadata)]
-        results = self._append(batches, checked)
+        results = self.store._append_sealed(self._append, batches, checked)
         self.appended = True
         return results[0]
 

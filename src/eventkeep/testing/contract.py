@@ -22,6 +22,7 @@ from eventkeep.testing.contract_anchors import AnchorContract
 from eventkeep.testing.contract_append import AppendContract
 from eventkeep.testing.contract_dcb import DcbContract
 from eventkeep.testing.contract_envelope import EnvelopeContract
+from eventkeep.testing.contract_erasure import ErasureContract
 from eventkeep.testing.contract_handles import HandlesContract
 from eventkeep.testing.contract_input import BadInputContract
 from eventkeep.testing.contract_integrity import IntegrityContract
@@ -47,6 +48,7 @@ class StoreContract(
     DcbContract,
     MovingContract,
     LifecycleContract,
+    ErasureContract,
     PropertyContract,
     BadInputPropertyContract,
 ):
