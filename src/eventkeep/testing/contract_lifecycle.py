@@ -340,6 +340,7 @@ class LifecycleContract(ContractBase):
         lstore.truncate("customer-ada", 2)  # the registration goes to an archive file
         assert _versions(lstore, "customer-ada") == [2, 3]
         first = next(lstore.read_stream("customer-ada", archived=True))
+        assert isinstance(first.event, CustomerRegistered)
         assert first.event.email == "ada@example.com"
         assert b"ada@example.com" not in b"".join(p.read_bytes() for p in archives.iterdir())
         other = self.reopen(lstore)  # forgotten through another handle (another process)
@@ -349,6 +350,7 @@ class LifecycleContract(ContractBase):
             if other is not lstore:
                 other.close()
         first = next(lstore.read_stream("customer-ada", archived=True))
+        assert isinstance(first.event, CustomerRegistered)
         assert first.event.email == REDACTED
         assert first.data["email"] == REDACTED
         assert lstore.verify().ok
