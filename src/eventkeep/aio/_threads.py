@@ -20,20 +20,41 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["TransactionThread", "TransactionThreads", "finish"]
+__all__ = ["StoreThreads", "TransactionThread", "TransactionThreads", "finish"]
 
 T = TypeVar("T")
 
 _Job = tuple[Callable[[], Any], concurrent.futures.Future[Any]] | None
 
 
-class TransactionThread:
-    """One thread that runs the calls of one transaction at a time, in order."""
+def _serve(jobs: queue.SimpleQueue[_Job]) -> None:
+    """A thread's life: run jobs until told to stop (None)."""
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        fn, future = job
+        if not future.set_running_or_notify_cancel():
+            continue  # cancelled before it started
+        try:
+            result = fn()
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
 
-    def __init__(self, name: str) -> None:
+
+class StoreThreads:
+    """The store's threads, all started at once (starting a thread while the loop waits for
+    it would block the loop), taking calls from one queue."""
+
+    def __init__(self, name: str, count: int) -> None:
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._count = count
+        for number in range(1, count + 1):
+            threading.Thread(
+                target=_serve, args=(self._jobs,), name=f"{name}-{number}", daemon=True
+            ).start()
 
     def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
@@ -43,23 +64,20 @@ class TransactionThread:
     async def call(self, fn: Callable[[], T]) -> T:
         return await asyncio.wrap_future(self.submit(fn))
 
-    def stop(self) -> None:
-        self._jobs.put(None)
+    def close(self) -> None:
+        """Stop the threads once the calls already queued are done."""
+        for _ in range(self._count):
+            self._jobs.put(None)
 
-    def _run(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            fn, future = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                result = fn()
-            except BaseException as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
+
+class TransactionThread(StoreThreads):
+    """One thread that runs the calls of one transaction at a time, in order."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, 1)
+
+    def stop(self) -> None:
+        self.close()
 
 
 class TransactionThreads:
@@ -72,13 +90,16 @@ class TransactionThreads:
         self._lock = threading.Lock()
         self._count = 0
 
-    def take(self) -> TransactionThread:
+    async def take(self, starter: StoreThreads) -> TransactionThread:
+        """An idle thread, or a new one (started by one of ``starter``'s threads, not by the
+        event loop)."""
         with self._lock:
             if self._idle:
                 return self._idle.pop()
             self._count += 1
             number = self._count
-        return TransactionThread(f"{self._name}-tx-{number}")
+        name = f"{self._name}-tx-{number}"
+        return await starter.call(lambda: TransactionThread(name))
 
     def give_back(self, thread: TransactionThread) -> None:
         with self._lock:

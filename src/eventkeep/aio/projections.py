@@ -135,7 +135,7 @@ class AsyncRunner:
         timeout: float | None = None,
     ) -> bool:
         """See ``Runner.run``; cancelling the task stops the runner first (see the module)."""
-        thread = TransactionThread("eventkeep-aio-runner")
+        thread = await self.store._pool.call(lambda: TransactionThread("eventkeep-aio-runner"))
         try:
             work = functools.partial(
                 self.sync.run,

@@ -17,7 +17,6 @@ time).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextvars
 import functools
 import itertools
@@ -26,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from eventkeep.aio._threads import TransactionThreads
+from eventkeep.aio._threads import StoreThreads, TransactionThreads
 from eventkeep.errors import ConfigurationError, ValidationError
 from eventkeep.store import (
     ANY,
@@ -100,9 +99,10 @@ class AsyncEventStore:
     """An event store for asyncio code: ``EventStore``'s methods, awaited.
 
     Open one with :func:`eventkeep.aio.open_store`, or wrap an open ``EventStore``
-    (``AsyncEventStore(store)``; closing the async store closes it). ``threads``: how many
-    calls run at once (see :data:`DEFAULT_THREADS`); on PostgreSQL the pool's
-    ``pool_max_size`` bounds the database work running at once as well.
+    (``AsyncEventStore(store)``; closing the async store closes it; it starts its threads, so
+    construct it before the loop runs, or on a thread). ``threads``: how many calls run at
+    once (see :data:`DEFAULT_THREADS`); on PostgreSQL the pool's ``pool_max_size`` bounds the
+    database work running at once as well.
     """
 
     def __init__(self, store: EventStore, *, threads: int = DEFAULT_THREADS) -> None:
@@ -112,9 +112,7 @@ class AsyncEventStore:
             raise ConfigurationError(f"threads must be an int >= 1, got {threads!r}")
         self.sync = store
         number = next(_numbers)
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            threads, thread_name_prefix=f"eventkeep-aio-{number}"
-        )
+        self._pool = StoreThreads(f"eventkeep-aio-{number}", threads)
         self._tx_threads = TransactionThreads(f"eventkeep-aio-{number}")
         self._tx: contextvars.ContextVar[AsyncTransaction | None] = contextvars.ContextVar(
             f"eventkeep_aio_tx_{number}", default=None
@@ -157,7 +155,7 @@ class AsyncEventStore:
     async def _in_pool(self, fn: Callable[[], T]) -> T:
         if self._closed:
             raise ValidationError(f"{self.url}: the store is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        return await self._pool.call(fn)
 
     async def _call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         result: T = await self._caller()(functools.partial(fn, *args, **kwargs))
@@ -350,8 +348,8 @@ class AsyncEventStore:
         if self._closed:
             return
         self._closed = True
-        await asyncio.get_running_loop().run_in_executor(self._pool, self.sync.close)
-        self._pool.shutdown(wait=False)
+        await self._pool.call(self.sync.close)
+        self._pool.close()
         self._tx_threads.close()
 
     async def __aenter__(self) -> Self:

@@ -206,7 +206,7 @@ class TransactionBlock:
             )
         if self._tx is not None:
             raise ValidationError("this transaction block was entered already")
-        thread = store._tx_threads.take()
+        thread = await store._tx_threads.take(store._pool)
         block = store.sync.transaction()
         entering = thread.submit(block.__enter__)
         try:

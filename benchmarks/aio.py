@@ -1,0 +1,264 @@
+"""The asyncio API against the synchronous one, side by side in one run (not a test).
+
+    python -m benchmarks.aio                    # every comparison, 3 alternations, medians
+    python -m benchmarks.aio --repeats 5 --appends 4000
+    python -m benchmarks.aio --quick            # a smoke run
+    python -m benchmarks.aio --profile          # cProfile of the async append run
+
+Comparisons (each pair runs alternately, sync then async, ``--repeats`` times; the median of
+each side and their ratio are printed):
+
+1. **Concurrent appends, PostgreSQL**: ``--appends`` one-event appends, each to a stream of its
+   own (expected version NO_STREAM): 8 threads on the synchronous store against 100 tasks on
+   ``eventkeep.aio`` (one process each time; the same pool options on both sides).
+2. **Reads** (SQLite and PostgreSQL): ``read_stream`` of a 1,000-event stream and ``read_all``
+   of the whole log (``--log`` events), one reader.
+3. **Catch-up** (SQLite and PostgreSQL): a subscription from position 0 to the head, in
+   batches of 500 (``Subscription.batches`` against ``AsyncSubscription.batches``).
+
+PostgreSQL is a throwaway durable cluster (``benchmarks/pg.py``; fsync and synchronous commit
+on) or ``$EVENTKEEP_BENCH_POSTGRES_URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import pstats
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import eventkeep
+import eventkeep.aio
+from eventkeep import NO_STREAM, RawEvent, StreamAppend
+from eventkeep.projections import Subscription
+
+Timing = Callable[[], float]
+
+POOL = {"pool_max_size": 20}
+"""Pool options used on both sides (the async side's 100 tasks share the same pool)."""
+
+
+def _event(n: int) -> RawEvent:
+    return RawEvent("bench.Happened", {"n": n, "note": "x" * 40})
+
+
+# -- 1. concurrent appends ---------------------------------------------------------------------
+
+
+def sync_appends(url: str, total: int, threads: int = 8) -> float:
+    """Seconds for ``total`` one-event appends from ``threads`` threads."""
+    store = eventkeep.open_store(url, **POOL)
+    try:
+        run = uuid.uuid4().hex[:8]
+        barrier = threading.Barrier(threads + 1)
+
+        def work(worker: int) -> None:
+            barrier.wait()
+            for n in range(worker, total, threads):
+                store.append(f"s-{run}-{n}", [_event(n)], NO_STREAM)
+
+        pool = [threading.Thread(target=work, args=(w,)) for w in range(threads)]
+        for thread in pool:
+            thread.start()
+        barrier.wait()
+        start = time.perf_counter()
+        for thread in pool:
+            thread.join()
+        return time.perf_counter() - start
+    finally:
+        store.close()
+
+
+def async_appends(url: str, total: int, tasks: int = 100) -> float:
+    """Seconds for ``total`` one-event appends from ``tasks`` concurrent tasks."""
+
+    async def main() -> float:
+        store = await eventkeep.aio.open_store(url, **POOL)
+        try:
+            run = uuid.uuid4().hex[:8]
+
+            async def work(worker: int) -> None:
+                for n in range(worker, total, tasks):
+                    await store.append(f"a-{run}-{n}", [_event(n)], NO_STREAM)
+
+            start = time.perf_counter()
+            await asyncio.gather(*(work(t) for t in range(tasks)))
+            return time.perf_counter() - start
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+# -- 2. reads and 3. catch-up --------------------------------------------------------------------
+
+
+def fill(url: str, log: int) -> None:
+    store = eventkeep.open_store(url)
+    try:
+        store.append("long-stream", [_event(n) for n in range(1000)], NO_STREAM)
+        for first in range(1000, log, 1000):
+            store.append_many(
+                [
+                    StreamAppend(f"fill-{first + k}", [_event(first + k + i) for i in range(10)])
+                    for k in range(0, 1000, 10)
+                ]
+            )
+    finally:
+        store.close()
+
+
+def sync_reads(url: str) -> Callable[[], float]:
+    def run() -> float:
+        with eventkeep.open_store(url) as store:
+            start = time.perf_counter()
+            for _ in range(5):
+                assert sum(1 for _ in store.read_stream("long-stream")) == 1000
+            count = sum(1 for _ in store.read_all())
+            assert count > 0
+            return time.perf_counter() - start
+
+    return run
+
+
+def async_reads(url: str) -> Callable[[], float]:
+    async def main() -> float:
+        async with await eventkeep.aio.open_store(url) as store:
+            start = time.perf_counter()
+            for _ in range(5):
+                assert len(await store.read_stream("long-stream").list()) == 1000
+            count = 0
+            async for _ in store.read_all():
+                count += 1
+            assert count > 0
+            return time.perf_counter() - start
+
+    return lambda: asyncio.run(main())
+
+
+def sync_catch_up(url: str) -> Callable[[], float]:
+    def run() -> float:
+        with eventkeep.open_store(url) as store:
+            head = store.head_position()
+            start = time.perf_counter()
+            seen = 0
+            for batch in Subscription(store, after=0).batches(idle_timeout=0.0):
+                seen += len(batch.events)
+                if batch.position >= head:
+                    break
+            assert seen == head
+            return time.perf_counter() - start
+
+    return run
+
+
+def async_catch_up(url: str) -> Callable[[], float]:
+    async def main() -> float:
+        async with await eventkeep.aio.open_store(url) as store:
+            head = await store.head_position()
+            start = time.perf_counter()
+            seen = 0
+            subscription = eventkeep.aio.AsyncSubscription(store, after=0)
+            async for batch in subscription.batches(idle_timeout=0.0):
+                seen += len(batch.events)
+                if batch.position >= head:
+                    break
+            assert seen == head
+            return time.perf_counter() - start
+
+    return lambda: asyncio.run(main())
+
+
+# -- the harness --------------------------------------------------------------------------------
+
+
+def compare(name: str, sync: Timing, asynchronous: Timing, repeats: int, work: float) -> None:
+    """Run both sides alternately; print ops/s (``work`` operations per run) and the ratio."""
+    sync_times: list[float] = []
+    async_times: list[float] = []
+    for _ in range(repeats):
+        sync_times.append(sync())
+        async_times.append(asynchronous())
+    s, a = statistics.median(sync_times), statistics.median(async_times)
+    runs = " ".join(f"{work / t:,.0f}" for t in sync_times)
+    aruns = " ".join(f"{work / t:,.0f}" for t in async_times)
+    print(
+        f"{name:<44} sync {work / s:>10,.0f}/s   async {work / a:>10,.0f}/s   "
+        f"async/sync {s / a:5.2f}x   (runs: sync {runs}; async {aruns})",
+        flush=True,
+    )
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[str]:
+    from benchmarks.pg import Server
+
+    server = Server()
+    try:
+        print(f"PostgreSQL {server.version}: {server.description} {server.settings}", flush=True)
+        with server.database() as target:
+            yield target.pg_url
+    finally:
+        server.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--appends", type=int, default=3000)
+    parser.add_argument("--log", type=int, default=20000)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--only", choices=("appends", "reads"), default=None)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.appends, args.log = 1, 300, 3000
+    print(f"eventkeep from {eventkeep.__file__}; python {sys.version.split()[0]}", flush=True)
+    with postgres() as pg_url, tempfile.TemporaryDirectory() as tmp:
+        if args.profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            async_appends(pg_url, args.appends)
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+            return
+        if args.only in (None, "appends"):
+            compare(
+                "PostgreSQL appends: 8 threads vs 100 tasks",
+                lambda: sync_appends(pg_url, args.appends),
+                lambda: async_appends(pg_url, args.appends),
+                args.repeats,
+                args.appends,
+            )
+        if args.only in (None, "reads"):
+            sqlite_url = f"sqlite:///{Path(tmp) / 'reads.db'}"
+            for label, url in (("SQLite", sqlite_url), ("PostgreSQL", pg_url)):
+                fill(url, args.log)
+                events = 5 * 1000 + args.log
+                compare(
+                    f"{label} reads (events read)",
+                    sync_reads(url),
+                    async_reads(url),
+                    args.repeats,
+                    events,
+                )
+                compare(
+                    f"{label} catch-up (events delivered)",
+                    sync_catch_up(url),
+                    async_catch_up(url),
+                    args.repeats,
+                    args.log,
+                )
+
+
+if __name__ == "__main__":
+    main()
