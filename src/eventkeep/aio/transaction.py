@@ -224,7 +224,7 @@ class TransactionBlock:
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> None:
         tx, block, token = self._tx, self._block, self._token
         assert tx is not None
         assert block is not None
@@ -232,8 +232,7 @@ class TransactionBlock:
         tx.closed = True
         self._store._tx.reset(token)
         try:
-            return bool(
-                await finish(tx._thread.submit(functools.partial(block.__exit__, kind, exc, tb)))
-            )
+            # The store's transaction() never swallows an exception: it goes on from here.
+            await finish(tx._thread.submit(functools.partial(block.__exit__, kind, exc, tb)))
         finally:
             self._store._tx_threads.give_back(tx._thread)

@@ -135,8 +135,8 @@ class SyncOverAsync:
         try:
             yield _SyncTransaction(tx, self._loop)
         except BaseException as exc:
-            if not self._loop.run(block.__aexit__(type(exc), exc, exc.__traceback__)):
-                raise
+            self._loop.run(block.__aexit__(type(exc), exc, exc.__traceback__))
+            raise
         else:
             self._loop.run(block.__aexit__(None, None, None))
 
