@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from eventkeep.aio._threads import StoreThreads, TransactionThreads
+from eventkeep.aio.batching import Batcher
 from eventkeep.errors import ConfigurationError, ValidationError
 from eventkeep.store import (
     ANY,
@@ -120,6 +121,7 @@ class AsyncEventStore:
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._wakes = 0
         self._closed = False
+        self._batcher = Batcher(store, self._in_pool)
         store.on_append(self._wake_waiters)
 
     # -- what the store is ---------------------------------------------------------------------
@@ -172,7 +174,12 @@ class AsyncEventStore:
         *,
         condition: AppendCondition | None = None,
     ) -> AppendResult:
-        """See ``EventStore.append``."""
+        """See ``EventStore.append``. Appends that tasks send at the same time are written
+        together (see :mod:`eventkeep.aio.batching`); each is still atomic on its own."""
+        if condition is None and isinstance(events, list | tuple):
+            appends = [StreamAppend(stream_id, events, expected_version, metadata)]
+            if self.joined_transaction() is None:
+                return (await self._batcher.append_many(appends))[0]
         return await self._call(
             self.sync.append, stream_id, events, expected_version, metadata, condition=condition
         )
@@ -180,7 +187,10 @@ class AsyncEventStore:
     async def append_many(
         self, appends: Iterable[StreamAppend], *, condition: AppendCondition | None = None
     ) -> list[AppendResult]:
-        """See ``EventStore.append_many``."""
+        """See ``EventStore.append_many`` (written together with other tasks' appends, as
+        ``append``)."""
+        if condition is None and self.joined_transaction() is None and _batchable(appends):
+            return await self._batcher.append_many(list(appends))
         return await self._call(self.sync.append_many, appends, condition=condition)
 
     async def append_events(
@@ -359,6 +369,18 @@ class AsyncEventStore:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+def _batchable(appends: Any) -> bool:
+    """A non-empty list of StreamAppend whose events are lists: safe to send twice."""
+    return (
+        isinstance(appends, list)
+        and bool(appends)
+        and all(
+            isinstance(item, StreamAppend) and isinstance(item.events, list | tuple)
+            for item in appends
+        )
+    )
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
