@@ -21,12 +21,14 @@ import contextvars
 import functools
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from eventkeep.aio._threads import StoreThreads, TransactionThreads
 from eventkeep.aio.batching import Batcher
+from eventkeep.aio.events import Call, Events
+from eventkeep.aio.transaction import AsyncTransaction, TransactionBlock
 from eventkeep.errors import ConfigurationError, ValidationError
 from eventkeep.store import (
     ANY,
@@ -43,57 +45,17 @@ from eventkeep.store.codec import Codec
 from eventkeep.store.dcb import AppendCondition, Query, QueryResult
 from eventkeep.store.events import Event, TypeRegistry
 from eventkeep.store.hashing import VerifyReport
-from eventkeep.store.recorded import RecordedEvent
-from eventkeep.store.types import PAGE_SIZE, POLL_INTERVALS, AppendItem
+from eventkeep.store.types import POLL_INTERVALS, AppendItem
 from eventkeep.store.validation import check_count, check_seconds
 
-if TYPE_CHECKING:
-    from eventkeep.aio.transaction import AsyncTransaction, TransactionBlock
-
-__all__ = ["DEFAULT_THREADS", "AsyncEventStore", "Events"]
+__all__ = ["DEFAULT_THREADS", "AsyncEventStore"]
 
 T = TypeVar("T")
-Call = Callable[[Callable[[], T]], Awaitable[T]]
 
 DEFAULT_THREADS = 32
 """Threads per store that run its calls; calls beyond that many at once queue for one."""
 
 _numbers = itertools.count(1)
-
-
-class Events(AsyncIterator[RecordedEvent]):
-    """Recorded events read a page at a time on a store thread, handed out one by one."""
-
-    def __init__(self, events: Iterator[RecordedEvent], call: Call[list[RecordedEvent]]) -> None:
-        self._events = events
-        self._call = call
-        self._page: list[RecordedEvent] = []
-        self._next = 0
-        self._done = False
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> RecordedEvent:
-        if self._next >= len(self._page):
-            if self._done:
-                raise StopAsyncIteration
-            self._page = await self._call(functools.partial(_take, self._events, PAGE_SIZE))
-            self._next = 0
-            self._done = len(self._page) < PAGE_SIZE
-            if not self._page:
-                raise StopAsyncIteration
-        event = self._page[self._next]
-        self._next += 1
-        return event
-
-    async def list(self) -> list[RecordedEvent]:
-        """Every remaining event, in a list."""
-        return [event async for event in self]
-
-
-def _take(events: Iterator[RecordedEvent], count: int) -> list[RecordedEvent]:
-    return list(itertools.islice(events, count))
 
 
 class AsyncEventStore:
@@ -207,9 +169,7 @@ class AsyncEventStore:
 
     def transaction(self) -> TransactionBlock:
         """``async with store.transaction() as tx``: see :class:`AsyncTransaction`."""
-        from eventkeep.aio.transaction import TransactionBlock
-
-        return TransactionBlock(self)
+        return TransactionBlock(self.sync, self._tx, self._tx_threads, self._pool)
 
     # -- reading -------------------------------------------------------------------------------
 
