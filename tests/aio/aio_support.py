@@ -7,14 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from conftest import backend_url
+import pg_fixtures
 from eventkeep.aio import AsyncEventStore
 from eventkeep.testing.events import Deposited
 
 
 @pytest.fixture
 def url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    return backend_url(backend, tmp_path, request)
+    """A fresh store's URL on ``backend`` (the root conftest's parametrized fixture)."""
+    if backend == "memory":
+        return "memory://"
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return pg_fixtures.fresh_store_url(request)
 
 
 def deposits(count: int) -> list[Deposited]:

@@ -41,6 +41,7 @@ from eventkeep.store import (
     StreamInfo,
 )
 from eventkeep.store.anchors import Anchor, AnchorKey
+from eventkeep.store.base import projection_reached
 from eventkeep.store.codec import Codec
 from eventkeep.store.dcb import AppendCondition, Query, QueryResult
 from eventkeep.store.events import Event, TypeRegistry
@@ -265,8 +266,21 @@ class AsyncEventStore:
     async def wait_for_projection(
         self, name: str, position: int, timeout: float | None = None
     ) -> bool:
-        """See ``EventStore.wait_for_projection`` (it waits on a store thread)."""
-        return await self._call(self.sync.wait_for_projection, name, position, timeout)
+        """See ``EventStore.wait_for_projection``: the task sleeps on the loop between looks
+        at the projection's checkpoint (every few milliseconds at first, then every 50 ms)."""
+        check_count(position, what="position")
+        if timeout is not None:
+            timeout = check_seconds(timeout, what="timeout (or None)")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = POLL_INTERVALS[0]
+        while True:
+            if projection_reached(name, position, *await self.projection_state()):
+                return True
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return False
+            await asyncio.sleep(pause if deadline is None else min(pause, deadline - now))
+            pause = min(pause * 2, 0.05)
 
     # -- waiting for new events ----------------------------------------------------------------
 
