@@ -15,12 +15,10 @@ __all__ = ["url"]  # the fixture
 
 async def wait_until_idle(store: eventkeep.aio.AsyncEventStore) -> None:
     """Until no call of the store runs on its threads (a cancelled call may still)."""
+    threads = store._pool
     for _ in range(3000):
-        if store._pool._jobs.empty() and pool_is_idle(store):
-            version = await store.head_position()
-            await asyncio.sleep(0.05)
-            if await store.head_position() == version and pool_is_idle(store):
-                return
+        if len(threads._idle) == len(threads._all) and pool_is_idle(store):
+            return
         await asyncio.sleep(0.01)
     raise AssertionError("the store's calls did not end within 30 s")
 

@@ -14,6 +14,7 @@ Cancelling a task that awaits a call does not stop the call: it runs to its end 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import queue
 import threading
@@ -27,47 +28,63 @@ T = TypeVar("T")
 _Job = tuple[Callable[[], Any], concurrent.futures.Future[Any]] | None
 
 
-def _serve(jobs: queue.SimpleQueue[_Job]) -> None:
-    """A thread's life: run jobs until told to stop (None)."""
-    while True:
-        job = jobs.get()
-        if job is None:
-            return
-        fn, future = job
-        if not future.set_running_or_notify_cancel():
-            continue  # cancelled before it started
-        try:
-            result = fn()
-        except BaseException as exc:
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
+def _run(job: tuple[Callable[[], Any], concurrent.futures.Future[Any]]) -> None:
+    fn, future = job
+    if not future.set_running_or_notify_cancel():
+        return  # cancelled before it started
+    try:
+        result = fn()
+    except BaseException as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
 
 
 class StoreThreads:
     """The store's threads, all started at once (starting a thread while the loop waits for
-    it would block the loop), taking calls from one queue."""
+    it would block the loop). A call goes to the thread that became idle last: a few threads
+    do most of the work, so what a backend keeps per thread (SQLite's read connection and its
+    page cache) stays warm. Calls beyond ``count`` at once wait in order."""
 
     def __init__(self, name: str, count: int) -> None:
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._count = count
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[_Job]] = []
+        self._backlog: collections.deque[_Job] = collections.deque()
         for number in range(1, count + 1):
+            jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+            self._idle.append(jobs)
             threading.Thread(
-                target=_serve, args=(self._jobs,), name=f"{name}-{number}", daemon=True
+                target=self._serve, args=(jobs,), name=f"{name}-{number}", daemon=True
             ).start()
+        self._all = list(self._idle)
 
     def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._jobs.put((fn, future))
+        with self._lock:
+            if self._idle:
+                self._idle.pop().put((fn, future))
+            else:
+                self._backlog.append((fn, future))
         return future
 
     async def call(self, fn: Callable[[], T]) -> T:
         return await asyncio.wrap_future(self.submit(fn))
 
     def close(self) -> None:
-        """Stop the threads once the calls already queued are done."""
-        for _ in range(self._count):
-            self._jobs.put(None)
+        """Stop the threads once the calls already submitted are done."""
+        for jobs in self._all:
+            jobs.put(None)
+
+    def _serve(self, jobs: queue.SimpleQueue[_Job]) -> None:
+        job = jobs.get()
+        while job is not None:
+            _run(job)
+            with self._lock:
+                if self._backlog:
+                    job = self._backlog.popleft()
+                    continue
+                self._idle.append(jobs)
+            job = jobs.get()
 
 
 class TransactionThread(StoreThreads):
