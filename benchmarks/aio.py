@@ -1,6 +1,6 @@
 """The asyncio API against the synchronous one, side by side in one run (not a test).
 
-    python -m benchmarks.aio                    # every comparison, 3 alternations, medians
+    python -m benchmarks.aio                    # every comparison, 5 alternations, medians
     python -m benchmarks.aio --repeats 5 --appends 4000
     python -m benchmarks.aio --quick            # a smoke run
     python -m benchmarks.aio --profile          # cProfile of the async append run
@@ -11,8 +11,10 @@ each side and their ratio are printed):
 1. **Concurrent appends, PostgreSQL**: ``--appends`` one-event appends, each to a stream of its
    own (expected version NO_STREAM): 8 threads on the synchronous store against 100 tasks on
    ``eventkeep.aio`` (one process each time; the same pool options on both sides).
-2. **Reads** (SQLite and PostgreSQL): ``read_stream`` of a 1,000-event stream and ``read_all``
-   of the whole log (``--log`` events), one reader.
+2. **Reads** (SQLite and PostgreSQL): ``read_stream`` of a 1,000-event stream five times and
+   ``read_all`` of the whole log (``--log`` events), one reader, every event iterated (``for``
+   against ``async for``); each side's store is opened once, before the runs (warm
+   connections, a service's steady state).
 3. **Catch-up** (SQLite and PostgreSQL): a subscription from position 0 to the head, in
    batches of 500 (``Subscription.batches`` against ``AsyncSubscription.batches``).
 
@@ -33,8 +35,9 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import eventkeep
 import eventkeep.aio
@@ -117,65 +120,86 @@ def fill(url: str, log: int) -> None:
         store.close()
 
 
-def sync_reads(url: str) -> Callable[[], float]:
+class Stores:
+    """One synchronous and one async store on ``url``, opened once (a service's steady state:
+    warm connections), the async one on a loop that lives as long as this object."""
+
+    def __init__(self, url: str) -> None:
+        self.sync = eventkeep.open_store(url)
+        self.runner = asyncio.Runner()
+        self.aio = self.runner.run(eventkeep.aio.open_store(url))
+
+    def run(self, coroutine: Coroutine[Any, Any, float]) -> float:
+        return self.runner.run(coroutine)
+
+    def close(self) -> None:
+        self.sync.close()
+        self.runner.run(self.aio.close())
+        self.runner.close()
+
+
+def sync_reads(stores: Stores) -> Callable[[], float]:
     def run() -> float:
-        with eventkeep.open_store(url) as store:
-            start = time.perf_counter()
-            for _ in range(5):
-                assert sum(1 for _ in store.read_stream("long-stream")) == 1000
-            count = sum(1 for _ in store.read_all())
-            assert count > 0
-            return time.perf_counter() - start
+        store = stores.sync
+        start = time.perf_counter()
+        for _ in range(5):
+            assert sum(1 for _ in store.read_stream("long-stream")) == 1000
+        assert sum(1 for _ in store.read_all()) > 0
+        return time.perf_counter() - start
 
     return run
 
 
-def async_reads(url: str) -> Callable[[], float]:
+def async_reads(stores: Stores) -> Callable[[], float]:
     async def main() -> float:
-        async with await eventkeep.aio.open_store(url) as store:
-            start = time.perf_counter()
-            for _ in range(5):
-                assert len(await store.read_stream("long-stream").list()) == 1000
+        store = stores.aio
+        start = time.perf_counter()
+        for _ in range(5):
             count = 0
-            async for _ in store.read_all():
+            async for _ in store.read_stream("long-stream"):
                 count += 1
-            assert count > 0
-            return time.perf_counter() - start
+            assert count == 1000
+        count = 0
+        async for _ in store.read_all():
+            count += 1
+        assert count > 0
+        return time.perf_counter() - start
 
-    return lambda: asyncio.run(main())
+    return lambda: stores.run(main())
 
 
-def sync_catch_up(url: str) -> Callable[[], float]:
+def sync_catch_up(stores: Stores) -> Callable[[], float]:
     def run() -> float:
-        with eventkeep.open_store(url) as store:
-            head = store.head_position()
-            start = time.perf_counter()
-            seen = 0
-            for batch in Subscription(store, after=0).batches(idle_timeout=0.0):
-                seen += len(batch.events)
-                if batch.position >= head:
-                    break
-            assert seen == head
-            return time.perf_counter() - start
+        store = stores.sync
+        head = store.head_position()
+        start = time.perf_counter()
+        seen = 0
+        for batch in Subscription(store, after=0).batches(idle_timeout=0.0):
+            seen += len(batch.events)
+            if batch.position >= head:
+                break
+        assert seen == head
+        return time.perf_counter() - start
 
     return run
 
 
-def async_catch_up(url: str) -> Callable[[], float]:
+def async_catch_up(stores: Stores) -> Callable[[], float]:
     async def main() -> float:
-        async with await eventkeep.aio.open_store(url) as store:
-            head = await store.head_position()
-            start = time.perf_counter()
-            seen = 0
-            subscription = eventkeep.aio.AsyncSubscription(store, after=0)
-            async for batch in subscription.batches(idle_timeout=0.0):
-                seen += len(batch.events)
-                if batch.position >= head:
-                    break
-            assert seen == head
-            return time.perf_counter() - start
+        store = stores.aio
+        head = await store.head_position()
+        start = time.perf_counter()
+        seen = 0
+        batches = eventkeep.aio.AsyncSubscription(store, after=0).batches(idle_timeout=0.0)
+        async for batch in batches:
+            seen += len(batch.events)
+            if batch.position >= head:
+                break
+        await batches.aclose()
+        assert seen == head
+        return time.perf_counter() - start
 
-    return lambda: asyncio.run(main())
+    return lambda: stores.run(main())
 
 
 # -- the harness --------------------------------------------------------------------------------
@@ -213,7 +237,7 @@ def postgres() -> Iterator[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--appends", type=int, default=3000)
     parser.add_argument("--log", type=int, default=20000)
     parser.add_argument("--quick", action="store_true")
@@ -243,21 +267,25 @@ def main(argv: list[str] | None = None) -> None:
             sqlite_url = f"sqlite:///{Path(tmp) / 'reads.db'}"
             for label, url in (("SQLite", sqlite_url), ("PostgreSQL", pg_url)):
                 fill(url, args.log)
-                events = 5 * 1000 + args.log
-                compare(
-                    f"{label} reads (events read)",
-                    sync_reads(url),
-                    async_reads(url),
-                    args.repeats,
-                    events,
-                )
-                compare(
-                    f"{label} catch-up (events delivered)",
-                    sync_catch_up(url),
-                    async_catch_up(url),
-                    args.repeats,
-                    args.log,
-                )
+                stores = Stores(url)
+                try:
+                    events = 5 * 1000 + args.log
+                    compare(
+                        f"{label} reads (events read)",
+                        sync_reads(stores),
+                        async_reads(stores),
+                        args.repeats,
+                        events,
+                    )
+                    compare(
+                        f"{label} catch-up (events delivered)",
+                        sync_catch_up(stores),
+                        async_catch_up(stores),
+                        args.repeats,
+                        args.log,
+                    )
+                finally:
+                    stores.close()
 
 
 if __name__ == "__main__":

@@ -29,3 +29,21 @@ def test_the_examples_of_docs_aio_run(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "1 Deposited(amount=Decimal('10.00'))" in done.stdout
+
+
+def test_importing_eventkeep_aio_loads_no_web_framework() -> None:
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    code = (
+        "import sys, eventkeep, eventkeep.aio, eventkeep.testing.aio; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('starlette', 'uvicorn', 'httpx', 'anyio')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": src},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
