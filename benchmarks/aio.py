@@ -1,6 +1,6 @@
 """The asyncio API against the synchronous one, side by side in one run (not a test).
 
-    python -m benchmarks.aio                    # every comparison, 5 alternations, medians
+    python -m benchmarks.aio                    # every comparison, 7 alternations, medians
     python -m benchmarks.aio --repeats 5 --appends 4000
     python -m benchmarks.aio --quick            # a smoke run
     python -m benchmarks.aio --profile          # cProfile of the async append run
@@ -205,21 +205,36 @@ def async_catch_up(stores: Stores) -> Callable[[], float]:
 # -- the harness --------------------------------------------------------------------------------
 
 
-def compare(name: str, sync: Timing, asynchronous: Timing, repeats: int, work: float) -> None:
-    """Run both sides alternately; print ops/s (``work`` operations per run) and the ratio."""
-    sync_times: list[float] = []
-    async_times: list[float] = []
+def compare(
+    name: str, sync: Timing, asynchronous: Timing, repeats: int, work: float, *, cpu: bool = False
+) -> None:
+    """Run both sides alternately; print ops/s (``work`` operations per run) and the ratio.
+
+    With ``cpu``, also the process's CPU time per run (every thread: the loop's and the store's),
+    which a busy machine disturbs far less than the wall clock: operations per CPU second.
+    """
+    times: dict[str, list[float]] = {"sync": [], "async": []}
+    cpus: dict[str, list[float]] = {"sync": [], "async": []}
     for _ in range(repeats):
-        sync_times.append(sync())
-        async_times.append(asynchronous())
-    s, a = statistics.median(sync_times), statistics.median(async_times)
-    runs = " ".join(f"{work / t:,.0f}" for t in sync_times)
-    aruns = " ".join(f"{work / t:,.0f}" for t in async_times)
+        for side, timing in (("sync", sync), ("async", asynchronous)):
+            start = time.process_time()
+            times[side].append(timing())
+            cpus[side].append(time.process_time() - start)
+    s, a = statistics.median(times["sync"]), statistics.median(times["async"])
+    runs = " ".join(f"{work / t:,.0f}" for t in times["sync"])
+    aruns = " ".join(f"{work / t:,.0f}" for t in times["async"])
     print(
         f"{name:<44} sync {work / s:>10,.0f}/s   async {work / a:>10,.0f}/s   "
         f"async/sync {s / a:5.2f}x   (runs: sync {runs}; async {aruns})",
         flush=True,
     )
+    if cpu:
+        sc, ac = statistics.median(cpus["sync"]), statistics.median(cpus["async"])
+        print(
+            f"{'  per CPU second':<44} sync {work / sc:>10,.0f}/s   async {work / ac:>10,.0f}/s"
+            f"   async/sync {sc / ac:5.2f}x",
+            flush=True,
+        )
 
 
 @contextlib.contextmanager
@@ -237,7 +252,7 @@ def postgres() -> Iterator[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--appends", type=int, default=3000)
     parser.add_argument("--log", type=int, default=20000)
     parser.add_argument("--quick", action="store_true")
@@ -276,6 +291,7 @@ def main(argv: list[str] | None = None) -> None:
                         async_reads(stores),
                         args.repeats,
                         events,
+                        cpu=True,
                     )
                     compare(
                         f"{label} catch-up (events delivered)",
@@ -283,6 +299,7 @@ def main(argv: list[str] | None = None) -> None:
                         async_catch_up(stores),
                         args.repeats,
                         args.log,
+                        cpu=True,
                     )
                 finally:
                     stores.close()

@@ -116,7 +116,13 @@ class TransactionThreads:
             self._count += 1
             number = self._count
         name = f"{self._name}-tx-{number}"
-        return await starter.call(lambda: TransactionThread(name))
+        starting = starter.submit(lambda: TransactionThread(name))
+        try:
+            return await finish(starting)
+        except asyncio.CancelledError:
+            if starting.exception() is None:
+                self.give_back(starting.result())  # started all the same: keep it
+            raise
 
     def give_back(self, thread: TransactionThread) -> None:
         with self._lock:
