@@ -91,7 +91,7 @@ from eventkeep.store.validation import (
     check_text,
 )
 
-__all__ = ["EventStore", "Transaction", "Writer"]
+__all__ = ["EventStore", "Transaction", "Writer", "projection_reached"]
 
 
 def _count(number: int, noun: str) -> str:
@@ -132,6 +132,7 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
         self._open_tx = threading.local()  # .tx: the transaction open on this thread, if any
         self.archive_dir = None  # where lifecycle operations write archives (docs/lifecycle.md)
         self._key_store = key_store
+        self._append_hooks: list[Callable[[], object]] = []
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -304,6 +305,21 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
         with self._appended:
             self._append_count += 1
             self._appended.notify_all()
+        for hook in self._append_hooks:
+            hook()
+
+    def on_append(self, hook: Callable[[], object]) -> None:
+        """Call ``hook()`` (on any thread; it must be quick and must not raise) whenever new
+        events may be in the log: after each append through this store object and, on a
+        backend that hears of other processes' appends (PostgreSQL's LISTEN), when one is
+        announced. The asyncio API wakes its waiting tasks with it."""
+        self._append_hooks.append(hook)
+
+    @property
+    def poll_interval(self) -> float:
+        """The longest pause between two looks at the head while waiting for events: appends
+        that no hook announces (another process's, on SQLite) are seen within it."""
+        return POLL_INTERVALS[1]
 
     def _prepare(self, item: Any) -> PreparedAppend:
         if not isinstance(item, StreamAppend):
@@ -629,23 +645,8 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = POLL_INTERVALS[0]
         while True:
-            records, checkpoints = self.projection_state()
-            if checkpoints.get(name, 0) >= position:
+            if projection_reached(name, position, *self.projection_state()):
                 return True
-            for record_name, data in records:
-                if record_name != name:
-                    continue
-                record = msgspec.json.decode(data)
-                if isinstance(record, dict) and record.get("state") == "failed":
-                    failing = record.get("failing_position")
-                    error = str(record.get("error") or record.get("last_error") or "")
-                    raise ProjectionFailedError(
-                        f"projection {name!r} is failed at position {failing} ({error}), before "
-                        f"position {position}; see `eventkeep projections status {name}`",
-                        name,
-                        failing if isinstance(failing, int) else None,
-                        error,
-                    )
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return False
@@ -1046,6 +1047,31 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def _records(self) -> list[tuple[str, bytes]]: ...
+
+
+def projection_reached(
+    name: str, position: int, records: list[tuple[str, bytes]], checkpoints: dict[str, int]
+) -> bool:
+    """Whether projection ``name`` has handled the log up to ``position``, by its records and
+    checkpoints (``projection_state``); raises ``ProjectionFailedError`` when it is failed
+    before ``position``. What every ``wait_for_projection`` (sync and async) polls."""
+    if checkpoints.get(name, 0) >= position:
+        return True
+    for record_name, data in records:
+        if record_name != name:
+            continue
+        record = msgspec.json.decode(data)
+        if isinstance(record, dict) and record.get("state") == "failed":
+            failing = record.get("failing_position")
+            error = str(record.get("error") or record.get("last_error") or "")
+            raise ProjectionFailedError(
+                f"projection {name!r} is failed at position {failing} ({error}), before "
+                f"position {position}; see `eventkeep projections status {name}`",
+                name,
+                failing if isinstance(failing, int) else None,
+                error,
+            )
+    return False
 
 
 Writer = EventStore | Transaction
