@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from eventkeep import EventStore
-from eventkeep.testing import StoreContract, StoreFactory
-from eventkeep.testing.aio import SyncOverAsync
+from eventkeep.testing import StoreFactory
+from eventkeep.testing.aio import AsyncStoreContract, SyncOverAsync
 from eventkeep.testing.tamper import tamper_event
 
 
-class TestAsyncMemoryStore(StoreContract):
+class TestAsyncMemoryStore(AsyncStoreContract):
     @pytest.fixture
     def make_store(self) -> Iterator[StoreFactory]:
         opened: list[SyncOverAsync] = []

@@ -14,11 +14,11 @@ require_driver()
 
 from eventkeep import EventStore  # noqa: E402 - after the check that the driver is there
 from eventkeep.backends.postgres import PostgresStore  # noqa: E402
-from eventkeep.testing import StoreContract, StoreFactory  # noqa: E402
-from eventkeep.testing.aio import SyncOverAsync  # noqa: E402
+from eventkeep.testing import StoreFactory  # noqa: E402
+from eventkeep.testing.aio import AsyncStoreContract, SyncOverAsync  # noqa: E402
 
 
-class TestAsyncPostgresStore(StoreContract):
+class TestAsyncPostgresStore(AsyncStoreContract):
     @pytest.fixture
     def make_store(
         self, pg_server: PgServer, request: pytest.FixtureRequest

@@ -12,12 +12,12 @@ import pytest
 
 from eventkeep import EventStore
 from eventkeep.backends.sqlite import SQLiteStore
-from eventkeep.testing import StoreContract, StoreFactory
-from eventkeep.testing.aio import SyncOverAsync
+from eventkeep.testing import StoreFactory
+from eventkeep.testing.aio import AsyncStoreContract, SyncOverAsync
 from eventkeep.testing.tamper import tamper_event
 
 
-class TestAsyncSQLiteStore(StoreContract):
+class TestAsyncSQLiteStore(AsyncStoreContract):
     @pytest.fixture
     def make_store(self, tmp_path: Path) -> Iterator[StoreFactory]:
         self.opened: list[SyncOverAsync] = []

@@ -1,55 +1,78 @@
-"""``Events``: what the async API's reads return, an async iterator of recorded events."""
+"""``Events``: what the async API's reads return, an async iterator of recorded events (and
+``Rows``, what ``export`` returns: the same over exported rows)."""
 
 from __future__ import annotations
 
 import functools
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Self, TypeVar
+from typing import Generic, Self, TypeVar
 
+from eventkeep.store.hashing import ChainRow
 from eventkeep.store.recorded import RecordedEvent
 from eventkeep.store.types import PAGE_SIZE
+from eventkeep.store.validation import (
+    check_count,
+    check_flag,
+    check_optional_count,
+    check_stream_id,
+)
 
-__all__ = ["MOST_PAGES", "Call", "Events"]
+__all__ = ["MOST_PAGES", "Call", "Events", "Handed", "Rows", "stream_read"]
 
 MOST_PAGES = 16
 """The most backend pages one hand-over from a store thread carries."""
 
 T = TypeVar("T")
+R = TypeVar("R")
 Call = Callable[[Callable[[], T]], Awaitable[T]]
 """Runs a function on a store thread (or a transaction's): ``await call(fn)``."""
 
 
-class Events(AsyncIterator[RecordedEvent]):
-    """Recorded events read a page at a time on a store thread, handed out one by one.
+class Handed(AsyncIterator[R], Generic[R]):
+    """Items read a page at a time on a store thread, handed out one by one.
 
     Each hand-over from a store thread to the loop costs a thread switch, which a busy machine
     makes slow: the first hand-over is one page of the backend's, and each next one twice as
     many pages as the one before, up to ``MOST_PAGES``. (Reading the next hand-over while the
     caller goes through the current one was tried: on CPython the two threads then contend
     for the GIL, and it cost CPU without saving time.)
+
+    ``events``: the items, or a function returning them that is called on the store thread of
+    the first hand-over (a read whose start does I/O, such as a stream's deletion check).
     """
 
-    def __init__(self, events: Iterator[RecordedEvent], call: Call[list[RecordedEvent]]) -> None:
+    def __init__(
+        self, events: Iterator[R] | Callable[[], Iterator[R]], call: Call[list[R]]
+    ) -> None:
         self._events = events
         self._call = call
-        self._page: list[RecordedEvent] = []
+        self._page: list[R] = []
         self._next = 0
         self._done = False
         self._size = PAGE_SIZE  # events in the next hand-over
 
-    async def _fetch(self) -> list[RecordedEvent]:
+    async def _fetch(self) -> list[R]:
         size = self._size
         self._size = min(size * 2, MOST_PAGES * PAGE_SIZE)
-        page = await self._call(functools.partial(_take, self._events, size))
+        events = self._events
+        if isinstance(events, Iterator):
+            page = await self._call(functools.partial(_take, events, size))
+        else:
+            page = await self._call(functools.partial(self._open, events, size))
         if len(page) < size:
             self._done = True
         return page
 
+    def _open(self, opener: Callable[[], Iterator[R]], count: int) -> list[R]:
+        """On the store thread: open the items, then take the first hand-over."""
+        events = self._events = opener()
+        return _take(events, count)
+
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> RecordedEvent:
+    async def __anext__(self) -> R:
         page, next = self._page, self._next
         if next < len(page):  # the common case, kept short: it runs once per event
             self._next = next + 1
@@ -59,7 +82,7 @@ class Events(AsyncIterator[RecordedEvent]):
         self._next = 1
         return self._page[0]
 
-    async def pages(self) -> AsyncIterator[list[RecordedEvent]]:
+    async def pages(self) -> AsyncIterator[list[R]]:
         """The remaining events a hand-over at a time, as lists: the cheapest way through a
         long read (``async for`` costs CPython about half a microsecond per item)."""
         if self._next < len(self._page):
@@ -78,10 +101,50 @@ class Events(AsyncIterator[RecordedEvent]):
         self._next = 0
         return bool(self._page)
 
-    async def list(self) -> list[RecordedEvent]:
+    async def list(self) -> list[R]:
         """Every remaining event, in a list."""
         return [event async for page in self.pages() for event in page]
 
 
-def _take(events: Iterator[RecordedEvent], count: int) -> list[RecordedEvent]:
+class Events(Handed[RecordedEvent]):
+    """Recorded events read a page at a time on a store thread, handed out one by one (see
+    :class:`Handed`): what ``read_stream`` and ``read_all`` return."""
+
+
+class Rows(Handed[ChainRow]):
+    """Exported rows read a page at a time on a store thread, handed out one by one (see
+    :class:`Handed`): what ``export`` returns."""
+
+
+def stream_read(
+    read_stream: Callable[..., Iterator[RecordedEvent]],
+    stream_id: str,
+    from_version: int,
+    to_version: int | None,
+    *,
+    backwards: bool,
+    limit: int | None,
+    archived: bool,
+) -> Callable[[], Iterator[RecordedEvent]]:
+    """``read_stream``'s arguments checked at once (on the loop: no I/O), and the read itself
+    deferred to the store thread of the first hand-over: its start looks at the database (a
+    deleted stream's tombstone, archived history)."""
+    check_stream_id(stream_id)
+    check_count(from_version, what="from_version", minimum=1)
+    check_optional_count(to_version, what="to_version", minimum=0)
+    check_optional_count(limit, what="limit")
+    check_flag(backwards, what="backwards")
+    check_flag(archived, what="archived")
+    return functools.partial(
+        read_stream,
+        stream_id,
+        from_version,
+        to_version,
+        backwards=backwards,
+        limit=limit,
+        archived=archived,
+    )
+
+
+def _take(events: Iterator[T], count: int) -> list[T]:
     return list(itertools.islice(events, count))

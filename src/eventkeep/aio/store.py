@@ -27,7 +27,8 @@ from typing import Any, Self, TypeVar
 
 from eventkeep.aio._threads import StoreThreads, TransactionThreads
 from eventkeep.aio.batching import Batcher
-from eventkeep.aio.events import Call, Events
+from eventkeep.aio.events import Call, Events, stream_read
+from eventkeep.aio.lifecycle import LifecycleMethods
 from eventkeep.aio.transaction import AsyncTransaction, TransactionBlock
 from eventkeep.errors import ConfigurationError, ValidationError
 from eventkeep.store import (
@@ -59,7 +60,7 @@ DEFAULT_THREADS = 32
 _numbers = itertools.count(1)
 
 
-class AsyncEventStore:
+class AsyncEventStore(LifecycleMethods):
     """An event store for asyncio code: ``EventStore``'s methods, awaited.
 
     Open one with :func:`eventkeep.aio.open_store`, or wrap an open ``EventStore``
@@ -182,11 +183,20 @@ class AsyncEventStore:
         *,
         backwards: bool = False,
         limit: int | None = None,
+        archived: bool = False,
     ) -> Events:
         """See ``EventStore.read_stream``: ``async for recorded in store.read_stream(s)``.
-        Bad arguments raise at once, before anything is read."""
-        events = self.sync.read_stream(
-            stream_id, from_version, to_version, backwards=backwards, limit=limit
+        Bad arguments raise at once, before anything is read; a deleted stream's
+        ``StreamDeletedError`` (which takes a look at the database) when the first event is
+        awaited. ``archived``: archived history is read back too, on a store thread."""
+        events = stream_read(
+            self.sync.read_stream,
+            stream_id,
+            from_version,
+            to_version,
+            backwards=backwards,
+            limit=limit,
+            archived=archived,
         )
         return Events(events, self._caller())
 

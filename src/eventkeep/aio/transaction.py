@@ -27,12 +27,13 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from eventkeep.aio._threads import StoreThreads, TransactionThread, TransactionThreads, finish
-from eventkeep.aio.events import Events
+from eventkeep.aio.events import Events, stream_read
 from eventkeep.errors import ValidationError
 from eventkeep.store import AppendResult, EventStore, Expected, Snapshot, StreamAppend, StreamInfo
 from eventkeep.store.base import Transaction
 from eventkeep.store.dcb import AppendCondition, Query, QueryResult
 from eventkeep.store.events import Event
+from eventkeep.store.shredding import ForgottenSubject
 from eventkeep.store.types import AppendItem
 
 __all__ = ["AsyncTransaction", "TransactionBlock"]
@@ -106,10 +107,17 @@ class AsyncTransaction:
         *,
         backwards: bool = False,
         limit: int | None = None,
+        archived: bool = False,
     ) -> Events:
         """Like ``AsyncEventStore.read_stream``, seeing this transaction's writes."""
-        events = self.sync.store.read_stream(
-            stream_id, from_version, to_version, backwards=backwards, limit=limit
+        events = stream_read(
+            self.sync.store.read_stream,
+            stream_id,
+            from_version,
+            to_version,
+            backwards=backwards,
+            limit=limit,
+            archived=archived,
         )
         return Events(events, self.call)
 
@@ -180,6 +188,11 @@ class AsyncTransaction:
 
     async def records(self) -> list[tuple[str, bytes]]:
         return await self._run(self.sync.records)
+
+    async def forgotten_subjects(self, after: int = 0) -> list[ForgottenSubject]:
+        """The store's forget log (``EventStore.forgotten_subjects``), read in this
+        transaction (the projection runner reads it beside a checkpoint)."""
+        return await self._run(self.sync.store.forgotten_subjects, after)
 
     async def execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """One SQL statement in this transaction (``?`` placeholders); returns its rows."""

@@ -1,12 +1,14 @@
 """``SyncOverAsync``: an async store presented as a synchronous ``EventStore``, so that the
-contract suite (which is synchronous) runs its very cases against the asyncio API.
+contract suite (which is synchronous) runs its very cases against the asyncio API; and
+``AsyncStoreContract``, the suite with its hooks pointed at the asyncio API (the async
+repository, ``eventkeep.aio.moving``) and behind the adapter (tampering reaches ``.sync``).
 
 Every call runs the async store's coroutine on a background event loop (one thread per adapter)
 and waits for it. Each calling thread gets an asyncio context of its own, kept from call to
 call: a transaction entered by a thread is the one its later calls join, exactly as a task's
 calls join the transaction it opened::
 
-    class TestAsyncSQLite(StoreContract):
+    class TestAsyncSQLite(AsyncStoreContract):
         @pytest.fixture
         def make_store(self, tmp_path):
             def factory(**options):
@@ -23,15 +25,20 @@ import contextvars
 import inspect
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
+from eventkeep.aio import moving as aio_moving
+from eventkeep.aio.domain import AsyncRepository
 from eventkeep.aio.store import AsyncEventStore
 from eventkeep.aio.transaction import AsyncTransaction
 from eventkeep.aio.urls import open_store
+from eventkeep.moving import CopyReport, FileImport
 from eventkeep.store import EventStore
 from eventkeep.store.recorded import RecordedEvent
+from eventkeep.testing.contract import StoreContract
+from eventkeep.testing.tamper import delete_event_behind_the_log, tamper_event
 
-__all__ = ["SyncOverAsync"]
+__all__ = ["AsyncStoreContract", "SyncOverAsync"]
 
 T = TypeVar("T")
 
@@ -268,3 +275,63 @@ class _SyncTransaction:
     @property
     def supports_sql(self) -> bool:
         return self.aio.supports_sql
+
+
+class _SyncRepository:
+    """An :class:`~eventkeep.aio.AsyncRepository` with ``Repository``'s methods: coroutines
+    are run on the adapter's loop (in the calling thread's context) and awaited."""
+
+    def __init__(self, repository: AsyncRepository[Any], loop: _Loop) -> None:
+        self.aio = repository
+        self._loop = loop
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.aio, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kw: Any) -> Any:
+            async def run() -> Any:
+                result = attribute(*args, **kw)
+                return await result if inspect.isawaitable(result) else result
+
+            return self._loop.run(run())
+
+        return call
+
+
+def _adapted(store: EventStore) -> SyncOverAsync:
+    if not isinstance(store, SyncOverAsync):
+        raise TypeError(f"AsyncStoreContract's stores are SyncOverAsync adapters, got {store!r}")
+    return store
+
+
+class AsyncStoreContract(StoreContract):
+    """The contract suite against the asyncio API: ``make_store`` returns
+    :class:`SyncOverAsync` adapters, and the suite's other entry points are the asyncio API's
+    own (``AsyncRepository``, ``eventkeep.aio.moving``). ``tamper`` and
+    ``delete_behind_the_log`` reach the ``EventStore`` underneath (memory and SQLite here;
+    another backend overrides them with ``.sync``)."""
+
+    def tamper(self, store: EventStore, stream_id: str, version: int) -> None:
+        tamper_event(_adapted(store).sync, stream_id, version)
+
+    def delete_behind_the_log(self, store: EventStore, stream_id: str, version: int) -> None:
+        delete_event_behind_the_log(_adapted(store).sync, stream_id, version)
+
+    def repository(self, store: EventStore, aggregate: Any, **options: Any) -> Any:
+        adapter = _adapted(store)
+        return _SyncRepository(AsyncRepository(adapter.aio, aggregate, **options), adapter._loop)
+
+    def copy_store(self, source: EventStore, target: EventStore, **options: Any) -> CopyReport:
+        into = _adapted(target)
+        coroutine = aio_moving.copy_store(_adapted(source).aio, into.aio, **options)
+        return into._loop.run(coroutine)
+
+    def export_file(self, store: EventStore, out: IO[bytes], **options: Any) -> int:
+        adapter = _adapted(store)
+        return adapter._loop.run(aio_moving.export_file(adapter.aio, out, **options))
+
+    def import_file(self, store: EventStore, lines: Iterable[bytes], **options: Any) -> FileImport:
+        adapter = _adapted(store)
+        return adapter._loop.run(aio_moving.import_file(adapter.aio, lines, **options))

@@ -23,9 +23,14 @@ return a new empty store on every call, and its stores must decode through a reg
 the suite's ``contract.*`` event classes (the default registry does). Tests may close a store
 themselves, so closing one twice must be harmless.
 
-Two hooks reach behind the API, and a backend other than memory and SQLite overrides them:
-``tamper(store, stream_id, version)`` rewrites a stored event's data, and ``reopen(store)``
-opens a second handle on the same database.
+Three hooks reach behind the API, and a backend other than memory and SQLite overrides them:
+``tamper(store, stream_id, version)`` rewrites a stored event's data,
+``delete_behind_the_log(store, stream_id, version)`` deletes one, and ``reopen(store)`` opens a
+second handle on the same database.
+
+The functions the suite calls with stores (``repository``, ``copy_store``, ``export_file``,
+``import_file``) are methods too, so that a suite run against another API than ``EventStore``
+(the asyncio one, see :class:`eventkeep.testing.aio.AsyncStoreContract`) calls that API's own.
 """
 
 from __future__ import annotations
@@ -33,11 +38,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import pytest
 
 from eventkeep.backends.sqlite import SQLiteStore
+from eventkeep.domain.repository import Repository
+from eventkeep.moving import CopyReport, FileImport, copy_store, export_file, import_file
 from eventkeep.store import EventStore, StoreStats, StreamInfo
 from eventkeep.store.events import Event, RawEvent
 from eventkeep.testing.events import Deposited
@@ -93,6 +100,24 @@ class ContractBase:
         otherwise (memory has nothing to reconnect to); other backends should override it.
         """
         return reopen_store(store)
+
+    # -- what the suite calls with stores -------------------------------------------------------
+
+    def repository(self, store: EventStore, aggregate: Any, **options: Any) -> Repository[Any]:
+        """``Repository(store, aggregate, **options)``."""
+        return Repository(store, aggregate, **options)
+
+    def copy_store(self, source: EventStore, target: EventStore, **options: Any) -> CopyReport:
+        """``eventkeep.moving.copy_store(source, target, **options)``."""
+        return copy_store(source, target, **options)
+
+    def export_file(self, store: EventStore, out: IO[bytes], **options: Any) -> int:
+        """``eventkeep.moving.export_file(store, out, **options)``."""
+        return export_file(store, out, **options)
+
+    def import_file(self, store: EventStore, lines: Iterable[bytes], **options: Any) -> FileImport:
+        """``eventkeep.moving.import_file(store, lines, **options)``."""
+        return import_file(store, lines, **options)
 
 
 class StoreState(NamedTuple):

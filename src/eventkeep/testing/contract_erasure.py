@@ -14,7 +14,6 @@ import msgspec
 import pytest
 
 from eventkeep.domain.aggregate import Aggregate, applies
-from eventkeep.domain.repository import Repository
 from eventkeep.errors import ConfigurationError, DuplicateEventIdError, ValidationError
 from eventkeep.projections.checkpoints import projection_status
 from eventkeep.projections.projection import HandlerContext, Projection, handles
@@ -313,7 +312,7 @@ class ErasureContract(ContractBase):
     def test_aggregates_read_redacted_values_and_forget_deletes_their_snapshots(
         self, store: EventStore
     ) -> None:
-        repo = Repository(store, CustomerProfile)
+        repo = self.repository(store, CustomerProfile)
         profile = repo.create("c1")
         profile.record(CustomerRegistered(customer_id="c1", email=ADA))
         repo.save(profile)

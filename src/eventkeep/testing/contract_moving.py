@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from eventkeep.errors import DuplicateEventIdError, IntegrityError, ValidationError
-from eventkeep.moving import copy_store, export_file, import_file
 from eventkeep.store import EventStore
 from eventkeep.store.dcb import Query, QueryItem
 from eventkeep.store.events import NewEvent, RawEvent
@@ -181,8 +180,8 @@ class MovingContract(ContractBase):
         source, target = make_store(), make_store()
         _fill(source)
         out = io.BytesIO()
-        assert export_file(source, out) == 6
-        done = import_file(target, io.BytesIO(out.getvalue()).readlines())
+        assert self.export_file(source, out) == 6
+        done = self.import_file(target, io.BytesIO(out.getvalue()).readlines())
         assert done.complete
         assert (done.written, done.skipped) == (6, 0)
         assert list(target.export()) == list(source.export())
@@ -192,10 +191,10 @@ class MovingContract(ContractBase):
         _fill(source)
         rows = list(source.export())
         target.import_(rows[:2])  # what an interrupted copy left
-        report = copy_store(source, target, batch_size=2)
+        report = self.copy_store(source, target, batch_size=2)
         assert (report.written, report.skipped, report.resumed_after) == (4, 0, 2)
         assert list(target.export()) == rows
-        again = copy_store(source, target)
+        again = self.copy_store(source, target)
         assert (again.written, again.resumed_after) == (0, 6)
 
     def test_copy_refuses_a_target_that_is_not_a_copy_of_the_source(
@@ -205,7 +204,7 @@ class MovingContract(ContractBase):
         _fill(source)
         target.append("account-1", deposits(10))
         with pytest.raises(ValidationError, match="is not a copy"):
-            copy_store(source, target)
+            self.copy_store(source, target)
         assert target.head_position() == 1
 
     def test_copy_refuses_a_target_holding_only_some_streams_of_the_source(
@@ -215,7 +214,7 @@ class MovingContract(ContractBase):
         _fill(source)
         target.import_(source.export(stream_prefix="order-"))
         with pytest.raises(ValidationError, match="its first event"):
-            copy_store(source, target)
+            self.copy_store(source, target)
 
     def test_import_is_refused_inside_a_store_transaction(self, make_store: StoreFactory) -> None:
         source, target = make_store(), make_store()
