@@ -124,6 +124,7 @@ class EventStore(abc.ABC):
         self._appended = threading.Condition()
         self._append_count = 0
         self._open_tx = threading.local()  # .tx: the transaction open on this thread, if any
+        self._append_hooks: list[Callable[[], object]] = []
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -294,6 +295,21 @@ class EventStore(abc.ABC):
         with self._appended:
             self._append_count += 1
             self._appended.notify_all()
+        for hook in self._append_hooks:
+            hook()
+
+    def on_append(self, hook: Callable[[], object]) -> None:
+        """Call ``hook()`` (on any thread; it must be quick and must not raise) whenever new
+        events may be in the log: after each append through this store object and, on a
+        backend that hears of other processes' appends (PostgreSQL's LISTEN), when one is
+        announced. The asyncio API wakes its waiting tasks with it."""
+        self._append_hooks.append(hook)
+
+    @property
+    def poll_interval(self) -> float:
+        """The longest pause between two looks at the head while waiting for events: appends
+        that no hook announces (another process's, on SQLite) are seen within it."""
+        return POLL_INTERVALS[1]
 
     def _prepare(self, item: Any) -> PreparedAppend:
         if not isinstance(item, StreamAppend):

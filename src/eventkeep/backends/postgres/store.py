@@ -360,6 +360,16 @@ class PostgresStore(EventStore):
             timeout = check_seconds(timeout, what="timeout (or None)")
         return self._listener.wait(after, timeout, self._head)
 
+    def on_append(self, hook: Callable[[], object]) -> None:
+        """See ``EventStore.on_append``: here also on every NOTIFY from another process (the
+        store's one listener starts listening)."""
+        super().on_append(hook)
+        self._listener.add_hook(hook)
+
+    @property
+    def poll_interval(self) -> float:
+        return self._listener.poll_interval
+
     def _head(self) -> int:
         with self._db.connection() as conn:
             return _scalar(conn, sql.HEAD_POSITION)
