@@ -37,6 +37,8 @@ COMMANDS: dict[str, str] = {
     "demo": "eventkeep.cli.demo:demo",
     "snapshots": "eventkeep.cli.snapshots:snapshots",
     "projections": "eventkeep.cli.projections:projections",
+    "serve": "eventkeep.cli.serve:serve",
+    "tokens": "eventkeep.cli.tokens:tokens",
 }
 """Command name -> ``module:attribute`` of its click command or group."""
 
@@ -48,6 +50,8 @@ EXTRAS: dict[str, str] = {
     "hypothesis": "testing",
     "pytest": "testing",
     "cryptography": "crypto",
+    "starlette": "server",
+    "uvicorn": "server",
 }
 """Top-level package -> the eventkeep extra that installs it."""
 

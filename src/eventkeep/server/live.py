@@ -1,0 +1,149 @@
+"""Live subscriptions as Server-Sent Events, fed by one tail of the log per server.
+
+One task (the :class:`Broker`) follows the log's head and hands each new event to every
+subscriber whose filter matches it, through a bounded queue per subscriber: a subscriber that
+falls more than ``max_queue`` events behind is dropped (its queue emptied at once, so a slow
+client cannot grow the server's memory), and told so in a final ``dropped`` event carrying the
+position to resume after. A subscriber first catches up from the store, then takes the queue,
+skipping what it has already sent: the SSE ``id`` is the event's position, so ``Last-Event-ID``
+(or ``after``) resumes exactly, on this server or any other one of the same store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import msgspec
+
+from eventkeep.aio import AsyncEventStore
+from eventkeep.server.wire import event_json
+from eventkeep.store.recorded import RecordedEvent
+
+__all__ = ["Broker", "Subscriber", "sse_events"]
+
+log = logging.getLogger("eventkeep.server.live")
+
+Match = Callable[[RecordedEvent], bool]
+CatchUp = Callable[[int], Awaitable[list[RecordedEvent]]]
+"""Reads the next page of matching events after a position, from the store."""
+
+_DROPPED = object()
+_encode = msgspec.json.Encoder().encode
+
+
+class Subscriber:
+    def __init__(self, match: Match, max_queue: int) -> None:
+        self.match = match
+        self.queue: asyncio.Queue[object] = asyncio.Queue(max_queue + 1)
+        self.max_queue = max_queue
+        self.dropped = False
+
+    def offer(self, event: RecordedEvent) -> bool:
+        """Queue ``event``; False (and the subscriber dropped) when its queue is full."""
+        if self.queue.qsize() >= self.max_queue:
+            self.dropped = True
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(_DROPPED)
+            return False
+        self.queue.put_nowait(event)
+        return True
+
+
+class Broker:
+    """Follows the log and fans new events out to the subscribers."""
+
+    def __init__(self, store: AsyncEventStore, *, max_queue: int = 1000) -> None:
+        self.store = store
+        self.max_queue = max_queue
+        self.subscribers: set[Subscriber] = set()
+        self.position = 0
+        self.dropped_total = 0
+        self._task: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()
+
+    async def start(self) -> None:
+        self.position = await self.store.head_position()
+        self._task = asyncio.create_task(self._run(), name="eventkeep-live-broker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def subscribe(self, match: Match) -> Subscriber:
+        subscriber = Subscriber(match, self.max_queue)
+        self.subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                if not await self.store.wait_for_events(self.position, timeout=5.0):
+                    continue
+                page = await self.store.read_all(self.position, 500).list()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store is unreachable for now: try again shortly
+                log.warning("live: reading the log failed; retrying", exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            for event in page:
+                self._fan_out(event)
+                self.position = event.position
+
+    def _fan_out(self, event: RecordedEvent) -> None:
+        for subscriber in list(self.subscribers):
+            if subscriber.match(event) and not subscriber.offer(event):
+                self.subscribers.discard(subscriber)
+                self.dropped_total += 1
+
+
+def _frame(event: RecordedEvent) -> bytes:
+    return b"id: %d\nevent: event\ndata: %s\n\n" % (event.position, _encode(event_json(event)))
+
+
+async def sse_events(
+    broker: Broker,
+    match: Match,
+    catch_up: CatchUp,
+    after: int,
+    *,
+    heartbeat: float = 15.0,
+) -> AsyncIterator[bytes]:
+    """The SSE byte stream of one subscriber: stored events after ``after``, then live ones."""
+    subscriber = broker.subscribe(match)  # first: nothing appended from now on is missed
+    last = after
+    try:
+        yield b"retry: 1000\n: connected\n\n"
+        while True:  # catch up from the store
+            page = await catch_up(last)
+            for event in page:
+                if event.position > last:
+                    yield _frame(event)
+                    last = event.position
+            if not page or subscriber.dropped:
+                break
+        while True:
+            try:
+                item = await asyncio.wait_for(subscriber.queue.get(), heartbeat)
+            except TimeoutError:
+                yield b": heartbeat\n\n"
+                continue
+            if item is _DROPPED:
+                body = _encode({"reason": "too far behind", "resume_after": last})
+                yield b"event: dropped\ndata: %s\n\n" % body
+                return
+            assert isinstance(item, RecordedEvent)
+            if item.position > last:
+                yield _frame(item)
+                last = item.position
+    finally:
+        broker.unsubscribe(subscriber)
