@@ -54,8 +54,12 @@ def _load(target: str) -> Any:
     type=click.IntRange(min=1024),
     help="Refuse request bodies larger than this (413).",
 )
-@click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False), help="TLS: certificate.")
-@click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), help="TLS: private key.")
+@click.option(
+    "--ssl-certfile", type=click.Path(exists=True, dir_okay=False), help="TLS: certificate."
+)
+@click.option(
+    "--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), help="TLS: private key."
+)
 @click.option("--log-level", default="info", show_default=True, help="uvicorn's log level.")
 def serve(
     host: str,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, overload
 
 import msgspec
 from starlette.requests import Request
@@ -15,6 +15,7 @@ from eventkeep.server import wire
 from eventkeep.server.state import ServerState, state_of
 from eventkeep.server.telemetry import span
 from eventkeep.store.recorded import RecordedEvent
+from eventkeep.urls import redact
 
 __all__ = ["ROUTES", "int_param", "read_body"]
 
@@ -25,6 +26,14 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(_encode(body), status, headers, media_type="application/json")
 
 
+@overload
+def int_param(
+    request: Request, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+) -> int: ...
+@overload
+def int_param(
+    request: Request, name: str, default: None, *, minimum: int = 0, maximum: int | None = None
+) -> int | None: ...
 def int_param(
     request: Request,
     name: str,
@@ -125,7 +134,6 @@ async def read_stream(request: Request) -> Response:
     high = int_param(request, "to", None)
     limit = int_param(request, "limit", 100, minimum=1, maximum=wire.MAX_LIMIT)
     backwards = bool_param(request, "backwards")
-    assert low is not None and limit is not None
     with span("eventkeep.read_stream", request.headers.get("traceparent"), stream_id=stream_id):
         version = await state.store.stream_version(stream_id)
         if version == 0:
@@ -168,7 +176,6 @@ async def read_log(request: Request) -> Response:
     await state.guard.require(request, "read", prefix=prefix, every_stream=True)
     after = int_param(request, "after", 0)
     limit = int_param(request, "limit", 100, minimum=1, maximum=wire.MAX_LIMIT)
-    assert limit is not None
     types = request.query_params.getlist("type") or None
     with span("eventkeep.read_all", request.headers.get("traceparent")):
         events = await state.store.read_all(after, limit, types=types, stream_prefix=prefix).list()
@@ -226,7 +233,7 @@ async def stats(request: Request) -> Response:
             "streams": found.streams,
             "head_position": found.head_position,
             "types": found.types,
-            "url": state.store.url,
+            "url": redact(state.store.url),
         }
     )
 

@@ -87,7 +87,7 @@ async def stream_live(request: Request) -> Response:
     after = await _start_after(state, _after(request))
 
     def match(event: RecordedEvent) -> bool:
-        return event.stream_id == stream_id
+        return bool(event.stream_id == stream_id)
 
     async def catch_up(position: int) -> list[RecordedEvent]:
         page = await state.store.read_all(position, _PAGE, stream_prefix=stream_id).list()
@@ -159,13 +159,14 @@ class Limits:
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > self.config.max_body_bytes:
-                    response = problem_response(
-                        413, f"the request body is larger than {self.config.max_body_bytes} bytes"
-                    )
-                    await response(scope, receive, send)
-                    return
+            if name == b"content-length" and (
+                not value.isdigit() or int(value) > self.config.max_body_bytes
+            ):
+                response = problem_response(
+                    413, f"the request body is larger than {self.config.max_body_bytes} bytes"
+                )
+                await response(scope, receive, send)
+                return
         status = 500
 
         async def counting_send(message: Message) -> None:

@@ -96,13 +96,16 @@ class Guard:
                 raise HTTPProblem(
                     403, f"token {token.token_id!r} does not reach stream {stream_id!r}"
                 )
-        if token.prefixes and (every_stream or prefix is not None):
-            if prefix is None or not token.reaches(prefix):
-                raise HTTPProblem(
-                    403,
-                    f"token {token.token_id!r} reaches only streams starting with "
-                    f"{', '.join(map(repr, token.prefixes))}: give one of them as prefix",
-                )
+        if (
+            token.prefixes
+            and (every_stream or prefix is not None)
+            and (prefix is None or not token.reaches(prefix))
+        ):
+            raise HTTPProblem(
+                403,
+                f"token {token.token_id!r} reaches only streams starting with "
+                f"{', '.join(map(repr, token.prefixes))}: give one of them as prefix",
+            )
         if token.rate_limit is not None:
             wait = self.limiter.take(token.token_id, token.rate_limit)
             if wait > 0:

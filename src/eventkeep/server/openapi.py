@@ -82,7 +82,7 @@ _LAST_ID = {
     "schema": {"type": "string"},
     "description": "resume after this position",
 }
-_SECURITY = [{"bearer": []}]
+_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def _op(
@@ -579,7 +579,9 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "eventkeep",
             "version": "1",
-            "description": "The eventkeep event store over HTTP. Errors are RFC 9457 problem documents.",
+            "description": (
+                "The eventkeep event store over HTTP. Errors are RFC 9457 problem documents."
+            ),
         },
         "paths": paths,
         "components": {

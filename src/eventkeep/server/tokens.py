@@ -269,4 +269,4 @@ def _ensure_table(tx: Transaction) -> None:
     text = resources.files("eventkeep.server").joinpath("schema", name).read_text("utf-8")
     body = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
     tx.execute(body.strip().rstrip(";"))
-    store._eventkeep_api_tokens_ready = True
+    setattr(store, "_eventkeep_api_tokens_ready", True)  # noqa: B010 - not a declared attribute
