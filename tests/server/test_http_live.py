@@ -57,31 +57,31 @@ def test_last_event_id_resumes_exactly_after_a_dropped_connection(server: Runnin
 
 def test_live_filters_by_type_prefix_stream_and_query(server: RunningServer) -> None:
     query = json.dumps([{"tags": ["vip"]}])
-    with server.client("read") as http:
-        with (
-            http.stream("GET", "/v1/log/live", params={"type": "Withdrawn", "after": 0}) as by_type,
-            http.stream("GET", "/v1/log/live", params={"prefix": "user-", "after": 0}) as by_prefix,
-            http.stream("GET", "/v1/streams/acc-1/live", params={"after": 0}) as by_stream,
-            http.stream("GET", "/v1/query/live", params={"query": query, "after": 0}) as by_query,
-        ):
-            server.store.append("acc-1", [deposit("1")])
-            server.store.append("acc-10", [eventkeep.RawEvent("Withdrawn", {})])
-            server.store.append("user-1", [eventkeep.NewEvent(deposit("2"), tags=["vip"])])
-            server.store.append("acc-1", [eventkeep.RawEvent("Withdrawn", {})])
-            assert [f.id for f in take(by_type, 2)] == ["2", "4"]
-            assert [f.id for f in take(by_prefix, 1)] == ["3"]
-            assert [f.id for f in take(by_stream, 2)] == ["1", "4"]
-            assert [f.id for f in take(by_query, 1)] == ["3"]
+    with (
+        server.client("read") as http,
+        http.stream("GET", "/v1/log/live", params={"type": "Withdrawn", "after": 0}) as by_type,
+        http.stream("GET", "/v1/log/live", params={"prefix": "user-", "after": 0}) as by_prefix,
+        http.stream("GET", "/v1/streams/acc-1/live", params={"after": 0}) as by_stream,
+        http.stream("GET", "/v1/query/live", params={"query": query, "after": 0}) as by_query,
+    ):
+        server.store.append("acc-1", [deposit("1")])
+        server.store.append("acc-10", [eventkeep.RawEvent("Withdrawn", {})])
+        server.store.append("user-1", [eventkeep.NewEvent(deposit("2"), tags=["vip"])])
+        server.store.append("acc-1", [eventkeep.RawEvent("Withdrawn", {})])
+        assert [f.id for f in take(by_type, 2)] == ["2", "4"]
+        assert [f.id for f in take(by_prefix, 1)] == ["3"]
+        assert [f.id for f in take(by_stream, 2)] == ["1", "4"]
+        assert [f.id for f in take(by_query, 1)] == ["3"]
 
 
 def test_heartbeats_keep_an_idle_subscription_open(server: RunningServer) -> None:
     with server.client("read") as http, http.stream("GET", "/v1/log/live") as live:
         comments = []
         for frame in frames(live):
-            if isinstance(frame, str):
-                comments.append(frame)
-            if comments.count("heartbeat") == 2:
-                break
+        if isinstance(frame, str):
+            comments.append(frame)
+        if comments.count("heartbeat") == 2:
+            break
     assert comments[0] == "connected"
 
 
