@@ -78,10 +78,10 @@ def test_heartbeats_keep_an_idle_subscription_open(server: RunningServer) -> Non
     with server.client("read") as http, http.stream("GET", "/v1/log/live") as live:
         comments = []
         for frame in frames(live):
-        if isinstance(frame, str):
-            comments.append(frame)
-        if comments.count("heartbeat") == 2:
-            break
+            if isinstance(frame, str):
+                comments.append(frame)
+            if comments.count("heartbeat") == 2:
+                break
     assert comments[0] == "connected"
 
 
