@@ -191,7 +191,9 @@ async def _on_problem(request: Request, exc: Exception) -> Response:
 async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        return problem_response(405, f"{request.method} is not allowed on {request.url.path}")
+        return problem_response(
+            405, f"{request.method} is not allowed on {request.url.path}", headers=exc.headers
+        )
     if exc.status_code == 404:
         return problem_response(404, f"no such endpoint: {request.url.path}")
     return problem_response(exc.status_code, str(exc.detail))

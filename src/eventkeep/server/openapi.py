@@ -91,13 +91,17 @@ def _op(
     *,
     params: list[Any] | None = None,
     body: dict[str, Any] | None = None,
+    body_required: bool = True,
     public: bool = False,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "responses": {**responses, **_ERRORS}}
     if params:
         op["parameters"] = params
     if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        op["requestBody"] = {
+            "required": body_required,
+            "content": {"application/json": {"schema": body}},
+        }
     op["security"] = [] if public else _SECURITY
     return op
 
@@ -326,7 +330,7 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["events"],
                     "additionalProperties": False,
                     "properties": {
-                        "events": {"type": "array", "items": _ref("NewEvent")},
+                        "events": {"type": "array", "items": _ref("NewEvent"), "minItems": 1},
                         "expected_version": _EXPECTED,
                     },
                 },
@@ -360,9 +364,9 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["items"],
                     "additionalProperties": False,
                     "properties": {
-                        "items": {"type": "array", "items": _ref("QueryItem")},
-                        "after": _NULLABLE_INT,
-                        "limit": _NULLABLE_INT,
+                        "items": {"type": "array", "items": _ref("QueryItem"), "minItems": 1},
+                        "after": {"type": ["integer", "null"], "minimum": 0},
+                        "limit": {"type": ["integer", "null"], "minimum": 1, "maximum": 1000},
                     },
                 },
             )
@@ -390,12 +394,16 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["events"],
                     "additionalProperties": False,
                     "properties": {
-                        "events": {"type": "array", "items": _ref("NewEvent")},
+                        "events": {"type": "array", "items": _ref("NewEvent"), "minItems": 1},
                         "condition": {
                             "type": ["object", "null"],
                             "required": ["items"],
                             "properties": {
-                                "items": {"type": "array", "items": _ref("QueryItem")},
+                                "items": {
+                                    "type": "array",
+                                    "items": _ref("QueryItem"),
+                                    "minItems": 1,
+                                },
                                 "after": _NULLABLE_INT,
                             },
                         },
@@ -430,6 +438,7 @@ def openapi_document() -> dict[str, Any]:
                     )
                 },
                 body={"type": "object", "properties": {"deep": {"type": "boolean"}}},
+                body_required=False,
             )
         },
         "/v1/projections": {
