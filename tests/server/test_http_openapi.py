@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import schemathesis
-from schemathesis import checks
 from http_harness import RunningServer
 from hypothesis import HealthCheck, settings
+from schemathesis import checks
 
 import eventkeep
 from eventkeep.server.openapi import openapi_document

@@ -192,7 +192,9 @@ async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
         return problem_response(
-            405, f"{request.method} is not allowed on {request.url.path}", headers=exc.headers
+            405,
+            f"{request.method} is not allowed on {request.url.path}",
+            headers=dict(exc.headers or {}),
         )
     if exc.status_code == 404:
         return problem_response(404, f"no such endpoint: {request.url.path}")
