@@ -52,6 +52,7 @@ EXTRAS: dict[str, str] = {
     "cryptography": "crypto",
     "starlette": "server",
     "uvicorn": "server",
+    "opentelemetry": "otel",
 }
 """Top-level package -> the eventkeep extra that installs it."""
 

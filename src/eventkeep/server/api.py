@@ -13,8 +13,8 @@ from starlette.routing import Route
 from eventkeep.errors import NotFoundError, ValidationError
 from eventkeep.server import wire
 from eventkeep.server.state import ServerState, state_of
-from eventkeep.server.telemetry import span
 from eventkeep.store.recorded import RecordedEvent
+from eventkeep.telemetry import span
 from eventkeep.urls import redact
 
 __all__ = ["ROUTES", "int_param", "read_body"]
