@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from http_harness import RunningServer
@@ -125,3 +126,28 @@ def test_tokens_are_stored_as_digests_only(server: RunningServer) -> None:
     assert rows
     assert token not in repr(rows)
     assert token.rpartition("_")[2] not in repr(rows)
+
+
+def test_a_token_revoked_through_the_server_is_refused_at_once(
+    memory_server: RunningServer,
+) -> None:
+    token, record = create_token(memory_server.store, name="soon-gone", scope="read")
+    assert call(memory_server, token, "GET", "/v1/stats", None).status_code == 200
+    admin = memory_server.tokens["admin"]
+    assert (
+        call(memory_server, admin, "DELETE", f"/v1/tokens/{record.token_id}", None).status_code
+        == 200
+    )
+    assert call(memory_server, token, "GET", "/v1/stats", None).status_code == 401
+
+
+def test_a_token_revoked_elsewhere_is_refused_within_the_cache_time(sqlite_store) -> None:  # type: ignore[no-untyped-def]
+    running = RunningServer(sqlite_store, token_cache_seconds=0.3)
+    try:
+        token, record = create_token(sqlite_store, name="cli-revoked", scope="read")
+        assert call(running, token, "GET", "/v1/stats", None).status_code == 200
+        revoke_token(sqlite_store, record.token_id)  # as `eventkeep tokens revoke` does
+        time.sleep(0.35)
+        assert call(running, token, "GET", "/v1/stats", None).status_code == 401
+    finally:
+        running.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -132,8 +133,13 @@ async def metrics(request: Request) -> Response:
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
+@functools.cache
+def _openapi_bytes() -> bytes:
+    return json.dumps(openapi_document()).encode()
+
+
 async def openapi(request: Request) -> Response:
-    return Response(json.dumps(openapi_document()), media_type="application/json")
+    return Response(_openapi_bytes(), media_type="application/json")
 
 
 async def health(request: Request) -> Response:
@@ -211,7 +217,15 @@ def build_app(config: ServerConfig, *, store: AsyncEventStore | None = None) -> 
         broker = Broker(served, max_queue=config.live_queue)
         await broker.start()
         app.state.eventkeep = ServerState(
-            config, served, Guard(served, anonymous_read=config.anonymous_read), Metrics(), broker
+            config,
+            served,
+            Guard(
+                served,
+                anonymous_read=config.anonymous_read,
+                cache_seconds=config.token_cache_seconds,
+            ),
+            Metrics(),
+            broker,
         )
         try:
             yield

@@ -41,10 +41,37 @@ class RateLimiter:
 class Guard:
     """Checks a request's token against the scope and streams it needs."""
 
-    def __init__(self, store: AsyncEventStore, *, anonymous_read: bool) -> None:
+    def __init__(
+        self, store: AsyncEventStore, *, anonymous_read: bool, cache_seconds: float = 1.0
+    ) -> None:
         self.store = store
         self.anonymous_read = anonymous_read
         self.limiter = RateLimiter()
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, ApiToken]] = {}  # token -> (valid until, record)
+
+    def forget(self, token_id: str) -> None:
+        """Drop a token from the cache at once (it was revoked through this server)."""
+        for key, (_, record) in list(self._cache.items()):
+            if record.token_id == token_id:
+                del self._cache[key]
+
+    async def _authenticate(self, token: str) -> ApiToken | None:
+        """The token's record: from the store, or from the cache for ``cache_seconds`` after
+        the store last said it was valid (so a revocation made elsewhere takes up to that long
+        to reach this server; one made through it, none)."""
+        now = time.monotonic()
+        cached = self._cache.get(token)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        found = await run_in_threadpool(authenticate, self.store.sync, token)
+        if found is None:
+            self._cache.pop(token, None)
+        elif self.cache_seconds > 0:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[token] = (now + self.cache_seconds, found)
+        return found
 
     async def token(self, request: Request) -> ApiToken | None:
         header = request.headers.get("authorization")
@@ -57,7 +84,7 @@ class Guard:
                 "the Authorization header must be 'Bearer <token>'",
                 headers={"WWW-Authenticate": 'Bearer realm="eventkeep"'},
             )
-        found = await run_in_threadpool(authenticate, self.store.sync, value.strip())
+        found = await self._authenticate(value.strip())
         if found is None:
             raise HTTPProblem(
                 401,

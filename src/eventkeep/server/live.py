@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import cast
 
 import msgspec
 
@@ -41,15 +42,15 @@ class Subscriber:
         self.max_queue = max_queue
         self.dropped = False
 
-    def offer(self, event: RecordedEvent) -> bool:
-        """Queue ``event``; False (and the subscriber dropped) when its queue is full."""
+    def offer(self, position: int, frame: bytes) -> bool:
+        """Queue an event's frame; False (and the subscriber dropped) when its queue is full."""
         if self.queue.qsize() >= self.max_queue:
             self.dropped = True
             while not self.queue.empty():
                 self.queue.get_nowait()
             self.queue.put_nowait(_DROPPED)
             return False
-        self.queue.put_nowait(event)
+        self.queue.put_nowait((position, frame))
         return True
 
 
@@ -100,8 +101,13 @@ class Broker:
                 self.position = event.position
 
     def _fan_out(self, event: RecordedEvent) -> None:
+        frame = None  # encoded once, for every subscriber it goes to
         for subscriber in list(self.subscribers):
-            if subscriber.match(event) and not subscriber.offer(event):
+            if not subscriber.match(event):
+                continue
+            if frame is None:
+                frame = _frame(event)
+            if not subscriber.offer(event.position, frame):
                 self.subscribers.discard(subscriber)
                 self.dropped_total += 1
 
@@ -133,17 +139,23 @@ async def sse_events(
                 break
         while True:
             try:
-                item = await asyncio.wait_for(subscriber.queue.get(), heartbeat)
+                items = [await asyncio.wait_for(subscriber.queue.get(), heartbeat)]
             except TimeoutError:
                 yield b": heartbeat\n\n"
                 continue
-            if item is _DROPPED:
-                body = _encode({"reason": "too far behind", "resume_after": last})
-                yield b"event: dropped\ndata: %s\n\n" % body
-                return
-            assert isinstance(item, RecordedEvent)
-            if item.position > last:
-                yield _frame(item)
-                last = item.position
+            while not subscriber.queue.empty():  # whatever else is queued: one write
+                items.append(subscriber.queue.get_nowait())
+            chunk: list[bytes] = []
+            for item in items:
+                if item is _DROPPED:
+                    body = _encode({"reason": "too far behind", "resume_after": last})
+                    yield b"".join([*chunk, b"event: dropped\ndata: %s\n\n" % body])
+                    return
+                position, frame = cast("tuple[int, bytes]", item)
+                if position > last:
+                    chunk.append(frame)
+                    last = position
+            if chunk:
+                yield b"".join(chunk)
     finally:
         broker.unsubscribe(subscriber)

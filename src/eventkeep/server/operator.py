@@ -130,6 +130,7 @@ async def revoke(request: Request) -> Response:
     record = await run_in_threadpool(
         revoke_token, state.store.sync, request.path_params["token_id"]
     )
+    state.guard.forget(record.token_id)
     return json_response(record.to_json())
 
 

@@ -24,6 +24,8 @@ class ServerConfig:
       to loopback only (``eventkeep serve --anonymous-read``).
     - ``max_body_bytes``: larger request bodies are refused with 413.
     - ``aggregates``: name -> Aggregate class or Decider, for ``/v1/aggregates`` (time travel).
+    - ``token_cache_seconds``: how long a server trusts a token the store said was valid: a
+      token revoked through another server (or the CLI) is refused here within that time.
     - ``heartbeat``: seconds between SSE heartbeats; ``live_queue``: how many events a live
       subscriber may fall behind before it is dropped.
     """
@@ -33,6 +35,7 @@ class ServerConfig:
     max_body_bytes: int = 1 << 20
     aggregates: dict[str, Any] = field(default_factory=dict)
     heartbeat: float = 15.0
+    token_cache_seconds: float = 1.0
     live_queue: int = 1000
     store_options: dict[str, Any] = field(default_factory=dict)
 
