@@ -19,7 +19,7 @@ from sse_client import frames, take
 import eventkeep
 from eventkeep.aio import AsyncEventStore
 from eventkeep.server.live import Broker, sse_events
-from eventkeep.server.tokens import create_token
+from eventkeep.server.tokens import create_token, revoke_token
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -83,6 +83,17 @@ def test_heartbeats_keep_an_idle_subscription_open(server: RunningServer) -> Non
             if comments.count("heartbeat") == 2:
                 break
     assert comments[0] == "connected"
+
+
+def test_a_live_subscription_ends_once_its_token_is_revoked(server: RunningServer) -> None:
+    token, record = create_token(server.store, name="watcher", scope="read")
+    with (
+        httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as http,
+        http.stream("GET", "/v1/log/live") as live,
+    ):
+        revoke_token(server.store, record.token_id)
+        last = [f for f in frames(live) if not isinstance(f, str)]  # until the server ends it
+    assert [f.event for f in last] == ["unauthorized"]
 
 
 def test_a_subscriber_that_falls_too_far_behind_is_dropped_and_told_where_to_resume() -> None:

@@ -51,7 +51,14 @@ def _after(request: Request) -> int:
 def _sse(request: Request, match: Any, catch_up: Any, after: int) -> StreamingResponse:
     state = state_of(request)
     return StreamingResponse(
-        sse_events(state.broker, match, catch_up, after, heartbeat=state.config.heartbeat),
+        sse_events(
+            state.broker,
+            match,
+            catch_up,
+            after,
+            heartbeat=state.config.heartbeat,
+            still_allowed=lambda: state.guard.still_valid(request),
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

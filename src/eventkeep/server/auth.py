@@ -93,6 +93,15 @@ class Guard:
             )
         return found
 
+    async def still_valid(self, request: Request) -> bool:
+        """Whether the request's token (if it had one) is still valid: live subscriptions ask
+        at each heartbeat, and end once it was revoked."""
+        try:
+            await self.token(request)
+        except HTTPProblem:
+            return False
+        return True
+
     async def require(
         self,
         request: Request,

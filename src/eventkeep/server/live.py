@@ -123,8 +123,12 @@ async def sse_events(
     after: int,
     *,
     heartbeat: float = 15.0,
+    still_allowed: Callable[[], Awaitable[bool]] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The SSE byte stream of one subscriber: stored events after ``after``, then live ones."""
+    """The SSE byte stream of one subscriber: stored events after ``after``, then live ones.
+
+    ``still_allowed`` is asked at each heartbeat: once it says no (the token was revoked), the
+    stream ends with an ``event: unauthorized``."""
     subscriber = broker.subscribe(match)  # first: nothing appended from now on is missed
     last = after
     try:
@@ -141,6 +145,9 @@ async def sse_events(
             try:
                 items = [await asyncio.wait_for(subscriber.queue.get(), heartbeat)]
             except TimeoutError:
+                if still_allowed is not None and not await still_allowed():
+                    yield b"event: unauthorized\ndata: {}\n\n"
+                    return
                 yield b": heartbeat\n\n"
                 continue
             while not subscriber.queue.empty():  # whatever else is queued: one write

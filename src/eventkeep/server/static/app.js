@@ -129,6 +129,9 @@ async function follow(path, onEvent, onStatus) {
             onEvent(JSON.parse(data));
           } else if (event === "dropped" && data) {
             lastId = String(JSON.parse(data).resume_after);
+          } else if (event === "unauthorized") {
+            onStatus(false, "the token was revoked");
+            return;
           }
         }
       }
