@@ -81,6 +81,7 @@ def serve(url: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
             "warning",
         ],
         env=env,
+        stderr=subprocess.DEVNULL,  # a dropped client's socket errors are not the figures
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -96,7 +97,11 @@ def serve(url: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         yield base, process
     finally:
         process.terminate()
-        process.wait(15)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 # -- 1. appends ---------------------------------------------------------------------------------
@@ -351,9 +356,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.part in ("appends", "both"):
             print("\n".join(appends_part(server, args.clients, args.appends)) + "\n", flush=True)
         if args.part in ("live", "both"):
-            print(
-                "\n".join(live_part(server, args.subscribers, args.rate, args.seconds)), flush=True
-            )
+            for count in (int(c) for c in args.subscribers.split(",") if c):
+                lines = live_part(server, count, args.rate, args.seconds)
+                print("\n".join(lines) + "\n", flush=True)
     finally:
         server.close()
     return 0

@@ -36,22 +36,34 @@ _encode = msgspec.json.Encoder().encode
 
 
 class Subscriber:
+    """One live subscription's filter and queue. The broker queues one list of frames per page
+    of the log it read (one wake-up per page, not per event); ``pending`` counts the events
+    queued, and more than ``max_queue`` of them drops the subscriber."""
+
     def __init__(self, match: Match, max_queue: int) -> None:
         self.match = match
-        self.queue: asyncio.Queue[object] = asyncio.Queue(max_queue + 1)
+        self.queue: asyncio.Queue[object] = asyncio.Queue()
         self.max_queue = max_queue
+        self.pending = 0
         self.dropped = False
 
-    def offer(self, position: int, frame: bytes) -> bool:
-        """Queue an event's frame; False (and the subscriber dropped) when its queue is full."""
-        if self.queue.qsize() >= self.max_queue:
+    def offer(self, frames: list[tuple[int, bytes]]) -> bool:
+        """Queue a page's frames; False (and the subscriber dropped) when it is too far
+        behind: its queue is emptied at once and ends with the drop."""
+        if self.pending + len(frames) > self.max_queue:
             self.dropped = True
             while not self.queue.empty():
                 self.queue.get_nowait()
+            self.pending = 0
             self.queue.put_nowait(_DROPPED)
             return False
-        self.queue.put_nowait((position, frame))
+        self.pending += len(frames)
+        self.queue.put_nowait(frames)
         return True
+
+    def take(self, item: object) -> None:
+        if isinstance(item, list):
+            self.pending -= len(item)
 
 
 class Broker:
@@ -96,18 +108,21 @@ class Broker:
                 log.warning("live: reading the log failed; retrying", exc_info=True)
                 await asyncio.sleep(1.0)
                 continue
-            for event in page:
-                self._fan_out(event)
-                self.position = event.position
+            if page:
+                self._fan_out(page)
+                self.position = page[-1].position
 
-    def _fan_out(self, event: RecordedEvent) -> None:
-        frame = None  # encoded once, for every subscriber it goes to
+    def _fan_out(self, page: list[RecordedEvent]) -> None:
+        frames: dict[int, bytes] = {}  # each event encoded once, for all its subscribers
         for subscriber in list(self.subscribers):
-            if not subscriber.match(event):
-                continue
-            if frame is None:
-                frame = _frame(event)
-            if not subscriber.offer(event.position, frame):
+            mine = []
+            for event in page:
+                if subscriber.match(event):
+                    frame = frames.get(event.position)
+                    if frame is None:
+                        frame = frames[event.position] = _frame(event)
+                    mine.append((event.position, frame))
+            if mine and not subscriber.offer(mine):
                 self.subscribers.discard(subscriber)
                 self.dropped_total += 1
 
@@ -154,14 +169,15 @@ async def sse_events(
                 items.append(subscriber.queue.get_nowait())
             chunk: list[bytes] = []
             for item in items:
+                subscriber.take(item)
                 if item is _DROPPED:
                     body = _encode({"reason": "too far behind", "resume_after": last})
                     yield b"".join([*chunk, b"event: dropped\ndata: %s\n\n" % body])
                     return
-                position, frame = cast("tuple[int, bytes]", item)
-                if position > last:
-                    chunk.append(frame)
-                    last = position
+                for position, frame in cast("list[tuple[int, bytes]]", item):
+                    if position > last:
+                        chunk.append(frame)
+                        last = position
             if chunk:
                 yield b"".join(chunk)
     finally:
