@@ -221,7 +221,7 @@ def build_app(config: ServerConfig, *, store: AsyncEventStore | None = None) -> 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         served = store or await open_store(config.store_url, **config.store_options)
-        broker = Broker(served, max_queue=config.live_queue)
+        broker = Broker(served, max_queue=config.live_queue, interval=config.live_interval)
         await broker.start()
         app.state.eventkeep = ServerState(
             config,

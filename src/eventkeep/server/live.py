@@ -69,9 +69,12 @@ class Subscriber:
 class Broker:
     """Follows the log and fans new events out to the subscribers."""
 
-    def __init__(self, store: AsyncEventStore, *, max_queue: int = 1000) -> None:
+    def __init__(
+        self, store: AsyncEventStore, *, max_queue: int = 1000, interval: float = 0.02
+    ) -> None:
         self.store = store
         self.max_queue = max_queue
+        self.interval = interval
         self.subscribers: set[Subscriber] = set()
         self.position = 0
         self.dropped_total = 0
@@ -111,6 +114,9 @@ class Broker:
             if page:
                 self._fan_out(page)
                 self.position = page[-1].position
+                # Gather what comes in the next moment into one page: each subscriber then
+                # gets one write per interval rather than one per append.
+                await asyncio.sleep(self.interval)
 
     def _fan_out(self, page: list[RecordedEvent]) -> None:
         frames: dict[int, bytes] = {}  # each event encoded once, for all its subscribers

@@ -26,6 +26,8 @@ class ServerConfig:
     - ``aggregates``: name -> Aggregate class or Decider, for ``/v1/aggregates`` (time travel).
     - ``token_cache_seconds``: how long a server trusts a token the store said was valid: a
       token revoked through another server (or the CLI) is refused here within that time.
+    - ``live_interval``: the live broker sends what was appended in this many seconds as one
+      batch (one write per subscriber per batch, not per event).
     - ``heartbeat``: seconds between SSE heartbeats; ``live_queue``: how many events a live
       subscriber may fall behind before it is dropped.
     """
@@ -37,6 +39,7 @@ class ServerConfig:
     heartbeat: float = 15.0
     token_cache_seconds: float = 1.0
     live_queue: int = 1000
+    live_interval: float = 0.02
     store_options: dict[str, Any] = field(default_factory=dict)
 
 
