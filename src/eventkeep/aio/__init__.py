@@ -17,8 +17,9 @@ an event loop that never waits for a database.
 """
 
 from eventkeep.aio.domain import AsyncRepository
+from eventkeep.aio.events import Events
 from eventkeep.aio.projections import AsyncRunner, AsyncSubscription
-from eventkeep.aio.store import DEFAULT_THREADS, AsyncEventStore, Events
+from eventkeep.aio.store import DEFAULT_THREADS, AsyncEventStore
 from eventkeep.aio.transaction import AsyncTransaction
 from eventkeep.aio.urls import open_store
 

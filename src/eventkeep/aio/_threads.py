@@ -14,52 +14,87 @@ Cancelling a task that awaits a call does not stop the call: it runs to its end 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["TransactionThread", "TransactionThreads", "finish"]
+__all__ = ["StoreThreads", "TransactionThread", "TransactionThreads", "finish"]
 
 T = TypeVar("T")
 
 _Job = tuple[Callable[[], Any], concurrent.futures.Future[Any]] | None
 
 
-class TransactionThread:
-    """One thread that runs the calls of one transaction at a time, in order."""
+def _run(job: tuple[Callable[[], Any], concurrent.futures.Future[Any]]) -> None:
+    fn, future = job
+    if not future.set_running_or_notify_cancel():
+        return  # cancelled before it started
+    try:
+        result = fn()
+    except BaseException as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
 
-    def __init__(self, name: str) -> None:
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+
+class StoreThreads:
+    """The store's threads, all started at once (starting a thread while the loop waits for
+    it would block the loop). A call goes to the thread that became idle last: a few threads
+    do most of the work, so what a backend keeps per thread (SQLite's read connection and its
+    page cache) stays warm. Calls beyond ``count`` at once wait in order."""
+
+    def __init__(self, name: str, count: int) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[_Job]] = []
+        self._backlog: collections.deque[_Job] = collections.deque()
+        for number in range(1, count + 1):
+            jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+            self._idle.append(jobs)
+            threading.Thread(
+                target=self._serve, args=(jobs,), name=f"{name}-{number}", daemon=True
+            ).start()
+        self._all = list(self._idle)
 
     def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._jobs.put((fn, future))
+        with self._lock:
+            if self._idle:
+                self._idle.pop().put((fn, future))
+            else:
+                self._backlog.append((fn, future))
         return future
 
     async def call(self, fn: Callable[[], T]) -> T:
         return await asyncio.wrap_future(self.submit(fn))
 
-    def stop(self) -> None:
-        self._jobs.put(None)
+    def close(self) -> None:
+        """Stop the threads once the calls already submitted are done."""
+        for jobs in self._all:
+            jobs.put(None)
 
-    def _run(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            fn, future = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                result = fn()
-            except BaseException as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
+    def _serve(self, jobs: queue.SimpleQueue[_Job]) -> None:
+        job = jobs.get()
+        while job is not None:
+            _run(job)
+            with self._lock:
+                if self._backlog:
+                    job = self._backlog.popleft()
+                    continue
+                self._idle.append(jobs)
+            job = jobs.get()
+
+
+class TransactionThread(StoreThreads):
+    """One thread that runs the calls of one transaction at a time, in order."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, 1)
+
+    def stop(self) -> None:
+        self.close()
 
 
 class TransactionThreads:
@@ -72,13 +107,22 @@ class TransactionThreads:
         self._lock = threading.Lock()
         self._count = 0
 
-    def take(self) -> TransactionThread:
+    async def take(self, starter: StoreThreads) -> TransactionThread:
+        """An idle thread, or a new one (started by one of ``starter``'s threads, not by the
+        event loop)."""
         with self._lock:
             if self._idle:
                 return self._idle.pop()
             self._count += 1
             number = self._count
-        return TransactionThread(f"{self._name}-tx-{number}")
+        name = f"{self._name}-tx-{number}"
+        starting = starter.submit(lambda: TransactionThread(name))
+        try:
+            return await finish(starting)
+        except asyncio.CancelledError:
+            if starting.exception() is None:
+                self.give_back(starting.result())  # started all the same: keep it
+            raise
 
     def give_back(self, thread: TransactionThread) -> None:
         with self._lock:

@@ -26,7 +26,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from eventkeep.aio.store import AsyncEventStore, Call
+from eventkeep.aio.events import Call
+from eventkeep.aio.store import AsyncEventStore
 from eventkeep.aio.transaction import AsyncTransaction
 from eventkeep.domain.aggregate import Aggregate
 from eventkeep.domain.repository import Repository
@@ -48,12 +49,13 @@ class AsyncRepository(Generic[A]):
     def __init__(
         self, store: AsyncEventStore | AsyncTransaction, aggregate: Any, **options: Any
     ) -> None:
+        self._tx: AsyncTransaction | None = None
+        self._store: AsyncEventStore | None = None
+        writer: Any
         if isinstance(store, AsyncTransaction):
-            self._tx: AsyncTransaction | None = store
-            self._store = store.store
-            writer: Any = store.sync
+            self._tx = store
+            writer = store.sync
         elif isinstance(store, AsyncEventStore):
-            self._tx = None
             self._store = store
             writer = store.sync
         else:
@@ -73,7 +75,10 @@ class AsyncRepository(Generic[A]):
         return self.sync.category
 
     def _caller(self) -> Call[Any]:
-        return self._tx.call if self._tx is not None else self._store._caller()
+        if self._tx is not None:
+            return self._tx.call
+        assert self._store is not None
+        return self._store._caller()
 
     async def _run(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
         result: R = await self._caller()(functools.partial(fn, *args, **kwargs))

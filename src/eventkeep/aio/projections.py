@@ -32,7 +32,10 @@ from eventkeep.store.dcb import Query
 from eventkeep.store.events import Event
 from eventkeep.store.recorded import RecordedEvent
 
-__all__ = ["AsyncRunner", "AsyncSubscription"]
+__all__ = ["MOST_BATCHES", "AsyncRunner", "AsyncSubscription"]
+
+MOST_BATCHES = 16
+"""The most batches one hand-over from a store thread carries while a subscription catches up."""
 
 
 class AsyncSubscription:
@@ -79,13 +82,22 @@ class AsyncSubscription:
         self, stop: asyncio.Event | None = None, *, idle_timeout: float | None = None
     ) -> AsyncIterator[Batch]:
         """Non-empty batches until ``stop`` is set (or ``idle_timeout`` seconds pass with
-        nothing new); the position advances as each batch is taken."""
+        nothing new); the position advances as each batch is taken. While it is behind, one
+        hand-over from the store thread carries several batches (twice as many each time, up
+        to ``MOST_BATCHES``): catching up costs few thread switches."""
+        coming: list[Batch] = []
+        ahead = 1
         while stop is None or not stop.is_set():
-            batch = await self.fetch()
+            if not coming:
+                await self._start()
+                coming = await self.store._call(_run_of, self.sync, self.sync.position, ahead)
+                ahead = min(ahead * 2, MOST_BATCHES)
+            batch = coming.pop(0)
             if batch.events:
                 yield batch
                 self.sync.position = batch.position
                 continue
+            ahead = 1
             self.sync.position = batch.position
             waited = 0.0
             while stop is None or not stop.is_set():
@@ -101,6 +113,18 @@ class AsyncSubscription:
         async for batch in self.batches():
             for event in batch.events:
                 yield event
+
+
+def _run_of(subscription: Subscription, position: int, count: int) -> list[Batch]:
+    """Up to ``count`` batches in a row from ``position``, ending early at the log's end."""
+    batches: list[Batch] = []
+    for _ in range(count):
+        batch = subscription.fetch(position)
+        batches.append(batch)
+        if batch.caught_up or not batch.events:
+            break
+        position = batch.position
+    return batches
 
 
 class AsyncRunner:
@@ -135,7 +159,7 @@ class AsyncRunner:
         timeout: float | None = None,
     ) -> bool:
         """See ``Runner.run``; cancelling the task stops the runner first (see the module)."""
-        thread = TransactionThread("eventkeep-aio-runner")
+        thread = await self.store._pool.call(lambda: TransactionThread("eventkeep-aio-runner"))
         try:
             work = functools.partial(
                 self.sync.run,

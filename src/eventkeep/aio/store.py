@@ -17,16 +17,18 @@ time).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextvars
 import functools
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import Any, Self, TypeVar
 
-from eventkeep.aio._threads import TransactionThreads
+from eventkeep.aio._threads import StoreThreads, TransactionThreads
+from eventkeep.aio.batching import Batcher
+from eventkeep.aio.events import Call, Events
+from eventkeep.aio.transaction import AsyncTransaction, TransactionBlock
 from eventkeep.errors import ConfigurationError, ValidationError
 from eventkeep.store import (
     ANY,
@@ -39,21 +41,17 @@ from eventkeep.store import (
     StreamInfo,
 )
 from eventkeep.store.anchors import Anchor, AnchorKey
+from eventkeep.store.base import projection_reached
 from eventkeep.store.codec import Codec
 from eventkeep.store.dcb import AppendCondition, Query, QueryResult
 from eventkeep.store.events import Event, TypeRegistry
 from eventkeep.store.hashing import VerifyReport
-from eventkeep.store.recorded import RecordedEvent
-from eventkeep.store.types import PAGE_SIZE, POLL_INTERVALS, AppendItem
+from eventkeep.store.types import POLL_INTERVALS, AppendItem
 from eventkeep.store.validation import check_count, check_seconds
 
-if TYPE_CHECKING:
-    from eventkeep.aio.transaction import AsyncTransaction, TransactionBlock
-
-__all__ = ["DEFAULT_THREADS", "AsyncEventStore", "Events"]
+__all__ = ["DEFAULT_THREADS", "AsyncEventStore"]
 
 T = TypeVar("T")
-Call = Callable[[Callable[[], T]], Awaitable[T]]
 
 DEFAULT_THREADS = 32
 """Threads per store that run its calls; calls beyond that many at once queue for one."""
@@ -61,48 +59,14 @@ DEFAULT_THREADS = 32
 _numbers = itertools.count(1)
 
 
-class Events(AsyncIterator[RecordedEvent]):
-    """Recorded events read a page at a time on a store thread, handed out one by one."""
-
-    def __init__(self, events: Iterator[RecordedEvent], call: Call[list[RecordedEvent]]) -> None:
-        self._events = events
-        self._call = call
-        self._page: list[RecordedEvent] = []
-        self._next = 0
-        self._done = False
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> RecordedEvent:
-        if self._next >= len(self._page):
-            if self._done:
-                raise StopAsyncIteration
-            self._page = await self._call(functools.partial(_take, self._events, PAGE_SIZE))
-            self._next = 0
-            self._done = len(self._page) < PAGE_SIZE
-            if not self._page:
-                raise StopAsyncIteration
-        event = self._page[self._next]
-        self._next += 1
-        return event
-
-    async def list(self) -> list[RecordedEvent]:
-        """Every remaining event, in a list."""
-        return [event async for event in self]
-
-
-def _take(events: Iterator[RecordedEvent], count: int) -> list[RecordedEvent]:
-    return list(itertools.islice(events, count))
-
-
 class AsyncEventStore:
     """An event store for asyncio code: ``EventStore``'s methods, awaited.
 
     Open one with :func:`eventkeep.aio.open_store`, or wrap an open ``EventStore``
-    (``AsyncEventStore(store)``; closing the async store closes it). ``threads``: how many
-    calls run at once (see :data:`DEFAULT_THREADS`); on PostgreSQL the pool's
-    ``pool_max_size`` bounds the database work running at once as well.
+    (``AsyncEventStore(store)``; closing the async store closes it; it starts its threads, so
+    construct it before the loop runs, or on a thread). ``threads``: how many calls run at
+    once (see :data:`DEFAULT_THREADS`); on PostgreSQL the pool's ``pool_max_size`` bounds the
+    database work running at once as well.
     """
 
     def __init__(self, store: EventStore, *, threads: int = DEFAULT_THREADS) -> None:
@@ -112,9 +76,7 @@ class AsyncEventStore:
             raise ConfigurationError(f"threads must be an int >= 1, got {threads!r}")
         self.sync = store
         number = next(_numbers)
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            threads, thread_name_prefix=f"eventkeep-aio-{number}"
-        )
+        self._pool = StoreThreads(f"eventkeep-aio-{number}", threads)
         self._tx_threads = TransactionThreads(f"eventkeep-aio-{number}")
         self._tx: contextvars.ContextVar[AsyncTransaction | None] = contextvars.ContextVar(
             f"eventkeep_aio_tx_{number}", default=None
@@ -122,6 +84,7 @@ class AsyncEventStore:
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._wakes = 0
         self._closed = False
+        self._batcher = Batcher(store, self._in_pool)
         store.on_append(self._wake_waiters)
 
     # -- what the store is ---------------------------------------------------------------------
@@ -157,7 +120,7 @@ class AsyncEventStore:
     async def _in_pool(self, fn: Callable[[], T]) -> T:
         if self._closed:
             raise ValidationError(f"{self.url}: the store is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        return await self._pool.call(fn)
 
     async def _call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         result: T = await self._caller()(functools.partial(fn, *args, **kwargs))
@@ -174,7 +137,12 @@ class AsyncEventStore:
         *,
         condition: AppendCondition | None = None,
     ) -> AppendResult:
-        """See ``EventStore.append``."""
+        """See ``EventStore.append``. Appends that tasks send at the same time are written
+        together (see :mod:`eventkeep.aio.batching`); each is still atomic on its own."""
+        if condition is None and isinstance(events, list | tuple):
+            appends = [StreamAppend(stream_id, events, expected_version, metadata)]
+            if self.joined_transaction() is None:
+                return (await self._batcher.append_many(appends))[0]
         return await self._call(
             self.sync.append, stream_id, events, expected_version, metadata, condition=condition
         )
@@ -182,7 +150,10 @@ class AsyncEventStore:
     async def append_many(
         self, appends: Iterable[StreamAppend], *, condition: AppendCondition | None = None
     ) -> list[AppendResult]:
-        """See ``EventStore.append_many``."""
+        """See ``EventStore.append_many`` (written together with other tasks' appends, as
+        ``append``)."""
+        if condition is None and self.joined_transaction() is None and _batchable(appends):
+            return await self._batcher.append_many(list(appends))
         return await self._call(self.sync.append_many, appends, condition=condition)
 
     async def append_events(
@@ -199,9 +170,7 @@ class AsyncEventStore:
 
     def transaction(self) -> TransactionBlock:
         """``async with store.transaction() as tx``: see :class:`AsyncTransaction`."""
-        from eventkeep.aio.transaction import TransactionBlock
-
-        return TransactionBlock(self)
+        return TransactionBlock(self.sync, self._tx, self._tx_threads, self._pool)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -219,7 +188,7 @@ class AsyncEventStore:
         events = self.sync.read_stream(
             stream_id, from_version, to_version, backwards=backwards, limit=limit
         )
-        return Events(events, self._caller())
+        return Events(events, self._caller(), ahead=self.joined_transaction() is None)
 
     def read_all(
         self,
@@ -231,7 +200,7 @@ class AsyncEventStore:
     ) -> Events:
         """See ``EventStore.read_all``."""
         events = self.sync.read_all(after, limit, types=types, stream_prefix=stream_prefix)
-        return Events(events, self._caller())
+        return Events(events, self._caller(), ahead=self.joined_transaction() is None)
 
     async def read(
         self, query: Query, *, after: int | None = None, limit: int | None = None
@@ -297,8 +266,21 @@ class AsyncEventStore:
     async def wait_for_projection(
         self, name: str, position: int, timeout: float | None = None
     ) -> bool:
-        """See ``EventStore.wait_for_projection`` (it waits on a store thread)."""
-        return await self._call(self.sync.wait_for_projection, name, position, timeout)
+        """See ``EventStore.wait_for_projection``: the task sleeps on the loop between looks
+        at the projection's checkpoint (every few milliseconds at first, then every 50 ms)."""
+        check_count(position, what="position")
+        if timeout is not None:
+            timeout = check_seconds(timeout, what="timeout (or None)")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = POLL_INTERVALS[0]
+        while True:
+            if projection_reached(name, position, *await self.projection_state()):
+                return True
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return False
+            await asyncio.sleep(pause if deadline is None else min(pause, deadline - now))
+            pause = min(pause * 2, 0.05)
 
     # -- waiting for new events ----------------------------------------------------------------
 
@@ -350,8 +332,8 @@ class AsyncEventStore:
         if self._closed:
             return
         self._closed = True
-        await asyncio.get_running_loop().run_in_executor(self._pool, self.sync.close)
-        self._pool.shutdown(wait=False)
+        await self._pool.call(self.sync.close)
+        self._pool.close()
         self._tx_threads.close()
 
     async def __aenter__(self) -> Self:
@@ -361,6 +343,18 @@ class AsyncEventStore:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+def _batchable(appends: Any) -> bool:
+    """A non-empty list of StreamAppend whose events are lists: safe to send twice."""
+    return (
+        isinstance(appends, list)
+        and bool(appends)
+        and all(
+            isinstance(item, StreamAppend) and isinstance(item.events, list | tuple)
+            for item in appends
+        )
+    )
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

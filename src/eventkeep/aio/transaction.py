@@ -26,10 +26,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-from eventkeep.aio._threads import TransactionThread, finish
-from eventkeep.aio.store import AsyncEventStore, Events
+from eventkeep.aio._threads import StoreThreads, TransactionThread, TransactionThreads, finish
+from eventkeep.aio.events import Events
 from eventkeep.errors import ValidationError
-from eventkeep.store import AppendResult, Expected, Snapshot, StreamAppend, StreamInfo
+from eventkeep.store import AppendResult, EventStore, Expected, Snapshot, StreamAppend, StreamInfo
 from eventkeep.store.base import Transaction
 from eventkeep.store.dcb import AppendCondition, Query, QueryResult
 from eventkeep.store.events import Event
@@ -44,8 +44,7 @@ class AsyncTransaction:
     """One open transaction of an :class:`~eventkeep.aio.AsyncEventStore`: the methods of
     ``Transaction``, awaited. Use it only inside its ``async with`` block."""
 
-    def __init__(self, store: AsyncEventStore, sync: Transaction, thread: TransactionThread):
-        self.store = store
+    def __init__(self, sync: Transaction, thread: TransactionThread) -> None:
         self.sync = sync
         self.closed = False
         self._thread = thread
@@ -109,10 +108,10 @@ class AsyncTransaction:
         limit: int | None = None,
     ) -> Events:
         """Like ``AsyncEventStore.read_stream``, seeing this transaction's writes."""
-        events = self.store.sync.read_stream(
+        events = self.sync.store.read_stream(
             stream_id, from_version, to_version, backwards=backwards, limit=limit
         )
-        return Events(events, self.call)
+        return Events(events, self.call, ahead=False)
 
     def read_all(
         self,
@@ -123,8 +122,8 @@ class AsyncTransaction:
         stream_prefix: str | None = None,
     ) -> Events:
         """Like ``AsyncEventStore.read_all``, seeing this transaction's writes."""
-        events = self.store.sync.read_all(after, limit, types=types, stream_prefix=stream_prefix)
-        return Events(events, self.call)
+        events = self.sync.store.read_all(after, limit, types=types, stream_prefix=stream_prefix)
+        return Events(events, self.call, ahead=False)
 
     async def read(
         self, query: Query, *, after: int | None = None, limit: int | None = None
@@ -190,15 +189,24 @@ class AsyncTransaction:
 class TransactionBlock:
     """What ``AsyncEventStore.transaction()`` returns: ``async with`` it."""
 
-    def __init__(self, store: AsyncEventStore) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        current: contextvars.ContextVar[AsyncTransaction | None],
+        threads: TransactionThreads,
+        starter: StoreThreads,
+    ) -> None:
         self._store = store
+        self._current = current
+        self._threads = threads
+        self._starter = starter
         self._tx: AsyncTransaction | None = None
         self._block: contextlib.AbstractContextManager[Transaction] | None = None
         self._token: contextvars.Token[AsyncTransaction | None] | None = None
 
     async def __aenter__(self) -> AsyncTransaction:
-        store = self._store
-        if store.joined_transaction() is not None:
+        open_tx = self._current.get()
+        if open_tx is not None and not open_tx.closed:
             raise ValidationError(
                 "a transaction of this store is already open on this thread (in this task): "
                 "use it (tx) instead of opening another; store methods awaited in this task "
@@ -206,8 +214,8 @@ class TransactionBlock:
             )
         if self._tx is not None:
             raise ValidationError("this transaction block was entered already")
-        thread = store._tx_threads.take()
-        block = store.sync.transaction()
+        thread = await self._threads.take(self._starter)
+        block = self._store.transaction()
         entering = thread.submit(block.__enter__)
         try:
             sync = await finish(entering)
@@ -215,25 +223,24 @@ class TransactionBlock:
             if entering.done() and entering.exception() is None:
                 # Cancelled while it opened: it is open on the thread, so end it there.
                 await finish(thread.submit(functools.partial(block.__exit__, type(exc), exc, None)))
-            store._tx_threads.give_back(thread)
+            self._threads.give_back(thread)
             raise
         self._block = block
-        self._tx = AsyncTransaction(store, sync, thread)
-        self._token = store._tx.set(self._tx)
+        self._tx = AsyncTransaction(sync, thread)
+        self._token = self._current.set(self._tx)
         return self._tx
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> None:
         tx, block, token = self._tx, self._block, self._token
         assert tx is not None
         assert block is not None
         assert token is not None
         tx.closed = True
-        self._store._tx.reset(token)
+        self._current.reset(token)
         try:
-            return bool(
-                await finish(tx._thread.submit(functools.partial(block.__exit__, kind, exc, tb)))
-            )
+            # The store's transaction() never swallows an exception: it goes on from here.
+            await finish(tx._thread.submit(functools.partial(block.__exit__, kind, exc, tb)))
         finally:
-            self._store._tx_threads.give_back(tx._thread)
+            self._threads.give_back(tx._thread)

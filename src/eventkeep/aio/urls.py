@@ -22,7 +22,14 @@ async def open_store(
     """Open the event store at ``url`` (the URLs and options of :func:`eventkeep.open_store`)
     for asyncio code; opening (connecting, migrating) runs on a thread, not on the loop.
     ``threads``: how many calls run at once (see ``AsyncEventStore``)."""
-    store = await asyncio.to_thread(open_sync_store, url, registry=registry, **options)
+    return await asyncio.to_thread(_open, url, registry, threads, options)
+
+
+def _open(
+    url: str, registry: TypeRegistry | None, threads: int, options: dict[str, Any]
+) -> AsyncEventStore:
+    """On a thread: the store, and the async store's threads, started."""
+    store = open_sync_store(url, registry=registry, **options)
     try:
         return AsyncEventStore(store, threads=threads)
     except BaseException:

@@ -87,7 +87,7 @@ from eventkeep.store.validation import (
 )
 from eventkeep.telemetry import span
 
-__all__ = ["EventStore", "Transaction", "Writer"]
+__all__ = ["EventStore", "Transaction", "Writer", "projection_reached"]
 
 
 def _count(number: int, noun: str) -> str:
@@ -599,23 +599,8 @@ class EventStore(abc.ABC):
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = POLL_INTERVALS[0]
         while True:
-            records, checkpoints = self.projection_state()
-            if checkpoints.get(name, 0) >= position:
+            if projection_reached(name, position, *self.projection_state()):
                 return True
-            for record_name, data in records:
-                if record_name != name:
-                    continue
-                record = msgspec.json.decode(data)
-                if isinstance(record, dict) and record.get("state") == "failed":
-                    failing = record.get("failing_position")
-                    error = str(record.get("error") or record.get("last_error") or "")
-                    raise ProjectionFailedError(
-                        f"projection {name!r} is failed at position {failing} ({error}), before "
-                        f"position {position}; see `eventkeep projections status {name}`",
-                        name,
-                        failing if isinstance(failing, int) else None,
-                        error,
-                    )
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return False
@@ -999,6 +984,31 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def _records(self) -> list[tuple[str, bytes]]: ...
+
+
+def projection_reached(
+    name: str, position: int, records: list[tuple[str, bytes]], checkpoints: dict[str, int]
+) -> bool:
+    """Whether projection ``name`` has handled the log up to ``position``, by its records and
+    checkpoints (``projection_state``); raises ``ProjectionFailedError`` when it is failed
+    before ``position``. What every ``wait_for_projection`` (sync and async) polls."""
+    if checkpoints.get(name, 0) >= position:
+        return True
+    for record_name, data in records:
+        if record_name != name:
+            continue
+        record = msgspec.json.decode(data)
+        if isinstance(record, dict) and record.get("state") == "failed":
+            failing = record.get("failing_position")
+            error = str(record.get("error") or record.get("last_error") or "")
+            raise ProjectionFailedError(
+                f"projection {name!r} is failed at position {failing} ({error}), before "
+                f"position {position}; see `eventkeep projections status {name}`",
+                name,
+                failing if isinstance(failing, int) else None,
+                error,
+            )
+    return False
 
 
 Writer = EventStore | Transaction

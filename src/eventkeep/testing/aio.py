@@ -20,6 +20,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import inspect
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
@@ -112,7 +113,23 @@ class SyncOverAsync:
         return cls(store, loop)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.aio, name)
+        """Any other attribute of the async store; a method is called on the loop (in this
+        thread's context) and awaited, and an async iterator it returns is drained lazily:
+        a method added to ``AsyncEventStore`` is testable here at once."""
+        attribute = getattr(self.aio, name)
+        if not callable(attribute):
+            return attribute
+        loop = self._loop
+
+        def call(*args: Any, **kw: Any) -> Any:
+            async def run() -> Any:
+                result = attribute(*args, **kw)
+                return await result if inspect.isawaitable(result) else result
+
+            result = loop.run(run())
+            return _drain(loop, result) if isinstance(result, AsyncIterator) else result
+
+        return call
 
     def _run(self, method: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kw: Any) -> T:
         return self._loop.run(method(*args, **kw))
@@ -135,8 +152,8 @@ class SyncOverAsync:
         try:
             yield _SyncTransaction(tx, self._loop)
         except BaseException as exc:
-            if not self._loop.run(block.__aexit__(type(exc), exc, exc.__traceback__)):
-                raise
+            self._loop.run(block.__aexit__(type(exc), exc, exc.__traceback__))
+            raise
         else:
             self._loop.run(block.__aexit__(None, None, None))
 
