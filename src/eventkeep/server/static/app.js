@@ -544,7 +544,7 @@ pages.verify = async (main) => {
       const r = await api("POST", "/v1/verify", { deep: true });
       const seconds = ((performance.now() - started) / 1000).toFixed(2);
       out.innerHTML = `
-        <div class="card"><div class="verdict"><span class="big">${r.ok ? "✅" : "❌"}</span>
+        <div class="card"><div class="verdict"><svg class="verdict-icon ${r.ok ? "ok" : "bad"}" viewBox="0 0 24 24" aria-hidden="true"><circle cx="12" cy="12" r="10"/><path d="${r.ok ? "M7 12.5l3.2 3.2L17 9" : "M8 8l8 8M16 8l-8 8"}"/></svg>
           ${r.ok ? "History intact" : "Problems found"}<span class="muted" style="font-size:14px;font-weight:400">${r.events_checked.toLocaleString()} events in ${r.streams_checked.toLocaleString()} streams · ${seconds} s</span></div></div>
         ${r.broken.length ? `<div class="card"><h2>Broken links</h2><table><thead><tr><th>Stream</th><th class="num">Version</th><th>Reason</th></tr></thead><tbody>
           ${r.broken.map((b) => `<tr><td class="mono">${esc(b.stream_id)}</td><td class="num">${b.version}</td><td>${esc(b.reason)}</td></tr>`).join("")}</tbody></table></div>` : ""}
