@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from eventkeep.domain.decider import DeciderAggregate
 from eventkeep.domain.repository import Repository
-from eventkeep.errors import NotFoundError
+from eventkeep.errors import EventkeepError, NotFoundError
 from eventkeep.projections import projection_status, retry_projection, skip_event
 from eventkeep.projections.checkpoints import ProjectionStatus, parked_events
 from eventkeep.server import wire
@@ -148,10 +148,16 @@ async def aggregates(request: Request) -> Response:
 
 
 def _state_json(aggregate: Any) -> Any:
-    if isinstance(aggregate, DeciderAggregate):
-        value: Any = aggregate.state
-    else:
+    """The aggregate's state as JSON: what a snapshot of it holds (a Decider's state, or an
+    Aggregate's declared fields, defaults included), else its public attributes."""
+    try:
+        value: Any = aggregate._ek_state_value()
+    except EventkeepError:  # state outside the declared fields: show what there is
         value = {k: v for k, v in vars(aggregate).items() if not k.startswith("_")}
+    if isinstance(value, dict) and not isinstance(aggregate, DeciderAggregate):
+        for name in aggregate.__state_fields__:  # unset fields show their class default
+            if name not in value and hasattr(aggregate, name):
+                value[name] = getattr(aggregate, name)
     return msgspec.to_builtins(value, enc_hook=str, str_keys=True)
 
 
