@@ -192,9 +192,12 @@ pages.streams = async (main) => {
   const input = $("#search");
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
   input.value = params.get("q") || "";
+  let latest = 0; // a slower, older search must not overwrite a newer one's results
   const load = async () => {
+    const mine = ++latest;
     try {
       const data = await api("GET", `/v1/streams?limit=500&prefix=${encodeURIComponent(input.value)}`);
+      if (mine !== latest) return;
       const rows = data.streams.map((s) => `
         <tr class="clickable" data-stream="${esc(s.stream_id)}">
           <td class="mono">${esc(s.stream_id)}</td><td class="num">${s.version}</td><td class="num">${s.last_position}</td>
