@@ -3,7 +3,7 @@ an admin token; no 5xx, and every response (status, content type, headers, body)
 schema. Live (SSE) operations never end, so they are tested in test_http_live.py instead.
 
 Examples: MAX_EXAMPLES per operation (hypothesis may stop sooner when an operation's inputs
-are few); 22 operations here, so up to 22 * MAX_EXAMPLES requests per run.
+are few); 19 operations here, so up to 19 * MAX_EXAMPLES = 760 requests per run.
 """
 
 from __future__ import annotations
