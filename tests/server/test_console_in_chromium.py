@@ -63,12 +63,23 @@ def console(sqlite_store: eventkeep.EventStore) -> Iterator[tuple[RunningServer,
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1360, "height": 860})
+        errors: list[str] = []  # script errors and CSP refusals; not answers like a 401
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on(
+            "console",
+            lambda m: (
+                errors.append(m.text)
+                if m.type == "error" and "Failed to load resource" not in m.text
+                else None
+            ),
+        )
         page.goto(server.url + "/")
         page.fill("#token-input", server.tokens["admin"])
         page.press("#token-input", "Enter")  # commits the value: a change event
         expect(page.locator("#token-state")).to_have_text("token accepted")
         try:
             yield server, page
+            assert errors == []
         finally:
             browser.close()
             server.stop()

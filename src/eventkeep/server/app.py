@@ -155,8 +155,21 @@ async def health(request: Request) -> Response:
     return api.json_response({"status": "ok", "head_position": head})
 
 
+_CONSOLE_HEADERS = {
+    # The console loads only its own files; store data is inserted as text, and this stops
+    # anything that slipped through from loading or sending elsewhere.
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 async def console(request: Request) -> Response:
-    return FileResponse(str(resources.files("eventkeep.server").joinpath("static", "index.html")))
+    path = str(resources.files("eventkeep.server").joinpath("static", "index.html"))
+    return FileResponse(path, headers=_CONSOLE_HEADERS)
 
 
 class Limits:
