@@ -14,7 +14,7 @@ each side and their ratio are printed):
 2. **Reads** (SQLite and PostgreSQL): ``read_stream`` of a 1,000-event stream five times and
    ``read_all`` of the whole log (``--log`` events), one reader, every event iterated (``for``
    against ``async for``); each side's store is opened once, before the runs (warm
-   connections, a service's steady state).
+   connections, a service's steady state); and the same reads through ``Events.pages()``.
 3. **Catch-up** (SQLite and PostgreSQL): a subscription from position 0 to the head, in
    batches of 500 (``Subscription.batches`` against ``AsyncSubscription.batches``).
 
@@ -174,6 +174,28 @@ def async_reads(stores: Stores) -> Callable[[], float]:
     return lambda: stores.run(main())
 
 
+def async_reads_by_page(stores: Stores) -> Callable[[], float]:
+    """The same reads through ``Events.pages()``: each event still iterated, by a plain for."""
+
+    async def main() -> float:
+        store = stores.aio
+        start = time.perf_counter()
+        for _ in range(5):
+            count = 0
+            async for page in store.read_stream("long-stream").pages():
+                for _ in page:
+                    count += 1
+            assert count == 1000
+        count = 0
+        async for page in store.read_all().pages():
+            for _ in page:
+                count += 1
+        assert count > 0
+        return time.perf_counter() - start
+
+    return lambda: stores.run(main())
+
+
 def sync_catch_up(stores: Stores) -> Callable[[], float]:
     def run() -> float:
         store = stores.sync
@@ -295,6 +317,14 @@ def main(argv: list[str] | None = None) -> None:
                         f"{label} reads (events read)",
                         sync_reads(stores),
                         async_reads(stores),
+                        args.repeats,
+                        events,
+                        cpu=True,
+                    )
+                    compare(
+                        f"{label} reads, async by page (.pages())",
+                        sync_reads(stores),
+                        async_reads_by_page(stores),
                         args.repeats,
                         events,
                         cpu=True,

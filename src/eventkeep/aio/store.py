@@ -188,7 +188,7 @@ class AsyncEventStore:
         events = self.sync.read_stream(
             stream_id, from_version, to_version, backwards=backwards, limit=limit
         )
-        return Events(events, self._caller(), ahead=self.joined_transaction() is None)
+        return Events(events, self._caller())
 
     def read_all(
         self,
@@ -200,7 +200,7 @@ class AsyncEventStore:
     ) -> Events:
         """See ``EventStore.read_all``."""
         events = self.sync.read_all(after, limit, types=types, stream_prefix=stream_prefix)
-        return Events(events, self._caller(), ahead=self.joined_transaction() is None)
+        return Events(events, self._caller())
 
     async def read(
         self, query: Query, *, after: int | None = None, limit: int | None = None

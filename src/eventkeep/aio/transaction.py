@@ -111,7 +111,7 @@ class AsyncTransaction:
         events = self.sync.store.read_stream(
             stream_id, from_version, to_version, backwards=backwards, limit=limit
         )
-        return Events(events, self.call, ahead=False)
+        return Events(events, self.call)
 
     def read_all(
         self,
@@ -123,7 +123,7 @@ class AsyncTransaction:
     ) -> Events:
         """Like ``AsyncEventStore.read_all``, seeing this transaction's writes."""
         events = self.sync.store.read_all(after, limit, types=types, stream_prefix=stream_prefix)
-        return Events(events, self.call, ahead=False)
+        return Events(events, self.call)
 
     async def read(
         self, query: Query, *, after: int | None = None, limit: int | None = None
