@@ -90,6 +90,7 @@ from eventkeep.store.validation import (
     check_stream_id,
     check_text,
 )
+from eventkeep.telemetry import span
 
 __all__ = ["EventStore", "Transaction", "Writer", "projection_reached"]
 
@@ -174,7 +175,8 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
             return joined.append_many(appends, condition=condition)
         checked = check_condition(condition)
         batches = self._prepare_many(appends)
-        results = self._append_sealed(self._append, batches, checked)
+        with span("eventkeep.append", streams=len(batches)):
+            results = self._append_sealed(self._append, batches, checked)
         self._notify_appended()
         return results
 
@@ -197,7 +199,8 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
             return joined.append_events(events, condition=condition, metadata=metadata)
         checked = check_condition(condition)
         batches = [self._prepare_streamless(events, metadata)]
-        results = self._append_sealed(self._append, batches, checked)
+        with span("eventkeep.append", streams=1):
+            results = self._append_sealed(self._append, batches, checked)
         self._notify_appended()
         return results[0]
 
@@ -389,9 +392,10 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
     ) -> Iterator[RecordedEvent]:
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            page = self._with_personal(
-                self._read_stream_page(stream_id, low, high, backwards, size)
-            )
+            with span("eventkeep.read", stream_id=stream_id):
+                page = self._with_personal(
+                    self._read_stream_page(stream_id, low, high, backwards, size)
+                )
             yield from page
             if len(page) < size:
                 return
@@ -434,7 +438,8 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
             return
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            page = self._with_personal(self._read_all_page(position, size, type_names, prefix))
+            with span("eventkeep.read", after=position):
+                page = self._with_personal(self._read_all_page(position, size, type_names, prefix))
             yield from page
             if len(page) < size:
                 return
@@ -467,7 +472,8 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
     ) -> Iterator[RecordedEvent]:
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            page = self._with_personal(self._read_query_page(query, position, size))
+            with span("eventkeep.read", after=position, query=True):
+                page = self._with_personal(self._read_query_page(query, position, size))
             yield from page
             if len(page) < size:
                 return
