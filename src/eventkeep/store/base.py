@@ -528,6 +528,7 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
         anchor: Anchor | None = None,
         key: AnchorKey | None = None,
         trusted: Anchor | None = None,
+        progress: Callable[[int, int], object] | None = None,
     ) -> VerifyReport:
         """Check the stored history; the report says what was checked and what was found.
 
@@ -543,12 +544,23 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
         positions, a truncated or replaced database. ``trusted``: an earlier anchor of the same
         history, already checked, from which to start. An anchor that is malformed or not
         signed by ``key`` raises :class:`~eventkeep.errors.AnchorError`. See docs/security.md.
+
+        ``progress(checked, total)`` is called as the chains are walked (every few thousand
+        events, and once at the end with ``checked == report.events_checked``), on the thread
+        that runs verify: ``total`` is the log's head position when verify began, an upper
+        bound of the events to check (removed events and concurrent appends make it inexact).
         """
+        if progress is not None and not callable(progress):
+            raise ValidationError(f"progress must be callable, got {type(progress).__name__}")
         if anchor is not None and key is None:
             raise ConfigurationError("verify(anchor=...) needs the key the anchor was signed with")
         if trusted is not None and anchor is None:
             raise ConfigurationError("verify(trusted=...) checks an anchor: give anchor= too")
-        report = self._verify()
+        if progress is None:
+            report = self._verify()
+        else:
+            total = self.head_position()
+            report = self._verify(lambda done: progress(done, max(done, total)))
         checked = [
             f"the hash chains of {_count(report.streams_checked, 'stream')} "
             f"({_count(report.events_checked, 'event')})",
@@ -758,7 +770,7 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
     def _stats(self) -> StoreStats: ...
 
     @abc.abstractmethod
-    def _verify(self) -> VerifyReport: ...
+    def _verify(self, progress: Callable[[int], object] | None = None) -> VerifyReport: ...
 
     def _check_storage(self) -> StorageCheck:
         """Check the database's own structures (files, pages, indexes)."""
