@@ -1,6 +1,8 @@
 """The web console in headless Chromium (Debian's package, driven by Playwright): an appended
 event arrives live, an aggregate is time-travelled, a failed projection is retried; every page
-is saved as a screenshot in docs/img/."""
+is saved as a screenshot, an artifact of the run, in ``test-artifacts/console/`` (or the folder
+``$EVENTKEEP_SCREENSHOTS`` names: ``EVENTKEEP_SCREENSHOTS=docs/img`` refreshes the docs' ones on
+purpose). A test run never rewrites the committed files."""
 
 from __future__ import annotations
 
@@ -29,7 +31,10 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+SHOTS = Path(
+    os.environ.get("EVENTKEEP_SCREENSHOTS")
+    or Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
+)
 
 
 class Ledger(Projection):
@@ -86,6 +91,7 @@ def console(sqlite_store: eventkeep.EventStore) -> Iterator[tuple[RunningServer,
 
 
 def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"console-{name}.png"), full_page=False)
 
 

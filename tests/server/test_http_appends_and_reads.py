@@ -6,6 +6,8 @@ import uuid
 
 from http_harness import RunningServer
 
+import eventkeep
+
 
 def deposit(amount: str = "10", **extra: object) -> dict[str, object]:
     return {"type": "Deposited", "data": {"amount": amount}, **extra}
@@ -160,3 +162,50 @@ def test_metrics_count_appended_events_and_latency(server: RunningServer) -> Non
     assert "eventkeep_append_duration_seconds_count 1" in text
     assert 'eventkeep_append_duration_seconds_bucket{le="+Inf"} 1' in text
     assert "eventkeep_live_subscribers 0" in text
+
+
+def _sse(text: str) -> list[tuple[str, object]]:
+    """(event name, decoded data) of each frame that has data."""
+    import json
+
+    frames = []
+    for block in text.split("\n\n"):
+        name, data = "message", None
+        for line in block.splitlines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                data = json.loads(line[6:])
+        if data is not None:
+            frames.append((name, data))
+    return frames
+
+
+def test_verify_streams_its_progress_then_the_report_when_asked_for_events(
+    server: RunningServer,
+) -> None:
+    server.store.append(
+        "big", [eventkeep.RawEvent("Noted", {"n": n}) for n in range(5000)], expected_version=0
+    )
+    with server.client("admin") as http:
+        plain = http.post("/v1/verify", json={"deep": False})
+        streamed = http.post(
+            "/v1/verify", json={"deep": False}, headers={"Accept": "text/event-stream"}
+        )
+    assert plain.headers["content-type"].startswith("application/json")
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    frames = _sse(streamed.text)
+    assert [name for name, _ in frames][-1] == "result"
+    progress = [data for name, data in frames if name == "progress"]
+    assert progress, frames
+    assert progress[-1] == {"checked": 5000, "total": 5000}
+    assert frames[-1][1] == plain.json()
+    assert plain.json()["ok"] is True
+    assert plain.json()["events_checked"] == 5000
+
+
+def test_a_streamed_verify_needs_the_admin_scope_like_the_json_one(server: RunningServer) -> None:
+    with server.client("append") as http:
+        r = http.post("/v1/verify", json={}, headers={"Accept": "text/event-stream"})
+    assert r.status_code == 403
+    assert r.headers["content-type"] == "application/problem+json"

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any, overload
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from eventkeep.errors import NotFoundError, ValidationError
 from eventkeep.server import wire
+from eventkeep.server.problems import problem_for
 from eventkeep.server.state import ServerState, state_of
+from eventkeep.store.hashing import VerifyReport
 from eventkeep.store.recorded import RecordedEvent
 from eventkeep.telemetry import span
 from eventkeep.urls import redact
@@ -243,26 +247,80 @@ async def verify(request: Request) -> Response:
     await state.guard.require(request, "admin")
     raw = await read_body(request, state)
     body: wire.VerifyBody = wire.decode_body(raw or b"{}", wire.VerifyBody)
-    report = await state.store.verify(deep=body.deep)
-    return json_response(
-        {
-            "ok": report.ok,
-            "events_checked": report.events_checked,
-            "streams_checked": report.streams_checked,
-            "broken": [
-                {
-                    "stream_id": b.stream_id,
-                    "version": b.version,
-                    "position": b.position,
-                    "reason": b.reason,
-                }
-                for b in report.broken
-            ],
-            "problems": list(report.problems),
-            "checked": list(report.checked),
-            "not_checked": list(report.not_checked),
-        }
-    )
+    if "text/event-stream" in request.headers.get("accept", ""):
+        return StreamingResponse(
+            _verify_events(state, body.deep),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+    return json_response(_report_json(await state.store.verify(deep=body.deep)))
+
+
+async def _verify_events(state: ServerState, deep: bool) -> AsyncIterator[bytes]:
+    """verify as Server-Sent Events: ``progress`` events (``{"checked", "total"}``, at most
+    ten a second), then one ``result`` (the JSON response's body) or one ``error`` (a
+    problem+json body)."""
+    loop = asyncio.get_running_loop()
+    latest: list[tuple[int, int]] = []
+    changed = asyncio.Event()
+
+    def progress(checked: int, total: int) -> None:  # on the store's thread
+        def hand_over() -> None:
+            latest[:] = [(checked, total)]
+            changed.set()
+
+        loop.call_soon_threadsafe(hand_over)
+
+    task = asyncio.ensure_future(state.store.verify(deep=deep, progress=progress))
+    try:
+        yield b"retry: 60000\n: verifying\n\n"
+        while not task.done():
+            waiter = asyncio.ensure_future(changed.wait())
+            await asyncio.wait({task, waiter}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if latest:
+                checked, total = latest.pop()
+                changed.clear()
+                yield b"event: progress\ndata: %s\n\n" % msgspec.json.encode(
+                    {"checked": checked, "total": total}
+                )
+                await asyncio.sleep(0.1)
+            elif not task.done():
+                yield b": still verifying\n\n"
+        if latest:  # the last figures, sent with the task already done
+            checked, total = latest.pop()
+            yield b"event: progress\ndata: %s\n\n" % msgspec.json.encode(
+                {"checked": checked, "total": total}
+            )
+        try:
+            report = task.result()
+        except Exception as exc:  # the problem+json body, as the JSON API would answer
+            yield b"event: error\ndata: %s\n\n" % problem_for(exc).body
+            return
+        yield b"event: result\ndata: %s\n\n" % msgspec.json.encode(_report_json(report))
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+def _report_json(report: VerifyReport) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "events_checked": report.events_checked,
+        "streams_checked": report.streams_checked,
+        "broken": [
+            {
+                "stream_id": b.stream_id,
+                "version": b.version,
+                "position": b.position,
+                "reason": b.reason,
+            }
+            for b in report.broken
+        ],
+        "problems": list(report.problems),
+        "checked": list(report.checked),
+        "not_checked": list(report.not_checked),
+    }
 
 
 ROUTES = [

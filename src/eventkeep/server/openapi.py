@@ -39,6 +39,22 @@ _SSE = {
 }
 
 
+def _with_verify_stream(response: dict[str, Any]) -> dict[str, Any]:
+    """The verify report's response, also as Server-Sent Events when asked for."""
+    content = {
+        **response["content"],
+        "text/event-stream": {
+            "schema": {
+                "type": "string",
+                "description": '`event: progress` frames (data: `{"checked", "total"}`), '
+                "then one `event: result` (data: the report) or `event: error` (data: a "
+                "problem+json body)",
+            }
+        },
+    }
+    return {**response, "content": content}
+
+
 def _q(
     name: str,
     schema: dict[str, Any],
@@ -427,14 +443,16 @@ def openapi_document() -> dict[str, Any]:
         },
         "/v1/verify": {
             "post": _op(
-                "Verify the hash chains (admin)",
+                "Verify the hash chains (admin); with `Accept: text/event-stream`, as it goes",
                 {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["ok", "events_checked", "broken", "problems"],
-                        },
-                        "the report",
+                    "200": _with_verify_stream(
+                        _json(
+                            {
+                                "type": "object",
+                                "required": ["ok", "events_checked", "broken", "problems"],
+                            },
+                            "the report",
+                        )
                     )
                 },
                 body={"type": "object", "properties": {"deep": {"type": "boolean"}}},

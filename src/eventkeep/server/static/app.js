@@ -532,6 +532,45 @@ pages.projections = async (main) => {
 
 // -- verify -------------------------------------------------------------------------------------
 
+// POST /v1/verify as Server-Sent Events: progress frames, then the report (or a problem).
+async function verifyWithProgress(onProgress) {
+  const response = await fetch("/v1/verify", {
+    method: "POST",
+    headers: headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
+    body: JSON.stringify({ deep: true }),
+  });
+  if (!response.ok) {
+    const problem = await response.json().catch(() => null);
+    const error = new Error(problem && problem.detail ? problem.detail : `${response.status} ${response.statusText}`);
+    error.status = response.status;
+    throw error;
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const frame = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let event = "message", data = "";
+      for (const line of frame.split("\n")) {
+        if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("data:")) data += line.slice(5).trim();
+      }
+      if (!data) continue;
+      const body = JSON.parse(data);
+      if (event === "progress") onProgress(body.checked, body.total);
+      else if (event === "result") return body;
+      else if (event === "error") throw new Error(body.detail || "verify failed");
+    }
+  }
+  throw new Error("the server ended the verify stream without a report");
+}
+
 pages.verify = async (main) => {
   main.innerHTML = `
     <div class="page-head"><div><h1>Verify</h1><p class="subtitle">Recompute every stream's hash chain and check the database's own structures (admin).</p></div>
@@ -541,10 +580,15 @@ pages.verify = async (main) => {
     const out = $("#verify-out");
     $("#verify-run").disabled = true;
     const started = performance.now();
-    out.innerHTML = `<div class="card"><b>Checking…</b><div class="progress"><div></div></div><div class="muted" id="verify-elapsed">0.0 s</div></div>`;
+    out.innerHTML = `<div class="card"><b>Checking…</b><div class="progress"><div id="verify-bar"></div></div><div class="muted"><span id="verify-count">starting</span> · <span id="verify-elapsed">0.0 s</span></div></div>`;
     const tick = setInterval(() => { const el = $("#verify-elapsed"); if (el) el.textContent = `${((performance.now() - started) / 1000).toFixed(1)} s`; }, 100);
     try {
-      const r = await api("POST", "/v1/verify", { deep: true });
+      const r = await verifyWithProgress((checked, total) => {
+        const bar = $("#verify-bar");
+        if (bar) { bar.classList.add("determinate"); bar.style.width = `${total ? Math.min(100, (100 * checked) / total) : 100}%`; }
+        const count = $("#verify-count");
+        if (count) count.textContent = `${checked.toLocaleString()} of ${total.toLocaleString()} events checked`;
+      });
       const seconds = ((performance.now() - started) / 1000).toFixed(2);
       out.innerHTML = `
         <div class="card"><div class="verdict"><svg class="verdict-icon ${r.ok ? "ok" : "bad"}" viewBox="0 0 24 24" aria-hidden="true"><circle cx="12" cy="12" r="10"/><path d="${r.ok ? "M7 12.5l3.2 3.2L17 9" : "M8 8l8 8M16 8l-8 8"}"/></svg>
