@@ -80,3 +80,47 @@ def test_importing_eventkeep_does_not_import_click_or_rich(tmp_path: Path) -> No
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == ""
+
+
+def test_verify_shows_a_progress_bar_on_a_terminal_and_none_when_piped(tmp_path: Path) -> None:
+    import pty
+    import select
+
+    import eventkeep
+
+    url = f"sqlite:///{tmp_path / 'big.db'}"
+    with eventkeep.open_store(url) as store:
+        store.append("big", [eventkeep.RawEvent("Noted", {"n": n}) for n in range(5000)])
+    env = {**os.environ, "COLUMNS": "80", "EVENTKEEP_STORE": url}
+    # On a terminal (stderr a pty): the bar, then the verdict.
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eventkeep", "verify"],
+        stdout=follower,
+        stderr=follower,
+        env=env,
+        cwd=tmp_path,
+    )
+    os.close(follower)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0
+    text = seen.decode(errors="replace")
+    assert "verifying the hash chains" in text
+    assert "5000/5000" in text
+    assert "5000 events" in text or "5,000 events" in text
+    # Piped: the verdict only, no bar.
+    piped = _run("verify", cwd=tmp_path, env={"EVENTKEEP_STORE": url})
+    assert piped.returncode == 0, piped.stderr
+    assert "verifying the hash chains" not in piped.stdout + piped.stderr

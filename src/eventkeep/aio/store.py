@@ -237,10 +237,13 @@ class AsyncEventStore(LifecycleMethods):
         anchor: Anchor | None = None,
         key: AnchorKey | None = None,
         trusted: Anchor | None = None,
+        progress: Callable[[int, int], object] | None = None,
     ) -> VerifyReport:
-        """See ``EventStore.verify``."""
+        """See ``EventStore.verify``. ``progress`` is called on the store thread that runs
+        verify, not on the event loop: hand its figures over with
+        ``loop.call_soon_threadsafe``."""
         return await self._call(
-            self.sync.verify, deep=deep, anchor=anchor, key=key, trusted=trusted
+            self.sync.verify, deep=deep, anchor=anchor, key=key, trusted=trusted, progress=progress
         )
 
     async def anchor(

@@ -13,7 +13,7 @@ import heapq
 import itertools
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -302,7 +302,7 @@ class MemoryStore(EventStore):
             count = sum(types.values())
             return StoreStats(count, len(self._streams), len(self._log), dict(types))
 
-    def _verify(self) -> VerifyReport:
+    def _verify(self, progress: Callable[[int], object] | None = None) -> VerifyReport:
         with self._lock:
             rows = sorted(
                 (row for row in self._log if row is not None),
@@ -314,7 +314,7 @@ class MemoryStore(EventStore):
                 last = self._log[kept[-1] - 1]
                 digest = last.hash if last is not None else starts[stream_id].hash
                 heads[stream_id] = StreamHead(len(kept), kept[-1], digest)
-        return verify_chains(rows, heads, starts)
+        return verify_chains(rows, heads, starts, progress)
 
     @contextlib.contextmanager
     def _anchor_source(self) -> Iterator[AnchorSource]:

@@ -17,15 +17,17 @@ events (written as it is read, one event per line, so long logs stream).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 
 import click
 import msgspec
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import eventkeep
 from eventkeep import EventStore, RecordedEvent
@@ -46,6 +48,7 @@ __all__ = [
     "plural",
     "print_json",
     "print_json_array",
+    "progress_bar",
     "store_url",
 ]
 
@@ -266,3 +269,23 @@ def when_text(recorded: RecordedEvent) -> str:
 def plural(count: int, noun: str) -> str:
     """``1 event``, ``2 events``."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[Callable[..., None]]:
+    """A progress bar on stderr when stderr is a terminal; yields ``advance(done, total=)``
+    (a total given later replaces the first)."""
+    err = Console(file=sys.stderr)
+    if not err.is_terminal:
+        yield lambda done, total=None: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+
+        def advance(done: int, total: int | None = None) -> None:
+            if total is not None:
+                progress.update(task, total=total)
+            progress.update(task, completed=done)
+
+        yield advance

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import eventkeep
 from eventkeep import EventStore
@@ -23,6 +20,7 @@ from eventkeep.cli._common import (
     fail,
     pass_store,
     plural,
+    progress_bar,
 )
 from eventkeep.moving import (
     ImportReport,
@@ -36,26 +34,6 @@ from eventkeep.moving.files import export_file
 from eventkeep.moving.jsonl import ExportHeader
 
 __all__ = ["backup", "copy", "export", "import_"]
-
-
-@contextlib.contextmanager
-def _progress(description: str, total: int | None) -> Iterator[Callable[..., None]]:
-    """A progress bar on stderr when stderr is a terminal; yields ``advance(done, total=)``
-    (a total given later replaces the first)."""
-    err = Console(file=sys.stderr)
-    if not err.is_terminal:
-        yield lambda done, total=None: None
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as progress:
-        task = progress.add_task(description, total=total)
-
-        def advance(done: int, total: int | None = None) -> None:
-            if total is not None:
-                progress.update(task, total=total)
-            progress.update(task, completed=done)
-
-        yield advance
 
 
 @click.command()
@@ -89,7 +67,7 @@ def export(store: EventStore, after: int, stream_prefix: str | None, output: Pat
         out: IO[bytes] = (
             stack.enter_context(output.open("xb")) if output is not None else sys.stdout.buffer
         )
-        advance = stack.enter_context(_progress("exporting", total))
+        advance = stack.enter_context(progress_bar("exporting", total))
         count = export_file(
             store,
             out,
@@ -127,7 +105,7 @@ def import_(store: EventStore, file: IO[bytes], batch_size: int) -> None:
     """
     given = getattr(file, "name", "<stdin>")
     name = "stdin" if given in ("<stdin>", "-") else str(given)
-    with _progress("importing", None) as advance:
+    with progress_bar("importing", None) as advance:
 
         def show(report: ImportReport) -> None:
             advance(report.written + report.skipped)
@@ -195,7 +173,7 @@ def copy(ctx: click.Context, source_url: str, target_url: str, batch_size: int) 
     ctx.call_on_close(target.close)
     after = resume_position(source, target)
     total = max(source.head_position() - after, 0)
-    with _progress("copying", total) as advance:
+    with progress_bar("copying", total) as advance:
 
         def show(report: ImportReport) -> None:
             advance(report.written + report.skipped)

@@ -18,6 +18,7 @@ from eventkeep.cli._common import (
     pass_store,
     plural,
     print_json,
+    progress_bar,
 )
 
 __all__ = ["verify"]
@@ -88,7 +89,10 @@ def verify(
     anchor = None if anchor_file is None else load_anchor_file(anchor_file)
     trusted = None if trusted_file is None else load_anchor_file(trusted_file)
     key = None if anchor is None else load_cli_key(key_file)
-    report = store.verify(deep=not quick, anchor=anchor, key=key, trusted=trusted)
+    with progress_bar("verifying the hash chains", None) as advance:
+        report = store.verify(
+            deep=not quick, anchor=anchor, key=key, trusted=trusted, progress=advance
+        )
     if as_json:
         print_json(
             {

@@ -26,6 +26,7 @@ from eventkeep.projections.subscription import Batch, Subscription
 from eventkeep.store import EventStore
 from eventkeep.store.base import Transaction
 from eventkeep.store.recorded import RecordedEvent
+from eventkeep.telemetry import ENABLED, span
 
 __all__ = ["Job", "RetryPolicy"]
 
@@ -426,7 +427,10 @@ class Job:
         ``max_batch_seconds``: the checkpoint then moves to the last event handled."""
         limit = self.projection.max_batch_seconds if cut else None
         started = time.monotonic()
-        with self.store.transaction() as tx:
+        with (
+            span("eventkeep.projection_batch", projection=self.name, events=len(events)),
+            self.store.transaction() as tx,
+        ):
             record = self._check_lease(tx)
             ctx = self._context(tx, record)
             handle = self.projection.handle
@@ -441,7 +445,16 @@ class Job:
                     continue
                 ctx.recorded = recorded
                 try:
-                    handle(recorded, ctx)
+                    if ENABLED:  # the span of the request that appended it, when it has one
+                        with span(
+                            "eventkeep.handle",
+                            recorded.metadata.get("traceparent"),
+                            projection=self.name,
+                            position=recorded.position,
+                        ):
+                            handle(recorded, ctx)
+                    else:
+                        handle(recorded, ctx)
                 except Exception as exc:
                     raise _HandlerFailed(index, exc) from exc
                 if limit is not None and index < last and time.monotonic() - started >= limit:

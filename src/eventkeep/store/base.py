@@ -90,6 +90,7 @@ from eventkeep.store.validation import (
     check_stream_id,
     check_text,
 )
+from eventkeep.telemetry import span
 
 __all__ = ["EventStore", "Transaction", "Writer", "projection_reached"]
 
@@ -174,7 +175,8 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
             return joined.append_many(appends, condition=condition)
         checked = check_condition(condition)
         batches = self._prepare_many(appends)
-        results = self._append_sealed(self._append, batches, checked)
+        with span("eventkeep.append", streams=len(batches)):
+            results = self._append_sealed(self._append, batches, checked)
         self._notify_appended()
         return results
 
@@ -197,7 +199,8 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
             return joined.append_events(events, condition=condition, metadata=metadata)
         checked = check_condition(condition)
         batches = [self._prepare_streamless(events, metadata)]
-        results = self._append_sealed(self._append, batches, checked)
+        with span("eventkeep.append", streams=1):
+            results = self._append_sealed(self._append, batches, checked)
         self._notify_appended()
         return results[0]
 
@@ -379,19 +382,35 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
         remaining = check_optional_count(limit, what="limit")
         backwards = check_flag(backwards, what="backwards")
         archived = check_flag(archived, what="archived")
+        return self._stream_reader(stream_id, low, high, backwards, remaining, archived)
+
+    def _stream_reader(
+        self,
+        stream_id: str,
+        low: int,
+        high: int | None,
+        backwards: bool,
+        remaining: int | None,
+        archived: bool,
+    ) -> Iterator[RecordedEvent]:
+        # Nothing is read before the first next(): the arguments are checked by read_stream
+        # at once, but the store (a deleted stream's tombstone included) only when iterated,
+        # so that eventkeep.aio can check them on the event loop and read on a store thread.
         low = self._lifecycle_low(stream_id, low, archived)
         if archived:
-            return self._archived_stream(stream_id, low, high, backwards, remaining)
-        return self._paged_stream(stream_id, low, high, backwards, remaining)
+            yield from self._archived_stream(stream_id, low, high, backwards, remaining)
+        else:
+            yield from self._paged_stream(stream_id, low, high, backwards, remaining)
 
     def _paged_stream(
         self, stream_id: str, low: int, high: int | None, backwards: bool, remaining: int | None
     ) -> Iterator[RecordedEvent]:
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            page = self._with_personal(
-                self._read_stream_page(stream_id, low, high, backwards, size)
-            )
+            with span("eventkeep.read", stream_id=stream_id):
+                page = self._with_personal(
+                    self._read_stream_page(stream_id, low, high, backwards, size)
+                )
             yield from page
             if len(page) < size:
                 return
@@ -434,7 +453,8 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
             return
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            page = self._with_personal(self._read_all_page(position, size, type_names, prefix))
+            with span("eventkeep.read", after=position):
+                page = self._with_personal(self._read_all_page(position, size, type_names, prefix))
             yield from page
             if len(page) < size:
                 return
@@ -467,7 +487,8 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
     ) -> Iterator[RecordedEvent]:
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            page = self._with_personal(self._read_query_page(query, position, size))
+            with span("eventkeep.read", after=position, query=True):
+                page = self._with_personal(self._read_query_page(query, position, size))
             yield from page
             if len(page) < size:
                 return
@@ -522,6 +543,7 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
         anchor: Anchor | None = None,
         key: AnchorKey | None = None,
         trusted: Anchor | None = None,
+        progress: Callable[[int, int], object] | None = None,
     ) -> VerifyReport:
         """Check the stored history; the report says what was checked and what was found.
 
@@ -537,12 +559,23 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
         positions, a truncated or replaced database. ``trusted``: an earlier anchor of the same
         history, already checked, from which to start. An anchor that is malformed or not
         signed by ``key`` raises :class:`~eventkeep.errors.AnchorError`. See docs/security.md.
+
+        ``progress(checked, total)`` is called as the chains are walked (every few thousand
+        events, and once at the end with ``checked == report.events_checked``), on the thread
+        that runs verify: ``total`` is the log's head position when verify began, an upper
+        bound of the events to check (removed events and concurrent appends make it inexact).
         """
+        if progress is not None and not callable(progress):
+            raise ValidationError(f"progress must be callable, got {type(progress).__name__}")
         if anchor is not None and key is None:
             raise ConfigurationError("verify(anchor=...) needs the key the anchor was signed with")
         if trusted is not None and anchor is None:
             raise ConfigurationError("verify(trusted=...) checks an anchor: give anchor= too")
-        report = self._verify()
+        if progress is None:
+            report = self._verify()
+        else:
+            total = self.head_position()
+            report = self._verify(lambda done: progress(done, max(done, total)))
         checked = [
             f"the hash chains of {_count(report.streams_checked, 'stream')} "
             f"({_count(report.events_checked, 'event')})",
@@ -752,7 +785,7 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
     def _stats(self) -> StoreStats: ...
 
     @abc.abstractmethod
-    def _verify(self) -> VerifyReport: ...
+    def _verify(self, progress: Callable[[int], object] | None = None) -> VerifyReport: ...
 
     def _check_storage(self) -> StorageCheck:
         """Check the database's own structures (files, pages, indexes)."""

@@ -15,7 +15,7 @@ store's back breaks the chain.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 import msgspec
@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 GENESIS = bytes(32)
+PROGRESS_EVERY = 2048
+"""How many events ``verify_chains`` checks between two calls of its ``progress``."""
 _pack = msgspec.msgpack.Encoder().encode
 _sha256 = hashlib.sha256
 
@@ -180,6 +182,7 @@ def verify_chains(
     rows: Iterable[ChainRow],
     heads: Mapping[str, int | StreamHead],
     starts: Mapping[str, ChainStart] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> VerifyReport:
     """Walk every stream's chain; report the first broken link per stream.
 
@@ -191,6 +194,8 @@ def verify_chains(
     :class:`StreamHead`), so that a deleted tail (or a stream whose events vanished entirely)
     is caught, and so is a head that does not match its chain's last event. Within a stream,
     positions must increase with versions (a swap of two events' positions breaks that).
+
+    ``progress(events_checked)`` is called every ``PROGRESS_EVERY`` events, and at the end.
     """
     broken: list[BrokenLink] = []
     events = 0
@@ -203,6 +208,8 @@ def verify_chains(
     starts = starts or {}
     for row in rows:
         events += 1
+        if progress is not None and not events % PROGRESS_EVERY:
+            progress(events)
         if row.stream_id != current:
             if current is not None:
                 seen[current] = (expected_version - 1, last_position, previous)
@@ -281,6 +288,8 @@ def verify_chains(
         expected_version += 1
     if current is not None:
         seen[current] = (expected_version - 1, last_position, previous)
+    if progress is not None:
+        progress(events)
     reported = {link.stream_id for link in broken}
     for stream_id, kept in sorted(heads.items()):
         if stream_id in reported:

@@ -34,6 +34,20 @@ class IntegrityContract(ContractBase):
         assert report.broken == ()
         assert (report.events_checked, report.streams_checked) == (8, 3)
 
+    def test_verify_reports_its_progress_as_it_walks_the_chains(self, store: EventStore) -> None:
+        store.append("a", deposits(*range(1, 3001)))
+        store.append("b", deposits(1, 2))
+        calls: list[tuple[int, int]] = []
+        report = store.verify(progress=lambda checked, total: calls.append((checked, total)))
+        assert report.ok
+        assert len(calls) >= 2  # at least one on the way (every few thousand events) and the end
+        assert [checked for checked, _ in calls] == sorted(checked for checked, _ in calls)
+        assert calls[-1][0] == report.events_checked == 3002
+        assert all(checked <= total for checked, total in calls)
+        assert calls[-1][1] == 3002
+        with pytest.raises(ValidationError, match="progress must be callable"):
+            store.verify(progress=3)  # type: ignore[arg-type]
+
     @pytest.mark.parametrize("version", [1, 3, 4], ids=["first", "middle", "last"])
     def test_verify_reports_a_tampered_event_at_its_stream_and_version(
         self, store: EventStore, version: int

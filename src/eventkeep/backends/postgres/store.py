@@ -267,7 +267,7 @@ class PostgresStore(EventStore):
             types = {str(t): int(n) for t, n in conn.execute(sql.COUNT_BY_TYPE)}
         return StoreStats(events, streams, head, types)
 
-    def _verify(self) -> VerifyReport:
+    def _verify(self, progress: Callable[[int], object] | None = None) -> VerifyReport:
         with self._db.connection() as conn, _snapshot(conn):
             heads = {
                 str(s): StreamHead(int(v), None, bytes(h))
@@ -278,7 +278,7 @@ class PostgresStore(EventStore):
                 cur.itersize = 2000
                 cur.execute(sql.CHAIN_ROWS)
                 rows = (_chain_row(row) for row in cur)
-                return verify_chains(rows, heads, chain_starts(removed))
+                return verify_chains(rows, heads, chain_starts(removed), progress)
 
     def _check_storage(self) -> StorageCheck:
         indexes = self._check_indexes()

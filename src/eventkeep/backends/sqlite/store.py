@@ -751,7 +751,7 @@ class SQLiteStore(EventStore):
         with self._write_or_join() as cur:
             return cur.execute(sql.DELETE_SNAPSHOTS, (prefix, len(prefix), prefix)).rowcount
 
-    def _verify(self) -> VerifyReport:
+    def _verify(self, progress: Callable[[int], object] | None = None) -> VerifyReport:
         with self._snapshot() as cur:  # heads and rows from one snapshot
             heads = {
                 stream_id: StreamHead(version, position, bytes(digest))
@@ -759,7 +759,7 @@ class SQLiteStore(EventStore):
             }
             removed = [lifecycle.removal_of(row) for row in cur.execute(lifecycle.REMOVALS)]
             rows = (_chain_row(row) for row in cur.execute(sql.CHAIN_ROWS))
-            return verify_chains(rows, heads, chain_starts(removed))
+            return verify_chains(rows, heads, chain_starts(removed), progress)
 
     def _check_storage(self) -> StorageCheck:
         with self._snapshot() as cur:
