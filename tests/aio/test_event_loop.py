@@ -1,6 +1,7 @@
 """eventkeep never blocks the event loop for more than 5 ms: asyncio's own slow-callback
 detection (debug mode, ``loop.slow_callback_duration = 0.005``) finds no callback of a
-workload of appends, reads, transactions, the repository and waiting that took longer."""
+workload of appends, reads, transactions, the repository, waiting and the life of data
+(archives, archived reads, deletion, forgetting, export and import) that took longer."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import logging
 import threading
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from aio_support import url
@@ -58,7 +60,21 @@ async def workload(store: eventkeep.aio.AsyncEventStore) -> None:
     async for batch in AsyncSubscription(store).batches(idle_timeout=0.0):
         count += len(batch.events)
     assert count == await store.head_position()
+    await life_of_data(store)
     assert (await store.verify()).ok
+
+
+async def life_of_data(store: eventkeep.aio.AsyncEventStore) -> None:
+    """The lifecycle, erasure and moving methods: archive files written and read back, a
+    tombstone, a forget, an export imported into another store."""
+    exported = await store.export(stream_prefix="big-1").list()
+    await store.archive("big-0", before_version=60, by="test")
+    assert len(await store.read_stream("big-0", archived=True).list()) == 100
+    await store.delete_stream("tx-0", by="test")
+    await store.forget("c0", by="test")
+    assert len(await store.forgotten_subjects()) == 1
+    async with await eventkeep.aio.open_store("memory://") as copy:
+        assert (await copy.import_(exported, batch_size=10)).written == 100
 
 
 class LoopWatch:
@@ -113,7 +129,7 @@ def hold_the_write_lock(store: eventkeep.aio.AsyncEventStore, held: threading.Ev
 
 
 def test_the_event_loop_never_waits_for_the_database_nor_works_for_more_than_5_ms(
-    url: str, caplog: pytest.LogCaptureFixture
+    url: str, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     """asyncio's slow-callback detection (debug mode, ``slow_callback_duration`` = 5 ms) while
     the database makes every append wait ``HOLD`` seconds for a lock: had eventkeep waited for
@@ -126,7 +142,8 @@ def test_the_event_loop_never_waits_for_the_database_nor_works_for_more_than_5_m
     async def main() -> None:
         loop = asyncio.get_running_loop()
         loop.slow_callback_duration = BLOCKING
-        async with await eventkeep.aio.open_store(url) as store:
+        archives = tmp_path / "archives"
+        async with await eventkeep.aio.open_store(url, archive_dir=str(archives)) as store:
             held = threading.Event()
             holder = threading.Thread(target=hold_the_write_lock, args=(store, held))
             holder.start()
