@@ -98,8 +98,10 @@ def _drain(loop: _Loop, events: AsyncIterator[RecordedEvent]) -> Iterator[Record
 class SyncOverAsync:
     """An :class:`~eventkeep.aio.AsyncEventStore` with ``EventStore``'s synchronous methods.
 
-    Attribute reads fall through to the async store (``url``, ``codec``, ``registry``) and
-    ``sync`` is the ``EventStore`` underneath (for tests that reach behind the API).
+    Attribute reads fall through to the async store (``url``, ``codec``, ``registry``,
+    ``archive_dir``, ``key_store``) and ``sync`` is the ``EventStore`` underneath (for tests
+    that reach behind the API; private primitives the async store lacks are read from it).
+    Attribute assignment is not forwarded: set options when opening the store.
     """
 
     def __init__(self, store: AsyncEventStore, loop: _Loop | None = None) -> None:
@@ -122,7 +124,14 @@ class SyncOverAsync:
     def __getattr__(self, name: str) -> Any:
         """Any other attribute of the async store; a method is called on the loop (in this
         thread's context) and awaited, and an async iterator it returns is drained lazily:
-        a method added to ``AsyncEventStore`` is testable here at once."""
+        a method added to ``AsyncEventStore`` is testable here at once.
+
+        A private name (``_stream_metas``, ``_export_page``) the async store lacks is the
+        ``EventStore``'s underneath: the backend primitives that tests and helpers reach
+        behind the API for. A public name the async store lacks raises ``AttributeError``:
+        the async API must have every public method."""
+        if name.startswith("_") and not name.startswith("__") and not hasattr(self.aio, name):
+            return getattr(self.sync, name)
         attribute = getattr(self.aio, name)
         if not callable(attribute):
             return attribute
