@@ -758,10 +758,16 @@ class EventStore(LifecycleMixin, abc.ABC):
         ``prefix``), in log order, as stored, hashes included."""
         raise ConfigurationError(f"{type(self).__name__} cannot export its events")
 
-    def _import_rows(self, rows: list[ChainRow]) -> int:
+    def _import_rows(self, rows: list[ChainRow], removed_floor: int = 0) -> int:
         """Write one batch of exported events in one transaction that appends cannot
         interleave with, as :func:`eventkeep.store.importing.plan_import` decides (nothing
-        when it raises); returns how many were written (the others were there already)."""
+        when it raises); returns how many were written (the others were there already).
+        ``removed_floor``: the last position removed by an operation the import does not
+        carry (:class:`~eventkeep.store.importing.Numbering`)."""
+        raise ConfigurationError(f"{type(self).__name__} cannot import events")
+
+    def _last_event_position(self) -> int:
+        """The position of the last stored event (0: none), below any removed ones."""
         raise ConfigurationError(f"{type(self).__name__} cannot import events")
 
     @abc.abstractmethod

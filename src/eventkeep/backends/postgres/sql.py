@@ -373,6 +373,8 @@ STORED_EVENTS = (
 
 LAST_EVENT = "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1"
 
+LAST_EVENT_POSITION = "SELECT coalesce(max(position), 0) FROM events"
+
 COPY_EVENTS = (
     "COPY events (position, stream_id, version, event_id, type, schema_version, recorded_at, "
     "data_bytes, metadata_bytes, hash, tags) FROM STDIN (FORMAT BINARY)"

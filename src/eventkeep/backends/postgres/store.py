@@ -198,9 +198,13 @@ class PostgresStore(EventStore):
             rows = conn.execute(statement, [after, *params, limit], binary=True).fetchall()
         return moving.chain_rows(rows)
 
-    def _import_rows(self, rows: list[ChainRow]) -> int:
+    def _import_rows(self, rows: list[ChainRow], removed_floor: int = 0) -> int:
         with self._db.connection() as conn:
-            return moving.import_rows(conn, rows)
+            return moving.import_rows(conn, rows, removed_floor)
+
+    def _last_event_position(self) -> int:
+        with self._reading() as conn:
+            return _scalar(conn, sql.LAST_EVENT_POSITION)
 
     # -- reading ------------------------------------------------------------------------------
 
