@@ -395,6 +395,25 @@ class MemoryStore(EventStore):
             self._meta.update(planned.meta)
             return planned.operation
 
+    def _carry_operation(self, operation: Operation, removals: list[Removal]) -> bool:
+        with self._lock:
+            if any(op.operation_id == operation.operation_id for op in self._operations_log):
+                return False
+            for removal in removals:
+                # The removed versions' positions: each removal logs its first and last one
+                # (the slots between stay empty: read and verify skip them, as removed ones).
+                positions = self._streams.setdefault(removal.stream_id, [])
+                positions.append(removal.first_position)
+                positions.extend([removal.last_position] * (removal.events - 1))
+                if removal.last_position > len(self._log):
+                    self._log.extend([None] * (removal.last_position - len(self._log)))
+            self._operations_log.append(operation._replace(state="done"))
+            self._removed.extend(removals)
+            return True
+
+    def _carry_heads(self, removals: list[Removal]) -> int:
+        return 0  # a stream's head is its positions' last: _carry_operation wrote them
+
     def _selected(self, selection: Selection) -> list[ChainRow]:
         if selection.stream_id is None:
             upto = self._log[: selection.through_position]

@@ -21,7 +21,7 @@ from eventkeep.store.validation import (
     check_text,
 )
 
-__all__ = ["Progress", "check_row", "export_events", "import_events"]
+__all__ = ["Progress", "check_outside_transaction", "check_row", "export_events", "import_events"]
 
 Progress = Callable[[ImportReport], object]
 """Called after each batch of an import with the totals so far."""
@@ -88,10 +88,7 @@ def import_events(
     imported): events keep their source positions between the ones those removals name.
     """
     check_count(batch_size, what="batch_size", minimum=1)
-    if store.joined_transaction() is not None:
-        raise ValidationError(
-            "import_ writes in transactions of its own; call it outside store.transaction()"
-        )
+    check_outside_transaction(store)
     if isinstance(rows, ChainRow):
         raise ValidationError("import_ takes a list of exported events, got a single one")
     kept = frozenset(carried)
@@ -124,6 +121,14 @@ def import_events(
     if written:
         store._notify_appended()
     return ImportReport(written, skipped, last)
+
+
+def check_outside_transaction(store: EventStore) -> None:
+    """Refuse an import (or copy) into ``store`` from inside one of its transactions."""
+    if store.joined_transaction() is not None:
+        raise ValidationError(
+            "import_ writes in transactions of its own; call it outside store.transaction()"
+        )
 
 
 def check_row(row: Any) -> ChainRow:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from eventkeep.testing.contract_anchors import AnchorContract
 from eventkeep.testing.contract_append import AppendContract
+from eventkeep.testing.contract_carry import LifecycleMovingContract
 from eventkeep.testing.contract_dcb import DcbContract
 from eventkeep.testing.contract_envelope import EnvelopeContract
 from eventkeep.testing.contract_handles import HandlesContract
@@ -47,6 +48,7 @@ class StoreContract(
     DcbContract,
     MovingContract,
     LifecycleContract,
+    LifecycleMovingContract,
     PropertyContract,
     BadInputPropertyContract,
 ):

@@ -77,9 +77,7 @@ def _import(
                 sql.STORED_EVENTS, ([row.event_id for row in rows],), binary=True
             ).fetchall()
             stored = {row.event_id: row for row in chain_rows(found)}
-        numbering = Numbering(
-            int(position[0]), max(int(last[0]) if last else 0, removed_floor)
-        )
+        numbering = Numbering(int(position[0]), max(int(last[0]) if last else 0, removed_floor))
         planned = plan_import(rows, heads, stored, int(last[1]) if last else 0, numbering)
         if not planned:
             return 0

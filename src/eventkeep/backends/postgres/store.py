@@ -373,6 +373,17 @@ class PostgresStore(EventStore):
             conn.execute(sql.SEQUENCER_LOCK)
             return lifecycle.remove(conn, selection, stream_id, prepare)
 
+    def _carry_operation(self, operation: Operation, removals: list[Removal]) -> bool:
+        with self._db.connection() as conn, conn.transaction():
+            conn.execute(sql.SEQUENCER_LOCK)  # appends number above the removals once committed
+            return lifecycle.carry_operation(conn, operation, removals)
+
+    def _carry_heads(self, removals: list[Removal]) -> int:
+        times = {op.operation_id: op.recorded_at for op in self._operations()}
+        at = [from_micros(times.get(r.operation_id, 0)) for r in removals]
+        with self._db.connection() as conn, conn.transaction():
+            return lifecycle.carry_heads(conn, removals, at)
+
     # -- projections' bookkeeping ------------------------------------------------------------
 
     def projection_state(self) -> tuple[list[tuple[str, bytes]], dict[str, int]]:

@@ -815,6 +815,14 @@ class SQLiteStore(EventStore):
         with self._write() as cur:
             return lifecycle.remove(cur, selection, stream_id, prepare)
 
+    def _carry_operation(self, operation: Operation, removals: list[Removal]) -> bool:
+        with self._write() as cur:
+            return lifecycle.carry_operation(cur, operation, removals)
+
+    def _carry_heads(self, removals: list[Removal]) -> int:
+        with self._write() as cur:
+            return lifecycle.carry_heads(cur, removals)
+
     # -- checkpoints and projection records, read without the write lock ---------------------
 
     def checkpoint(self, name: str) -> int | None:
