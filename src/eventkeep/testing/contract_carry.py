@@ -209,3 +209,14 @@ class LifecycleMovingContract(ContractBase):
         target.import_(source.export())
         assert [r.position for r in target.export()] == [6, 7, 8]
         assert target.verify(deep=False).ok
+
+    def test_a_stream_whose_every_event_was_removed_is_listed_at_its_last_removed_position(
+        self, make_store: StoreFactory, tmp_path: Path
+    ) -> None:
+        store = make_store(archive_dir=str(tmp_path / "archives"))
+        store.append("gone", deposits(1, 2))
+        store.append("kept", deposits(3))
+        store.delete_stream("gone", hard=True, by="test")
+        listed = {info.stream_id: info for info in store.list_streams()}
+        assert (listed["gone"].version, listed["gone"].last_position) == (2, 2)
+        assert store.stream_version("gone") == 2
