@@ -161,6 +161,29 @@ def test_copy_postgres_to_sqlite_killed_midway_is_finished_by_running_it_again(
     _killed_and_resumed(target.url, f"sqlite:///{tmp_path / 'copy.db'}", 30_000)
 
 
+def test_copy_of_a_store_with_removals_killed_midway_is_finished_with_its_lifecycle(
+    tmp_path: Path, target: Target
+) -> None:
+    archives = tmp_path / "archives"
+    source_url = f"sqlite:///{tmp_path / 'big.db'}?archive_dir={archives}"
+    with eventkeep.open_store(source_url, synchronous="OFF") as source:
+        fill(source, 30_000)
+        source.archive(before_position=500, by="test", reason="old log")
+        source.truncate("account-10", 5, by="test")
+        source.delete_stream("account-20", hard=True, by="test")
+        source.delete_stream("account-30", by="test")
+        source.set_retention("account-40", max_count=1)  # all below the kill
+        source.compact(by="test")
+    _killed_and_resumed(source_url, f"{target.url}&archive_dir={tmp_path / 'copied'}", 30_000)
+    with (
+        eventkeep.open_store(source_url) as source,
+        eventkeep.open_store(target.url, archive_dir=tmp_path / "copied") as copy,
+    ):
+        assert lifecycle_state(copy) == lifecycle_state(source)
+        report = copy.verify(deep=False)
+        assert not [line for line in report.not_checked if "archive" in line]
+
+
 def test_backup_of_a_postgres_store_names_pg_dump_without_the_password(target: Target) -> None:
     from click.testing import CliRunner
 
