@@ -599,7 +599,8 @@ class EventStore(LifecycleMixin, abc.ABC):
 
     def import_(self, rows: Iterable[ChainRow], *, batch_size: int = 1000) -> ImportReport:
         """Write events exported from a store (:meth:`export`) as they are: same ids, versions,
-        times, bytes and hashes, numbered here in the order given. Every hash is checked
+        times, bytes and hashes, at their positions when this store has not given them yet
+        (else numbered after its head, in the order given). Every hash is checked
         against its chain first; events already here (same id and hash) are skipped. See
         :func:`eventkeep.store.transfer.import_events`."""
         return import_events(self, rows, batch_size=batch_size)
