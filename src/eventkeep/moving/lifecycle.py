@@ -18,6 +18,7 @@ file checked against the digest its operation logged.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -27,13 +28,16 @@ from eventkeep.errors import ConfigurationError, IntegrityError, ValidationError
 from eventkeep.store.archives import file_digest
 from eventkeep.store.base import EventStore
 from eventkeep.store.lifecycle import (
+    KINDS,
     Deletion,
     Operation,
     Removal,
     Retention,
     StreamMeta,
+    check_retention,
     removed_through,
 )
+from eventkeep.store.validation import check_stream_id
 
 __all__ = [
     "OPERATIONS",
@@ -107,11 +111,29 @@ def _operation(record: dict[str, Any]) -> tuple[Operation, list[Removal]]:
         raise ValidationError(
             f"a malformed operation record ({exc!r:.80}): {record!r:.200}"
         ) from None
-    if any(r.operation_id != op.operation_id for r in removals):
-        raise ValidationError(
-            f"operation record {op.operation_id} holds removals of another operation"
-        )
+    _check_operation(op, removals)
     return op, removals
+
+
+_ARCHIVE_NAME = re.compile(r"eventkeep-[a-z-]+-[0-9a-f-]{36}\.jsonl(\.gz)?")
+
+
+def _check_operation(op: Operation, removals: list[Removal]) -> None:
+    """An operation record as eventkeep writes them: known kind, closed, a plain archive file
+    name (never a path), removals of its own."""
+    wrong = None
+    if op.kind not in KINDS:
+        wrong = f"its kind {op.kind!r} is none of {', '.join(KINDS)}"
+    elif op.state != "done":
+        wrong = f"it is {op.state!r}, not 'done' (the source's verify reports it)"
+    elif op.archive_file is not None and not _ARCHIVE_NAME.fullmatch(str(op.archive_file)):
+        wrong = f"its archive file {op.archive_file!r} is not an archive's file name"
+    elif any(r.operation_id != op.operation_id for r in removals):
+        wrong = "it holds removals of another operation"
+    elif sum(r.events for r in removals) != op.events:
+        wrong = f"it removed {op.events} event(s), but its removals hold another number"
+    if wrong is not None:
+        raise ValidationError(f"operation record {op.operation_id!r} is refused: {wrong}")
 
 
 class _StreamMeta:
@@ -141,10 +163,10 @@ def _meta(record: dict[str, Any]) -> tuple[str, StreamMeta]:
         retention = record["retention"]
         deletion = record["deletion"]
         meta = StreamMeta(
-            None if retention is None else Retention(**retention),
+            None if retention is None else check_retention(**retention),
             None if deletion is None else Deletion(**deletion),
         )
-        return str(record["stream_id"]), meta
+        return check_stream_id(record["stream_id"]), meta
     except (KeyError, TypeError) as exc:
         raise ValidationError(
             f"a malformed stream_meta record ({exc!r:.80}): {record!r:.200}"

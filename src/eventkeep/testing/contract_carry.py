@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from eventkeep.errors import IntegrityError, StreamDeletedError
+from eventkeep.errors import IntegrityError, StreamDeletedError, ValidationError
 from eventkeep.moving import copy_store, export_file, import_file
 from eventkeep.moving.lifecycle import take_archives
 from eventkeep.store import EventStore
@@ -220,3 +220,18 @@ class LifecycleMovingContract(ContractBase):
         listed = {info.stream_id: info for info in store.list_streams()}
         assert (listed["gone"].version, listed["gone"].last_position) == (2, 2)
         assert store.stream_version("gone") == 2
+
+    def test_an_operation_record_naming_a_path_as_its_archive_is_refused(
+        self, make_store: StoreFactory, tmp_path: Path
+    ) -> None:
+        source = self._source(make_store, tmp_path)
+        target = make_store()
+        out = io.BytesIO()
+        export_file(source, out)
+        name = next(o.archive_file for o in source.operations() if o.archive_file)
+        assert name is not None
+        edited = out.getvalue().replace(name.encode(), b"../../outside.jsonl", 1)
+        with pytest.raises(ValidationError, match="not an archive's file name"):
+            import_file(target, io.BytesIO(edited))
+        assert target.operations() == []
+        assert target.head_position() == 0
