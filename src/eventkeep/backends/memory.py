@@ -404,7 +404,9 @@ class MemoryStore(EventStore):
                 # (the slots between stay empty: read and verify skip them, as removed ones).
                 positions = self._streams.setdefault(removal.stream_id, [])
                 positions.append(removal.first_position)
-                positions.extend([removal.last_position] * (removal.events - 1))
+                positions.extend(
+                    [removal.last_position] * (removal.last_version - removal.first_version)
+                )
                 if removal.last_position > len(self._log):
                     self._log.extend([None] * (removal.last_position - len(self._log)))
             self._operations_log.append(operation._replace(state="done"))

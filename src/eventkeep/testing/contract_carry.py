@@ -14,6 +14,7 @@ from eventkeep.errors import IntegrityError, StreamDeletedError, ValidationError
 from eventkeep.moving import copy_store, export_file, import_file
 from eventkeep.moving.lifecycle import take_archives
 from eventkeep.store import EventStore
+from eventkeep.store.anchors import load_key
 from eventkeep.store.events import RawEvent
 from eventkeep.testing.base import ContractBase, StoreFactory, deposits
 
@@ -235,3 +236,19 @@ class LifecycleMovingContract(ContractBase):
             import_file(target, io.BytesIO(edited))
         assert target.operations() == []
         assert target.head_position() == 0
+
+    def test_an_anchor_of_the_source_verifies_on_the_copy(
+        self, make_store: StoreFactory, tmp_path: Path
+    ) -> None:
+        key = load_key(b"carry contract anchor secret, 40 bytes.")
+        source = make_store(archive_dir=str(tmp_path / "source-archives"))
+        source.append("a", deposits(1, 2, 3))
+        source.append("b", deposits(4, 5))
+        anchor = source.anchor(key)
+        source.truncate("a", 3, by="test")
+        source.delete_stream("b", hard=True, by="test")
+        target = make_store(archive_dir=str(tmp_path / "target-archives"))
+        copy_store(source, target)
+        report = target.verify(anchor=anchor, key=key)
+        assert report.ok, report
+        assert not [line for line in report.not_checked if "removed by operation" in line]
