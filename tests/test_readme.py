@@ -103,7 +103,7 @@ def _cli_table() -> dict[str, str]:
         cell = re.match(r"\| `([^`]+)`", line)
         assert cell, line
         words = cell.group(1).split()
-        groups = {"projections", "snapshots"}
+        groups = {"projections", "snapshots", "tokens"}
         name = " ".join(words[:2]) if words[0] in groups else words[0]
         rows[name] = line
     return rows

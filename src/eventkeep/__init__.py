@@ -37,6 +37,7 @@ from eventkeep.errors import (
     EventkeepError,
     EventTooLargeError,
     IntegrityError,
+    KeyConflictError,
     NotFoundError,
     ProjectionFailedError,
     SchemaVersionError,
@@ -69,7 +70,9 @@ from eventkeep.store.events import (
 from eventkeep.store.hashing import BrokenLink, VerifyReport
 from eventkeep.store.lifecycle import Operation, Removal, Retention
 from eventkeep.store.lifecycle_store import CompactReport
+from eventkeep.store.personal import REDACTED, Personal
 from eventkeep.store.recorded import RecordedEvent
+from eventkeep.store.shredding import ForgetReport, ForgottenSubject, KeyStore, MemoryKeyStore
 from eventkeep.urls import DEFAULT_STORE_URL, open_store
 
 __version__ = "0.1.0"
@@ -78,6 +81,7 @@ __all__ = [
     "ANY",
     "DEFAULT_STORE_URL",
     "NO_STREAM",
+    "REDACTED",
     "STREAM_EXISTS",
     "Aggregate",
     "Anchor",
@@ -106,11 +110,17 @@ __all__ = [
     "EventkeepError",
     "Every",
     "ExpectedVersion",
+    "ForgetReport",
+    "ForgottenSubject",
     "HistoryEntry",
     "IntegrityError",
+    "KeyConflictError",
+    "KeyStore",
+    "MemoryKeyStore",
     "NewEvent",
     "NotFoundError",
     "Operation",
+    "Personal",
     "ProjectionFailedError",
     "Query",
     "QueryItem",

@@ -6,6 +6,7 @@
     ├── SerializationError         a value that cannot be encoded, or stored data not decodable
     ├── ConcurrencyError           the expected version did not match the stream's actual version
     │   └── AppendConditionError   an event matching an append's condition was appended meanwhile
+    ├── KeyConflictError           two appends made the first key of one data subject at once
     ├── CheckpointConflictError    another consumer moved a checkpoint (or holds its lease)
     ├── DuplicateEventIdError      an event id already stored for a different event
     ├── NotFoundError              a stream (or aggregate) that does not exist
@@ -36,6 +37,7 @@ __all__ = [
     "EventTooLargeError",
     "EventkeepError",
     "IntegrityError",
+    "KeyConflictError",
     "NotFoundError",
     "ProjectionFailedError",
     "SchemaVersionError",
@@ -117,6 +119,24 @@ class AppendConditionError(ConcurrencyError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.query, self.after, self.position))
+
+
+class KeyConflictError(EventkeepError):
+    """Two appends made the first key of the same data subject at once (docs/erasure.md),
+    and this one lost: nothing was written. The store re-encrypts with the winner's key and
+    retries by itself, so callers only see it if that keeps failing. Retryable."""
+
+    retryable = True
+
+    def __init__(self, subjects: Any) -> None:
+        self.subjects = tuple(subjects)
+        super().__init__(
+            f"another append made the first key of data subject(s) {list(self.subjects)!r} "
+            "at the same time; nothing was written"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.subjects,))
 
 
 class CheckpointConflictError(EventkeepError):

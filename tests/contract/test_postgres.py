@@ -35,7 +35,9 @@ class TestPostgresStore(StoreContract):
         opened: list[EventStore] = []
 
         def factory(**options: Any) -> EventStore:
-            store = eventkeep.open_store(fresh_store_url(request, pg_server), **options)
+            url = fresh_store_url(request, pg_server)
+            store = eventkeep.open_store(url, **options)
+            self.urls[id(store)] = url
             opened.append(store)
             return store
 
@@ -46,6 +48,14 @@ class TestPostgresStore(StoreContract):
     @pytest.fixture(autouse=True)
     def _server(self, pg_server: PgServer) -> None:
         self.server = pg_server
+        self.urls: dict[int, str] = {}
+
+    def reopen(self, store: EventStore) -> EventStore:
+        """A second PostgreSQL store object (its own pool) on the same schema."""
+        url = self.urls.get(id(store))
+        if url is None:
+            return store
+        return eventkeep.open_store(url, registry=store.registry)
 
     def tamper(self, store: EventStore, stream_id: str, version: int) -> None:
         assert isinstance(store, PostgresStore)

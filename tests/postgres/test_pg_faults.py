@@ -219,12 +219,14 @@ def test_migrations_are_recorded_and_reopening_runs_none(
         (5, "positions_not_null"),
         (6, "protect_stream_heads"),
         (7, "tags"),
-        (8, "placeholder_issue15"),  # another part of issue 15 takes this number
+        (8, "personal_keys"),
         (9, "lifecycle_operations_log"),
+        (10, "json_copies_in_plpgsql"),
+        (11, "api_tokens"),
     ]
     with eventkeep.open_store(target.url):
         pass
-    assert admin.execute("SELECT count(*) FROM eventkeep_migrations").fetchone() == (9,)
+    assert admin.execute("SELECT count(*) FROM eventkeep_migrations").fetchone() == (11,)
 
 
 def test_stores_opened_at_once_on_a_new_schema_migrate_it_once(target: Target) -> None:

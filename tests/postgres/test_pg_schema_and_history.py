@@ -148,3 +148,16 @@ def test_positions_and_hashes_survive_a_dump_and_restore(
 def _drop_database(server: PgServer, database: str) -> None:
     with server.admin() as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+def test_the_jsonb_copies_are_made_by_a_plpgsql_function_planned_once_per_session(
+    sql: Any,
+) -> None:
+    # As an SQL function that PostgreSQL does not inline, eventkeep_json was planned again for
+    # every INSERT: about a quarter of the server's CPU per append (benchmarks/pg_costs.py).
+    # Its results are the same (the jsonb tests above); this pins down the language.
+    row = sql.execute(
+        "SELECT l.lanname FROM pg_proc AS p JOIN pg_language AS l ON l.oid = p.prolang "
+        "WHERE p.oid = 'eventkeep_json(bytea)'::regprocedure"
+    ).fetchone()
+    assert row == ("plpgsql",)

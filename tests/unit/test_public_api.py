@@ -14,7 +14,13 @@ import eventkeep.errors
 import eventkeep.testing
 from eventkeep import ANY, ConcurrencyError, EventkeepError
 
-MODULES = ["eventkeep", "eventkeep.errors", "eventkeep.testing"]
+MODULES = [
+    "eventkeep",
+    "eventkeep.aio",
+    "eventkeep.errors",
+    "eventkeep.testing",
+    "eventkeep.testing.aio",
+]
 
 
 def isort_style(name: str) -> tuple[int, str]:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from eventkeep.errors import ValidationError
+from eventkeep.errors import KeyConflictError, ValidationError
 from eventkeep.store import (
     AppendResult,
     EventStore,
@@ -44,13 +44,16 @@ from eventkeep.store.lifecycle import (
 )
 from eventkeep.store.lifecycle_store import Prepare
 from eventkeep.store.planner import Head, plan_append
-from eventkeep.store.recorded import RecordedEvent
+from eventkeep.store.recorded import RecordedEvent, from_micros
+from eventkeep.store.shredding import ForgottenSubject, KeyStore, MemoryKeyStore
 
 __all__ = ["MemoryStore"]
 
 
 class MemoryStore(EventStore):
     """An event store held in this process's memory; gone when the process ends."""
+
+    _stores_keys_in_append = True  # see _store_new_keys
 
     def __init__(
         self,
@@ -59,12 +62,15 @@ class MemoryStore(EventStore):
         registry: TypeRegistry | None = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         archive_dir: str | Path | None = None,
+        key_store: KeyStore | None = None,
     ) -> None:
-        super().__init__(registry=registry, max_event_bytes=max_event_bytes)
+        super().__init__(registry=registry, max_event_bytes=max_event_bytes, key_store=key_store)
         # Archives are real files here too: lifecycle operations that remove events need an
         # archive_dir (there is no file to put them next to).
         self._set_archive_dir(archive_dir, None)
         self.url = url
+        self._keys = MemoryKeyStore()
+        self._forgotten: list[ForgottenSubject] = []
         self._lock = threading.RLock()
         # index = position - 1; None where a lifecycle operation removed the event
         self._log: list[ChainRow | None] = []
@@ -96,6 +102,7 @@ class MemoryStore(EventStore):
         self, batches: list[PreparedAppend], condition: AppendCondition | None = None
     ) -> list[AppendResult]:
         with self._lock:
+            self._store_new_keys(batches)
             ids = self._ids
             stored = {
                 ev.event_id: self._identity(ids[ev.event_id])
@@ -182,6 +189,12 @@ class MemoryStore(EventStore):
         self._by_type.setdefault(row.type, []).append(row.position)
         for tag in row.tags:
             self._by_tag.setdefault(tag, []).append(row.position)
+
+    def _store_new_keys(self, batches: list[PreparedAppend]) -> None:
+        made = {s: k for batch in batches for ev in batch.events for s, k in ev.keys}
+        lost = [s for s, k in made.items() if self._keys.create_key(s, k) != k]
+        if lost:
+            raise KeyConflictError(lost)
 
     def _heads(self, batches: list[PreparedAppend]) -> dict[str, Head]:
         return self._stream_heads(batch.stream_id for batch in batches)
@@ -423,6 +436,30 @@ class MemoryStore(EventStore):
         kept = self._streams.get(selection.stream_id, [])
         rows = (self._log[p - 1] for p in kept[: selection.through_version])
         return [row for row in rows if row is not None]
+
+    # -- erasure -------------------------------------------------------------------------------
+
+    def _default_key_store(self) -> KeyStore:
+        return self._keys
+
+    def _log_forget(
+        self, subject: str, at_us: int, by: str, reason: str, had_key: bool
+    ) -> ForgottenSubject:
+        with self._lock:
+            entry = ForgottenSubject(
+                len(self._forgotten) + 1, subject, from_micros(at_us), by, reason, had_key
+            )
+            self._forgotten.append(entry)
+            return entry
+
+    def _forget_log(self, after: int) -> list[ForgottenSubject]:
+        with self._lock:
+            return self._forgotten[after:]
+
+    def _delete_snapshots_holding(self, needle: bytes) -> int:
+        with self._lock:
+            streams = {r.stream_id for r in self._log if r is not None and needle in r.data}
+            return sum(len(self._snapshots.pop(s, {})) for s in streams)
 
     # -- for the contract suite's tamper tests ------------------------------------------------
 

@@ -46,6 +46,10 @@ COMMANDS: dict[str, str] = {
     "compact": "eventkeep.cli.lifecycle:compact",
     "archive": "eventkeep.cli.lifecycle:archive",
     "operations": "eventkeep.cli.lifecycle:operations",
+    "forget": "eventkeep.cli.forget:forget",
+    "forgotten": "eventkeep.cli.forget:forgotten",
+    "serve": "eventkeep.cli.serve:serve",
+    "tokens": "eventkeep.cli.tokens:tokens",
 }
 """Command name -> ``module:attribute`` of its click command or group."""
 
@@ -57,6 +61,9 @@ EXTRAS: dict[str, str] = {
     "hypothesis": "testing",
     "pytest": "testing",
     "cryptography": "crypto",
+    "starlette": "server",
+    "uvicorn": "server",
+    "opentelemetry": "otel",
 }
 """Top-level package -> the eventkeep extra that installs it."""
 

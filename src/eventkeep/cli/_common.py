@@ -234,8 +234,9 @@ def print_json_array(items: Iterable[Any]) -> None:
 
 
 def event_json(recorded: RecordedEvent) -> dict[str, Any]:
-    """A recorded event as JSON: data exactly as stored (decimals stay strings), UUIDs and times
-    as strings, ``recorded_at`` in ISO 8601 with microseconds and a UTC offset."""
+    """A recorded event as JSON: data as stored (decimals stay strings; personal values
+    revealed, or redacted once forgotten), UUIDs and times as strings, ``recorded_at`` in
+    ISO 8601 with microseconds and a UTC offset."""
     out = {
         "position": recorded.position,
         "stream_id": recorded.stream_id,
@@ -244,7 +245,7 @@ def event_json(recorded: RecordedEvent) -> dict[str, Any]:
         "schema_version": recorded.schema_version,
         "event_id": str(recorded.event_id),
         "recorded_at": recorded.recorded_at.isoformat(),
-        "data": msgspec.Raw(recorded.raw_data),
+        "data": msgspec.Raw(recorded.revealed_data),
         "metadata": recorded.metadata,
     }
     if recorded.tags:  # only events with tags: the output of others is as it was
@@ -254,7 +255,7 @@ def event_json(recorded: RecordedEvent) -> dict[str, Any]:
 
 def data_text(recorded: RecordedEvent, limit: int = 400) -> str:
     """The stored JSON of an event's data, shortened for a table cell."""
-    text = recorded.raw_data.decode("utf-8", "replace")
+    text = recorded.revealed_data.decode("utf-8", "replace")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

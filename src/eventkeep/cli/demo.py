@@ -444,7 +444,8 @@ class Demo:
             for recorded in self.store.read_stream(stream, version, version):
                 event = recorded.event
                 table.add_row(
-                    f"{recorded.type} v{recorded.schema_version}\n{recorded.raw_data.decode()}",
+                    f"{recorded.type} v{recorded.schema_version}\n"
+                    f"{recorded.revealed_data.decode()}",
                     _describe(event),
                 )
         self.out.print(table)

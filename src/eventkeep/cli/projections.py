@@ -174,6 +174,10 @@ def status(store: EventStore, name: str | None, as_json: bool) -> None:
                 f"{len(row.skips)} skipped (last: {last.position} by {last.by}: {last.reason})"
             )
             error = f"{error}; {skipped}" if error else skipped
+        if row.forgotten:
+            names = ", ".join(row.forgotten[:5]) + (" ..." if len(row.forgotten) > 5 else "")
+            forgot = f"forgotten since its last rebuild: {names}"
+            error = f"{error}; {forgot}" if error else forgot
         table.add_row(
             row.name,
             state,

@@ -42,6 +42,7 @@ from eventkeep.store import AppendResult, EventStore, Snapshot, StreamAppend, Wr
 from eventkeep.store.base import Transaction
 from eventkeep.store.events import Event
 from eventkeep.store.validation import check_count
+from eventkeep.telemetry import span
 
 __all__ = ["Repository"]
 
@@ -173,7 +174,8 @@ class Repository(Generic[A]):
             at_version = version_at(self.store, stream_id, as_of)
         elif at_version is not None:
             check_count(at_version, what="at_version", minimum=1)
-        aggregate = self._rebuild(key, stream_id, at_version)
+        with span("eventkeep.load", stream_id=stream_id):
+            aggregate = self._rebuild(key, stream_id, at_version)
         if aggregate.version == 0:
             raise NotFoundError(
                 f"{self.aggregate_type.__qualname__} {key!r} not found: stream {stream_id!r} "
@@ -235,6 +237,11 @@ class Repository(Generic[A]):
         the same transaction with their own class's category and snapshot policy, and no
         conflict rule. Snapshots are written afterwards.
         """
+        with span("eventkeep.save", aggregates=len(aggregates)):
+            return self._save(*aggregates)
+
+    def _save(self, *aggregates: Aggregate) -> list[AppendResult]:
+        """``save``, inside its span."""
         dirty: list[Aggregate] = []
         for aggregate in aggregates:
             if not isinstance(aggregate, Aggregate):

@@ -99,6 +99,8 @@ class ProjectionRecord(msgspec.Struct, kw_only=True):
     parked: list[Parked] = msgspec.field(default_factory=list)
     replay_parked: list[int] | None = None  # an operator asked to replay these (empty: all)
     updated_at: int = 0
+    forgotten_seq: int = 0  # the forget log entry up to which the forgotten hook has run
+    built_seq: int = 0  # the forget log's last entry when the read model was last (re)built
 
 
 _encode = msgspec.json.Encoder().encode
@@ -182,6 +184,7 @@ class ProjectionStatus(NamedTuple):
     rebuild_progress: float | None  # 0..1 while a rebuild runs
     skips: tuple[Skip, ...] = ()  # events operators skipped, oldest first (who, why, when)
     parked: int = 0  # events set aside by a projection with park_failures
+    forgotten: tuple[str, ...] = ()  # subjects forgotten since the read model's last (re)build
 
 
 def projection_status(store: EventStore, name: str | None = None) -> list[ProjectionStatus]:
@@ -196,6 +199,7 @@ def projection_status(store: EventStore, name: str | None = None) -> list[Projec
             raise NotFoundError(f"no projection named {name!r} has run on {store.url}")
     head = store.head_position()
     now = now_us()
+    forgets = store.forgotten_subjects(min((r.built_seq for r in records), default=0))
     out = []
     for record in records:
         position = checkpoints[record.name]
@@ -227,6 +231,7 @@ def projection_status(store: EventStore, name: str | None = None) -> list[Projec
                 progress,
                 tuple(record.skips),
                 len(record.parked),
+                tuple(dict.fromkeys(f.subject for f in forgets if f.seq > record.built_seq)),
             )
         )
     return out

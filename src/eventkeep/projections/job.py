@@ -19,12 +19,14 @@ from eventkeep.projections.checkpoints import (
     replay_marker,
     save_record,
 )
+from eventkeep.projections.erasure import forget_log_end, run_forget_hooks
 from eventkeep.projections.names import quoted_table
 from eventkeep.projections.projection import HandlerContext, Projection
 from eventkeep.projections.subscription import Batch, Subscription
 from eventkeep.store import EventStore
 from eventkeep.store.base import Transaction
 from eventkeep.store.recorded import RecordedEvent
+from eventkeep.telemetry import ENABLED, span
 
 __all__ = ["Job", "RetryPolicy"]
 
@@ -121,6 +123,7 @@ class Job:
         self._renew_at = 0.0
         self._advanced_at = 0.0
         self._wake_at = 0.0  # monotonic: no turn before this (after trouble)
+        self.forgets_due = 0.0  # monotonic: the next look at the forget log
         self._troubles = 0
         self._standing_by_for: str | None = None  # the lease holder last logged as such
 
@@ -186,6 +189,8 @@ class Job:
         try:
             if record.replay_parked is not None:
                 self._replay_parked(record.replay_parked)
+                return True
+            if run_forget_hooks(self):
                 return True
             return self._batch()
         except LeaseLost:
@@ -300,6 +305,7 @@ class Job:
                     tx.delete_checkpoint(replay_marker(self.name))
                 self._setup(tx, record.generation, activate=True, replay_until=replayed or 0)
                 tx.save_checkpoint(self.name, 0, expected=None)
+                record.forgotten_seq = record.built_seq = forget_log_end(tx)
             if took:
                 self._on_take(tx, record)
             if record.rebuild_requested and record.rebuild_version is None:
@@ -342,6 +348,10 @@ class Job:
         self.fence = None
         self.caught_up = False
         log.warning("projection %s: standing by, %s", self.name, why)
+
+    def check_lease(self, tx: Transaction) -> ProjectionRecord:
+        """The record, if this job still holds the lease (else ``LeaseLost``)."""
+        return self._check_lease(tx)
 
     def _check_lease(self, tx: Transaction) -> ProjectionRecord:
         record = load_record(tx, self.name)
@@ -417,7 +427,10 @@ class Job:
         ``max_batch_seconds``: the checkpoint then moves to the last event handled."""
         limit = self.projection.max_batch_seconds if cut else None
         started = time.monotonic()
-        with self.store.transaction() as tx:
+        with (
+            span("eventkeep.projection_batch", projection=self.name, events=len(events)),
+            self.store.transaction() as tx,
+        ):
             record = self._check_lease(tx)
             ctx = self._context(tx, record)
             handle = self.projection.handle
@@ -432,7 +445,16 @@ class Job:
                     continue
                 ctx.recorded = recorded
                 try:
-                    handle(recorded, ctx)
+                    if ENABLED:  # the span of the request that appended it, when it has one
+                        with span(
+                            "eventkeep.handle",
+                            recorded.metadata.get("traceparent"),
+                            projection=self.name,
+                            position=recorded.position,
+                        ):
+                            handle(recorded, ctx)
+                    else:
+                        handle(recorded, ctx)
                 except Exception as exc:
                     raise _HandlerFailed(index, exc) from exc
                 if limit is not None and index < last and time.monotonic() - started >= limit:
@@ -660,6 +682,7 @@ class Job:
             return
         record.rebuild_version = version
         record.rebuild_target = self.store.head_position()
+        record.built_seq = forget_log_end(tx)
         record.replay_until = record.rebuild_target
         record.parked = []  # the replay parks again whatever still fails
         record.state = "rebuilding"

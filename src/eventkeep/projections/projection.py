@@ -235,6 +235,19 @@ class Projection:
     def reset(self) -> None:
         """Clear an external (non-transactional) read model before it is replayed from the start."""
 
+    def forgotten(self, subject: str, ctx: HandlerContext) -> None:
+        """Erase what the read model derived from personal data of ``subject``, which was
+        forgotten (``store.forget``). Optional: override it in a read model that copies
+        personal fields. The runner calls it once per forget (in the checkpoint's transaction
+        for a transactional projection: exactly once; at least once otherwise), for the live
+        generation and, during a blue/green rebuild, for the one being built. See
+        docs/erasure.md."""
+
+    @classmethod
+    def erases(cls) -> bool:
+        """True if the projection has a ``forgotten`` hook."""
+        return cls.forgotten is not Projection.forgotten
+
     def format_sql(self, statement: str, generation: int) -> str:
         return statement
 

@@ -56,11 +56,13 @@ from eventkeep.store.dcb import (
     check_condition,
     check_query,
 )
+from eventkeep.store.erasure import Erasure
 from eventkeep.store.events import Event, NewEvent, RawEvent, TypeRegistry, default_registry
 from eventkeep.store.hashing import ChainRow, VerifyReport
 from eventkeep.store.importing import ImportReport
 from eventkeep.store.lifecycle_store import LifecycleMixin
 from eventkeep.store.recorded import RecordedEvent
+from eventkeep.store.shredding import KeyStore
 from eventkeep.store.transfer import export_events, import_events
 from eventkeep.store.types import (
     ANY,
@@ -88,8 +90,9 @@ from eventkeep.store.validation import (
     check_stream_id,
     check_text,
 )
+from eventkeep.telemetry import span
 
-__all__ = ["EventStore", "Transaction", "Writer"]
+__all__ = ["EventStore", "Transaction", "Writer", "projection_reached"]
 
 
 def _count(number: int, noun: str) -> str:
@@ -107,7 +110,7 @@ def _check_expected(value: Any) -> Expected:
     )
 
 
-class EventStore(LifecycleMixin, abc.ABC):
+class EventStore(LifecycleMixin, Erasure, abc.ABC):
     """An append-only event store: streams of events, and one global log across them."""
 
     url: str
@@ -117,6 +120,7 @@ class EventStore(LifecycleMixin, abc.ABC):
         *,
         registry: TypeRegistry | None = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        key_store: KeyStore | None = None,
     ) -> None:
         check_count(max_event_bytes, what="max_event_bytes", minimum=1)
         if registry is not None and not isinstance(registry, TypeRegistry):
@@ -128,6 +132,8 @@ class EventStore(LifecycleMixin, abc.ABC):
         self._append_count = 0
         self._open_tx = threading.local()  # .tx: the transaction open on this thread, if any
         self.archive_dir = None  # where lifecycle operations write archives (docs/lifecycle.md)
+        self._key_store = key_store
+        self._append_hooks: list[Callable[[], object]] = []
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -169,7 +175,8 @@ class EventStore(LifecycleMixin, abc.ABC):
             return joined.append_many(appends, condition=condition)
         checked = check_condition(condition)
         batches = self._prepare_many(appends)
-        results = self._append(batches, checked)
+        with span("eventkeep.append", streams=len(batches)):
+            results = self._append_sealed(self._append, batches, checked)
         self._notify_appended()
         return results
 
@@ -192,7 +199,8 @@ class EventStore(LifecycleMixin, abc.ABC):
             return joined.append_events(events, condition=condition, metadata=metadata)
         checked = check_condition(condition)
         batches = [self._prepare_streamless(events, metadata)]
-        results = self._append(batches, checked)
+        with span("eventkeep.append", streams=1):
+            results = self._append_sealed(self._append, batches, checked)
         self._notify_appended()
         return results[0]
 
@@ -200,11 +208,13 @@ class EventStore(LifecycleMixin, abc.ABC):
         self, events: Iterable[AppendItem], metadata: Mapping[str, Any] | None
     ) -> PreparedAppend:
         items = cast("Sequence[AppendItem]", events)
+        self._shredder().begin_append()
         batch = self._prepare(StreamAppend(STREAMLESS_PREFIX + "new", items, NO_STREAM, metadata))
         first = batch.events[0].event_id
         return batch._replace(stream_id=f"{STREAMLESS_PREFIX}{uuid.UUID(bytes=first)}")
 
     def _prepare_many(self, appends: Iterable[StreamAppend]) -> list[PreparedAppend]:
+        self._shredder().begin_append()  # the codec encrypts personal fields through it
         if isinstance(appends, StreamAppend | str | bytes | Mapping):
             raise ValidationError(
                 f"append_many takes a list of StreamAppend, got a single {type(appends).__name__}"
@@ -298,6 +308,21 @@ class EventStore(LifecycleMixin, abc.ABC):
         with self._appended:
             self._append_count += 1
             self._appended.notify_all()
+        for hook in self._append_hooks:
+            hook()
+
+    def on_append(self, hook: Callable[[], object]) -> None:
+        """Call ``hook()`` (on any thread; it must be quick and must not raise) whenever new
+        events may be in the log: after each append through this store object and, on a
+        backend that hears of other processes' appends (PostgreSQL's LISTEN), when one is
+        announced. The asyncio API wakes its waiting tasks with it."""
+        self._append_hooks.append(hook)
+
+    @property
+    def poll_interval(self) -> float:
+        """The longest pause between two looks at the head while waiting for events: appends
+        that no hook announces (another process's, on SQLite) are seen within it."""
+        return POLL_INTERVALS[1]
 
     def _prepare(self, item: Any) -> PreparedAppend:
         if not isinstance(item, StreamAppend):
@@ -367,7 +392,10 @@ class EventStore(LifecycleMixin, abc.ABC):
     ) -> Iterator[RecordedEvent]:
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            page = self._read_stream_page(stream_id, low, high, backwards, size)
+            with span("eventkeep.read", stream_id=stream_id):
+                page = self._with_personal(
+                    self._read_stream_page(stream_id, low, high, backwards, size)
+                )
             yield from page
             if len(page) < size:
                 return
@@ -410,7 +438,8 @@ class EventStore(LifecycleMixin, abc.ABC):
             return
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            page = self._read_all_page(position, size, type_names, prefix)
+            with span("eventkeep.read", after=position):
+                page = self._with_personal(self._read_all_page(position, size, type_names, prefix))
             yield from page
             if len(page) < size:
                 return
@@ -443,7 +472,8 @@ class EventStore(LifecycleMixin, abc.ABC):
     ) -> Iterator[RecordedEvent]:
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            page = self._read_query_page(query, position, size)
+            with span("eventkeep.read", after=position, query=True):
+                page = self._with_personal(self._read_query_page(query, position, size))
             yield from page
             if len(page) < size:
                 return
@@ -622,23 +652,8 @@ class EventStore(LifecycleMixin, abc.ABC):
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = POLL_INTERVALS[0]
         while True:
-            records, checkpoints = self.projection_state()
-            if checkpoints.get(name, 0) >= position:
+            if projection_reached(name, position, *self.projection_state()):
                 return True
-            for record_name, data in records:
-                if record_name != name:
-                    continue
-                record = msgspec.json.decode(data)
-                if isinstance(record, dict) and record.get("state") == "failed":
-                    failing = record.get("failing_position")
-                    error = str(record.get("error") or record.get("last_error") or "")
-                    raise ProjectionFailedError(
-                        f"projection {name!r} is failed at position {failing} ({error}), before "
-                        f"position {position}; see `eventkeep projections status {name}`",
-                        name,
-                        failing if isinstance(failing, int) else None,
-                        error,
-                    )
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return False
@@ -897,7 +912,7 @@ class Transaction(abc.ABC):
         self._check_open()
         checked = check_condition(condition)
         batches = self.store._prepare_many(appends)
-        results = self._append(batches, checked)
+        results = self.store._append_sealed(self._append, batches, checked)
         self.appended = True
         return results
 
@@ -912,7 +927,7 @@ class Transaction(abc.ABC):
         self._check_open()
         checked = check_condition(condition)
         batches = [self.store._prepare_streamless(events, metadata)]
-        results = self._append(batches, checked)
+        results = self.store._append_sealed(self._append, batches, checked)
         self.appended = True
         return results[0]
 
@@ -1045,6 +1060,31 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def _records(self) -> list[tuple[str, bytes]]: ...
+
+
+def projection_reached(
+    name: str, position: int, records: list[tuple[str, bytes]], checkpoints: dict[str, int]
+) -> bool:
+    """Whether projection ``name`` has handled the log up to ``position``, by its records and
+    checkpoints (``projection_state``); raises ``ProjectionFailedError`` when it is failed
+    before ``position``. What every ``wait_for_projection`` (sync and async) polls."""
+    if checkpoints.get(name, 0) >= position:
+        return True
+    for record_name, data in records:
+        if record_name != name:
+            continue
+        record = msgspec.json.decode(data)
+        if isinstance(record, dict) and record.get("state") == "failed":
+            failing = record.get("failing_position")
+            error = str(record.get("error") or record.get("last_error") or "")
+            raise ProjectionFailedError(
+                f"projection {name!r} is failed at position {failing} ({error}), before "
+                f"position {position}; see `eventkeep projections status {name}`",
+                name,
+                failing if isinstance(failing, int) else None,
+                error,
+            )
+    return False
 
 
 Writer = EventStore | Transaction

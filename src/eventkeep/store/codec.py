@@ -28,14 +28,24 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
 from eventkeep.errors import EventTooLargeError, SerializationError, ValidationError
 from eventkeep.store.events import Event, NewEvent, RawEvent, TypeRegistry
+from eventkeep.store.personal import (
+    RESERVED_KEY,
+    PersonalField,
+    holds_personal,
+    holds_reserved_key,
+    personal_fields,
+)
 from eventkeep.store.tags import event_tags
 from eventkeep.store.validation import MAX_SCHEMA_VERSION, check_count, check_name
+
+if TYPE_CHECKING:
+    from eventkeep.store.shredding import Shredder
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
@@ -65,6 +75,9 @@ class PreparedEvent(NamedTuple):
     metadata: bytes
     tags: tuple[str, ...] = ()
     """Sorted, without repeats (:func:`eventkeep.store.dcb.event_tags`)."""
+    keys: tuple[tuple[str, bytes], ...] = ()
+    """Data subjects' keys made for this event, which the append stores in its own
+    transaction (their first use; see :mod:`eventkeep.store.shredding`)."""
 
 
 class Codec:
@@ -77,6 +90,8 @@ class Codec:
         self._dict_decoder = msgspec.json.Decoder(dict[str, Any])
         self._any_decoder = msgspec.json.Decoder()
         self._decoders: dict[type[Event], msgspec.json.Decoder[Any]] = {}
+        self.personal: Shredder | None = None
+        """Encrypts personal fields and reveals them on reads (set by the store)."""
 
     # -- encoding -----------------------------------------------------------------------------
 
@@ -84,6 +99,7 @@ class Codec:
         """Check and encode one item of an append call (an Event, RawEvent or NewEvent)."""
         tags = event_tags(item)
         event_id: bytes | None = None
+        new_keys: dict[str, bytes] = {}
         metadata: Mapping[str, Any] | None = call_metadata
         if type(item) is NewEvent:
             given_id = item.event_id
@@ -120,6 +136,12 @@ class Codec:
             untyped = _untyped_fields(cls)
             if untyped:
                 self._check_untyped_fields(item, cls, untyped, data, f"event {type_name!r}")
+            if holds_reserved_key(data):
+                raise _reserved_error(type_name)
+            spec = personal_fields(cls)
+            if spec:
+                event_id = event_id or new_event_id()
+                data = self._seal(data, spec, event_id, new_keys)
         elif isinstance(item, RawEvent):
             type_name = check_name(item.type, what="event type")
             schema_version = item.schema_version
@@ -134,9 +156,15 @@ class Codec:
                     f"data of event {type_name!r} must be a mapping, got {type(item.data).__name__}"
                 )
             data = self._encode_plain(item.data, f"event {type_name!r}", "data")
+            if holds_reserved_key(data):
+                raise _reserved_error(type_name)
             registered = self.registry.lookup(type_name)
             if registered is not None and schema_version == registered.__schema_version__:
                 self._check_fits(registered, type_name, schema_version, data)
+                spec = personal_fields(registered)
+                if spec:
+                    event_id = event_id or new_event_id()
+                    data = self._seal(data, spec, event_id, new_keys)
         else:
             raise ValidationError(
                 "append takes eventkeep.Event, RawEvent or NewEvent instances, "
@@ -156,9 +184,45 @@ class Codec:
                 size=size,
                 limit=self.max_event_bytes,
             )
+        if new_keys:
+            return PreparedEvent(
+                event_id or new_event_id(),
+                type_name,
+                schema_version,
+                data,
+                meta,
+                tags,
+                tuple(new_keys.items()),
+            )
         return PreparedEvent(
             event_id or new_event_id(), type_name, schema_version, data, meta, tags
         )
+
+    def _seal(
+        self,
+        data: bytes,
+        spec: tuple[PersonalField, ...],
+        event_id: bytes,
+        new_keys: dict[str, bytes],
+    ) -> bytes:
+        """``data`` with each personal field encrypted with its subject's key (the nonce is
+        derived from the event id and the field, so a retried append stores the same bytes)."""
+        shredder = self.personal
+        if shredder is None:
+            raise ValidationError("events with Personal fields are appended through a store")
+        fields = self._dict_decoder.decode(data)
+        encode = self._encoder.encode
+        for field in spec:
+            if field.key in fields:
+                subject = fields.get(field.subject_key)
+                fields[field.key] = shredder.encrypt(
+                    subject,
+                    encode(fields[field.key]),
+                    field.redacted,
+                    event_id + field.nonce,
+                    new_keys,
+                )
+        return encode(fields)
 
     def _encode(self, value: Any, what: str, may_hold_float: bool = True) -> bytes:
         try:
@@ -223,7 +287,16 @@ class Codec:
 
     # -- decoding -----------------------------------------------------------------------------
 
+    def reveal(self, raw: bytes) -> bytes:
+        """Stored data with personal values revealed (or redacted if forgotten)."""
+        if self.personal is not None and holds_personal(raw):
+            return self.personal.reveal(raw)
+        return raw
+
     def decode_data(self, raw: bytes | str) -> dict[str, Any]:
+        """Stored data as a mapping (personal values revealed, or redacted if forgotten)."""
+        if self.personal is not None and holds_personal(raw):
+            raw = self.personal.reveal(raw)
         try:
             return self._dict_decoder.decode(raw)
         except msgspec.DecodeError as exc:
@@ -233,6 +306,8 @@ class Codec:
         self, type_name: str, schema_version: int, raw: bytes | str
     ) -> Event | RawEvent:
         """Decode stored data into its registered class, upcasting old schema versions."""
+        if self.personal is not None and holds_personal(raw):
+            raw = self.personal.reveal(raw)
         cls = self.registry.lookup(type_name)
         if cls is None:
             return RawEvent(type_name, self.decode_data(raw), schema_version)
@@ -262,6 +337,13 @@ class Codec:
         if not raw or raw == "{}" or raw == _EMPTY:
             return {}
         return self.decode_data(raw)
+
+
+def _reserved_error(type_name: str) -> ValidationError:
+    return ValidationError(
+        f"data of event {type_name!r} uses the reserved key {RESERVED_KEY!r}, which marks "
+        "encrypted personal values in stored data; rename that key"
+    )
 
 
 def new_event_id() -> bytes:

@@ -24,6 +24,7 @@ from uuid import UUID
 import msgspec
 
 from eventkeep.errors import ConfigurationError
+from eventkeep.store.personal import check_personal_fields
 from eventkeep.store.validation import MAX_SCHEMA_VERSION, check_name
 
 __all__ = [
@@ -93,6 +94,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             cls.__aliases__ = ()
         cls.__upcasters__ = _collect_upcasters(cls)
         cls.__tags__ = _check_tag_templates(cls)
+        check_personal_fields(cls)  # a bad Personal marker fails here, not on first append
         if not abstract:
             default_registry.register(cls)
 

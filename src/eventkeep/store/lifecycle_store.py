@@ -97,6 +97,7 @@ class LifecycleMixin:
             self, prefix: str = "", *, limit: int | None = None
         ) -> list[StreamInfo]: ...
         def _delete_snapshots(self, prefix: str) -> int: ...
+        def _with_personal(self, page: Sequence[RecordedEvent]) -> Sequence[RecordedEvent]: ...
         def _anchor_source(self) -> contextlib.AbstractContextManager[AnchorSource]: ...
 
     # -- configuration ------------------------------------------------------------------------
@@ -399,7 +400,12 @@ class LifecycleMixin:
                             "which the operations log does not hold"
                         )
                     rows = self._archived_rows(op, removal, previous)
-                    events.extend(self._recorded(row) for row in rows if low <= row.version <= top)
+                    # Personal fields revealed (or redacted once forgotten), as on live reads.
+                    events.extend(
+                        self._with_personal(
+                            [self._recorded(row) for row in rows if low <= row.version <= top]
+                        )
+                    )
                 previous = removal.last_hash
         live = self._paged_stream(stream_id, max(low, first_live), high, False, None)
         events.extend(live)

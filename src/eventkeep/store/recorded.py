@@ -155,9 +155,16 @@ class RecordedEvent:
 
     @property
     def raw_data(self) -> bytes:
-        """The stored JSON bytes of the data."""
+        """The stored JSON bytes of the data (personal values as stored: encrypted)."""
         raw = self._raw_data
         return raw.encode() if isinstance(raw, str) else raw
+
+    @property
+    def revealed_data(self) -> bytes:
+        """The data's JSON bytes as readers see them: ``raw_data`` with each encrypted
+        personal value replaced by its plaintext, or by its redacted value once its subject
+        is forgotten (docs/erasure.md). ``raw_data`` itself for events without personal data."""
+        return self._codec.reveal(self.raw_data)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RecordedEvent):

@@ -23,6 +23,7 @@ from eventkeep.testing.contract_append import AppendContract
 from eventkeep.testing.contract_carry import LifecycleMovingContract
 from eventkeep.testing.contract_dcb import DcbContract
 from eventkeep.testing.contract_envelope import EnvelopeContract
+from eventkeep.testing.contract_erasure import ErasureContract
 from eventkeep.testing.contract_handles import HandlesContract
 from eventkeep.testing.contract_input import BadInputContract
 from eventkeep.testing.contract_integrity import IntegrityContract
@@ -49,6 +50,7 @@ class StoreContract(
     MovingContract,
     LifecycleContract,
     LifecycleMovingContract,
+    ErasureContract,
     PropertyContract,
     BadInputPropertyContract,
 ):

@@ -25,9 +25,10 @@ from eventkeep.store import NO_STREAM, EventStore
 from eventkeep.store.anchors import load_key
 from eventkeep.store.dcb import Query, QueryItem
 from eventkeep.store.events import NewEvent
+from eventkeep.store.personal import REDACTED
 from eventkeep.store.recorded import to_micros
 from eventkeep.testing.base import ContractBase, StoreFactory, deposits
-from eventkeep.testing.events import Deposited
+from eventkeep.testing.events import CustomerRegistered, Deposited
 
 __all__ = ["LifecycleContract"]
 
@@ -327,4 +328,29 @@ class LifecycleContract(ContractBase):
         assert lstore.head_position() == head
         result = lstore.append("c", deposits(1, 2))
         assert result.positions == (head + 1, head + 2)
+        assert lstore.verify().ok
+
+    def test_archived_personal_data_reads_revealed_then_redacted_after_forget(
+        self, lstore: EventStore, archives: Path
+    ) -> None:
+        lstore.append(
+            "customer-ada", [CustomerRegistered(customer_id="ada", email="ada@example.com")]
+        )
+        self.fill(lstore, "customer-ada", 2)
+        lstore.truncate("customer-ada", 2)  # the registration goes to an archive file
+        assert _versions(lstore, "customer-ada") == [2, 3]
+        first = next(lstore.read_stream("customer-ada", archived=True))
+        assert isinstance(first.event, CustomerRegistered)
+        assert first.event.email == "ada@example.com"
+        assert b"ada@example.com" not in b"".join(p.read_bytes() for p in archives.iterdir())
+        other = self.reopen(lstore)  # forgotten through another handle (another process)
+        try:
+            other.forget("ada")
+        finally:
+            if other is not lstore:
+                other.close()
+        first = next(lstore.read_stream("customer-ada", archived=True))
+        assert isinstance(first.event, CustomerRegistered)
+        assert first.event.email == REDACTED
+        assert first.data["email"] == REDACTED
         assert lstore.verify().ok

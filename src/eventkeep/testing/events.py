@@ -11,12 +11,13 @@ import dataclasses
 import enum
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 
 from eventkeep.store.events import Event, upcasts
+from eventkeep.store.personal import Personal
 
 __all__ = [
     "Address",
@@ -24,7 +25,9 @@ __all__ = [
     "Color",
     "ContractEvent",
     "CourseOpened",
+    "CustomerRegistered",
     "Deposited",
+    "EmailChanged",
     "Enrolled",
     "Level",
     "Line",
@@ -179,3 +182,23 @@ class CourseOpened(ContractEvent):
     __tags__ = ("course:{course}",)
     course: str
     capacity: int
+
+
+class CustomerRegistered(ContractEvent):
+    """Personal data of the subject ``customer_id`` (see docs/erasure.md)."""
+
+    __event_type__ = "contract.CustomerRegistered"
+    __tags__ = ("customer:{customer_id}",)
+
+    customer_id: str
+    email: Annotated[str, Personal(subject="customer_id")]
+    birth_year: Annotated[int, Personal(subject="customer_id", redacted=0)] = 1970
+    phone: Annotated[str | None, Personal(subject="customer_id")] = None
+    plan: str = "basic"
+
+
+class EmailChanged(ContractEvent):
+    __event_type__ = "contract.EmailChanged"
+
+    customer_id: str
+    email: Annotated[str, Personal(subject="customer_id")]

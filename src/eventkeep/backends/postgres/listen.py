@@ -36,6 +36,17 @@ class Listener:
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
         self._listen = sql.LISTEN.format(channel=quoted(db.channel))
+        self._hooks: list[Callable[[], object]] = []
+
+    @property
+    def poll_interval(self) -> float:
+        return self._poll_interval
+
+    def add_hook(self, hook: Callable[[], object]) -> None:
+        """Call ``hook()`` on the listener's thread whenever a notification announces a new
+        head (the asyncio API's waiters); starts listening."""
+        self._hooks.append(hook)
+        self._start()
 
     def wait(self, after: int, timeout: float | None, head: Callable[[], int]) -> bool:
         """True as soon as the head position is beyond ``after``; False after ``timeout``."""
@@ -94,9 +105,12 @@ class Listener:
         except ValueError:
             return
         with self._wake:
-            if position > self._announced:
-                self._announced = position
-                self._wake.notify_all()
+            if position <= self._announced:
+                return
+            self._announced = position
+            self._wake.notify_all()
+        for hook in self._hooks:
+            hook()
 
     def close(self) -> None:
         """Stop listening: the thread closes its connection within one poll interval (it is not

@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 from psycopg import sql as pg_sql
 
-from eventkeep.backends.postgres import dcb, lifecycle, moving, sql, writer
+from eventkeep.backends.postgres import dcb, keys, lifecycle, moving, sql, writer
 from eventkeep.backends.postgres.connection import Database, check_schema_name
 from eventkeep.backends.postgres.faults import first_line
 from eventkeep.backends.postgres.listen import Listener
@@ -56,6 +56,7 @@ from eventkeep.store.lifecycle import (
 )
 from eventkeep.store.lifecycle_store import Prepare
 from eventkeep.store.recorded import RecordedEvent, decode_tags, from_micros
+from eventkeep.store.shredding import ForgottenSubject, KeyStore
 from eventkeep.store.validation import check_count, check_seconds
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresStore"]
@@ -92,9 +93,10 @@ class PostgresStore(EventStore):
         poll_interval: float = 1.0,
         create: bool = True,
         archive_dir: str | Path | None = None,
+        key_store: KeyStore | None = None,
         **params: Any,
     ) -> None:
-        super().__init__(registry=registry, max_event_bytes=max_event_bytes)
+        super().__init__(registry=registry, max_event_bytes=max_event_bytes, key_store=key_store)
         # Archives of removed events: no file to put them next to, so operations that remove
         # events need archive_dir (soft deletes and reads do not).
         self._set_archive_dir(archive_dir, None)
@@ -422,6 +424,22 @@ class PostgresStore(EventStore):
         with self._db.connection() as conn:
             return conn.execute(sql.DELETE_SNAPSHOTS.format(where=where), params).rowcount
 
+    # -- erasure (see keys.py) -----------------------------------------------------------------
+
+    def _default_key_store(self) -> KeyStore:
+        return keys.PostgresKeyStore(self)
+
+    def _log_forget(
+        self, subject: str, at_us: int, by: str, reason: str, had_key: bool
+    ) -> ForgottenSubject:
+        return keys.log_forget(self, subject, at_us, by, reason, had_key)
+
+    def _forget_log(self, after: int) -> list[ForgottenSubject]:
+        return keys.forget_log(self, after)
+
+    def _delete_snapshots_holding(self, needle: bytes) -> int:
+        return keys.delete_snapshots_holding(self, needle)
+
     # -- waiting for new events ---------------------------------------------------------------
 
     def wait_for_events(self, after: int, timeout: float | None = None) -> bool:
@@ -436,6 +454,16 @@ class PostgresStore(EventStore):
         if timeout is not None:
             timeout = check_seconds(timeout, what="timeout (or None)")
         return self._listener.wait(after, timeout, self._head)
+
+    def on_append(self, hook: Callable[[], object]) -> None:
+        """See ``EventStore.on_append``: here also on every NOTIFY from another process (the
+        store's one listener starts listening)."""
+        super().on_append(hook)
+        self._listener.add_hook(hook)
+
+    @property
+    def poll_interval(self) -> float:
+        return self._listener.poll_interval
 
     def _head(self) -> int:
         with self._db.connection() as conn:

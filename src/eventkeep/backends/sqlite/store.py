@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from eventkeep.backends.sqlite import dcb, lifecycle, moving, sql
+from eventkeep.backends.sqlite import dcb, keys, lifecycle, moving, sql
 from eventkeep.backends.sqlite.transaction import SQLiteTransaction
 from eventkeep.errors import (
     BackendUnavailableError,
@@ -85,6 +85,7 @@ from eventkeep.store.lifecycle_store import Prepare
 from eventkeep.store.migrations import load_migrations
 from eventkeep.store.planner import Head, PlannedRow, new_heads, plan_append
 from eventkeep.store.recorded import RecordedEvent, decode_tags
+from eventkeep.store.shredding import ForgottenSubject, KeyStore
 from eventkeep.store.tags import encode_tags
 from eventkeep.store.validation import check_name, check_seconds
 
@@ -129,6 +130,8 @@ def _check_file_mode(value: Any) -> int:
 class SQLiteStore(EventStore):
     """An event store in one SQLite file, shared safely by threads and OS processes."""
 
+    _stores_keys_in_append = True  # see _append_in and keys.store_new_keys
+
     def __init__(
         self,
         path: str | Path,
@@ -139,8 +142,9 @@ class SQLiteStore(EventStore):
         busy_timeout: float = 10.0,
         file_mode: int | str = DEFAULT_FILE_MODE,
         archive_dir: str | Path | None = None,
+        key_store: KeyStore | None = None,
     ) -> None:
-        super().__init__(registry=registry, max_event_bytes=max_event_bytes)
+        super().__init__(registry=registry, max_event_bytes=max_event_bytes, key_store=key_store)
         mode = str(synchronous).upper()
         if mode not in SYNCHRONOUS_MODES:
             raise ConfigurationError(
@@ -572,6 +576,7 @@ class SQLiteStore(EventStore):
         is written (group commit relies on it); database errors may come at any point.
         The condition is checked here, under the write lock: no append can come in between.
         """
+        keys.store_new_keys(cur, batches, now)
         heads = self._heads(cur, batches)
         matched = None
         if condition is not None:
@@ -842,6 +847,22 @@ class SQLiteStore(EventStore):
             records = [(name, bytes(data)) for name, data in cur.execute(sql.PROJECTION_RECORDS)]
             checkpoints = {name: int(pos) for name, pos in cur.execute(sql.CHECKPOINTS)}
         return records, checkpoints
+
+    # -- erasure (see keys.py) -----------------------------------------------------------------
+
+    def _default_key_store(self) -> KeyStore:
+        return keys.SQLiteKeyStore(self)
+
+    def _log_forget(
+        self, subject: str, at_us: int, by: str, reason: str, had_key: bool
+    ) -> ForgottenSubject:
+        return keys.log_forget(self, subject, at_us, by, reason, had_key)
+
+    def _forget_log(self, after: int) -> list[ForgottenSubject]:
+        return keys.forget_log(self, after)
+
+    def _delete_snapshots_holding(self, needle: bytes) -> int:
+        return keys.delete_snapshots_holding(self, needle)
 
 
 class _CursorSource:

@@ -1,0 +1,170 @@
+"""eventkeep never blocks the event loop for more than 5 ms: asyncio's own slow-callback
+detection (debug mode, ``loop.slow_callback_duration = 0.005``) finds no callback of a
+workload of appends, reads, transactions, the repository and waiting that took longer."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+from aio_support import url
+
+import eventkeep.aio
+from eventkeep.aio import AsyncRepository, AsyncSubscription
+from eventkeep.examples.bank import BankAccount, Deposit, OpenAccount, account_decider
+from eventkeep.testing.events import Deposited
+
+__all__ = ["url"]  # the fixture
+
+BLOCKING = 0.005
+"""What blocking the loop means here: a callback longer than 5 ms."""
+HOLD = 0.4
+"""Seconds the database keeps appends waiting, three times during the workload."""
+
+
+async def workload(store: eventkeep.aio.AsyncEventStore) -> None:
+    accounts = AsyncRepository(store, BankAccount)
+    decided = AsyncRepository(store, account_decider)
+
+    async def customer(n: int) -> None:
+        account = accounts.create(f"c{n}")
+        account.open(owner=f"Customer {n}")
+        await accounts.save(account)
+        for _ in range(3):
+            await accounts.execute(f"c{n}", lambda a: a.deposit(Decimal("1.00")))
+        await decided.handle(f"d{n}", OpenAccount(owner=f"Customer {n}"))
+        await decided.handle(f"d{n}", Deposit(amount=Decimal("2.00")))
+        assert (await accounts.load(f"c{n}")).balance == Decimal("3.00")
+        await store.append(f"big-{n}", [Deposited(amount=Decimal(i)) for i in range(100)])
+        assert len(await store.read_stream(f"big-{n}").list()) == 100
+        async with store.transaction() as tx:
+            await tx.append(f"tx-{n}", [Deposited(amount=Decimal(1))], expected_version=0)
+            await tx.save_checkpoint(f"reader-{n}", 1, expected=None)
+
+    head = await store.head_position()
+    waiting = asyncio.create_task(store.wait_for_events(head, timeout=30))
+    customers = []
+    for n in range(8):  # one task per loop turn: in debug mode, starting a task is slow
+        customers.append(asyncio.create_task(customer(n)))
+        await asyncio.sleep(0)
+    await asyncio.gather(*customers)
+    assert await waiting
+    count = 0
+    async for batch in AsyncSubscription(store).batches(idle_timeout=0.0):
+        count += len(batch.events)
+    assert count == await store.head_position()
+    assert (await store.verify()).ok
+
+
+class LoopWatch:
+    """Every callback the loop runs: its wall time and the loop thread's CPU time in it."""
+
+    def __init__(self) -> None:
+        self.slow: list[tuple[float, float]] = []  # (wall, cpu) of callbacks over 5 ms wall
+        self.most_cpu = 0.0
+        self.busiest = ""
+        self._run = asyncio.events.Handle._run
+
+    def __enter__(self) -> LoopWatch:
+        run = self._run
+        watch = self
+
+        def timed(handle: asyncio.Handle) -> None:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            run(handle)
+            wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+            if cpu > watch.most_cpu:
+                watch.most_cpu, watch.busiest = cpu, _where(handle)
+            if wall > BLOCKING:
+                watch.slow.append((wall, cpu))
+
+        asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.events.Handle._run = self._run  # type: ignore[method-assign]
+
+
+def _where(handle: asyncio.Handle) -> str:
+    """The coroutine a callback ran, and where it stopped."""
+    task = getattr(handle._callback, "__self__", None)  # type: ignore[attr-defined]
+    coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+    frame = getattr(coro, "cr_frame", None)
+    if frame is None:
+        return repr(handle)
+    return f"{coro!r} at {frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def hold_the_write_lock(store: eventkeep.aio.AsyncEventStore, held: threading.Event) -> None:
+    """On a plain thread: keep a transaction with an append open for HOLD seconds, three times
+    (SQLite's write lock, PostgreSQL's sequencer, the memory store's lock): the async API's
+    appends wait that long for the database."""
+    for round in range(3):
+        with store.sync.transaction() as tx:
+            tx.append(f"holder-{round}", [Deposited(amount=Decimal(1))])
+            held.set()
+            time.sleep(HOLD)
+        time.sleep(0.05)
+
+
+def test_the_event_loop_never_waits_for_the_database_nor_works_for_more_than_5_ms(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """asyncio's slow-callback detection (debug mode, ``slow_callback_duration`` = 5 ms) while
+    the database makes every append wait ``HOLD`` seconds for a lock: had eventkeep waited for
+    the database on the loop, a callback would last that long. On a busy machine asyncio also
+    reports callbacks over 5 ms that the loop thread spent waiting for a CPU or for the GIL
+    (the store's threads hold it while they encode and decode), not working: the loop thread's
+    own CPU time in every callback is measured too, and must stay under 5 ms."""
+    waited: list[float] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.slow_callback_duration = BLOCKING
+        async with await eventkeep.aio.open_store(url) as store:
+            held = threading.Event()
+            holder = threading.Thread(target=hold_the_write_lock, args=(store, held))
+            holder.start()
+            await loop.run_in_executor(None, held.wait)
+            start = time.perf_counter()
+            await store.append("waits", [Deposited(amount=Decimal(1))])
+            waited.append(time.perf_counter() - start)
+            await workload(store)
+            await loop.run_in_executor(None, holder.join)
+
+    # A full garbage collection pauses whichever thread triggers it, the loop's too, for as
+    # long as the heap is big (the test session's is: 60-80 ms here): freeze what exists, as
+    # a latency-minded service does after start-up (docs/aio.md).
+    gc.collect()
+    gc.freeze()
+    try:
+        with caplog.at_level(logging.WARNING, logger="asyncio"), LoopWatch() as watch:
+            asyncio.run(main(), debug=True)
+    finally:
+        gc.unfreeze()
+    assert waited[0] > HOLD / 2  # the database did make the append wait
+    reported = [
+        float(r.getMessage().rsplit("took ", 1)[1].split()[0])
+        for r in caplog.records
+        if r.name == "asyncio" and "took" in r.getMessage()
+    ]
+    assert len(reported) >= len([wall for wall, _ in watch.slow if wall > BLOCKING * 1.2])
+    assert all(took < HOLD / 2 for took in reported), reported
+    assert watch.most_cpu < BLOCKING, (watch.busiest, watch.slow)
+
+
+def test_the_detection_finds_a_callback_that_blocks(caplog: pytest.LogCaptureFixture) -> None:
+    """The check above can fail: a callback that blocks for 20 ms is reported."""
+
+    async def main() -> None:
+        asyncio.get_running_loop().slow_callback_duration = 0.005
+        time.sleep(0.02)
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        asyncio.run(main(), debug=True)
+    assert any("took" in r.getMessage() for r in caplog.records if r.name == "asyncio")
