@@ -68,6 +68,11 @@ class _Operations:
     def import_(self, target: EventStore, records: list[dict[str, Any]]) -> None:
         carried = [_operation(record) for record in records]
         here = {op.operation_id: op for op in target._operations()}
+        ids = {op.operation_id for op, _ in carried}
+        given = max(
+            [target._last_event_position()]
+            + [r.last_position for r in target._removals(None) if r.operation_id not in ids]
+        )
         removed: list[Removal] = []
         for op, removals in carried:  # in the log's order: each stream's removals in turn
             removed.extend(removals)
@@ -80,6 +85,15 @@ class _Operations:
                         f"than the imported one ({op.kind} at {op.recorded_at} us)"
                     )
                 continue
+            if removals and min(r.first_position for r in removals) <= given:
+                raise ValidationError(
+                    f"the imported operations log names positions {target.url} has given "
+                    f"already (operation {op.operation_id}, {op.kind}, removed positions "
+                    f"{op.first_position}-{op.last_position}; the store is at {given}): an "
+                    "operations log is imported only into an empty store, or into a copy of "
+                    "its source's log (import the events without it: an export --after 0 of "
+                    "a --stream-prefix carries none)"
+                )
             _check_follows(target, removals)
             target._carry_operation(op, removals)
         target._carry_heads(list(removed_through(removed).values()))

@@ -173,16 +173,46 @@ class LifecycleMovingContract(ContractBase):
         again = copy_store(source, target)
         assert (again.written, again.resumed_after) == (0, last)
 
-    def test_an_operations_log_that_does_not_follow_the_targets_streams_is_refused(
+    def test_an_operations_log_is_refused_by_a_store_with_a_history_of_its_own(
         self, make_store: StoreFactory, tmp_path: Path
     ) -> None:
         source = self._source(make_store, tmp_path)
         target = make_store()
-        target.append("trunc-1", deposits(1, 2, 3))
+        target.append("mine", deposits(1, 2, 3))
         out = io.BytesIO()
         export_file(source, out)
-        with pytest.raises(IntegrityError, match="trunc-1"):
+        with pytest.raises(ValidationError, match="has given already"):
             import_file(target, io.BytesIO(out.getvalue()))
+        assert target.operations() == []
+        assert len(list(target.export())) == 3
+
+    def test_a_copy_resumed_after_the_source_removed_copied_events_is_refused(
+        self, make_store: StoreFactory, tmp_path: Path
+    ) -> None:
+        source = make_store(archive_dir=str(tmp_path / "archives"))
+        source.append("c", deposits(0))
+        source.append("a", deposits(1, 2))
+        source.append("b", deposits(3, 4))
+        target = make_store()
+        target.import_(list(source.export())[:3])  # what an interrupted copy left
+        source.truncate("a", 2, by="test")  # a copied event
+        with pytest.raises(ValidationError, match="has given already"):
+            copy_store(source, target)
+        assert target.operations() == []
+
+    def test_a_copy_resumed_after_the_source_removed_events_not_yet_copied_finishes(
+        self, make_store: StoreFactory, tmp_path: Path
+    ) -> None:
+        source = make_store(archive_dir=str(tmp_path / "archives"))
+        source.append("a", deposits(1, 2))
+        source.append("b", deposits(3, 4))
+        target = make_store()
+        target.import_(list(source.export())[:2])  # what an interrupted copy left
+        source.truncate("b", 2, by="test")
+        report = copy_store(source, target)
+        assert (report.written, report.resumed_after) == (1, 2)
+        assert lifecycle_state(target) == lifecycle_state(source)
+        assert target.verify(deep=False).ok
 
     def test_an_archive_file_changed_after_it_was_written_is_not_taken(
         self, make_store: StoreFactory, tmp_path: Path
