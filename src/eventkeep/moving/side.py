@@ -10,6 +10,12 @@ records again.
 
 An export holding records of a kind this eventkeep does not know is refused, rather than
 imported without them.
+
+Tables run in the order of :data:`SIDE_TABLES`. One that writes state the events depend on
+does so here, before them: the lifecycle's ``operation`` table writes the removals and the
+heads the following events chain on, and ``copy_store`` / ``import_file`` then tell
+``import_events`` which operations came along (``carried``), so events keep their source
+positions between the removed ones.
 """
 
 from __future__ import annotations
