@@ -138,3 +138,30 @@ def test_backup_writes_a_verified_copy(runner: CliRunner, db_url: str, tmp_path:
     assert f"Backed up {db_url} to {target}." in said
     assert "Verified: 3 events, intact." in said
     assert "exists already" in _run(runner, "--store", db_url, "backup", str(target), expect=2)
+
+
+def test_export_names_the_archives_and_import_takes_them_from_a_directory(
+    runner: CliRunner, db_url: str, tmp_path: Path
+) -> None:
+    _store_with_events(db_url)
+    with eventkeep.open_store(db_url) as store:
+        store.truncate("order-1", 2, by="test", reason="old")
+        store.delete_stream("invoice-1", by="test", reason="closed")
+        source_archives = store.archive_dir
+    assert source_archives is not None
+    out = tmp_path / "log.jsonl"
+    result = runner.invoke(main, ["--store", db_url, "export", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "names 1 archive file" in result.stderr
+    kinds = [json.loads(line)["kind"] for line in out.read_text("utf-8").splitlines()]
+    assert kinds == ["header", "operation", "operation", "stream_meta", "event", "event", "end"]
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    said = _run(runner, "--store", other, "import", str(out), "--archives", str(source_archives))
+    assert "Archive files: 1 copied, 0 already there." in said
+    with eventkeep.open_store(db_url) as a, eventkeep.open_store(other) as b:
+        assert list(a.export()) == list(b.export())
+        assert a.operations() == b.operations()
+        assert b.verify().ok
+        assert b.deletion("invoice-1") is not None
+    said = _run(runner, "copy", db_url, f"sqlite:///{tmp_path / 'copy.db'}")
+    assert "1 archive file copied" in said

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import eventkeep
-from eventkeep.moving import export_file, import_file
+from eventkeep.moving import copy_store, export_file, import_file
+from eventkeep.testing.contract_carry import lifecycle_state, with_lifecycle
 from moving_helpers import eventkeep_process, fill, kill_when, same_history
 from pg_fixtures import Target
 
@@ -40,6 +41,77 @@ def test_export_and_import_sqlite_to_postgres_to_sqlite_keep_every_byte_and_hash
         assert [e.event_id for e in last.read(query).events] == [
             e.event_id for e in first.read(query).events
         ]
+
+
+def test_export_and_import_sqlite_to_postgres_to_sqlite_carry_the_stream_lifecycle(
+    tmp_path: Path, target: Target
+) -> None:
+    """Soft- and hard-deleted, revived, truncated, compacted and log-archived streams, and a
+    removed log tail: the operations log, removals, stream metadata and archive files go
+    along, every position and field stays, and verify checks every archive on each store."""
+    dirs = {name: tmp_path / f"{name}-archives" for name in ("first", "middle", "last")}
+    with (
+        eventkeep.open_store(
+            f"sqlite:///{tmp_path / 'first.db'}", archive_dir=dirs["first"]
+        ) as first,
+        eventkeep.open_store(target.url, archive_dir=dirs["middle"]) as middle,
+        eventkeep.open_store(f"sqlite:///{tmp_path / 'last.db'}", archive_dir=dirs["last"]) as last,
+    ):
+        fill(first, 300, per_stream=7)
+        with_lifecycle(first)
+        expected = lifecycle_state(first)
+        archives = [op.archive_file for op in first.operations() if op.archive_file]
+        assert len(archives) >= 5
+        for (source, from_dir), destination in (
+            ((first, dirs["first"]), middle),
+            ((middle, dirs["middle"]), last),
+        ):
+            out = io.BytesIO()
+            export_file(source, out)
+            done = import_file(
+                destination, io.BytesIO(out.getvalue()), batch_size=64, archives=from_dir
+            )
+            assert done.complete
+            assert done.archives is not None
+            assert done.archives.copied == len(archives)
+            assert lifecycle_state(destination) == expected
+            report = destination.verify()
+            assert report.ok, report
+            assert sum("sha256 matches the log" in line for line in report.checked) == len(archives)
+            again = import_file(destination, io.BytesIO(out.getvalue()), archives=from_dir)
+            assert (again.written, again.archives) == (0, (0, len(archives), ()))
+            assert lifecycle_state(destination) == expected
+        assert [e.version for e in last.read_stream("trunc-1", archived=True)] == [1, 2, 3, 4]
+        appended = last.append("trunc-1", [eventkeep.RawEvent("Noted", {})], expected_version=4)
+        assert appended.positions == (expected["head"] + 1,)
+        assert last.verify().ok
+
+
+def test_copy_carries_the_stream_lifecycle_sqlite_to_postgres_to_sqlite(
+    tmp_path: Path, target: Target
+) -> None:
+    with (
+        eventkeep.open_store(
+            f"sqlite:///{tmp_path / 'first.db'}", archive_dir=tmp_path / "a1"
+        ) as first,
+        eventkeep.open_store(target.url, archive_dir=tmp_path / "a2") as middle,
+        eventkeep.open_store(
+            f"sqlite:///{tmp_path / 'last.db'}", archive_dir=tmp_path / "a3"
+        ) as last,
+    ):
+        fill(first, 200, per_stream=9)
+        with_lifecycle(first)
+        expected = lifecycle_state(first)
+        for source, destination in ((first, middle), (middle, last)):
+            report = copy_store(source, destination, batch_size=50)
+            assert report.archives_copied == len(
+                [op for op in first.operations() if op.archive_file]
+            )
+            assert lifecycle_state(destination) == expected
+            checked = destination.verify()
+            assert checked.ok, checked
+            assert not [line for line in checked.not_checked if "archive" in line]
+            assert copy_store(source, destination).written == 0
 
 
 def test_a_tampered_export_is_refused_by_postgres(tmp_path: Path, target: Target) -> None:
@@ -87,6 +159,29 @@ def test_copy_postgres_to_sqlite_killed_midway_is_finished_by_running_it_again(
     with eventkeep.open_store(target.url) as source:
         fill(source, 30_000)
     _killed_and_resumed(target.url, f"sqlite:///{tmp_path / 'copy.db'}", 30_000)
+
+
+def test_copy_of_a_store_with_removals_killed_midway_is_finished_with_its_lifecycle(
+    tmp_path: Path, target: Target
+) -> None:
+    archives = tmp_path / "archives"
+    source_url = f"sqlite:///{tmp_path / 'big.db'}?archive_dir={archives}"
+    with eventkeep.open_store(source_url, synchronous="OFF") as source:
+        fill(source, 30_000)
+        source.archive(before_position=500, by="test", reason="old log")
+        source.truncate("account-10", 5, by="test")
+        source.delete_stream("account-20", hard=True, by="test")
+        source.delete_stream("account-30", by="test")
+        source.set_retention("account-40", max_count=1)  # all below the kill
+        source.compact(by="test")
+    _killed_and_resumed(source_url, f"{target.url}&archive_dir={tmp_path / 'copied'}", 30_000)
+    with (
+        eventkeep.open_store(source_url) as source,
+        eventkeep.open_store(target.url, archive_dir=tmp_path / "copied") as copy,
+    ):
+        assert lifecycle_state(copy) == lifecycle_state(source)
+        report = copy.verify(deep=False)
+        assert not [line for line in report.not_checked if "archive" in line]
 
 
 def test_backup_of_a_postgres_store_names_pg_dump_without_the_password(target: Target) -> None:

@@ -12,6 +12,7 @@ hand anything for the loop over with ``loop.call_soon_threadsafe``. For a store'
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import IO
 
 from eventkeep import moving
@@ -68,6 +69,7 @@ async def import_file(
     batch_size: int = 1000,
     on_batch: Progress | None = None,
     on_header: Callable[[ExportHeader], object] | None = None,
+    archives: str | Path | None = None,
 ) -> FileImport:
     """See :func:`eventkeep.moving.import_file`: an export file (a binary file or its lines,
     read on one of the store's threads) imported into ``store``."""
@@ -80,6 +82,7 @@ async def import_file(
         batch_size=batch_size,
         on_batch=on_batch,
         on_header=on_header,
+        archives=archives,
     )
 
 

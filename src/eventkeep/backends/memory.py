@@ -33,7 +33,7 @@ from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.store.dcb import AppendCondition, Query, QueryItem
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
-from eventkeep.store.importing import TargetHead, plan_import
+from eventkeep.store.importing import Numbering, TargetHead, plan_import
 from eventkeep.store.lifecycle import (
     Operation,
     Removal,
@@ -141,7 +141,7 @@ class MemoryStore(EventStore):
                         break
             return out
 
-    def _import_rows(self, rows: list[ChainRow]) -> int:
+    def _import_rows(self, rows: list[ChainRow], removed_floor: int = 0) -> int:
         with self._lock:
             streams = {row.stream_id: row for row in rows}
             heads = {
@@ -153,19 +153,37 @@ class MemoryStore(EventStore):
                 for row in rows
                 if (found := self._found(row.event_id)) is not None
             }
-            last = next((row for row in reversed(self._log) if row is not None), None)
-            planned = plan_import(rows, heads, stored, last.recorded_at_us if last else 0)
+            last = self._last_event()
+            numbering = Numbering(len(self._log), max(last.position if last else 0, removed_floor))
+            planned = plan_import(
+                rows, heads, stored, last.recorded_at_us if last else 0, numbering
+            )
             for row in planned:
-                self._store(row._replace(position=len(self._log) + 1))
+                self._store(row)
             return len(planned)
+
+    def _last_event(self) -> ChainRow | None:
+        return next((row for row in reversed(self._log) if row is not None), None)
+
+    def _last_event_position(self) -> int:
+        with self._lock:
+            last = self._last_event()
+            return 0 if last is None else last.position
 
     def _found(self, event_id: bytes) -> ChainRow | None:
         position = self._ids.get(event_id)
         return None if position is None else self._log[position - 1]
 
     def _store(self, row: ChainRow) -> None:
-        """Add ``row`` (numbered with the next position) to the log and its indexes."""
-        self._log.append(row)
+        """Add ``row`` to the log at its position (above every stored event: the slots between
+        stay empty, as removed events' do) and to its indexes."""
+        log = self._log
+        if row.position > len(log):
+            log.extend([None] * (row.position - 1 - len(log)))
+            log.append(row)
+        else:  # a slot a carried removal reserved (see _carry_operation)
+            assert log[row.position - 1] is None
+            log[row.position - 1] = row
         self._streams.setdefault(row.stream_id, []).append(row.position)
         self._ids[row.event_id] = row.position
         self._by_type.setdefault(row.type, []).append(row.position)
@@ -389,6 +407,27 @@ class MemoryStore(EventStore):
             self._removed.extend(planned.removals)
             self._meta.update(planned.meta)
             return planned.operation
+
+    def _carry_operation(self, operation: Operation, removals: list[Removal]) -> bool:
+        with self._lock:
+            if any(op.operation_id == operation.operation_id for op in self._operations_log):
+                return False
+            for removal in removals:
+                # The removed versions' positions: each removal logs its first and last one
+                # (the slots between stay empty: read and verify skip them, as removed ones).
+                positions = self._streams.setdefault(removal.stream_id, [])
+                positions.append(removal.first_position)
+                positions.extend(
+                    [removal.last_position] * (removal.last_version - removal.first_version)
+                )
+                if removal.last_position > len(self._log):
+                    self._log.extend([None] * (removal.last_position - len(self._log)))
+            self._operations_log.append(operation._replace(state="done"))
+            self._removed.extend(removals)
+            return True
+
+    def _carry_heads(self, removals: list[Removal]) -> int:
+        return 0  # a stream's head is its positions' last: _carry_operation wrote them
 
     def _selected(self, selection: Selection) -> list[ChainRow]:
         if selection.stream_id is None:

@@ -52,8 +52,10 @@ __all__ = ["backup", "copy", "export", "import_"]
 def export(store: EventStore, after: int, stream_prefix: str | None, output: Path | None) -> None:
     """Write the store's events to JSON lines, exactly as stored (for import elsewhere).
 
-    One header line, one line per event (ids, versions, recorded_at, data and metadata bytes,
-    tags, hashes), one end line; see docs/moving.md for the format.
+    One header line, the stream lifecycle's records (operations log, removals, stream
+    metadata; whole exports only), one line per event (ids, versions, positions, recorded_at,
+    data and metadata bytes, tags, hashes), one end line; see docs/moving.md for the format.
+    Archive files are not in the export: it names them, and import --archives DIR takes them.
 
     \b
     Examples:
@@ -77,6 +79,13 @@ def export(store: EventStore, after: int, stream_prefix: str | None, output: Pat
         )
         out.flush()
     click.echo(f"Exported {plural(count, 'event')} from {display_url(store.url)}.", err=True)
+    named = [op for op in store.operations() if op.archive_file] if not after else []
+    if named and not stream_prefix:
+        click.echo(
+            f"The export names {plural(len(named), 'archive file')} of its operations log "
+            f"(in {store.archive_dir}); import them with: import --archives DIR",
+            err=True,
+        )
 
 
 @click.command("import")
@@ -88,19 +97,27 @@ def export(store: EventStore, after: int, stream_prefix: str | None, output: Pat
     show_default=True,
     help="Events per transaction.",
 )
+@click.option(
+    "--archives",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="A directory holding the archive files the export's operations name (the source's "
+    "archive directory): copied into this store's, each checked against its digest.",
+)
 @pass_store(create=True)
-def import_(store: EventStore, file: IO[bytes], batch_size: int) -> None:
+def import_(store: EventStore, file: IO[bytes], batch_size: int, archives: Path | None) -> None:
     """Import an export file (or stdin) into the store, exactly as exported.
 
-    Every event keeps its id, stream version, recorded_at, bytes, tags and hash, and is
-    numbered here in the file's order; every hash is checked against its chain first (an
-    edited file is refused). Events already here, identical, are skipped: importing again is
-    harmless, and finishes an import that was cut short. A batch with a refused event is not
-    written at all.
+    Every event keeps its id, stream version, recorded_at, bytes, tags, hash and (into an
+    empty store) its position; every hash is checked against its chain first (an edited file
+    is refused). A whole export also carries the stream lifecycle (operations log, removals,
+    stream metadata), written first; its archive files come from --archives. Events already
+    here, identical, are skipped: importing again is harmless, and finishes an import that
+    was cut short. A batch with a refused event is not written at all.
 
     \b
     Examples:
-      eventkeep --store postgresql://app@db/app import log.jsonl
+      eventkeep --store postgresql://app@db/app import log.jsonl --archives ./app.db-archives
       eventkeep export | eventkeep --store sqlite:///copy.db import -
     """
     given = getattr(file, "name", "<stdin>")
@@ -115,12 +132,24 @@ def import_(store: EventStore, file: IO[bytes], batch_size: int) -> None:
                 advance(0, max(header.head_position - header.after, 0))
 
         done = import_file(
-            store, file, name=name, batch_size=batch_size, on_batch=show, on_header=size
+            store,
+            file,
+            name=name,
+            batch_size=batch_size,
+            on_batch=show,
+            on_header=size,
+            archives=archives,
         )
     click.echo(
         f"Imported {plural(done.written, 'event')} into {display_url(store.url)} "
         f"({done.skipped} already there)."
     )
+    if done.archives is not None:
+        taken = done.archives
+        click.echo(
+            f"Archive files: {taken.copied} copied, {taken.present} already there"
+            + (f", {len(taken.missing)} not in {archives}." if taken.missing else ".")
+        )
     if not done.complete:
         fail(
             f"{name} ends without its end line: the export was cut short. What it held is "
@@ -156,10 +185,12 @@ def _open(url: str, *, create: bool) -> EventStore:
 def copy(ctx: click.Context, source_url: str, target_url: str, batch_size: int) -> None:
     """Copy every event of SRC_URL into DST_URL, one to one, resumably.
 
-    Events keep their ids, versions, order, recorded_at, bytes, tags and hashes (verify passes
-    on the copy). Interrupted (even killed), the same command finishes the copy: it resumes
-    after the destination's last event, which must be the source's event there. Snapshots and
-    projection checkpoints are not copied (docs/moving.md).
+    Events keep their ids, versions, positions, recorded_at, bytes, tags and hashes (verify
+    passes on the copy); the stream lifecycle (operations log, removals, stream metadata) goes
+    first, and the archive files too when both stores have an archive directory. Interrupted
+    (even killed), the same command finishes the copy: it resumes after the destination's last
+    event, which must be the source's event there. Snapshots and projection checkpoints are
+    not copied (docs/moving.md).
 
     \b
     Examples:
@@ -172,7 +203,7 @@ def copy(ctx: click.Context, source_url: str, target_url: str, batch_size: int) 
     target = _open(target_url, create=True)
     ctx.call_on_close(target.close)
     after = resume_position(source, target)
-    total = max(source.head_position() - after, 0)
+    total = max(source.head_position() - after, 0)  # positions: removed ones count too
     with progress_bar("copying", total) as advance:
 
         def show(report: ImportReport) -> None:
@@ -183,7 +214,12 @@ def copy(ctx: click.Context, source_url: str, target_url: str, batch_size: int) 
     click.echo(
         f"Copied {plural(report.written, 'event')} from {display_url(source.url)} to "
         f"{display_url(target.url)}{resumed}; the copy holds the source up to position "
-        f"{report.source_head}."
+        f"{report.source_head}"
+        + (
+            f"; {plural(report.archives_copied, 'archive file')} copied."
+            if report.archives_copied
+            else "."
+        )
     )
 
 

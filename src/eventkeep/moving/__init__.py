@@ -6,6 +6,7 @@
 - :func:`write_export` / :func:`read_export`: the JSON lines format (docs/moving.md).
 - :func:`copy_store`: one store into another, one to one, resumable.
 - :func:`backup_sqlite`: a consistent copy of a SQLite store's file while writers run.
+- :func:`take_archives`: the archive files an imported operations log names, from a directory.
 """
 
 from eventkeep.moving.backup import backup_sqlite
@@ -17,6 +18,7 @@ from eventkeep.moving.jsonl import (
     read_export,
     write_export,
 )
+from eventkeep.moving.lifecycle import ArchiveCopy, take_archives
 from eventkeep.moving.transfer import (
     COPY_BATCH_SIZE,
     CopyReport,
@@ -31,6 +33,7 @@ __all__ = [
     "COPY_BATCH_SIZE",
     "FORMAT",
     "FORMAT_VERSION",
+    "ArchiveCopy",
     "CopyReport",
     "ExportHeader",
     "FileImport",
@@ -43,5 +46,6 @@ __all__ = [
     "import_file",
     "read_export",
     "resume_position",
+    "take_archives",
     "write_export",
 ]

@@ -14,7 +14,8 @@ they are, so they come back byte for byte; stored bytes that could not stand in 
 are (a line break, surrounding whitespace: eventkeep never writes such) go as ``data_text`` /
 ``metadata_text`` instead, a JSON string holding the stored text. ``recorded_at`` has
 microseconds, in UTC; ``hash`` is hex; ``tags`` is left out when there are none; ``position``
-is the event's position in the source (the target numbers its own, in the same order).
+is the event's position in the source (kept by the target when it has not given it yet, see
+:mod:`eventkeep.store.importing`).
 The ``end`` line tells a complete export from one cut short.
 
 Records of other kinds (side records: tables other parts of eventkeep carry, see

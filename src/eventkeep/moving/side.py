@@ -10,6 +10,12 @@ records again.
 
 An export holding records of a kind this eventkeep does not know is refused, rather than
 imported without them.
+
+Tables run in the order of :data:`SIDE_TABLES`. One that writes state the events depend on
+does so here, before them: the lifecycle's ``operation`` table writes the removals and the
+heads the following events chain on, and ``copy_store`` / ``import_file`` then tell
+``import_events`` which operations came along (``carried``), so events keep their source
+positions between the removed ones.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any, Protocol
 
 from eventkeep.errors import ValidationError
 from eventkeep.moving.jsonl import SideRecord
+from eventkeep.moving.lifecycle import OPERATIONS, STREAM_META
 from eventkeep.store.base import EventStore
 
 __all__ = ["SIDE_TABLES", "SideTable", "copy_side_records", "import_side_records", "side_records"]
@@ -39,8 +46,10 @@ class SideTable(Protocol):
         ...
 
 
-SIDE_TABLES: list[SideTable] = []
-"""Every table export, import and copy carry besides the events. Empty in this version."""
+SIDE_TABLES: list[SideTable] = [OPERATIONS, STREAM_META]
+"""Every table export, import and copy carry besides the events, in the order they are written:
+the stream lifecycle's operations log (with its removals and the heads they leave) and its
+stream metadata (:mod:`eventkeep.moving.lifecycle`)."""
 
 
 def side_records(source: EventStore) -> Iterator[SideRecord]:

@@ -14,10 +14,17 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from eventkeep.errors import ValidationError
+from eventkeep.moving.lifecycle import copy_archives
 from eventkeep.moving.side import copy_side_records
 from eventkeep.store.base import EventStore
 from eventkeep.store.hashing import ChainRow
-from eventkeep.store.transfer import Progress, check_row, export_events, import_events
+from eventkeep.store.transfer import (
+    Progress,
+    check_outside_transaction,
+    check_row,
+    export_events,
+    import_events,
+)
 
 __all__ = [
     "COPY_BATCH_SIZE",
@@ -35,31 +42,34 @@ COPY_BATCH_SIZE = 5000
 
 class CopyReport(NamedTuple):
     """What ``copy_store`` did: events written and skipped, the source position it resumed
-    after (0: it started from the beginning), and the source's head position it copied up to."""
+    after (0: it started from the beginning), the source's head position it copied up to, and
+    the archive files it copied (0 also when either store has no archive directory)."""
 
     written: int
     skipped: int
     resumed_after: int
     source_head: int
+    archives_copied: int = 0
 
 
 def resume_position(source: EventStore, target: EventStore) -> int:
     """The source position up to which ``target`` already holds a copy of ``source``'s log:
-    where the target's last event is in the source (0 when the target is empty).
+    the position of the target's last stored event, which must be the source's event there
+    (0 when the target holds no event; removed events, and operations a copy carried, do not
+    count: positions are kept).
 
     Raises ``ValidationError`` when the target's first or last event is not the source's
     event at that place (same id, stream, version and hash): the target is not a copy of the
     source (an import of part of its streams, say).
     """
-    head = target.head_position()
+    head = target._last_event_position()
     if head == 0:
         return 0
     last = target._export_page(head - 1, 1, None)
     if not last:
-        raise ValidationError(f"{target.url}: no event at its head position {head}")
+        raise ValidationError(f"{target.url}: no event at its last position {head}")
     mine = last[0]
-    found = next(iter(source.read_stream(mine.stream_id, mine.version, mine.version)), None)
-    theirs = None if found is None else source._export_page(found.position - 1, 1, None)
+    theirs = source._export_page(mine.position - 1, 1, None)
     if not theirs or _identity(theirs[0]) != _identity(mine):
         raise ValidationError(
             f"{target.url} is not a copy of {source.url}: its last event (stream "
@@ -77,8 +87,8 @@ def resume_position(source: EventStore, target: EventStore) -> int:
     return theirs[0].position
 
 
-def _identity(row: ChainRow) -> tuple[str, int, bytes, bytes]:
-    return (row.stream_id, row.version, row.event_id, row.hash)
+def _identity(row: ChainRow) -> tuple[str, int, int, bytes, bytes]:
+    return (row.stream_id, row.version, row.position, row.event_id, row.hash)
 
 
 def copy_store(
@@ -96,16 +106,26 @@ def copy_store(
     whole, so the target always holds a prefix of the source's log, and an event already there
     is skipped, never duplicated. Events appended to the source meanwhile are copied up to the
     source's head when the copy began; run it again to take the rest.
-    Snapshots and projection checkpoints are not copied (docs/moving.md says why).
+
+    The side tables (:data:`eventkeep.moving.side.SIDE_TABLES`: the lifecycle's operations
+    log, removals and stream metadata) are copied first, then, when both stores have an
+    archive directory, the archive files the operations name; events keep their positions,
+    gaps included. Snapshots and projection checkpoints are not copied (docs/moving.md).
     """
     if source is target:
         raise ValidationError("copy_store needs two different stores")
+    check_outside_transaction(target)
     after = resume_position(source, target)
     head = source.head_position()
     copy_side_records(source, target)
+    archives = copy_archives(source, target)
+    carried = {op.operation_id for op in source._operations()}
     with _Prefetch(source, after, head, batch_size) as rows:
-        report = import_events(target, rows, batch_size=batch_size, on_batch=on_batch, check=False)
-    return CopyReport(report.written, report.skipped, after, head)
+        report = import_events(
+            target, rows, batch_size=batch_size, on_batch=on_batch, check=False, carried=carried
+        )
+    copied = archives.copied if archives is not None else 0
+    return CopyReport(report.written, report.skipped, after, head, copied)
 
 
 class _Prefetch:

@@ -656,7 +656,8 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
 
     def import_(self, rows: Iterable[ChainRow], *, batch_size: int = 1000) -> ImportReport:
         """Write events exported from a store (:meth:`export`) as they are: same ids, versions,
-        times, bytes and hashes, numbered here in the order given. Every hash is checked
+        times, bytes and hashes, at their positions when this store has not given them yet
+        (else numbered after its head, in the order given). Every hash is checked
         against its chain first; events already here (same id and hash) are skipped. See
         :func:`eventkeep.store.transfer.import_events`."""
         return import_events(self, rows, batch_size=batch_size)
@@ -800,10 +801,16 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
         ``prefix``), in log order, as stored, hashes included."""
         raise ConfigurationError(f"{type(self).__name__} cannot export its events")
 
-    def _import_rows(self, rows: list[ChainRow]) -> int:
+    def _import_rows(self, rows: list[ChainRow], removed_floor: int = 0) -> int:
         """Write one batch of exported events in one transaction that appends cannot
         interleave with, as :func:`eventkeep.store.importing.plan_import` decides (nothing
-        when it raises); returns how many were written (the others were there already)."""
+        when it raises); returns how many were written (the others were there already).
+        ``removed_floor``: the last position removed by an operation the import does not
+        carry (:class:`~eventkeep.store.importing.Numbering`)."""
+        raise ConfigurationError(f"{type(self).__name__} cannot import events")
+
+    def _last_event_position(self) -> int:
+        """The position of the last stored event (0: none), below any removed ones."""
         raise ConfigurationError(f"{type(self).__name__} cannot import events")
 
     @abc.abstractmethod

@@ -1,11 +1,20 @@
 """Importing stored events: the one place that decides what an import writes, for every backend.
 
 An import takes events as another store holds them (:class:`~eventkeep.store.hashing.ChainRow`:
-ids, stream versions, ``recorded_at``, data and metadata bytes, tags and hashes) and writes them
-as they are, positions numbered by the target in the order given. :func:`plan_import` is a pure
-function of one batch of such rows, the target's heads of their streams, the target's stored
-events under their event ids, and the time of the target's last event. It returns the rows to
-write, or raises, before anything is written:
+ids, stream versions, positions, ``recorded_at``, data and metadata bytes, tags and hashes) and
+writes them as they are. :func:`plan_import` is a pure function of one batch of such rows, the
+target's heads of their streams, the target's stored events under their event ids, the time of
+the target's last event and where the target's log stands (:class:`Numbering`). It returns the
+rows to write, each with the position the target gives it, or raises, before anything is
+written:
+
+- an event keeps its position from the source when that is above every position the target
+  has given (its last stored event, and the events its own lifecycle operations removed); so an
+  import into an empty store, or a copy, keeps every position, gaps included (events the source
+  removed). Removals the import carries itself (the source's operations log, a side record)
+  do not count: the source's events never stood at the positions they name. An event whose
+  position the target has already given is numbered after the target's head instead, as an
+  append would be, and so are the events after it that would otherwise go backwards;
 
 - an event already stored under its id, identical in every field but its position, is
   skipped (re-running an import is idempotent); the same id stored as anything else is a
@@ -32,7 +41,7 @@ from typing import NamedTuple
 from eventkeep.errors import DuplicateEventIdError, IntegrityError, ValidationError
 from eventkeep.store.hashing import GENESIS, ChainRow, chain_hash
 
-__all__ = ["ImportReport", "TargetHead", "plan_import", "same_event"]
+__all__ = ["ImportReport", "Numbering", "TargetHead", "plan_import", "same_event"]
 
 
 class TargetHead(NamedTuple):
@@ -40,6 +49,19 @@ class TargetHead(NamedTuple):
 
     version: int
     last_hash: bytes
+
+
+class Numbering(NamedTuple):
+    """Where the target's log stands for an import batch.
+
+    ``head``: its head position (its last stored event, or the last event its lifecycle
+    operations removed if that is higher: appends number above it). ``keep_above``: the
+    position above which an imported event may keep its source position: the target's last
+    stored event, or the last event removed by an operation the import does not carry, if
+    higher (see the module docstring)."""
+
+    head: int
+    keep_above: int
 
 
 class ImportReport(NamedTuple):
@@ -56,11 +78,13 @@ def plan_import(
     heads: Mapping[str, TargetHead],
     stored: Mapping[bytes, ChainRow],
     last_recorded_at_us: int,
+    numbering: Numbering,
 ) -> list[ChainRow]:
-    """The rows of the batch to write, in order (the others are stored already); raises if any
-    row cannot be written. ``stored``: the target's events under the batch's event ids (those
-    it has). See the module docstring."""
+    """The rows of the batch to write, in order, with their positions in the target (the
+    others are stored already); raises if any row cannot be written. ``stored``: the target's
+    events under the batch's event ids (those it has). See the module docstring."""
     tips: dict[str, TargetHead] = {}
+    given, top = numbering.keep_above, max(numbering.head, numbering.keep_above)
     floor = last_recorded_at_us
     out: list[ChainRow] = []
     new = TargetHead(0, GENESIS)
@@ -110,7 +134,9 @@ def plan_import(
             )
         floor = at
         tips[stream_id] = TargetHead(version, digest)
-        out.append(row)
+        position = row.position if row.position > given else top + 1
+        given, top = position, max(top, position)
+        out.append(row if position == row.position else row._replace(position=position))
     return out
 
 

@@ -552,6 +552,18 @@ class LifecycleMixin:
         operation, save the metadata; returns the operation (None when ``prepare`` did)."""
         raise ConfigurationError(f"{type(self).__name__} does not support stream lifecycle")
 
+    def _carry_operation(self, operation: Operation, removals: list[Removal]) -> bool:
+        """Write another store's ``operation`` and its ``removals`` as they are (a copy of the
+        store, :mod:`eventkeep.moving.lifecycle`), in one transaction, the way
+        ``_lifecycle_write`` writes them (open, removals, closed); deletes nothing. False when
+        the operation is here already."""
+        raise ConfigurationError(f"{type(self).__name__} does not support stream lifecycle")
+
+    def _carry_heads(self, removals: list[Removal]) -> int:
+        """Write, in one transaction, the head of each removal's stream that has none (naming
+        the removal's last event: a stream whose events were all removed); returns how many."""
+        raise ConfigurationError(f"{type(self).__name__} does not support stream lifecycle")
+
 
 class _RestoredSource:
     """An anchor source with archived rows merged back in, by position."""

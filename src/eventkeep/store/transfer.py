@@ -5,12 +5,13 @@ batching and checks of ``import_``, over the backend primitives ``EventStore._ex
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any, Protocol
 
 from eventkeep.errors import ValidationError
 from eventkeep.store.hashing import ChainRow
 from eventkeep.store.importing import ImportReport
+from eventkeep.store.lifecycle import Removal
 from eventkeep.store.types import PAGE_SIZE
 from eventkeep.store.validation import (
     MAX_SCHEMA_VERSION,
@@ -20,7 +21,7 @@ from eventkeep.store.validation import (
     check_text,
 )
 
-__all__ = ["Progress", "check_row", "export_events", "import_events"]
+__all__ = ["Progress", "check_outside_transaction", "check_row", "export_events", "import_events"]
 
 Progress = Callable[[ImportReport], object]
 """Called after each batch of an import with the totals so far."""
@@ -32,7 +33,9 @@ class EventStore(Protocol):
 
     def _export_page(self, after: int, limit: int, prefix: str | None) -> list[ChainRow]: ...
 
-    def _import_rows(self, rows: list[ChainRow]) -> int: ...
+    def _import_rows(self, rows: list[ChainRow], removed_floor: int = 0) -> int: ...
+
+    def _removals(self, stream_id: str | None) -> list[Removal]: ...
 
     def joined_transaction(self) -> object: ...
 
@@ -71,6 +74,7 @@ def import_events(
     batch_size: int = 1000,
     on_batch: Progress | None = None,
     check: bool = True,
+    carried: Collection[str] = (),
 ) -> ImportReport:
     """Write exported events into ``store`` as they are, ``batch_size`` per transaction.
 
@@ -79,15 +83,18 @@ def import_events(
     versions or a ``recorded_at`` before the store's last event raise (see
     :func:`eventkeep.store.importing.plan_import`) and leave that batch unwritten; the batches
     before it stay, and running the import again skips them. ``check``: validate every row's
-    fields first (rows from another store's ``export`` need not be).
+    fields first (rows from another store's ``export`` need not be). ``carried``: the ids of
+    the operations whose removals came with these events (the source's operations log, already
+    imported): events keep their source positions between the ones those removals name.
     """
     check_count(batch_size, what="batch_size", minimum=1)
-    if store.joined_transaction() is not None:
-        raise ValidationError(
-            "import_ writes in transactions of its own; call it outside store.transaction()"
-        )
+    check_outside_transaction(store)
     if isinstance(rows, ChainRow):
         raise ValidationError("import_ takes a list of exported events, got a single one")
+    kept = frozenset(carried)
+    floor = max(
+        (r.last_position for r in store._removals(None) if r.operation_id not in kept), default=0
+    )
     written = skipped = last = 0
     batch: list[ChainRow] = []
     for row in rows:
@@ -101,19 +108,27 @@ def import_events(
         last = row.position
         batch.append(row)
         if len(batch) >= batch_size:
-            done = store._import_rows(batch)
+            done = store._import_rows(batch, floor)
             written, skipped = written + done, skipped + len(batch) - done
             batch = []
             if on_batch is not None:
                 on_batch(ImportReport(written, skipped, last))
     if batch:
-        done = store._import_rows(batch)
+        done = store._import_rows(batch, floor)
         written, skipped = written + done, skipped + len(batch) - done
         if on_batch is not None:
             on_batch(ImportReport(written, skipped, last))
     if written:
         store._notify_appended()
     return ImportReport(written, skipped, last)
+
+
+def check_outside_transaction(store: EventStore) -> None:
+    """Refuse an import (or copy) into ``store`` from inside one of its transactions."""
+    if store.joined_transaction() is not None:
+        raise ValidationError(
+            "import_ writes in transactions of its own; call it outside store.transaction()"
+        )
 
 
 def check_row(row: Any) -> ChainRow:

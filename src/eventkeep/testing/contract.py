@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from eventkeep.testing.contract_anchors import AnchorContract
 from eventkeep.testing.contract_append import AppendContract
+from eventkeep.testing.contract_carry import LifecycleMovingContract
 from eventkeep.testing.contract_dcb import DcbContract
 from eventkeep.testing.contract_envelope import EnvelopeContract
 from eventkeep.testing.contract_erasure import ErasureContract
@@ -48,6 +49,7 @@ class StoreContract(
     DcbContract,
     MovingContract,
     LifecycleContract,
+    LifecycleMovingContract,
     ErasureContract,
     PropertyContract,
     BadInputPropertyContract,

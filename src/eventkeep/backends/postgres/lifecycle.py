@@ -6,6 +6,7 @@ Functions over a cursor, so that the store decides the connection and transactio
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -28,6 +29,8 @@ __all__ = [
     "REMOVALS_OF",
     "STREAM_META",
     "STREAM_METAS",
+    "carry_heads",
+    "carry_operation",
     "meta_of",
     "remove",
     "save_meta",
@@ -198,6 +201,44 @@ def remove(
     for meta_stream, meta in planned.meta.items():
         save_meta(cur, meta_stream, meta)
     return op
+
+
+OPERATION_EXISTS = "SELECT 1 FROM eventkeep_operations WHERE operation_id = %s"
+
+STREAM_HAS_HEAD = "SELECT 1 FROM streams WHERE stream_id = %s"
+
+INSERT_HEAD = (
+    "INSERT INTO streams (stream_id, version, last_hash, last_recorded_at) VALUES (%s, %s, %s, %s)"
+)
+
+
+def carry_operation(conn: psycopg.Connection[Any], op: Operation, removals: list[Removal]) -> bool:
+    """Write another store's operation and its removals, in the transaction open on ``conn``,
+    the way the removal path does (open, removals, closed); False when it is here."""
+    if conn.execute(OPERATION_EXISTS, (op.operation_id,)).fetchone() is not None:
+        return False
+    conn.execute(INSERT_OPERATION, op._replace(state="open" if removals else "done"))
+    if removals:
+        with conn.cursor() as many:
+            many.executemany(INSERT_REMOVAL, removals)
+        conn.execute(CLOSE_OPERATION, (op.operation_id,))
+    return True
+
+
+def carry_heads(
+    conn: psycopg.Connection[Any], removals: list[Removal], recorded_at: list[datetime]
+) -> int:
+    """Write the head of each removal's stream that has none here (it names the removal's last
+    event, which the head trigger allows while no event of the stream is stored);
+    ``recorded_at``: each head's time (its operation's)."""
+    written = 0
+    for removal, at in zip(removals, recorded_at, strict=True):
+        if conn.execute(STREAM_HAS_HEAD, (removal.stream_id,)).fetchone() is None:
+            conn.execute(
+                INSERT_HEAD, (removal.stream_id, removal.last_version, removal.last_hash, at)
+            )
+            written += 1
+    return written
 
 
 def _chain_row(row: Any) -> ChainRow:

@@ -18,7 +18,7 @@ from psycopg.errors import UniqueViolation
 
 from eventkeep.backends.postgres import sql
 from eventkeep.store.hashing import ChainRow
-from eventkeep.store.importing import TargetHead, plan_import
+from eventkeep.store.importing import Numbering, TargetHead, plan_import
 from eventkeep.store.recorded import decode_tags, from_micros
 from eventkeep.store.tags import encode_tags
 
@@ -37,9 +37,11 @@ def chain_rows(rows: list[Any]) -> list[ChainRow]:
     ]
 
 
-def import_rows(conn: psycopg.Connection[Any], rows: list[ChainRow]) -> int:
+def import_rows(conn: psycopg.Connection[Any], rows: list[ChainRow], removed_floor: int) -> int:
     """Plan and write ``rows`` in one transaction on ``conn`` (autocommit, configured for the
-    store); returns how many were written (the others were stored already).
+    store); returns how many were written (the others were stored already). ``removed_floor``:
+    the last position removed by an operation the import does not carry (see
+    :class:`~eventkeep.store.importing.Numbering`).
 
     The events stored under the batch's ids are looked up only when some event's version is
     not above its stream's head (it may be stored: a re-run import), or when the event id
@@ -47,12 +49,14 @@ def import_rows(conn: psycopg.Connection[Any], rows: list[ChainRow]) -> int:
     with them, in a new transaction, and the planner says what is wrong.
     """
     try:
-        return _import(conn, rows, lookup=False)
+        return _import(conn, rows, removed_floor, lookup=False)
     except UniqueViolation:
-        return _import(conn, rows, lookup=True)
+        return _import(conn, rows, removed_floor, lookup=True)
 
 
-def _import(conn: psycopg.Connection[Any], rows: list[ChainRow], *, lookup: bool) -> int:
+def _import(
+    conn: psycopg.Connection[Any], rows: list[ChainRow], removed_floor: int, *, lookup: bool
+) -> int:
     with conn.transaction():
         lock_cur = conn.cursor(binary=True)
         heads_cur = conn.cursor(binary=True)
@@ -73,11 +77,11 @@ def _import(conn: psycopg.Connection[Any], rows: list[ChainRow], *, lookup: bool
                 sql.STORED_EVENTS, ([row.event_id for row in rows],), binary=True
             ).fetchall()
             stored = {row.event_id: row for row in chain_rows(found)}
-        planned = plan_import(rows, heads, stored, int(last[1]) if last else 0)
+        numbering = Numbering(int(position[0]), max(int(last[0]) if last else 0, removed_floor))
+        planned = plan_import(rows, heads, stored, int(last[1]) if last else 0, numbering)
         if not planned:
             return 0
-        first = int(position[0]) + 1
-        _copy(conn, planned, first)
+        _copy(conn, planned)
         last_of: dict[str, ChainRow] = {row.stream_id: row for row in planned}
         conn.execute(
             sql.UPSERT_IMPORTED_HEADS,
@@ -88,12 +92,12 @@ def _import(conn: psycopg.Connection[Any], rows: list[ChainRow], *, lookup: bool
                 [from_micros(row.recorded_at_us) for row in last_of.values()],
             ),
         )
-        conn.execute(sql.NOTIFY_HEAD, (first + len(planned) - 1,))
+        conn.execute(sql.NOTIFY_HEAD, (planned[-1].position,))
     return len(planned)
 
 
-def _copy(conn: psycopg.Connection[Any], rows: list[ChainRow], first: int) -> None:
-    """The rows (and their tags) by binary COPY, numbered from position ``first``."""
+def _copy(conn: psycopg.Connection[Any], rows: list[ChainRow]) -> None:
+    """The rows (and their tags) by binary COPY, at their planned positions."""
     epoch = PG_EPOCH_US
     with conn.cursor() as cur:
         # bytea columns by the dumper of bytes (C), not the one set_types finds by type oid
@@ -102,10 +106,10 @@ def _copy(conn: psycopg.Connection[Any], rows: list[ChainRow], first: int) -> No
         with cur.copy(sql.COPY_EVENTS) as copy:
             copy.set_types(list(sql.COPY_EVENT_TYPES))
             write = copy.write_row
-            for position, row in enumerate(rows, first):
+            for row in rows:
                 write(
                     (
-                        position,
+                        row.position,
                         row.stream_id,
                         row.version,
                         row.event_id,
@@ -118,11 +122,7 @@ def _copy(conn: psycopg.Connection[Any], rows: list[ChainRow], first: int) -> No
                         encode_tags(row.tags) if row.tags else None,
                     )
                 )
-        tagged = [
-            (tag, position, row.type)
-            for position, row in enumerate(rows, first)
-            for tag in row.tags
-        ]
+        tagged = [(tag, row.position, row.type) for row in rows for tag in row.tags]
         if tagged:
             with cur.copy(sql.COPY_TAGS) as copy:
                 copy.set_types(list(sql.COPY_TAG_TYPES))

@@ -215,9 +215,13 @@ WHERE_CATEGORY = " AND split_part(stream_id, '-', 1) = %s"
 
 STREAM_VERSION = "SELECT version FROM streams WHERE stream_id = %s"
 
+# A stream whose every event was removed is listed too, at its last removed event's position
+# (as SQLite's head row and the memory store say).
 LIST_STREAMS = (
-    "SELECT s.stream_id, s.version, e.position FROM streams AS s "
-    "JOIN events AS e ON e.stream_id = s.stream_id AND e.version = s.version "
+    "SELECT s.stream_id, s.version, coalesce(e.position, r.last_position) FROM streams AS s "
+    "LEFT JOIN events AS e ON e.stream_id = s.stream_id AND e.version = s.version "
+    "LEFT JOIN eventkeep_removed AS r ON e.position IS NULL AND r.stream_id = s.stream_id "
+    "AND r.last_version = s.version "
     "WHERE true{where} ORDER BY s.stream_id LIMIT %s"
 )
 
@@ -372,6 +376,8 @@ STORED_EVENTS = (
 )
 
 LAST_EVENT = "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1"
+
+LAST_EVENT_POSITION = "SELECT coalesce(max(position), 0) FROM events"
 
 COPY_EVENTS = (
     "COPY events (position, stream_id, version, event_id, type, schema_version, recorded_at, "

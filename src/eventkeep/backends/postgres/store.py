@@ -200,9 +200,13 @@ class PostgresStore(EventStore):
             rows = conn.execute(statement, [after, *params, limit], binary=True).fetchall()
         return moving.chain_rows(rows)
 
-    def _import_rows(self, rows: list[ChainRow]) -> int:
+    def _import_rows(self, rows: list[ChainRow], removed_floor: int = 0) -> int:
         with self._db.connection() as conn:
-            return moving.import_rows(conn, rows)
+            return moving.import_rows(conn, rows, removed_floor)
+
+    def _last_event_position(self) -> int:
+        with self._reading() as conn:
+            return _scalar(conn, sql.LAST_EVENT_POSITION)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -370,6 +374,17 @@ class PostgresStore(EventStore):
         with self._db.connection() as conn, conn.transaction():
             conn.execute(sql.SEQUENCER_LOCK)
             return lifecycle.remove(conn, selection, stream_id, prepare)
+
+    def _carry_operation(self, operation: Operation, removals: list[Removal]) -> bool:
+        with self._db.connection() as conn, conn.transaction():
+            conn.execute(sql.SEQUENCER_LOCK)  # appends number above the removals once committed
+            return lifecycle.carry_operation(conn, operation, removals)
+
+    def _carry_heads(self, removals: list[Removal]) -> int:
+        times = {op.operation_id: op.recorded_at for op in self._operations()}
+        at = [from_micros(times.get(r.operation_id, 0)) for r in removals]
+        with self._db.connection() as conn, conn.transaction():
+            return lifecycle.carry_heads(conn, removals, at)
 
     # -- projections' bookkeeping ------------------------------------------------------------
 

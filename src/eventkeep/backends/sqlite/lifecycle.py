@@ -27,6 +27,8 @@ __all__ = [
     "REMOVALS_OF",
     "STREAM_META",
     "STREAM_METAS",
+    "carry_heads",
+    "carry_operation",
     "meta_of",
     "remove",
     "save_meta",
@@ -164,6 +166,46 @@ def remove(
     for meta_stream, meta in planned.meta.items():
         save_meta(cur, meta_stream, meta)
     return op
+
+
+OPERATION_EXISTS = "SELECT 1 FROM eventkeep_operations WHERE operation_id = ?"
+
+STREAM_HAS_HEAD = "SELECT 1 FROM streams WHERE stream_id = ?"
+
+INSERT_HEAD = (
+    "INSERT INTO streams (stream_id, version, last_position, last_hash) VALUES (?, ?, ?, ?)"
+)
+
+
+def carry_operation(cur: sqlite3.Cursor, op: Operation, removals: list[Removal]) -> bool:
+    """Write another store's operation and its removals, in the write transaction open on
+    ``cur``, the way the removal path does (open, removals, closed); False when it is here."""
+    if cur.execute(OPERATION_EXISTS, (op.operation_id,)).fetchone() is not None:
+        return False
+    cur.execute(INSERT_OPERATION, op._replace(state="open" if removals else "done"))
+    if removals:
+        cur.executemany(INSERT_REMOVAL, removals)
+        cur.execute(CLOSE_OPERATION, (op.operation_id,))
+    return True
+
+
+def carry_heads(cur: sqlite3.Cursor, removals: list[Removal]) -> int:
+    """Write the head of each removal's stream that has none here (it names the removal's last
+    event, which the head trigger allows while no event of the stream is stored)."""
+    written = 0
+    for removal in removals:
+        if cur.execute(STREAM_HAS_HEAD, (removal.stream_id,)).fetchone() is None:
+            cur.execute(
+                INSERT_HEAD,
+                (
+                    removal.stream_id,
+                    removal.last_version,
+                    removal.last_position,
+                    removal.last_hash,
+                ),
+            )
+            written += 1
+    return written
 
 
 def _chain_row(row: Any) -> ChainRow:

@@ -5,12 +5,12 @@ transaction (so appends cannot interleave), through the same triggers as every a
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from eventkeep.backends.sqlite import sql
 from eventkeep.store.hashing import ChainRow
-from eventkeep.store.importing import TargetHead, plan_import
+from eventkeep.store.importing import Numbering, TargetHead, plan_import
 from eventkeep.store.planner import PlannedRow
 from eventkeep.store.recorded import decode_tags
 
@@ -42,11 +42,13 @@ def chain_rows(rows: list[Any]) -> list[ChainRow]:
 def import_rows(
     cur: sqlite3.Cursor,
     rows: list[ChainRow],
-    insert: Callable[[sqlite3.Cursor, list[PlannedRow]], int],
+    removed_floor: int,
+    insert_at: Callable[[sqlite3.Cursor, list[PlannedRow], Sequence[int]], int],
 ) -> int:
     """Plan and write ``rows`` in the write transaction open on ``cur``; returns how many were
-    written (the others were stored already). ``insert``: the store's insert of rows, numbered
-    as appends number them; returns the last one's position."""
+    written (the others were stored already). ``removed_floor``: the last position removed by
+    an operation the import does not carry (see :class:`~eventkeep.store.importing.Numbering`).
+    ``insert_at``: the store's insert of rows at given positions."""
     heads: dict[str, TargetHead] = {}
     for stream_id in dict.fromkeys(row.stream_id for row in rows):
         found = cur.execute(sql.STREAM_HEAD, (stream_id,)).fetchone()
@@ -59,28 +61,23 @@ def import_rows(
         statement = sql.STORED_EVENTS.format(marks=",".join("?" * len(chunk)))
         for found in chain_rows(cur.execute(statement, chunk).fetchall()):
             stored[found.event_id] = found
-    last = cur.execute(sql.LAST_RECORDED_AT).fetchone()
-    planned = plan_import(rows, heads, stored, int(last[0]) if last else 0)
+    last = cur.execute(sql.LAST_EVENT).fetchone()
+    head = int(cur.execute(sql.HEAD_POSITION).fetchone()[0])
+    numbering = Numbering(head, max(int(last[0]) if last else 0, removed_floor))
+    planned = plan_import(rows, heads, stored, int(last[1]) if last else 0, numbering)
     if not planned:
         return 0
-    last_position = insert(
+    insert_at(
         cur,
         [PlannedRow(r.stream_id, r.version, *r[3:9], r.hash, r.tags) for r in planned],
+        [r.position for r in planned],
     )
-    first = last_position - len(planned) + 1
-    tagged = [
-        (tag, first + offset, row.type) for offset, row in enumerate(planned) for tag in row.tags
-    ]
+    tagged = [(tag, row.position, row.type) for row in planned for tag in row.tags]
     if tagged:
         cur.executemany(sql.INSERT_TAG, tagged)
-    last_of: dict[str, tuple[int, ChainRow]] = {}
-    for offset, row in enumerate(planned):
-        last_of[row.stream_id] = (offset, row)
+    last_of = {row.stream_id: row for row in planned}
     cur.executemany(
         sql.UPSERT_STREAM,
-        [
-            (row.stream_id, row.version, first + offset, row.hash)
-            for offset, row in last_of.values()
-        ],
+        [(row.stream_id, row.version, row.position, row.hash) for row in last_of.values()],
     )
     return len(planned)

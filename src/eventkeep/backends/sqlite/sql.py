@@ -12,6 +12,10 @@ STREAM_HEAD = "SELECT version, last_hash FROM streams WHERE stream_id = ?"
 
 LAST_RECORDED_AT = "SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1"
 
+LAST_EVENT = "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1"
+
+LAST_EVENT_POSITION = "SELECT MAX(position) FROM events"
+
 # Parameters in the order of ``planner.PlannedRow`` (its tags encoded, see dcb.encode_tags).
 INSERT_EVENT = (
     "INSERT INTO events (stream_id, version, event_id, type, schema_version, recorded_at, data, "

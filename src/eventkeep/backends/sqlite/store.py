@@ -45,7 +45,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -625,7 +625,8 @@ class SQLiteStore(EventStore):
         """Insert ``rows``, all or none; returns the position of the last one."""
         floor = cur.execute(sql.POSITION_FLOOR).fetchone()[0]
         if floor is not None:  # the log's last events were removed: number above them
-            return SQLiteStore._insert_at(cur, rows, int(floor) + 1)
+            first = int(floor) + 1
+            return SQLiteStore._insert_at(cur, rows, range(first, first + len(rows)))
         if len(rows) == 1:  # one statement undoes itself when refused: no savepoint needed
             cur.execute(sql.INSERT_EVENT, _params(rows[0]))
             last = cur.lastrowid
@@ -642,20 +643,20 @@ class SQLiteStore(EventStore):
         return int(cur.execute(sql.LAST_INSERT_POSITION).fetchone()[0])
 
     @staticmethod
-    def _insert_at(cur: sqlite3.Cursor, rows: list[PlannedRow], first: int) -> int:
-        """Insert ``rows`` at positions from ``first`` on, all or none."""
+    def _insert_at(cur: sqlite3.Cursor, rows: list[PlannedRow], positions: Sequence[int]) -> int:
+        """Insert ``rows`` at ``positions`` (ascending), all or none; returns the last one."""
         cur.execute(sql.INSERT_SAVEPOINT)
         try:
             cur.executemany(
                 sql.INSERT_EVENT_AT,
-                [(position, *_params(row)) for position, row in enumerate(rows, first)],
+                [(position, *_params(row)) for position, row in zip(positions, rows, strict=True)],
             )
         except sqlite3.IntegrityError:
             cur.execute(sql.ROLLBACK_TO_INSERT_SAVEPOINT)
             cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
             raise
         cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
-        return first + len(rows) - 1
+        return positions[-1]
 
     @staticmethod
     def _heads(cur: sqlite3.Cursor, batches: list[PreparedAppend]) -> dict[str, Head]:
@@ -685,9 +686,13 @@ class SQLiteStore(EventStore):
         statement, params = moving.export_statement(after, limit, prefix)
         return moving.chain_rows(self._query(statement, params, page=True))
 
-    def _import_rows(self, rows: list[ChainRow]) -> int:
+    def _import_rows(self, rows: list[ChainRow], removed_floor: int = 0) -> int:
         with self._write() as cur:
-            return moving.import_rows(cur, rows, self._insert)
+            return moving.import_rows(cur, rows, removed_floor, self._insert_at)
+
+    def _last_event_position(self) -> int:
+        rows = self._query(sql.LAST_EVENT_POSITION)
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -814,6 +819,14 @@ class SQLiteStore(EventStore):
     ) -> Operation | None:
         with self._write() as cur:
             return lifecycle.remove(cur, selection, stream_id, prepare)
+
+    def _carry_operation(self, operation: Operation, removals: list[Removal]) -> bool:
+        with self._write() as cur:
+            return lifecycle.carry_operation(cur, operation, removals)
+
+    def _carry_heads(self, removals: list[Removal]) -> int:
+        with self._write() as cur:
+            return lifecycle.carry_heads(cur, removals)
 
     # -- checkpoints and projection records, read without the write lock ---------------------
 
