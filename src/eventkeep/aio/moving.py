@@ -47,6 +47,7 @@ async def export_file(
     after: int | None = None,
     stream_prefix: str | None = None,
     progress: Callable[[int], object] | None = None,
+    with_keys: bool = False,
 ) -> int:
     """See :func:`eventkeep.moving.export_file`: the export of ``store`` written to ``out``
     (on one of the store's threads); returns how many events it holds."""
@@ -58,6 +59,7 @@ async def export_file(
         after=after,
         stream_prefix=stream_prefix,
         progress=progress,
+        with_keys=with_keys,
     )
 
 

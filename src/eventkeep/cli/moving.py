@@ -48,18 +48,28 @@ __all__ = ["backup", "copy", "export", "import_"]
     default=None,
     help="Write to FILE (a new file) instead of stdout.",
 )
+@click.option(
+    "--with-keys",
+    is_flag=True,
+    help="Also the keys of the personal data in the events: whoever holds the file can read "
+    "that data. Without them it imports redacted (as if forgotten).",
+)
 @pass_store()
-def export(store: EventStore, after: int, stream_prefix: str | None, output: Path | None) -> None:
+def export(
+    store: EventStore, after: int, stream_prefix: str | None, output: Path | None, with_keys: bool
+) -> None:
     """Write the store's events to JSON lines, exactly as stored (for import elsewhere).
 
     One header line, the stream lifecycle's records (operations log, removals, stream
-    metadata; whole exports only), one line per event (ids, versions, positions, recorded_at,
+    metadata; the forget log; with --with-keys the keys of personal data; whole exports only),
+    one line per event (ids, versions, positions, recorded_at,
     data and metadata bytes, tags, hashes), one end line; see docs/moving.md for the format.
     Archive files are not in the export: it names them, and import --archives DIR takes them.
 
     \b
     Examples:
       eventkeep export > log.jsonl
+      eventkeep export --with-keys -o full-copy.jsonl
       eventkeep --store sqlite:///app.db export --after 1000 --stream-prefix order- -o orders.jsonl
     """
     total = max(store.head_position() - after, 0)
@@ -76,6 +86,7 @@ def export(store: EventStore, after: int, stream_prefix: str | None, output: Pat
             after=after,
             stream_prefix=stream_prefix,
             progress=advance,
+            with_keys=with_keys,
         )
         out.flush()
     click.echo(f"Exported {plural(count, 'event')} from {display_url(store.url)}.", err=True)

@@ -31,10 +31,13 @@ def export_file(
     after: int | None = None,
     stream_prefix: str | None = None,
     progress: Callable[[int], object] | None = None,
+    with_keys: bool = False,
 ) -> int:
     """Write the export of ``store`` (events after ``after``, of streams starting with
     ``stream_prefix``) to ``out``; returns how many events it holds. ``progress(done)`` is
-    called every 1,000 events."""
+    called every 1,000 events. ``with_keys``: also the keys of the personal data the events
+    hold (whoever has the file can then read it; without them it imports redacted). A
+    partial export (``after``, ``stream_prefix``) carries no side records, keys included."""
     header = ExportHeader(
         source=redact(store.url),
         exported_at=datetime.now(UTC),
@@ -45,7 +48,8 @@ def export_file(
     rows = export_events(store, after=after, stream_prefix=stream_prefix)
     if progress is not None:
         rows = _counted(rows, progress)
-    side = side_records(store) if not after and not stream_prefix else iter(())
+    whole = not after and not stream_prefix
+    side = side_records(store, secrets=with_keys) if whole else iter(())
     return write_export(out, header, rows, side)
 
 

@@ -53,6 +53,7 @@ class _Operations:
     """The ``operation`` side table."""
 
     kind = "operation"
+    secret = False
 
     def export(self, source: EventStore) -> Iterator[dict[str, Any]]:
         by_op: dict[str, list[Removal]] = {}
@@ -154,6 +155,7 @@ class _StreamMeta:
     """The ``stream_meta`` side table."""
 
     kind = "stream_meta"
+    secret = False
 
     def export(self, source: EventStore) -> Iterator[dict[str, Any]]:
         for stream_id, meta in source._stream_metas():

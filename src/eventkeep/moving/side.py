@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from eventkeep.errors import ValidationError
+from eventkeep.moving.erasure import FORGOTTEN, KEYS
 from eventkeep.moving.jsonl import SideRecord
 from eventkeep.moving.lifecycle import OPERATIONS, STREAM_META
 from eventkeep.store.base import EventStore
@@ -37,6 +38,10 @@ class SideTable(Protocol):
     kind: str
     """The ``kind`` of its lines in an export (not ``header``, ``event`` or ``end``)."""
 
+    secret: bool
+    """Records that give access to protected data (keys): copied, but exported only when
+    asked (``side_records(source, secrets=True)``)."""
+
     def export(self, source: EventStore) -> Iterable[dict[str, Any]]:
         """Its records in ``source``, as JSON-ready mappings (bytes as hex or base64)."""
         ...
@@ -46,15 +51,18 @@ class SideTable(Protocol):
         ...
 
 
-SIDE_TABLES: list[SideTable] = [OPERATIONS, STREAM_META]
+SIDE_TABLES: list[SideTable] = [OPERATIONS, STREAM_META, FORGOTTEN, KEYS]
 """Every table export, import and copy carry besides the events, in the order they are written:
 the stream lifecycle's operations log (with its removals and the heads they leave) and its
-stream metadata (:mod:`eventkeep.moving.lifecycle`)."""
+stream metadata (:mod:`eventkeep.moving.lifecycle`); erasure's forget log, then the keys of
+personal data (a secret; :mod:`eventkeep.moving.erasure`)."""
 
 
-def side_records(source: EventStore) -> Iterator[SideRecord]:
-    """The side records of ``source``, table by table."""
+def side_records(source: EventStore, *, secrets: bool = False) -> Iterator[SideRecord]:
+    """The side records of ``source``, table by table (secret tables only with ``secrets``)."""
     for table in SIDE_TABLES:
+        if table.secret and not secrets:
+            continue
         for record in table.export(source):
             yield SideRecord(table.kind, {k: v for k, v in record.items() if k != "kind"})
 

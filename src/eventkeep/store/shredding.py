@@ -39,6 +39,7 @@ __all__ = [
     "MemoryKeyStore",
     "Shredder",
     "subject_needle",
+    "subjects_in",
 ]
 
 APPEND_REFRESH = 1.0
@@ -139,6 +140,14 @@ class ForgetReport(NamedTuple):
     """Snapshots of streams holding the subject's ciphertext, deleted (they may hold plaintext)."""
     entry: ForgottenSubject
     """The forget log entry written for this call."""
+
+
+def subjects_in(data: bytes | str) -> set[str]:
+    """The data subjects whose encrypted values stored data ``data`` holds."""
+    raw = data.encode() if isinstance(data, str) else data
+    if ENVELOPE_PREFIX not in raw:
+        return set()
+    return {_subject_of(group) for group in _SUBJECTS.findall(raw)}
 
 
 def subject_needle(subject: str) -> bytes:

@@ -417,3 +417,73 @@ class ErasureContract(ContractBase):
                 __event_type__ = "contract.erasure.PersonalSubject"
                 customer_id: Annotated[str, Personal(subject="email")]
                 email: Annotated[str, Personal(subject="customer_id")]
+
+    # -- moving a store: the keys and the forget log go along -----------------------------------
+
+    def test_a_copy_carries_the_keys_and_the_forget_log(
+        self, store: EventStore, make_store: Any
+    ) -> None:
+        _register(store, "ada", ADA)
+        _register(store, "bob", BOB)
+        store.forget("bob", by="dpo", reason="request 7")
+        target = make_store()
+        self.copy_store(store, target)
+        ada = next(target.read_stream("customer-ada")).event
+        bob = next(target.read_stream("customer-bob")).event
+        assert isinstance(ada, CustomerRegistered)
+        assert isinstance(bob, CustomerRegistered)
+        assert (ada.email, bob.email) == (ADA, REDACTED)
+        [entry] = target.forgotten_subjects()
+        assert (entry.subject, entry.by, entry.reason) == ("bob", "dpo", "request 7")
+        assert entry.forgotten_at == store.forgotten_subjects()[0].forgotten_at
+        assert target.verify().ok
+        self.copy_store(store, target)  # again: nothing changes
+        assert len(target.forgotten_subjects()) == 1
+        target.forget("ada")  # the copy's own key: forgetting it there works as anywhere
+        ada = next(target.read_stream("customer-ada")).event
+        assert isinstance(ada, CustomerRegistered)
+        assert ada.email == REDACTED
+        kept = next(store.read_stream("customer-ada")).event
+        assert isinstance(kept, CustomerRegistered)
+        assert kept.email == ADA
+
+    def test_an_export_holds_the_keys_only_when_asked(
+        self, store: EventStore, make_store: Any
+    ) -> None:
+        import io
+
+        _register(store, "ada", ADA)
+        plain, keyed = io.BytesIO(), io.BytesIO()
+        self.export_file(store, plain)
+        self.export_file(store, keyed, with_keys=True)
+        assert b'"personal_key"' not in plain.getvalue()
+        assert b'"personal_key"' in keyed.getvalue()
+        assert ADA.encode() not in plain.getvalue() + keyed.getvalue()
+        without, with_keys = make_store(), make_store()
+        self.import_file(without, io.BytesIO(plain.getvalue()))
+        self.import_file(with_keys, io.BytesIO(keyed.getvalue()))
+        bare = next(without.read_stream("customer-ada")).event
+        full = next(with_keys.read_stream("customer-ada")).event
+        assert isinstance(bare, CustomerRegistered)
+        assert isinstance(full, CustomerRegistered)
+        assert (bare.email, full.email) == (REDACTED, ADA)
+        assert without.verify().ok
+        assert with_keys.verify().ok
+
+    def test_an_imported_key_that_differs_from_the_targets_is_refused(
+        self, store: EventStore, make_store: Any
+    ) -> None:
+        import io
+
+        from eventkeep.errors import IntegrityError
+
+        _register(store, "ada", ADA)
+        target = make_store()
+        _register(target, "ada", BOB)  # the target made its own key for ada
+        out = io.BytesIO()
+        self.export_file(store, out, with_keys=True)
+        with pytest.raises(IntegrityError, match="another key"):
+            self.import_file(target, io.BytesIO(out.getvalue()))
+        mine = next(target.read_stream("customer-ada")).event
+        assert isinstance(mine, CustomerRegistered)
+        assert mine.email == BOB
