@@ -61,18 +61,38 @@ class _Loop:
             context = self._contexts.context = contextvars.Context()
         done: concurrent.futures.Future[T] = concurrent.futures.Future()
 
+        async def guarded() -> T:
+            # asyncio lets KeyboardInterrupt and SystemExit out of the loop (which would stop
+            # its thread, and every later call would wait forever): carry them across instead,
+            # and raise them in the calling thread, where the synchronous API raises them.
+            try:
+                return await coroutine
+            except (KeyboardInterrupt, SystemExit) as exc:
+                raise _Escaped(exc) from None
+
         def start() -> None:
-            task = self.loop.create_task(coroutine, context=context)
+            task = self.loop.create_task(guarded(), context=context)
             task.add_done_callback(lambda t: _copy(t, done))
 
         self.loop.call_soon_threadsafe(start)
-        return done.result()
+        try:
+            return done.result()
+        except _Escaped as escaped:
+            raise escaped.inner from None
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
         if not self._thread.is_alive():
             self.loop.close()
+
+
+class _Escaped(Exception):
+    """A KeyboardInterrupt or SystemExit on its way from the loop to the calling thread."""
+
+    def __init__(self, inner: BaseException) -> None:
+        super().__init__(repr(inner))
+        self.inner = inner
 
 
 def _copy(task: asyncio.Task[T], done: concurrent.futures.Future[T]) -> None:
