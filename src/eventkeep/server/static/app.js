@@ -24,6 +24,34 @@ function headers(extra = {}) {
   return h;
 }
 
+// Read a Server-Sent Events body: onFrame(event, id, data) for each frame, until the body
+// ends or onFrame returns true (then the result is true).
+async function readEvents(response, onFrame) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return false;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const frame = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let event = "message", id = null, data = "";
+      for (const line of frame.split("\n")) {
+        if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("id:")) id = line.slice(3).trim();
+        else if (line.startsWith("data:")) data += line.slice(5).trim();
+      }
+      if (onFrame(event, id, data)) {
+        reader.cancel().catch(() => {});
+        return true;
+      }
+    }
+  }
+}
+
 async function api(method, path, body) {
   const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }) };
   if (body !== undefined) init.body = JSON.stringify(body);
@@ -107,34 +135,19 @@ async function follow(path, onEvent, onStatus) {
         throw new Error("retry");
       }
       onStatus(true);
-      const reader = response.body.getReader();
-      const decoder = new TextDecoder();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, { stream: true });
-        let cut;
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          const frame = buffer.slice(0, cut);
-          buffer = buffer.slice(cut + 2);
-          let event = "message", id = null, data = "";
-          for (const line of frame.split("\n")) {
-            if (line.startsWith("event:")) event = line.slice(6).trim();
-            else if (line.startsWith("id:")) id = line.slice(3).trim();
-            else if (line.startsWith("data:")) data += line.slice(5).trim();
-          }
-          if (event === "event" && data) {
-            lastId = id;
-            onEvent(JSON.parse(data));
-          } else if (event === "dropped" && data) {
-            lastId = String(JSON.parse(data).resume_after);
-          } else if (event === "unauthorized") {
-            onStatus(false, "the token was revoked");
-            return;
-          }
+      const ended = await readEvents(response, (event, id, data) => {
+        if (event === "event" && data) {
+          lastId = id;
+          onEvent(JSON.parse(data));
+        } else if (event === "dropped" && data) {
+          lastId = String(JSON.parse(data).resume_after);
+        } else if (event === "unauthorized") {
+          onStatus(false, "the token was revoked");
+          return true;
         }
-      }
+        return false;
+      });
+      if (ended) return;
     } catch (error) {
       if (controller.signal.aborted) return;
     }
@@ -545,30 +558,17 @@ async function verifyWithProgress(onProgress) {
     error.status = response.status;
     throw error;
   }
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let cut;
-    while ((cut = buffer.indexOf("\n\n")) >= 0) {
-      const frame = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      let event = "message", data = "";
-      for (const line of frame.split("\n")) {
-        if (line.startsWith("event:")) event = line.slice(6).trim();
-        else if (line.startsWith("data:")) data += line.slice(5).trim();
-      }
-      if (!data) continue;
-      const body = JSON.parse(data);
-      if (event === "progress") onProgress(body.checked, body.total);
-      else if (event === "result") return body;
-      else if (event === "error") throw new Error(body.detail || "verify failed");
-    }
-  }
-  throw new Error("the server ended the verify stream without a report");
+  let report = null;
+  await readEvents(response, (event, id, data) => {
+    if (!data) return false;
+    const body = JSON.parse(data);
+    if (event === "progress") onProgress(body.checked, body.total);
+    else if (event === "error") throw new Error(body.detail || "verify failed");
+    else if (event === "result") { report = body; return true; }
+    return false;
+  });
+  if (report === null) throw new Error("the server ended the verify stream without a report");
+  return report;
 }
 
 pages.verify = async (main) => {
