@@ -210,14 +210,15 @@ pages.streams = async (main) => {
     const mine = ++latest;
     try {
       const data = await api("GET", `/v1/streams?limit=500&prefix=${encodeURIComponent(input.value)}`);
-      if (mine !== latest) return;
+      if (mine !== latest || !$("#stream-rows")) return; // a newer search, or another page now
       const rows = data.streams.map((s) => `
         <tr class="clickable" data-stream="${esc(s.stream_id)}">
           <td class="mono">${esc(s.stream_id)}</td><td class="num">${s.version}</td><td class="num">${s.last_position}</td>
         </tr>`).join("");
       $("#stream-rows").innerHTML = rows || `<tr><td colspan="3" class="empty">No stream starts with “${esc(input.value)}”.</td></tr>`;
     } catch (error) {
-      $("#stream-rows").innerHTML = `<tr><td colspan="3" class="empty">${esc(error.message)}</td></tr>`;
+      const tbody = $("#stream-rows");
+      if (tbody) tbody.innerHTML = `<tr><td colspan="3" class="empty">${esc(error.message)}</td></tr>`;
     }
   };
   let timer;
