@@ -47,6 +47,7 @@ from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES, Codec
 from eventkeep.store.dcb import AppendCondition, Query
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
+from eventkeep.store.importing import ImportPlan
 from eventkeep.store.lifecycle import (
     Operation,
     Removal,
@@ -200,9 +201,11 @@ class PostgresStore(EventStore):
             rows = conn.execute(statement, [after, *params, limit], binary=True).fetchall()
         return moving.chain_rows(rows)
 
-    def _import_rows(self, rows: list[ChainRow], removed_floor: int = 0) -> int:
+    def _import_rows(
+        self, rows: list[ChainRow], removed_floor: int = 0, ahead: ImportPlan | None = None
+    ) -> int:
         with self._db.connection() as conn:
-            return moving.import_rows(conn, rows, removed_floor)
+            return moving.import_rows(conn, rows, removed_floor, ahead)
 
     def _last_event_position(self) -> int:
         with self._reading() as conn:
