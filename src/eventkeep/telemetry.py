@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ ENABLED = importlib.util.find_spec("opentelemetry") is not None
 """Whether ``opentelemetry-api`` is importable (checked once, without importing it)."""
 
 _tracer: Any = None
+_FROM_ENVIRONMENT = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 _NOTHING = contextlib.nullcontext()
 
 
@@ -43,6 +45,10 @@ def _configured_tracer() -> Any:
     global _tracer
     from opentelemetry import trace
 
+    # The API's global before asking for it: get_tracer_provider() reads the environment on
+    # every call until a provider is set (a provider named there is loaded by that call).
+    if getattr(trace, "_TRACER_PROVIDER", True) is None and not _FROM_ENVIRONMENT:
+        return None
     provider = trace.get_tracer_provider()
     if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
         return None
