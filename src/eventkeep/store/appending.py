@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from eventkeep.errors import ValidationError
 from eventkeep.store.dcb import STREAMLESS_PREFIX, AppendCondition, check_condition
@@ -30,7 +30,6 @@ from eventkeep.telemetry import span
 if TYPE_CHECKING:
     from eventkeep.store.codec import Codec
     from eventkeep.store.shredding import Shredder
-    from eventkeep.store.transaction import Transaction
 
 __all__ = ["Appending"]
 
@@ -46,6 +45,22 @@ def _check_expected(value: Any) -> Expected:
     )
 
 
+class _Joined(Protocol):
+    """What an append on a thread with a transaction open hands over to: the transaction."""
+
+    def append_many(
+        self, appends: Iterable[StreamAppend], *, condition: AppendCondition | None = None
+    ) -> list[AppendResult]: ...
+
+    def append_events(
+        self,
+        events: Iterable[AppendItem],
+        *,
+        condition: AppendCondition | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AppendResult: ...
+
+
 class Appending(abc.ABC):
     """Mixed into ``EventStore``: the three ways to append, and their checks."""
 
@@ -53,7 +68,7 @@ class Appending(abc.ABC):
 
     if TYPE_CHECKING:  # EventStore's and Erasure's
 
-        def joined_transaction(self) -> Transaction | None: ...
+        def joined_transaction(self) -> _Joined | None: ...
 
         def _notify_appended(self) -> None: ...
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
@@ -15,10 +15,15 @@ from eventkeep.errors import ProjectionFailedError
 from eventkeep.store.types import POLL_INTERVALS
 from eventkeep.store.validation import check_count
 
-if TYPE_CHECKING:
-    from eventkeep.store.transaction import Transaction
-
 __all__ = ["ProjectionStatus", "projection_reached"]
+
+
+class _Bookkeeping(Protocol):
+    """What ``projection_state`` reads in a transaction (a store ``Transaction``)."""
+
+    def records(self) -> list[tuple[str, bytes]]: ...
+
+    def checkpoints(self) -> dict[str, int]: ...
 
 
 class ProjectionStatus:
@@ -26,7 +31,7 @@ class ProjectionStatus:
 
     if TYPE_CHECKING:  # EventStore's
 
-        def transaction(self) -> contextlib.AbstractContextManager[Transaction]: ...
+        def transaction(self) -> contextlib.AbstractContextManager[_Bookkeeping]: ...
 
     def wait_for_projection(self, name: str, position: int, timeout: float | None = None) -> bool:
         """Block until projection ``name`` has handled the log up to ``position`` (read your
