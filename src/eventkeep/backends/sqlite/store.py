@@ -45,10 +45,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from eventkeep.backends.sqlite import dcb, keys, lifecycle, moving, opening, sql, writing
+from eventkeep.backends.sqlite import keys, lifecycle, moving, opening, sql, writing
 from eventkeep.backends.sqlite.group_commit import GroupCommit
 from eventkeep.backends.sqlite.opening import DEFAULT_FILE_MODE, SYNCHRONOUS_MODES
 from eventkeep.backends.sqlite.readers import MAX_READERS, Readers
+from eventkeep.backends.sqlite.reading import SQLiteReads
 from eventkeep.backends.sqlite.transaction import SQLiteTransaction
 from eventkeep.errors import (
     BackendUnavailableError,
@@ -61,25 +62,20 @@ from eventkeep.store import (
     EventStore,
     PreparedAppend,
     Snapshot,
-    StorageCheck,
-    StoreStats,
-    StreamInfo,
 )
-from eventkeep.store.anchors import AnchorHead, AnchorRow, AnchorSource
 from eventkeep.store.base import Transaction
-from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES, Codec
-from eventkeep.store.dcb import AppendCondition, Query
+from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
+from eventkeep.store.dcb import AppendCondition
 from eventkeep.store.events import TypeRegistry
-from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
+from eventkeep.store.hashing import ChainRow
 from eventkeep.store.lifecycle import (
     Operation,
     Removal,
     Selection,
     StreamMeta,
-    chain_starts,
 )
 from eventkeep.store.lifecycle_store import Prepare
-from eventkeep.store.recorded import RecordedEvent, decode_tags
+from eventkeep.store.recorded import RecordedEvent
 from eventkeep.store.shredding import ForgottenSubject, KeyStore
 from eventkeep.store.validation import check_name, check_seconds
 
@@ -93,11 +89,12 @@ _PRIVATE_DATABASES = ("", ":memory:")
 """Paths whose database is private to one connection (in memory, or a temporary file)."""
 
 
-class SQLiteStore(GroupCommit, EventStore):
+class SQLiteStore(GroupCommit, SQLiteReads, EventStore):
     """An event store in one SQLite file, shared safely by threads and OS processes.
 
     Its parts: :mod:`~eventkeep.backends.sqlite.opening` (file, settings, migrations),
     :mod:`~eventkeep.backends.sqlite.readers` (reader connections),
+    :mod:`~eventkeep.backends.sqlite.reading` (the read primitives),
     :mod:`~eventkeep.backends.sqlite.group_commit` (``_append``),
     :mod:`~eventkeep.backends.sqlite.writing` (``_append_in``: plan and insert), and the SQL of
     :mod:`~eventkeep.backends.sqlite.sql`, ``dcb``, ``lifecycle``, ``moving`` and ``keys``.
@@ -313,55 +310,7 @@ class SQLiteStore(GroupCommit, EventStore):
         rows = self._query(sql.LAST_EVENT_POSITION)
         return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
-    # -- reading ------------------------------------------------------------------------------
-
-    def _read_stream_page(
-        self, stream_id: str, low: int, high: int | None, backwards: bool, limit: int
-    ) -> list[RecordedEvent]:
-        statement = sql.READ_STREAM_BACKWARDS if backwards else sql.READ_STREAM_FORWARDS
-        top = high if high is not None else 2**62
-        rows = self._query(statement, (stream_id, low, top, limit), page=True)
-        return _records(rows, self.codec)
-
-    def _read_all_page(
-        self, after: int, limit: int, types: tuple[str, ...] | None, prefix: str | None
-    ) -> list[RecordedEvent]:
-        where = ""
-        params: list[Any] = [after]
-        if types is not None:
-            where += sql.WHERE_TYPES.format(marks=",".join("?" * len(types)))
-            params.extend(types)
-        if prefix is not None:
-            where += sql.WHERE_PREFIX
-            params.extend((prefix, len(prefix), prefix))
-        params.append(limit)
-        rows = self._query(sql.READ_ALL.format(where=where), tuple(params), page=True)
-        return _records(rows, self.codec)
-
-    def _read_query_page(self, query: Query, after: int, limit: int) -> list[RecordedEvent]:
-        statement, params = dcb.read_page(query, after, limit)
-        return _records(self._query(statement, tuple(params), page=True), self.codec)
-
-    def _stream_version(self, stream_id: str) -> int:
-        rows = self._query(sql.STREAM_VERSION, (stream_id,))
-        return int(rows[0][0]) if rows else 0
-
-    def _list_streams(self, prefix: str, limit: int | None) -> list[StreamInfo]:
-        rows = self._query(
-            sql.LIST_STREAMS, (prefix, len(prefix), prefix, -1 if limit is None else limit)
-        )
-        return [StreamInfo(*row) for row in rows]
-
-    def _head_position(self) -> int:
-        return int(self._query(sql.HEAD_POSITION)[0][0])
-
-    def _stats(self) -> StoreStats:
-        with self._snapshot() as cur:  # one snapshot for all the counts
-            events = cur.execute(sql.COUNT_EVENTS).fetchall()[0][0]
-            streams = cur.execute(sql.COUNT_STREAMS).fetchall()[0][0]
-            head = cur.execute(sql.HEAD_POSITION).fetchall()[0][0]
-            types = dict(cur.execute(sql.COUNT_BY_TYPE).fetchall())
-        return StoreStats(events, streams, head, types)
+    # -- snapshots ----------------------------------------------------------------------------
 
     def _save_snapshot(self, snapshot: Snapshot) -> None:
         with self._write_or_join() as cur:
@@ -374,40 +323,6 @@ class SQLiteStore(GroupCommit, EventStore):
     def _delete_snapshots(self, prefix: str) -> int:
         with self._write_or_join() as cur:
             return cur.execute(sql.DELETE_SNAPSHOTS, (prefix, len(prefix), prefix)).rowcount
-
-    def _verify(self, progress: Callable[[int], object] | None = None) -> VerifyReport:
-        with self._snapshot() as cur:  # heads and rows from one snapshot
-            heads = {
-                stream_id: StreamHead(version, position, bytes(digest))
-                for stream_id, version, position, digest in cur.execute(sql.STREAM_HEADS)
-            }
-            removed = [lifecycle.removal_of(row) for row in cur.execute(lifecycle.REMOVALS)]
-            rows = (_chain_row(row) for row in cur.execute(sql.CHAIN_ROWS))
-            return verify_chains(rows, heads, chain_starts(removed), progress)
-
-    def _check_storage(self) -> StorageCheck:
-        with self._snapshot() as cur:
-            found = [str(row[0]) for row in cur.execute(sql.INTEGRITY_CHECK)]
-            missing, extra = cur.execute(sql.TAG_INDEX_DIFFERENCES).fetchall()[0]
-        problems = [] if found == ["ok"] else [f"database file: {text}" for text in found]
-        if missing or extra:
-            problems.append(
-                f"tag index: {missing} tags of stored events are missing from event_tags and "
-                f"{extra} entries name no such tag of an event (queries and append conditions "
-                "would be wrong)"
-            )
-        return StorageCheck(
-            checked=(
-                "the database file (PRAGMA integrity_check)",
-                "the tag index against the events' tags",
-            ),
-            problems=tuple(problems),
-        )
-
-    @contextlib.contextmanager
-    def _anchor_source(self) -> Iterator[AnchorSource]:
-        with self._snapshot() as cur:
-            yield _CursorSource(cur)
 
     # -- lifecycle (see eventkeep.store.lifecycle_store and backends.sqlite.lifecycle) ---------
 
@@ -482,36 +397,3 @@ class SQLiteStore(GroupCommit, EventStore):
 
     def _delete_snapshots_holding(self, needle: bytes) -> int:
         return keys.delete_snapshots_holding(self, needle)
-
-
-class _CursorSource:
-    """Anchor rows read through one snapshot's cursor."""
-
-    def __init__(self, cur: sqlite3.Cursor) -> None:
-        self._cur = cur
-
-    def head_position(self) -> int:
-        return int(self._cur.execute(sql.HEAD_POSITION).fetchall()[0][0])
-
-    def rows(self, after: int, upto: int) -> Iterator[AnchorRow]:
-        for position, stream_id, version, digest in self._cur.execute(
-            sql.ANCHOR_ROWS, (after, upto)
-        ):
-            yield AnchorRow(position, stream_id, version, bytes(digest))
-
-    def heads(self, upto: int) -> Iterator[AnchorHead]:
-        for stream_id, version, position, digest in self._cur.execute(sql.ANCHOR_HEADS, (upto,)):
-            yield AnchorHead(stream_id, version, position, bytes(digest))
-
-
-def _chain_row(row: Any) -> ChainRow:
-    s, v, p, e, t, sv, r, d, m, h, tags = row
-    return ChainRow(s, v, p, e, t, sv, r, d, m, h, decode_tags(tags))
-
-
-def _records(rows: list[Any], codec: Codec) -> list[RecordedEvent]:
-    """Rows of ``sql._RECORD`` columns as recorded events."""
-    return [
-        _record(s, v, p, e, t, sv, d, m, r, codec, tags)
-        for s, v, p, e, t, sv, d, m, r, tags in rows
-    ]
