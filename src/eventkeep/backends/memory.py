@@ -44,7 +44,7 @@ from eventkeep.store.lifecycle import (
 )
 from eventkeep.store.lifecycle_store import Prepare
 from eventkeep.store.planner import Head, plan_append
-from eventkeep.store.recorded import RecordedEvent, from_micros
+from eventkeep.store.recorded import RecordedEvent, from_micros, recorded_from_row
 from eventkeep.store.shredding import ForgottenSubject, KeyStore, MemoryKeyStore
 
 __all__ = ["MemoryStore"]
@@ -221,21 +221,6 @@ class MemoryStore(EventStore):
             row.event_id, row.stream_id, row.version, row.position, row.type, row.data
         )
 
-    def _record(self, row: ChainRow) -> RecordedEvent:
-        return RecordedEvent(
-            row.stream_id,
-            row.version,
-            row.position,
-            row.event_id,
-            row.type,
-            row.schema_version,
-            row.data,
-            row.metadata,
-            row.recorded_at_us,
-            self.codec,
-            row.tags,
-        )
-
     def _read_stream_page(
         self, stream_id: str, low: int, high: int | None, backwards: bool, limit: int
     ) -> list[RecordedEvent]:
@@ -247,7 +232,7 @@ class MemoryStore(EventStore):
             else:
                 chosen = positions[low - 1 : min(top, low - 1 + limit)]
             rows = (self._log[p - 1] for p in chosen)
-            return [self._record(row) for row in rows if row is not None]
+            return [recorded_from_row(row, self.codec) for row in rows if row is not None]
 
     def _read_all_page(
         self, after: int, limit: int, types: tuple[str, ...] | None, prefix: str | None
@@ -264,7 +249,7 @@ class MemoryStore(EventStore):
                     continue
                 if prefix is not None and not row.stream_id.startswith(prefix):
                     continue
-                out.append(self._record(row))
+                out.append(recorded_from_row(row, self.codec))
                 if len(out) >= limit:
                     break
             return out
@@ -296,7 +281,7 @@ class MemoryStore(EventStore):
             for position in self._matching(query, after):
                 row = self._log[position - 1]
                 assert row is not None  # _matching skips removed events
-                out.append(self._record(row))
+                out.append(recorded_from_row(row, self.codec))
                 if len(out) >= limit:
                     break
             return out

@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 
 from eventkeep.errors import ConfigurationError, IntegrityError, NotFoundError
-from eventkeep.store.hashing import ChainRow, chain_hash
+from eventkeep.store.hashing import ChainRow, row_hash
 
 __all__ = [
     "ARCHIVE_FORMAT",
@@ -171,18 +171,7 @@ def verify_chain_from(previous: bytes, rows: Sequence[ChainRow], last_hash: byte
     """Check that ``rows`` (one stream, in version order) chain from ``previous`` and end at
     ``last_hash``; returns what is wrong, or None."""
     for row in rows:
-        digest = chain_hash(
-            previous,
-            row.stream_id,
-            row.version,
-            row.event_id,
-            row.type,
-            row.schema_version,
-            row.recorded_at_us,
-            row.data,
-            row.metadata,
-            row.tags,
-        )
+        digest = row_hash(previous, row)
         if digest != row.hash:
             return f"{row.stream_id!r}@{row.version}: the hash does not match the event"
         previous = digest

@@ -30,6 +30,7 @@ __all__ = [
     "VerifyReport",
     "chain_events",
     "chain_hash",
+    "row_hash",
     "verify_chains",
 ]
 
@@ -132,6 +133,23 @@ class ChainRow(NamedTuple):
     metadata: bytes
     hash: bytes
     tags: tuple[str, ...] = ()
+
+
+def row_hash(previous: bytes, row: ChainRow) -> bytes:
+    """The hash ``row`` must have to follow ``previous`` in its stream's chain (its stored
+    ``hash`` is this when nothing was changed)."""
+    return chain_hash(
+        previous,
+        row.stream_id,
+        row.version,
+        row.event_id,
+        row.type,
+        row.schema_version,
+        row.recorded_at_us,
+        row.data,
+        row.metadata,
+        row.tags,
+    )
 
 
 class BrokenLink(NamedTuple):
@@ -260,18 +278,7 @@ def verify_chains(
             )
             failed = True
             continue
-        digest = chain_hash(
-            previous,
-            row.stream_id,
-            row.version,
-            row.event_id,
-            row.type,
-            row.schema_version,
-            row.recorded_at_us,
-            row.data,
-            row.metadata,
-            row.tags,
-        )
+        digest = row_hash(previous, row)
         if digest != row.hash:
             broken.append(
                 BrokenLink(

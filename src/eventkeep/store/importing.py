@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from eventkeep.errors import DuplicateEventIdError, IntegrityError, ValidationError
-from eventkeep.store.hashing import GENESIS, ChainRow, chain_hash
+from eventkeep.store.hashing import GENESIS, ChainRow, row_hash
 
 __all__ = [
     "ImportPlan",
@@ -98,8 +98,12 @@ def plan_import(
     out: list[ChainRow] = []
     new = TargetHead(0, GENESIS)
     for row in rows:
-        stream_id, version, _, event_id, type_name, schema_version, at, data, meta, digest, tags = (
-            row
+        stream_id, version, event_id, at, digest = (
+            row.stream_id,
+            row.version,
+            row.event_id,
+            row.recorded_at_us,
+            row.hash,
         )
         if stored:
             known = stored.get(event_id)
@@ -115,18 +119,7 @@ def plan_import(
         head = tips.get(stream_id) or heads.get(stream_id) or new
         if version != head.version + 1:
             _refuse_version(row, head)
-        expected = chain_hash(
-            head.last_hash,
-            stream_id,
-            version,
-            event_id,
-            type_name,
-            schema_version,
-            at,
-            data,
-            meta,
-            tags,
-        )
+        expected = row_hash(head.last_hash, row)
         if expected != digest:
             raise IntegrityError(
                 f"stream {stream_id!r}, version {version} (event {_uuid(event_id)}): its hash "

@@ -43,7 +43,7 @@ from eventkeep.store.lifecycle import (
     removals_of,
     removed_through,
 )
-from eventkeep.store.recorded import RecordedEvent, to_micros
+from eventkeep.store.recorded import RecordedEvent, recorded_from_row, to_micros
 from eventkeep.store.types import StorageCheck
 from eventkeep.store.validation import check_count, check_flag, check_stream_id, check_text
 
@@ -403,7 +403,11 @@ class LifecycleMixin:
                     # Personal fields revealed (or redacted once forgotten), as on live reads.
                     events.extend(
                         self._with_personal(
-                            [self._recorded(row) for row in rows if low <= row.version <= top]
+                            [
+                                recorded_from_row(row, self.codec)
+                                for row in rows
+                                if low <= row.version <= top
+                            ]
                         )
                     )
                 previous = removal.last_hash
@@ -426,21 +430,6 @@ class LifecycleMixin:
         if wrong is not None:
             raise IntegrityError(f"archive {op.archive_file}: {wrong}")
         return mine
-
-    def _recorded(self, row: ChainRow) -> RecordedEvent:
-        return RecordedEvent(
-            row.stream_id,
-            row.version,
-            row.position,
-            row.event_id,
-            row.type,
-            row.schema_version,
-            row.data,
-            row.metadata,
-            row.recorded_at_us,
-            self.codec,
-            row.tags,
-        )
 
     # -- verify -------------------------------------------------------------------------------
 

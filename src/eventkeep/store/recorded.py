@@ -16,8 +16,9 @@ import msgspec
 if TYPE_CHECKING:
     from eventkeep.store.codec import Codec
     from eventkeep.store.events import Event, RawEvent
+    from eventkeep.store.hashing import ChainRow
 
-__all__ = ["RecordedEvent", "decode_tags", "from_micros", "to_micros"]
+__all__ = ["RecordedEvent", "decode_tags", "from_micros", "recorded_from_row", "to_micros"]
 
 _decode_tags = msgspec.json.Decoder(list[str]).decode
 
@@ -190,3 +191,21 @@ class RecordedEvent:
             f"RecordedEvent(stream_id={self.stream_id!r}, version={self.version}, "
             f"position={self.position}, type={self.type!r}, event_id={self.event_id})"
         )
+
+
+def recorded_from_row(row: ChainRow, codec: Codec) -> RecordedEvent:
+    """A stored event as the store hands it out, from the row it is stored as (an archived
+    one, or one of the memory store's log)."""
+    return RecordedEvent(
+        row.stream_id,
+        row.version,
+        row.position,
+        row.event_id,
+        row.type,
+        row.schema_version,
+        row.data,
+        row.metadata,
+        row.recorded_at_us,
+        codec,
+        row.tags,
+    )

@@ -6,9 +6,9 @@ batching and checks of ``import_``, over the backend primitives ``EventStore._ex
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from eventkeep.errors import ValidationError
+from eventkeep.errors import ConfigurationError, ValidationError
 from eventkeep.store.hashing import ChainRow
 from eventkeep.store.importing import ImportPlan, ImportReport
 from eventkeep.store.lifecycle import Removal
@@ -23,6 +23,7 @@ from eventkeep.store.validation import (
 
 __all__ = [
     "Progress",
+    "Transfer",
     "check_outside_transaction",
     "check_row",
     "export_events",
@@ -191,3 +192,54 @@ def check_row(row: Any) -> ChainRow:
 def _check_bytes(value: Any, what: str, size: int) -> None:
     if not isinstance(value, bytes) or len(value) != size:
         raise ValidationError(f"{what} must be {size} bytes, got {value!r:.80}")
+
+
+class Transfer:
+    """Mixed into :class:`~eventkeep.store.base.EventStore`: ``export`` and ``import_``, over
+    the three primitives at the end (a backend that cannot move history keeps the defaults)."""
+
+    if TYPE_CHECKING:  # EventStore's and LifecycleMixin's
+
+        def _removals(self, stream_id: str | None) -> list[Removal]: ...
+
+        def joined_transaction(self) -> object: ...
+
+        def _notify_appended(self) -> None: ...
+
+    def export(
+        self, *, after: int | None = None, stream_prefix: str | None = None
+    ) -> Iterator[ChainRow]:
+        """The stored events in log order after position ``after``, exactly as stored (ids,
+        versions, positions, ``recorded_at``, data and metadata bytes, tags, hashes), for
+        :meth:`import_` into another store. See :func:`eventkeep.store.transfer.export_events`."""
+        return export_events(self, after=after, stream_prefix=stream_prefix)
+
+    def import_(self, rows: Iterable[ChainRow], *, batch_size: int = 1000) -> ImportReport:
+        """Write events exported from a store (:meth:`export`) as they are: same ids, versions,
+        times, bytes and hashes, at their positions when this store has not given them yet
+        (else numbered after its head, in the order given). Every hash is checked
+        against its chain first; events already here (same id and hash) are skipped. See
+        :func:`eventkeep.store.transfer.import_events`."""
+        return import_events(self, rows, batch_size=batch_size)
+
+    # -- backend primitives -------------------------------------------------------------------
+
+    def _export_page(self, after: int, limit: int, prefix: str | None) -> list[ChainRow]:
+        """Up to ``limit`` stored events after position ``after`` (of streams starting with
+        ``prefix``), in log order, as stored, hashes included."""
+        raise ConfigurationError(f"{type(self).__name__} cannot export its events")
+
+    def _import_rows(
+        self, rows: list[ChainRow], removed_floor: int = 0, ahead: ImportPlan | None = None
+    ) -> int:
+        """Write one batch of exported events in one transaction that appends cannot
+        interleave with, as :func:`eventkeep.store.importing.plan_import` decides (nothing
+        when it raises); returns how many were written (the others were there already).
+        ``removed_floor``: the last position removed by an operation the import does not
+        carry (:class:`~eventkeep.store.importing.Numbering`). ``ahead``: the batch planned
+        ahead, used if it holds (:func:`~eventkeep.store.importing.choose_plan`)."""
+        raise ConfigurationError(f"{type(self).__name__} cannot import events")
+
+    def _last_event_position(self) -> int:
+        """The position of the last stored event (0: none), below any removed ones."""
+        raise ConfigurationError(f"{type(self).__name__} cannot import events")

@@ -1,0 +1,147 @@
+"""The SQLite store's append, on a cursor in a write transaction: fetch the heads (and the
+stored event ids when the plan needs them), plan with :func:`eventkeep.store.planner.plan_append`,
+insert the planned rows, their tags and the new stream heads. The store's group commit
+(:mod:`eventkeep.backends.sqlite.group_commit`) and its transactions call :func:`append_in`."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from eventkeep.backends.sqlite import dcb, keys, sql
+from eventkeep.store.dcb import AppendCondition
+from eventkeep.store.planner import Head, PlannedRow, new_heads, plan_append
+from eventkeep.store.tags import encode_tags
+from eventkeep.store.types import AppendResult, PreparedAppend, StoredIdentity
+
+__all__ = ["append_in", "insert_at", "last_recorded_at"]
+
+_MAX_PARAMS = 500
+
+
+def append_in(
+    cur: sqlite3.Cursor,
+    batches: list[PreparedAppend],
+    now: int,
+    condition: AppendCondition | None = None,
+) -> list[AppendResult]:
+    """Plan and write ``batches`` in the write transaction open on ``cur``.
+
+    The event ids are looked up only when the plan needs them: an expected version did not
+    match, or the event-id index refused the insert (a retried append, or a reused id).
+    An ``EventkeepError`` (a conflict, a refused event id) is raised only before anything
+    is written (group commit relies on it); database errors may come at any point.
+    The condition is checked here, under the write lock: no append can come in between.
+    """
+    keys.store_new_keys(cur, batches, now)
+    heads = _heads(cur, batches)
+    matched = None
+    if condition is not None:
+        statement, params = dcb.first_match(condition.fail_if_events_match, condition.after or 0)
+        matched = cur.execute(statement, params).fetchone()[0]
+    stored: dict[bytes, StoredIdentity] | None = None
+    while True:
+        plan = plan_append(batches, heads, stored, condition, matched)
+        if plan.needs_ids:
+            stored = _stored_identities(cur, batches)
+            continue
+        if plan.conflict is not None:
+            raise plan.conflict
+        if not plan.writes:
+            return plan.results(0)
+        rows = plan.rows(now)
+        try:
+            last = _insert(cur, rows)
+        except sqlite3.IntegrityError:
+            if stored is not None:
+                raise
+            stored = _stored_identities(cur, batches)
+            continue
+        first = last - len(rows) + 1
+        results = plan.results(first)
+        tagged = [
+            (tag, first + offset, row.type) for offset, row in enumerate(rows) for tag in row.tags
+        ]
+        if tagged:
+            cur.executemany(sql.INSERT_TAG, tagged)
+        cur.executemany(
+            sql.UPSERT_STREAM,
+            [
+                (row.stream_id, row.version, first + offset, row.hash)
+                for offset, row in new_heads(rows)
+            ],
+        )
+        return results
+
+
+def last_recorded_at(cur: sqlite3.Cursor) -> int:
+    """The latest recorded time in the store (the floor of the next append's clock)."""
+    row = cur.execute(sql.LAST_RECORDED_AT).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _insert(cur: sqlite3.Cursor, rows: list[PlannedRow]) -> int:
+    """Insert ``rows``, all or none; returns the position of the last one."""
+    floor = cur.execute(sql.POSITION_FLOOR).fetchone()[0]
+    if floor is not None:  # the log's last events were removed: number above them
+        first = int(floor) + 1
+        return insert_at(cur, rows, range(first, first + len(rows)))
+    if len(rows) == 1:  # one statement undoes itself when refused: no savepoint needed
+        cur.execute(sql.INSERT_EVENT, _params(rows[0]))
+        last = cur.lastrowid
+        assert last is not None
+        return last
+    cur.execute(sql.INSERT_SAVEPOINT)
+    try:
+        cur.executemany(sql.INSERT_EVENT, [_params(row) for row in rows])
+    except sqlite3.IntegrityError:
+        cur.execute(sql.ROLLBACK_TO_INSERT_SAVEPOINT)
+        cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
+        raise
+    cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
+    return int(cur.execute(sql.LAST_INSERT_POSITION).fetchone()[0])
+
+
+def insert_at(cur: sqlite3.Cursor, rows: list[PlannedRow], positions: Sequence[int]) -> int:
+    """Insert ``rows`` at ``positions`` (ascending), all or none; returns the last one."""
+    cur.execute(sql.INSERT_SAVEPOINT)
+    try:
+        cur.executemany(
+            sql.INSERT_EVENT_AT,
+            [(position, *_params(row)) for position, row in zip(positions, rows, strict=True)],
+        )
+    except sqlite3.IntegrityError:
+        cur.execute(sql.ROLLBACK_TO_INSERT_SAVEPOINT)
+        cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
+        raise
+    cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
+    return positions[-1]
+
+
+def _heads(cur: sqlite3.Cursor, batches: list[PreparedAppend]) -> dict[str, Head]:
+    heads: dict[str, Head] = {}
+    for batch in batches:
+        row = cur.execute(sql.STREAM_HEAD, (batch.stream_id,)).fetchone()
+        if row is not None:
+            heads[batch.stream_id] = Head(row[0], row[1])
+    return heads
+
+
+def _stored_identities(
+    cur: sqlite3.Cursor, batches: list[PreparedAppend]
+) -> dict[bytes, StoredIdentity]:
+    ids = [ev.event_id for batch in batches for ev in batch.events]
+    stored: dict[bytes, StoredIdentity] = {}
+    for start in range(0, len(ids), _MAX_PARAMS):
+        chunk = ids[start : start + _MAX_PARAMS]
+        statement = sql.STORED_IDENTITIES.format(marks=",".join("?" * len(chunk)))
+        for row in cur.execute(statement, chunk):
+            stored[row[0]] = StoredIdentity(*row)
+    return stored
+
+
+def _params(row: PlannedRow) -> tuple[Any, ...]:
+    """INSERT_EVENT's parameters: the row, its tags encoded (NULL when it has none)."""
+    tags = row.tags
+    return (*row[:9], encode_tags(tags) if tags else None)
