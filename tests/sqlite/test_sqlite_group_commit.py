@@ -123,10 +123,10 @@ def test_a_database_error_inside_one_append_writes_the_others_alone(
 ) -> None:
     append_in = store._append_in
 
-    def failing(cur: sqlite3.Cursor, batches: Any, now: int) -> list[AppendResult]:
+    def failing(cur: sqlite3.Cursor, batches: Any, now: int, *rest: Any) -> list[AppendResult]:
         if batches[0].stream_id == "bad":
             raise sqlite3.OperationalError("disk I/O error")
-        return append_in(cur, batches, now)
+        return append_in(cur, batches, now, *rest)
 
     monkeypatch.setattr(store, "_append_in", failing)
     outcomes, begins = queued_behind_a_transaction(
@@ -206,8 +206,10 @@ def test_an_append_that_fails_after_writing_does_not_leave_its_writes_in_the_gro
     # anything is written. Should an append ever write and then fail, the group notices.
     append_in = store._append_in
 
-    def writes_then_conflicts(cur: sqlite3.Cursor, batches: Any, now: int) -> list[AppendResult]:
-        results = append_in(cur, batches, now)
+    def writes_then_conflicts(
+        cur: sqlite3.Cursor, batches: Any, now: int, *rest: Any
+    ) -> list[AppendResult]:
+        results = append_in(cur, batches, now, *rest)
         if batches[0].stream_id == "sneaky":
             raise ConcurrencyError("sneaky", 0, 1)
         return results

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from typing import TYPE_CHECKING
 
-from eventkeep.backends.sqlite.writing import last_recorded_at
+from eventkeep.backends.sqlite.writing import Known, last_recorded_at
 from eventkeep.errors import BackendUnavailableError, EventkeepError
 
 if TYPE_CHECKING:
@@ -32,10 +32,13 @@ class GroupCommit:
     _queued: list[_PendingAppend]
     _leading: bool
     _waiting: int
+    _known: Known
 
     if TYPE_CHECKING:  # SQLiteStore's and EventStore's
 
-        def _write(self) -> contextlib.AbstractContextManager[sqlite3.Cursor]: ...
+        def _write(
+            self, *, appending: bool = False
+        ) -> contextlib.AbstractContextManager[sqlite3.Cursor]: ...
 
         def _append_in(
             self,
@@ -43,6 +46,7 @@ class GroupCommit:
             batches: list[PreparedAppend],
             now: int,
             condition: AppendCondition | None = None,
+            known: Known | None = None,
         ) -> list[AppendResult]: ...
 
         def _clock(self, floor: int = 0) -> int: ...
@@ -72,8 +76,8 @@ class GroupCommit:
                 self._leading = True
         if alone:
             try:
-                with self._write() as cur:
-                    now = self._clock(last_recorded_at(cur))
+                with self._write(appending=True) as cur:
+                    now = self._clock(last_recorded_at(cur, self._known))
                     return self._append_with(cur, batches, now, condition)
             finally:
                 self._lock.release()
@@ -120,10 +124,10 @@ class GroupCommit:
         outcomes: list[list[AppendResult] | EventkeepError] = []
         try:
             try:
-                with self._write() as cur:
+                with self._write(appending=True) as cur:
                     with self._group:
                         group, self._queued = self._queued, []
-                    floor = last_recorded_at(cur)
+                    floor = last_recorded_at(cur, self._known)
                     if len(group) == 1:  # alone: an error rolls back the whole transaction
                         first = group[0]
                         now = self._clock(floor)
@@ -166,8 +170,8 @@ class GroupCommit:
         self, batches: list[PreparedAppend], condition: AppendCondition | None
     ) -> list[AppendResult] | Exception:
         try:
-            with self._write() as cur:
-                now = self._clock(last_recorded_at(cur))
+            with self._write(appending=True) as cur:
+                now = self._clock(last_recorded_at(cur, self._known))
                 return self._append_with(cur, batches, now, condition)
         except Exception as exc:
             return exc
@@ -202,10 +206,8 @@ class GroupCommit:
         now: int,
         condition: AppendCondition | None,
     ) -> list[AppendResult]:
-        """``_append_in``, passing the condition only when there is one."""
-        if condition is None:
-            return self._append_in(cur, batches, now)
-        return self._append_in(cur, batches, now, condition)
+        """``_append_in`` with what the store knows (``Known``, checked by ``_write``)."""
+        return self._append_in(cur, batches, now, condition, self._known)
 
 
 class _PendingAppend:

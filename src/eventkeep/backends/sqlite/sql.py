@@ -10,6 +10,9 @@ _RECORD = (
 
 STREAM_HEAD = "SELECT version, last_hash FROM streams WHERE stream_id = ?"
 
+# Changes when another connection has committed since this connection last asked.
+DATA_VERSION = "PRAGMA data_version"
+
 LAST_RECORDED_AT = "SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1"
 
 LAST_EVENT = "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1"

@@ -139,6 +139,7 @@ class SQLiteStore(GroupCommit, SQLiteReads, EventStore):
         self._readers = Readers(self._connect, MAX_READERS)
         self._fetch_turn = threading.Lock()
         self._start_group_commit()
+        self._known = writing.Known()
         if not self._single:
             opening.create_file(self.path, self.url, self.file_mode)
         with self._translate():
@@ -185,20 +186,31 @@ class SQLiteStore(GroupCommit, SQLiteReads, EventStore):
         )
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Cursor]:
-        """A write transaction holding SQLite's write lock from its first statement."""
+    def _write(self, *, appending: bool = False) -> Iterator[sqlite3.Cursor]:
+        """A write transaction holding SQLite's write lock from its first statement.
+
+        ``appending``: it only appends (group commit), through ``writing.append_in`` with the
+        store's :class:`~eventkeep.backends.sqlite.writing.Known`, checked here first; any
+        other write transaction, and any that rolls back, makes the store forget it."""
+        known = self._known
         with self._lock, self._translate():
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
+                if appending:
+                    known.check(cur)
                 yield cur
                 cur.execute("COMMIT")
             except BaseException:
+                known.forget()
                 # Also when COMMIT itself fails: a transaction left open would keep the write
                 # lock (every other writer locked out) and show the failed append to this store.
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
+            finally:
+                if not appending:
+                    known.forget()
 
     @contextlib.contextmanager
     def _write_or_join(self) -> Iterator[sqlite3.Cursor]:
@@ -293,9 +305,11 @@ class SQLiteStore(GroupCommit, SQLiteReads, EventStore):
         batches: list[PreparedAppend],
         now: int,
         condition: AppendCondition | None = None,
+        known: writing.Known | None = None,
     ) -> list[AppendResult]:
-        """Plan and write ``batches`` on ``cur`` (see ``writing.append_in``)."""
-        return writing.append_in(cur, batches, now, condition)
+        """Plan and write ``batches`` on ``cur`` (see ``writing.append_in``); ``known`` only
+        from group commit (a store transaction's own SQL may have changed anything)."""
+        return writing.append_in(cur, batches, now, condition, known)
 
     # -- moving history (eventkeep.moving) ----------------------------------------------------
 

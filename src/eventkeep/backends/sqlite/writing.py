@@ -15,9 +15,54 @@ from eventkeep.store.planner import Head, PlannedRow, new_heads, plan_append
 from eventkeep.store.tags import encode_tags
 from eventkeep.store.types import AppendResult, PreparedAppend, StoredIdentity
 
-__all__ = ["append_in", "insert_at", "last_recorded_at"]
+__all__ = ["Known", "append_in", "insert_at", "last_recorded_at"]
 
 _MAX_PARAMS = 500
+_MAX_KNOWN_HEADS = 4096
+
+
+class Known:
+    """What the store's write connection knows of the database from its own appends, so that
+    the next append need not ask: the last event's time, that no removed position lies above
+    the last event, and the heads of the streams it appended to.
+
+    Valid only while nothing else has written: :meth:`check` runs first in each write
+    transaction, after SQLite's write lock is taken, and forgets everything when another
+    connection (of this process or another) has committed since (``PRAGMA data_version``
+    changed). The store forgets it after any write transaction that is not an append
+    (lifecycle operations, imports, store transactions running SQL of their own) and after a
+    rollback. Appends then read what they need, as without it. Measured: two of the seven
+    statements of a one-event append to an existing stream, three when the stream is
+    already known.
+    """
+
+    __slots__ = ("_data_version", "heads", "last_recorded_at", "no_floor")
+
+    def __init__(self) -> None:
+        self._data_version: int | None = None
+        self.forget()
+
+    def forget(self) -> None:
+        self.last_recorded_at: int | None = None
+        self.no_floor = False
+        self.heads: dict[str, Head] = {}
+
+    def check(self, cur: sqlite3.Cursor) -> None:
+        """At the start of an append's write transaction (the write lock held)."""
+        version = int(cur.execute(sql.DATA_VERSION).fetchone()[0])
+        if version != self._data_version:
+            self._data_version = version
+            self.forget()
+
+    def wrote(self, rows: list[PlannedRow]) -> None:
+        """``rows`` were inserted (in the open transaction)."""
+        heads = self.heads
+        if len(heads) > _MAX_KNOWN_HEADS:
+            heads.clear()
+        for _, row in new_heads(rows):
+            heads[row.stream_id] = Head(row.version, row.hash)
+        self.last_recorded_at = rows[-1].recorded_at_us
+        self.no_floor = True  # the log's last position is now an event's
 
 
 def append_in(
@@ -25,6 +70,7 @@ def append_in(
     batches: list[PreparedAppend],
     now: int,
     condition: AppendCondition | None = None,
+    known: Known | None = None,
 ) -> list[AppendResult]:
     """Plan and write ``batches`` in the write transaction open on ``cur``.
 
@@ -33,9 +79,11 @@ def append_in(
     An ``EventkeepError`` (a conflict, a refused event id) is raised only before anything
     is written (group commit relies on it); database errors may come at any point.
     The condition is checked here, under the write lock: no append can come in between.
+    ``known``: what the store's write connection knows already (checked by the caller in
+    this transaction), kept up to date with what this append writes.
     """
     keys.store_new_keys(cur, batches, now)
-    heads = _heads(cur, batches)
+    heads = _heads(cur, batches, known)
     matched = None
     if condition is not None:
         statement, params = dcb.first_match(condition.fail_if_events_match, condition.after or 0)
@@ -52,7 +100,7 @@ def append_in(
             return plan.results(0)
         rows = plan.rows(now)
         try:
-            last = _insert(cur, rows)
+            last = _insert(cur, rows, known)
         except sqlite3.IntegrityError:
             if stored is not None:
                 raise
@@ -72,18 +120,22 @@ def append_in(
                 for offset, row in new_heads(rows)
             ],
         )
+        if known is not None:
+            known.wrote(rows)
         return results
 
 
-def last_recorded_at(cur: sqlite3.Cursor) -> int:
+def last_recorded_at(cur: sqlite3.Cursor, known: Known | None = None) -> int:
     """The latest recorded time in the store (the floor of the next append's clock)."""
+    if known is not None and known.last_recorded_at is not None:
+        return known.last_recorded_at
     row = cur.execute(sql.LAST_RECORDED_AT).fetchone()
     return int(row[0]) if row else 0
 
 
-def _insert(cur: sqlite3.Cursor, rows: list[PlannedRow]) -> int:
+def _insert(cur: sqlite3.Cursor, rows: list[PlannedRow], known: Known | None) -> int:
     """Insert ``rows``, all or none; returns the position of the last one."""
-    floor = cur.execute(sql.POSITION_FLOOR).fetchone()[0]
+    floor = None if known is not None and known.no_floor else _position_floor(cur)
     if floor is not None:  # the log's last events were removed: number above them
         first = int(floor) + 1
         return insert_at(cur, rows, range(first, first + len(rows)))
@@ -103,6 +155,12 @@ def _insert(cur: sqlite3.Cursor, rows: list[PlannedRow]) -> int:
     return int(cur.execute(sql.LAST_INSERT_POSITION).fetchone()[0])
 
 
+def _position_floor(cur: sqlite3.Cursor) -> int | None:
+    """The last removed position when it lies above the last event (appends number above it)."""
+    found = cur.execute(sql.POSITION_FLOOR).fetchone()[0]
+    return None if found is None else int(found)
+
+
 def insert_at(cur: sqlite3.Cursor, rows: list[PlannedRow], positions: Sequence[int]) -> int:
     """Insert ``rows`` at ``positions`` (ascending), all or none; returns the last one."""
     cur.execute(sql.INSERT_SAVEPOINT)
@@ -119,9 +177,16 @@ def insert_at(cur: sqlite3.Cursor, rows: list[PlannedRow], positions: Sequence[i
     return positions[-1]
 
 
-def _heads(cur: sqlite3.Cursor, batches: list[PreparedAppend]) -> dict[str, Head]:
+def _heads(
+    cur: sqlite3.Cursor, batches: list[PreparedAppend], known: Known | None
+) -> dict[str, Head]:
     heads: dict[str, Head] = {}
+    cached = known.heads if known is not None else {}
     for batch in batches:
+        head = cached.get(batch.stream_id)
+        if head is not None:
+            heads[batch.stream_id] = head
+            continue
         row = cur.execute(sql.STREAM_HEAD, (batch.stream_id,)).fetchone()
         if row is not None:
             heads[batch.stream_id] = Head(row[0], row[1])
