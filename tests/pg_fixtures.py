@@ -24,9 +24,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PgServer",
+    "ReplicaPair",
     "Target",
     "delete_postgres",
     "fresh_store_url",
+    "pg_replica",
     "pg_server",
     "require_driver",
     "tamper_postgres",
@@ -106,6 +108,56 @@ def pg_server() -> Iterator[PgServer]:
         yield PgServer(cluster.url, cluster)
     finally:
         cluster.destroy()
+
+
+@dataclass
+class ReplicaPair:
+    """A primary of its own and a hot standby streaming from it (``pg_basebackup -R``)."""
+
+    primary: pg_cluster.Cluster
+    replica: pg_cluster.ReplicaCluster
+
+    def store_url(self, request: pytest.FixtureRequest) -> str:
+        """A store URL on the primary, in a schema of its own (dropped after the test)."""
+        server = PgServer(self.primary.url, self.primary)
+        return fresh_store_url(request, server)
+
+    @property
+    def read_url(self) -> str:
+        return self.replica.url
+
+    def on_replica(self, statement: str) -> Any:
+        """Run ``statement`` on the replica as the superuser; its first row."""
+        import psycopg
+
+        with psycopg.connect(self.replica.url, autocommit=True, connect_timeout=10) as conn:
+            return conn.execute(statement).fetchone()
+
+    def pause_replay(self) -> None:
+        self.on_replica("SELECT pg_wal_replay_pause()")
+
+    def resume_replay(self) -> None:
+        self.on_replica("SELECT pg_wal_replay_resume()")
+
+
+@pytest.fixture(scope="session")
+def pg_replica() -> Iterator[ReplicaPair]:
+    """A primary and a streaming replica on loopback, started for the tests that ask for them
+    (a server of their own: replay is paused and resumed, which would stall other tests)."""
+    if pg_cluster.find_bin_dir() is None or not pg_cluster.driver_installed():
+        reason = "replica tests need psycopg and PostgreSQL server binaries (pg_basebackup)"
+        if pg_cluster.in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    primary = pg_cluster.start_cluster()
+    try:
+        replica = pg_cluster.start_replica(primary)
+        try:
+            yield ReplicaPair(primary, replica)
+        finally:
+            replica.destroy()
+    finally:
+        primary.destroy()
 
 
 def new_schema_name() -> str:
