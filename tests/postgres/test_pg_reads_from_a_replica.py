@@ -325,3 +325,48 @@ def test_readers_on_the_replica_never_skip_while_writer_processes_append_hard(
         served = json.loads(crew.out(name).with_suffix(".served").read_text())
         assert served["replica"] > 0, "the reader did not read the replica"
         assert served["primary"] == 0, "the reader read the primary"
+
+
+def test_the_cli_reads_from_the_replica_and_shows_its_lag_in_projection_status(
+    url: str, pg_replica: ReplicaPair, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from eventkeep.cli import main
+
+    runner = CliRunner(env={"COLUMNS": "200", "EVENTKEEP_STORE": None, "EVENTKEEP_READ_URL": None})
+    with open_pair(url, pg_replica) as store:
+        for n in range(3):
+            store.append("cli-1", [RawEvent("Numbered", {"n": n})])
+        projection_runner = Runner(store, [Positions()], lease_ttl=30.0)
+        projection_runner.run(until_caught_up=True, timeout=60)
+    read = runner.invoke(
+        main, ["read", "cli-1", "--json", "--store", url, "--read-url", pg_replica.read_url]
+    )
+    assert read.exit_code == 0, read.output
+    assert [e["version"] for e in json.loads(read.output)] == [1, 2, 3]
+    shown = runner.invoke(
+        main, ["--store", url, "--read-url", pg_replica.read_url, "projections", "status"]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert (
+        f"Reading from the replica postgresql://postgres@127.0.0.1:{pg_replica.replica.port}"
+        in shown.output
+    )
+    assert "behind the primary" in shown.output
+    as_json = runner.invoke(
+        main,
+        ["projections", "status", "--json"],
+        env={"EVENTKEEP_STORE": url, "EVENTKEEP_READ_URL": pg_replica.read_url},
+    )
+    assert as_json.exit_code == 0, as_json.output
+    [row] = json.loads(as_json.output)
+    assert row["replica"]["in_recovery"] is True
+    assert row["replica"]["positions_behind"] >= 0
+    refused = runner.invoke(
+        main,
+        ["--store", f"sqlite:///{tmp_path / 'x.db'}", "--read-url", pg_replica.read_url, "streams"],
+    )
+    assert refused.exit_code == 2
+    assert "is not PostgreSQL" in refused.output
+    assert "Traceback" not in refused.output
