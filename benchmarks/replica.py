@@ -55,9 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="per throughput figure")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(_TESTS))
-    import pg_cluster
-
     import eventkeep
+    import pg_cluster
     from eventkeep import RawEvent
 
     primary = pg_cluster.start_cluster(durable=True)
@@ -78,13 +77,15 @@ def main(argv: list[str] | None = None) -> int:
             head = writer.head_position()
             woke: dict[str, float] = {}
 
-            def wait(name: str, store: eventkeep.EventStore, after: int) -> None:
+            def wait(
+                name: str, store: eventkeep.EventStore, after: int, woke: dict[str, float]
+            ) -> None:
                 if store.wait_for_events(after, timeout=10):
                     woke[name] = time.perf_counter()
 
             threads = [
-                threading.Thread(target=wait, args=("primary", on_primary, head)),
-                threading.Thread(target=wait, args=("replica", on_replica, head)),
+                threading.Thread(target=wait, args=("primary", on_primary, head, woke)),
+                threading.Thread(target=wait, args=("replica", on_replica, head, woke)),
             ]
             for thread in threads:
                 thread.start()
