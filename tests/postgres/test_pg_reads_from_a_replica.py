@@ -370,3 +370,24 @@ def test_the_cli_reads_from_the_replica_and_shows_its_lag_in_projection_status(
     assert refused.exit_code == 2
     assert "is not PostgreSQL" in refused.output
     assert "Traceback" not in refused.output
+
+
+def test_a_forget_is_seen_at_once_by_the_store_that_made_it_though_the_replica_is_behind(
+    url: str, pg_replica: ReplicaPair
+) -> None:
+    """The forget's key deletion is a write readers see: a replica that has not replayed it
+    still holds the key, so the store's reads go to the primary until it has."""
+    from eventkeep.store.personal import REDACTED
+    from eventkeep.testing.events import CustomerRegistered
+
+    with open_pair(url, pg_replica, replica_wait=0.2) as store:
+        store.registry.register(CustomerRegistered)
+        store.append("customer-c1", [CustomerRegistered(customer_id="c1", email="ada@x.org")])
+        assert next(store.read_stream("customer-c1")).event.email == "ada@x.org"
+        pg_replica.pause_replay()
+        assert store.forget("c1", by="dpo", reason="request").had_key
+        assert next(store.read_stream("customer-c1")).event.email == REDACTED
+        with open_pair(url, pg_replica, replica_wait=0.2) as other:
+            other.registry.register(CustomerRegistered)
+            # A store opened after the forget waits for (or bypasses) the replica too.
+            assert next(other.read_stream("customer-c1")).event.email == REDACTED

@@ -195,12 +195,13 @@ class PostgresStore(EventStore):
             with conn.transaction():
                 self._local.conn = conn
                 self._local.sequenced = False
+                self._local.wrote = False  # keys.py: a key destroyed, a forget logged
                 try:
                     tx = PostgresTransaction(self, self._db, conn)
                     yield tx
                 finally:
                     self._local.conn = None
-            if self._replica is not None and tx.appended:
+            if self._replica is not None and (tx.appended or self._local.wrote):
                 self._replica.wrote(conn)
 
     @contextlib.contextmanager
