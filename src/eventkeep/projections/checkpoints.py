@@ -214,6 +214,8 @@ def projection_status(store: EventStore, name: str | None = None) -> list[Projec
         if position < head:
             for first in store.read_all(position, 1):
                 lag_seconds = max(0.0, (now - to_micros(first.recorded_at)) / 1e6)
+            if replica is not None:  # at least as late as the replica it reads from
+                lag_seconds = max(lag_seconds, replica.seconds_behind)
         progress = None
         if record.rebuild_version is not None:
             done = rebuilds[record.name] if record.rebuild_generation else position

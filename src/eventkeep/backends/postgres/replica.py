@@ -80,7 +80,7 @@ REPLICA_LAG = (
     "ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END"
 )
 
-_UNKNOWN = 2**63  # no WAL position (a server that is not a standby): replayed everything
+_UNKNOWN = 2**64  # no WAL position (a server that is not a standby): replayed everything
 
 
 def lsn_number(text: str | None) -> int:
