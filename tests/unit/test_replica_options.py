@@ -8,7 +8,7 @@ pytest.importorskip("psycopg")
 
 import eventkeep
 from eventkeep import ConfigurationError
-from eventkeep.backends.postgres.replica import lsn_number
+from eventkeep.backends.postgres.replica import lsn_number, record_end
 
 PRIMARY = "postgresql://app:pw@127.0.0.1:1/app"
 
@@ -18,6 +18,16 @@ def test_wal_positions_compare_as_numbers() -> None:
     assert lsn_number("0/16B3748") == 0x16B3748
     assert lsn_number("1/0") > lsn_number("0/FFFFFFFF")
     assert lsn_number(None) > lsn_number("FFFFFFFF/FFFFFFFF")  # not a standby: all replayed
+
+
+def test_an_insert_position_past_a_page_header_stands_for_the_record_that_ended_at_the_page() -> (
+    None
+):
+    page = 8192
+    assert record_end(5 * page + 24) == 5 * page  # a short page header
+    assert record_end(16 * 1024 * 1024 + 40) == 16 * 1024 * 1024  # a segment's long header
+    assert record_end(5 * page + 40) == 5 * page + 40  # inside a page: a record's end
+    assert record_end(5 * page + 1000) == 5 * page + 1000
 
 
 @pytest.mark.parametrize(

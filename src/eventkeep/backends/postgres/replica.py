@@ -50,7 +50,7 @@ from eventkeep.backends.postgres.connection import Database
 from eventkeep.errors import ConfigurationError
 from eventkeep.store.replicas import ReplicaLag
 
-__all__ = ["REPLICA_WAIT", "ReplicaReads", "lsn_number"]
+__all__ = ["REPLICA_WAIT", "ReplicaReads", "lsn_number", "record_end"]
 
 REPLICA_WAIT = 0.1
 """Default ``replica_wait``: seconds a read waits for the replica to replay what this store
@@ -89,6 +89,25 @@ def lsn_number(text: str | None) -> int:
         return _UNKNOWN
     high, _, low = text.partition("/")
     return (int(high, 16) << 32) | int(low, 16)
+
+
+_PAGE = 8192  # XLOG_BLCKSZ
+_SEGMENT = 16 * 1024 * 1024  # the default wal_segment_size
+
+
+def record_end(insert_lsn: int) -> int:
+    """The end of the last WAL record before ``insert_lsn`` (``pg_current_wal_insert_lsn()``).
+
+    The two differ only when that record ended exactly at a page boundary: the insert position
+    is then past the next page's header (24 bytes, 40 at a segment's start), while the replica
+    reports the record's end. No record ends right after a page header, so taking it off is
+    exact; without it, a replica that has replayed everything would look behind until the
+    primary writes again.
+    """
+    offset = insert_lsn % _PAGE
+    if offset == 24 or (offset == 40 and insert_lsn % _SEGMENT == 40):
+        return insert_lsn - offset
+    return insert_lsn
 
 
 class ReplicaReads:
@@ -138,7 +157,7 @@ class ReplicaReads:
             return
         with self.primary.translate():
             row = conn.execute(PRIMARY_LSN).fetchone()
-        lsn = lsn_number(row[0] if row else None)
+        lsn = record_end(lsn_number(row[0] if row else None))
         with self._lock:
             self._floor_lsn = max(self._floor_lsn, lsn)
 
@@ -161,7 +180,7 @@ class ReplicaReads:
                 if row is not None:
                     with self._lock:
                         self._floor_position = max(self._floor_position, int(row[0]))
-                        self._floor_lsn = max(self._floor_lsn, lsn_number(row[1]))
+                        self._floor_lsn = max(self._floor_lsn, record_end(lsn_number(row[1])))
                 yield conn
             finally:
                 if conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
