@@ -44,11 +44,18 @@ def open_pair(url: str, pair: ReplicaPair, **options: Any) -> PostgresStore:
     return store
 
 
+def replica_head(pair: ReplicaPair, schema: str) -> int:
+    """The store's head position on the replica, asked directly (0 before its creation)."""
+    function = f"{schema}.eventkeep_head_position()"
+    [created] = pair.on_replica(f"SELECT to_regprocedure('{function}') IS NOT NULL")
+    return int(pair.on_replica(f"SELECT {function}")[0]) if created else 0
+
+
 def replayed(pair: ReplicaPair, store: PostgresStore, position: int) -> None:
     """Wait until the replica holds ``position`` (its replay resumed)."""
-    assert store._replica is not None
-    replica = store._replica
-    wait_until(lambda: replica.head() >= position, "the replica to replay", timeout=60)
+    wait_until(
+        lambda: replica_head(pair, store.schema) >= position, "the replica to replay", timeout=60
+    )
 
 
 def test_reads_are_served_by_the_replica_and_appends_by_the_primary(
@@ -214,7 +221,8 @@ def test_a_projection_reading_from_the_replica_catches_up_exactly_once(
 
 def test_the_lag_is_shown_in_positions_bytes_and_seconds(url: str, pg_replica: ReplicaPair) -> None:
     with open_pair(url, pg_replica) as store:
-        store.append("l-1", [RawEvent("Opened", {"n": 0})])
+        first = store.append("l-1", [RawEvent("Opened", {"n": 0})])
+        replayed(pg_replica, store, first.position)
         pg_replica.pause_replay()
         for n in range(5):
             store.append("l-1", [RawEvent("Noted", {"n": n})])

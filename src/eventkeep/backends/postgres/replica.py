@@ -73,7 +73,7 @@ PRIMARY_FLUSHED = "SELECT eventkeep_head_position(), pg_current_wal_flush_lsn():
 """The primary's head, and the end of the WAL it has flushed (what a replica can have)."""
 
 REPLICA_LAG = (
-    "SELECT eventkeep_head_position(), pg_is_in_recovery(), "
+    "SELECT to_regprocedure('eventkeep_head_position()') IS NOT NULL, pg_is_in_recovery(), "
     "pg_last_wal_replay_lsn()::text, "
     "CASE WHEN pg_last_wal_receive_lsn() IS NULL "
     "  OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
@@ -232,13 +232,11 @@ class ReplicaReads:
     # -- waiting and lag ----------------------------------------------------------------------
 
     def head(self) -> int:
-        """The replica's head position (what a read of the replica sees now)."""
-        with self._on_replica() as conn:
+        """The head position a read sees now: the replica's, once it has replayed up to the
+        floor (else the primary's, as for any read)."""
+        with self.reading() as conn:
             row = conn.execute(sql.HEAD_POSITION).fetchone()
-        head = int(row[0]) if row else 0
-        with self._lock:
-            self._seen_position = max(self._seen_position, head)
-        return head
+        return int(row[0]) if row else 0
 
     def wait_for_events(
         self,
@@ -277,8 +275,12 @@ class ReplicaReads:
         primary_head, primary_lsn = (int(row[0]), lsn_number(row[1])) if row else (0, 0)
         with self._on_replica() as conn:
             found = conn.execute(REPLICA_LAG).fetchone()
-        assert found is not None
-        replica_head, in_recovery, replayed, seconds = found
+            assert found is not None
+            created, in_recovery, replayed, seconds = found
+            replica_head = 0  # until the replica has replayed the store's creation
+            if created:
+                head_row = conn.execute(sql.HEAD_POSITION).fetchone()
+                replica_head = int(head_row[0]) if head_row else 0
         behind_bytes = 0
         if in_recovery and replayed is not None:
             behind_bytes = max(0, primary_lsn - lsn_number(replayed))
