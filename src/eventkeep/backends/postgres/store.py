@@ -464,9 +464,11 @@ class PostgresStore(EventStore):
             # may hold its uncommitted events, so it commits or rolls back with them.
             with self._db.translate(), tx_conn.transaction():
                 tx_conn.execute(sql.SAVE_SNAPSHOT, params)
+            self._local.wrote = True
             return
         with self._db.connection() as conn:
             conn.execute(sql.SAVE_SNAPSHOT, params)
+        self._wrote()  # a replica serves this store's snapshot loads once it has the snapshot
 
     def _load_snapshot(self, stream_id: str, max_version: int) -> Snapshot | None:
         with self._reading() as conn:
@@ -481,7 +483,9 @@ class PostgresStore(EventStore):
             where = sql.WHERE_PREFIX_OPEN if high is None else sql.WHERE_PREFIX_RANGE
             params.extend((prefix, prefix if high is None else high))
         with self._db.connection() as conn:
-            return conn.execute(sql.DELETE_SNAPSHOTS.format(where=where), params).rowcount
+            deleted = conn.execute(sql.DELETE_SNAPSHOTS.format(where=where), params).rowcount
+        self._wrote()
+        return deleted
 
     # -- erasure (see keys.py) -----------------------------------------------------------------
 
