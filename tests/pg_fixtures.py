@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     import psycopg
 
 __all__ = [
+    "APPLIED",
     "PgServer",
     "ReplicaPair",
     "Target",
@@ -110,6 +112,10 @@ def pg_server() -> Iterator[PgServer]:
         cluster.destroy()
 
 
+APPLIED = {"options": "-c synchronous_commit=remote_apply"}
+"""Store options whose commits return once the replica has replayed them (``ReplicaPair``)."""
+
+
 @dataclass
 class ReplicaPair:
     """A primary of its own and a hot standby streaming from it (``pg_basebackup -R``)."""
@@ -133,6 +139,24 @@ class ReplicaPair:
         with psycopg.connect(self.replica.url, autocommit=True, connect_timeout=10) as conn:
             return conn.execute(statement).fetchone()
 
+    def make_synchronous(self) -> None:
+        """Make the replica a synchronous standby: a session with ``synchronous_commit =
+        remote_apply`` (:data:`APPLIED`) then commits only once the replica has replayed the
+        commit; sessions with the default (``on``) wait only for the replica's flush, so a
+        paused replay does not hold them up."""
+        import psycopg
+
+        with psycopg.connect(self.primary.url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
+            conn.execute("SELECT pg_reload_conf()")
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                row = conn.execute("SELECT sync_state FROM pg_stat_replication").fetchone()
+                if row is not None and row[0] == "sync":
+                    return
+                time.sleep(0.05)
+        raise RuntimeError("the replica did not become a synchronous standby")
+
     def pause_replay(self) -> None:
         self.on_replica("SELECT pg_wal_replay_pause()")
 
@@ -153,7 +177,9 @@ def pg_replica() -> Iterator[ReplicaPair]:
     try:
         replica = pg_cluster.start_replica(primary)
         try:
-            yield ReplicaPair(primary, replica)
+            pair = ReplicaPair(primary, replica)
+            pair.make_synchronous()
+            yield pair
         finally:
             replica.destroy()
     finally:

@@ -1,9 +1,12 @@
 """The whole contract suite on PostgreSQL stores that read from a streaming replica.
 
-Every store appends to a primary and reads from its hot standby (``read_url=``): the suite's
-cases pass unchanged because a store object's reads wait for the replica to replay what it
-wrote or saw (``eventkeep.backends.postgres.replica``). Slow: a second server pair, and every
-read after a write waits for the replay.
+Every store appends to a primary and reads from its hot standby (``read_url=``). A store
+object's own reads wait for the replica to replay what it wrote or saw
+(``eventkeep.backends.postgres.replica``); the suite's cases with two handles on one store (one
+writes, the other reads at once) need more: the stores commit with ``synchronous_commit =
+remote_apply`` on a synchronous standby, so a commit returns once the replica has replayed it,
+as in a deployment that wants read-your-writes across processes (docs/postgres.md). Slow: a
+second server pair.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pg_fixtures import ReplicaPair, fresh_store_url, require_driver
+from pg_fixtures import APPLIED, ReplicaPair, fresh_store_url, require_driver
 
 require_driver()
 
@@ -35,7 +38,7 @@ class TestPostgresStoreReadingFromAReplica(test_postgres.TestPostgresStore):
 
         def factory(**options: Any) -> EventStore:
             url = fresh_store_url(request, server)
-            store = eventkeep.open_store(url, read_url=pair.read_url, **options)
+            store = eventkeep.open_store(url, read_url=pair.read_url, **APPLIED, **options)
             self.urls[id(store)] = url
             self.read_url = pair.read_url
             opened.append(store)
@@ -55,4 +58,4 @@ class TestPostgresStoreReadingFromAReplica(test_postgres.TestPostgresStore):
         url = self.urls.get(id(store))
         if url is None:
             return store
-        return eventkeep.open_store(url, registry=store.registry, read_url=self.read_url)
+        return eventkeep.open_store(url, registry=store.registry, read_url=self.read_url, **APPLIED)

@@ -26,7 +26,7 @@ from eventkeep.backends.postgres import PostgresStore
 from eventkeep.projections import HandlerContext, Runner, SQLProjection, handles
 from eventkeep.projections.checkpoints import projection_status
 from pg_cluster import free_port
-from pg_fixtures import ReplicaPair
+from pg_fixtures import APPLIED, ReplicaPair
 
 pytestmark = pytest.mark.slow
 
@@ -399,3 +399,20 @@ def test_a_forget_is_seen_at_once_by_the_store_that_made_it_though_the_replica_i
             other.registry.register(CustomerRegistered)
             # A store opened after the forget waits for (or bypasses) the replica too.
             assert next(other.read_stream("customer-c1")).event.email == REDACTED
+
+
+def test_with_remote_apply_every_store_reads_another_stores_commit_at_once(
+    url: str, pg_replica: ReplicaPair
+) -> None:
+    """A synchronous standby and ``synchronous_commit = remote_apply``: an append returns once
+    the replica has replayed it, so a reader of the replica that never wrote sees it at once."""
+    with (
+        open_pair(url, pg_replica, **APPLIED) as writer,
+        open_pair(url, pg_replica) as reader,
+    ):
+        for n in range(30):
+            result = writer.append("sync-1", [RawEvent("Noted", {"n": n})])
+            assert reader.stream_version("sync-1") == result.version
+            assert reader.head_position() == result.position
+        assert reader._replica is not None
+        assert reader._replica.primary_reads == 0
