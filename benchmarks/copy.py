@@ -21,16 +21,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import os
 import pstats
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, cast
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import eventkeep
+from benchmarks.pg_costs import _BACKENDS, cpu_seconds
 from eventkeep import NewEvent, RawEvent, StreamAppend
 from eventkeep.moving import copy_store
 
@@ -63,16 +66,63 @@ def fill(store: eventkeep.EventStore, events: int) -> None:
         store.append_many(appends)
 
 
-def timed_copy(source: str, target: str, batch: int, profile: bool) -> tuple[float, int]:
+class Costs:
+    """Wall time, and CPU seconds of this process (every thread) and of the PostgreSQL
+    server's backends (``/proc``; 0 when the server is not on this machine): CPU is what a
+    busy machine inflates least, and it says which side a copy waits for."""
+
+    def __init__(self, pg_url: str | None) -> None:
+        self._observer = None if pg_url is None else _observer(pg_url)
+        self.wall = self.client = self.server = 0.0
+
+    def _server_cpu(self) -> dict[int, float]:
+        if self._observer is None:
+            return {}
+        pids = [row[0] for row in self._observer.execute(cast(Any, _BACKENDS))]
+        found = {}
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                found[pid] = cpu_seconds(pid)
+        return found
+
+    def __enter__(self) -> Costs:
+        self._server = self._server_cpu()
+        self._started = (time.perf_counter(), time.process_time())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self._started[0]
+        self.client = time.process_time() - self._started[1]
+        after = self._server_cpu()
+        self.server = sum(cpu - self._server.get(pid, 0.0) for pid, cpu in after.items())
+        if self._observer is not None:
+            self._observer.close()
+
+    def per_event(self, events: int) -> str:
+        return (
+            f"client CPU {self.client / events * 1e6:.1f} µs/event, "
+            f"server CPU {self.server / events * 1e6:.1f} µs/event"
+        )
+
+
+def _observer(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
+
+
+def timed_copy(
+    source: str, target: str, batch: int, profile: bool, pg_url: str | None = None
+) -> tuple[float, int, Costs]:
     with eventkeep.open_store(source) as src, eventkeep.open_store(target) as dst:
         profiler = cProfile.Profile() if profile else None
-        started = time.perf_counter()
         if profiler is not None:
             profiler.enable()
-        report = copy_store(src, dst, batch_size=batch)
+        with Costs(pg_url) as costs:
+            report = copy_store(src, dst, batch_size=batch)
         if profiler is not None:
             profiler.disable()
-        took = time.perf_counter() - started
+        took = costs.wall
         if profiler is not None:
             pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
         verified = dst.verify(deep=False)
@@ -80,10 +130,10 @@ def timed_copy(source: str, target: str, batch: int, profile: bool) -> tuple[flo
             raise SystemExit(f"the copy in {target} does not verify: {verified.broken[:3]}")
         if list(src.export()) != list(dst.export()):
             raise SystemExit("the copy differs from its source")
-        return took, report.written
+        return took, report.written, costs
 
 
-def raw_copy(source: str, target: str, batch: int) -> float:
+def raw_copy(source: str, target: str, batch: int) -> tuple[float, Costs]:
     """Events per second of a bare binary COPY of the source's rows into ``target``'s events
     table, ``batch`` rows per transaction (the rows read beforehand, not timed)."""
     import psycopg
@@ -110,9 +160,8 @@ def raw_copy(source: str, target: str, batch: int) -> float:
             for r in src.export()
         ]
     eventkeep.open_store(target).close()
-    with psycopg.connect(target, autocommit=True) as conn:
+    with psycopg.connect(target, autocommit=True) as conn, Costs(target) as costs:
         conn.execute("SET search_path TO eventkeep")
-        started = time.perf_counter()
         for start in range(0, len(rows), batch):
             cur = conn.cursor()
             cur.adapters.register_dumper(bytes, cur.adapters.get_dumper(bytes, PyFormat.BINARY))
@@ -120,8 +169,7 @@ def raw_copy(source: str, target: str, batch: int) -> float:
                 copy.set_types(list(sql.COPY_EVENT_TYPES))
                 for row in rows[start : start + batch]:
                     copy.write_row(row)
-        took = time.perf_counter() - started
-    return len(rows) / took
+    return len(rows) / costs.wall, costs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,22 +193,27 @@ def main(argv: list[str] | None = None) -> int:
                 fill(store, args.events)
             target = stack.enter_context(server.database()).pg_url
             say(f"PostgreSQL {server.version}: {server.description}")
-            took, written = timed_copy(source, target, args.batch, args.profile)
+            say(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+            took, written, costs = timed_copy(
+                source, target, args.batch, args.profile, pg_url=target
+            )
             print(
                 f"SQLite -> PostgreSQL: {written:,} events in {took:.2f} s = "
-                f"{written / took:,.0f} events/s (batch {args.batch})"
+                f"{written / took:,.0f} events/s (batch {args.batch}); "
+                f"{costs.per_event(written)}"
             )
             ceiling = stack.enter_context(server.database()).pg_url
-            rate = raw_copy(source, ceiling, args.batch)
+            rate, raw = raw_copy(source, ceiling, args.batch)
             print(
                 f"bare COPY into the events table (the ceiling): {rate:,.0f} events/s; "
-                f"copy_store reached {written / took / rate:.2f}x of it"
+                f"{raw.per_event(written)}; copy_store reached {written / took / rate:.2f}x of it"
             )
             back = f"sqlite:///{Path(folder) / 'back.db'}"
-            took, written = timed_copy(target, back, args.batch, False)
+            took, written, costs = timed_copy(target, back, args.batch, False)
             print(
                 f"PostgreSQL -> SQLite: {written:,} events in {took:.2f} s = "
-                f"{written / took:,.0f} events/s (batch {args.batch})"
+                f"{written / took:,.0f} events/s (batch {args.batch}); "
+                f"{costs.per_event(written)}"
             )
     finally:
         server.close()

@@ -106,3 +106,15 @@ def test_a_stored_traceparent_parents_the_span_of_the_handler(tracer: RecordingT
     assert [attrs["position"] for attrs, _ in handled] == [1, 2]
     assert handled[0][1] == TRACE_ID  # the appending request's trace
     assert handled[1][1] != TRACE_ID  # no traceparent: the batch's own trace
+
+
+def test_no_span_is_made_until_a_tracer_provider_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The API's own no-op spans cost an append a tenth of its CPU: without a provider (this
+    # process sets none), eventkeep does not ask the API for a tracer at all.
+    monkeypatch.setattr(telemetry, "_tracer", None)
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    assert telemetry.span("eventkeep.append", stream_id="s-1") is telemetry.span("other")
+    with eventkeep.open_store("memory://") as store:
+        store.append("s-1", [eventkeep.RawEvent("Noted", {})])
+        list(store.read_stream("s-1"))
+    assert telemetry._tracer is None  # no tracer was asked for

@@ -33,7 +33,7 @@ from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.store.dcb import AppendCondition, Query, QueryItem
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
-from eventkeep.store.importing import Numbering, TargetHead, plan_import
+from eventkeep.store.importing import ImportPlan, Numbering, TargetHead, choose_plan
 from eventkeep.store.lifecycle import (
     Operation,
     Removal,
@@ -141,7 +141,9 @@ class MemoryStore(EventStore):
                         break
             return out
 
-    def _import_rows(self, rows: list[ChainRow], removed_floor: int = 0) -> int:
+    def _import_rows(
+        self, rows: list[ChainRow], removed_floor: int = 0, ahead: ImportPlan | None = None
+    ) -> int:
         with self._lock:
             streams = {row.stream_id: row for row in rows}
             heads = {
@@ -155,8 +157,8 @@ class MemoryStore(EventStore):
             }
             last = self._last_event()
             numbering = Numbering(len(self._log), max(last.position if last else 0, removed_floor))
-            planned = plan_import(
-                rows, heads, stored, last.recorded_at_us if last else 0, numbering
+            planned = choose_plan(
+                rows, heads, stored, last.recorded_at_us if last else 0, numbering, ahead
             )
             for row in planned:
                 self._store(row)

@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from eventkeep.errors import IntegrityError, ValidationError
 from eventkeep.store.base import EventStore
+from eventkeep.store.hashing import ChainRow
+from eventkeep.store.personal import ENVELOPE_PREFIX
 from eventkeep.store.recorded import from_micros, to_micros
 from eventkeep.store.shredding import subjects_in
 from eventkeep.store.transfer import export_events
 from eventkeep.store.validation import check_text
 
-__all__ = ["FORGOTTEN", "KEYS"]
+__all__ = ["FORGOTTEN", "KEYS", "KeyCarrier"]
 
 _KEY_BYTES = 32
 
@@ -73,14 +75,25 @@ class _Keys:
         subjects: set[str] = set()
         for row in export_events(source):
             subjects |= subjects_in(row.data)
+        yield from self.records(source, subjects)
+
+    def records(self, source: EventStore, subjects: Collection[str]) -> Iterator[dict[str, Any]]:
+        """The records of the keys of ``subjects`` that ``source``'s key store holds."""
         if not subjects:
             return
         found = source.key_store.keys(sorted(subjects))
         for subject in sorted(found):
             yield {"subject": subject, "key": base64.b64encode(found[subject]).decode()}
 
-    def import_(self, target: EventStore, records: list[dict[str, Any]]) -> None:
-        forgotten = {entry.subject for entry in target.forgotten_subjects()}
+    def import_(
+        self,
+        target: EventStore,
+        records: list[dict[str, Any]],
+        forgotten: Collection[str] | None = None,
+    ) -> None:
+        """``forgotten``: the subjects forgotten in ``target``, if the caller knows them."""
+        if forgotten is None:
+            forgotten = {entry.subject for entry in target.forgotten_subjects()}
         for record in records:
             subject, key = _key(record)
             if subject in forgotten:  # forgotten in the target (or with the import): stays so
@@ -96,6 +109,31 @@ class _Keys:
 
 FORGOTTEN = _Forgotten()
 KEYS = _Keys()
+
+
+class KeyCarrier:
+    """Carries the keys of the personal data in a copy's events page by page, each page's
+    before its events are written (so a copy interrupted anywhere holds the keys of every
+    event it holds), instead of a pass over the whole log first. A subject forgotten in the
+    target (the forget log is carried before the events) stays without its key."""
+
+    def __init__(self, source: EventStore, target: EventStore) -> None:
+        self._source = source
+        self._target = target
+        self._seen: set[str] = set()
+        self._forgotten = {entry.subject for entry in target.forgotten_subjects()}
+
+    def carry(self, rows: list[ChainRow]) -> None:
+        """Copy the keys of the subjects ``rows`` hold that no earlier page held."""
+        subjects: set[str] = set()
+        for row in rows:
+            if ENVELOPE_PREFIX in row.data:
+                subjects |= subjects_in(row.data)
+        subjects -= self._seen
+        if subjects:
+            self._seen |= subjects
+            records = list(KEYS.records(self._source, subjects))
+            KEYS.import_(self._target, records, self._forgotten)
 
 
 def _forgotten(record: dict[str, Any]) -> tuple[str, int, str, str, bool]:

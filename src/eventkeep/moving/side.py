@@ -20,7 +20,7 @@ positions between the removed ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any, Protocol
 
 from eventkeep.errors import ValidationError
@@ -83,9 +83,13 @@ def import_side_records(target: EventStore, records: list[SideRecord]) -> None:
         tables[kind].import_(target, kept)
 
 
-def copy_side_records(source: EventStore, target: EventStore) -> None:
-    """Move every side table's records from ``source`` to ``target``."""
+def copy_side_records(
+    source: EventStore, target: EventStore, *, skip: Collection[SideTable] = ()
+) -> None:
+    """Move every side table's records (but those of ``skip``) from ``source`` to ``target``."""
     for table in SIDE_TABLES:
+        if table in skip:
+            continue
         records = [dict(record) for record in table.export(source)]
         if records:
             table.import_(target, records)

@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from eventkeep.errors import ValidationError
+from eventkeep.moving.erasure import KEYS, KeyCarrier
 from eventkeep.moving.lifecycle import copy_archives
 from eventkeep.moving.side import copy_side_records
 from eventkeep.store.base import EventStore
 from eventkeep.store.hashing import ChainRow
+from eventkeep.store.importing import ImportPlan, Numbering, Predictor
 from eventkeep.store.transfer import (
     Progress,
     check_outside_transaction,
     check_row,
     export_events,
+    import_batches,
     import_events,
+    removed_floor,
 )
 
 __all__ = [
@@ -87,6 +91,15 @@ def resume_position(source: EventStore, target: EventStore) -> int:
     return theirs[0].position
 
 
+def _target_state(target: EventStore, floor: int) -> tuple[Numbering, int]:
+    """Where ``target``'s log stands (its numbering, its last event's time) as an import
+    batch would find it now: the :class:`~eventkeep.store.importing.Predictor`'s start."""
+    last = target._last_event_position()
+    found = target._export_page(last - 1, 1, None) if last else []
+    at = found[0].recorded_at_us if found else 0
+    return Numbering(max(target.head_position(), last), max(last, floor)), at
+
+
 def _identity(row: ChainRow) -> tuple[str, int, int, bytes, bytes]:
     return (row.stream_id, row.version, row.position, row.event_id, row.hash)
 
@@ -110,20 +123,24 @@ def copy_store(
     The side tables (:data:`eventkeep.moving.side.SIDE_TABLES`: the lifecycle's operations
     log, removals and stream metadata) are copied first, then, when both stores have an
     archive directory, the archive files the operations name; events keep their positions,
-    gaps included. Snapshots and projection checkpoints are not copied (docs/moving.md).
+    gaps included; the keys of personal data are copied page by page, each page's before its
+    events. Snapshots and projection checkpoints are not copied (docs/moving.md).
     """
     if source is target:
         raise ValidationError("copy_store needs two different stores")
     check_outside_transaction(target)
     after = resume_position(source, target)
     head = source.head_position()
-    copy_side_records(source, target)
+    # The keys of personal data go page by page with the events (KeyCarrier): not a pass
+    # over the whole source log first.
+    copy_side_records(source, target, skip=(KEYS,))
     archives = copy_archives(source, target)
     carried = {op.operation_id for op in source._operations()}
-    with _Prefetch(source, after, head, batch_size) as rows:
-        report = import_events(
-            target, rows, batch_size=batch_size, on_batch=on_batch, check=False, carried=carried
-        )
+    keys = KeyCarrier(source, target)
+    floor = removed_floor(target, carried)
+    predictor = Predictor(*_target_state(target, floor), floor)
+    with _Prefetch(source, after, head, batch_size, predictor, keys.carry) as batches:
+        report = import_batches(target, batches, floor, on_batch)
     copied = archives.copied if archives is not None else 0
     return CopyReport(report.written, report.skipped, after, head, copied)
 
@@ -131,16 +148,29 @@ def copy_store(
 class _Prefetch:
     """The source's events up to ``head``, read page by page on a thread of their own while
     the target writes the previous page (the two overlap: reading waits on one database,
-    writing on the other)."""
+    writing on the other). The same thread plans each page ahead (``predictor``), so the
+    writer's transaction, which appends wait for, does not. ``before_page`` runs on the
+    writer's thread before a page's events are written."""
 
-    def __init__(self, source: EventStore, after: int, head: int, size: int) -> None:
-        self._pages: queue.Queue[list[ChainRow] | BaseException | None] = queue.Queue(2)
+    def __init__(
+        self,
+        source: EventStore,
+        after: int,
+        head: int,
+        size: int,
+        predictor: Predictor,
+        before_page: Callable[[list[ChainRow]], None],
+    ) -> None:
+        self._before_page = before_page
+        self._pages: queue.Queue[_Page | BaseException | None] = queue.Queue(2)
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._read, args=(source, after, head, size), daemon=True
+            target=self._read, args=(source, after, head, size, predictor), daemon=True
         )
 
-    def _read(self, source: EventStore, after: int, head: int, size: int) -> None:
+    def _read(
+        self, source: EventStore, after: int, head: int, size: int, predictor: Predictor
+    ) -> None:
         try:
             while after < head and not self._stop.is_set():
                 page = [
@@ -148,13 +178,13 @@ class _Prefetch:
                 ]
                 if not page:
                     break
-                self._put(page)
+                self._put((page, predictor.plan(page)))
                 after = page[-1].position
             self._put(None)
-        except BaseException as exc:  # handed to the reading thread, raised there
+        except BaseException as exc:  # handed to the writing thread, raised there
             self._put(exc)
 
-    def _put(self, item: list[ChainRow] | BaseException | None) -> None:
+    def _put(self, item: _Page | BaseException | None) -> None:
         while not self._stop.is_set():
             try:
                 self._pages.put(item, timeout=0.1)
@@ -162,19 +192,23 @@ class _Prefetch:
             except queue.Full:
                 continue
 
-    def __enter__(self) -> Iterator[ChainRow]:
+    def __enter__(self) -> Iterator[_Page]:
         self._thread.start()
-        return self._rows()
+        return self._batches()
 
-    def _rows(self) -> Iterator[ChainRow]:
+    def _batches(self) -> Iterator[_Page]:
         while True:
             item = self._pages.get()
             if item is None:
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield from item
+            self._before_page(item[0])
+            yield item
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+_Page = tuple[list[ChainRow], ImportPlan | None]

@@ -59,7 +59,7 @@ from eventkeep.store.dcb import (
 from eventkeep.store.erasure import Erasure
 from eventkeep.store.events import Event, NewEvent, RawEvent, TypeRegistry, default_registry
 from eventkeep.store.hashing import ChainRow, VerifyReport
-from eventkeep.store.importing import ImportReport
+from eventkeep.store.importing import ImportPlan, ImportReport
 from eventkeep.store.lifecycle_store import LifecycleMixin
 from eventkeep.store.recorded import RecordedEvent
 from eventkeep.store.shredding import KeyStore
@@ -801,12 +801,15 @@ class EventStore(LifecycleMixin, Erasure, abc.ABC):
         ``prefix``), in log order, as stored, hashes included."""
         raise ConfigurationError(f"{type(self).__name__} cannot export its events")
 
-    def _import_rows(self, rows: list[ChainRow], removed_floor: int = 0) -> int:
+    def _import_rows(
+        self, rows: list[ChainRow], removed_floor: int = 0, ahead: ImportPlan | None = None
+    ) -> int:
         """Write one batch of exported events in one transaction that appends cannot
         interleave with, as :func:`eventkeep.store.importing.plan_import` decides (nothing
         when it raises); returns how many were written (the others were there already).
         ``removed_floor``: the last position removed by an operation the import does not
-        carry (:class:`~eventkeep.store.importing.Numbering`)."""
+        carry (:class:`~eventkeep.store.importing.Numbering`). ``ahead``: the batch planned
+        ahead, used if it holds (:func:`~eventkeep.store.importing.choose_plan`)."""
         raise ConfigurationError(f"{type(self).__name__} cannot import events")
 
     def _last_event_position(self) -> int:

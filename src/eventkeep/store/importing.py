@@ -41,7 +41,16 @@ from typing import NamedTuple
 from eventkeep.errors import DuplicateEventIdError, IntegrityError, ValidationError
 from eventkeep.store.hashing import GENESIS, ChainRow, chain_hash
 
-__all__ = ["ImportReport", "Numbering", "TargetHead", "plan_import", "same_event"]
+__all__ = [
+    "ImportPlan",
+    "ImportReport",
+    "Numbering",
+    "Predictor",
+    "TargetHead",
+    "choose_plan",
+    "plan_import",
+    "same_event",
+]
 
 
 class TargetHead(NamedTuple):
@@ -138,6 +147,82 @@ def plan_import(
         given, top = position, max(top, position)
         out.append(row if position == row.position else row._replace(position=position))
     return out
+
+
+class ImportPlan(NamedTuple):
+    """A batch planned ahead, against a prediction of the target: what :func:`plan_import`
+    returned for these inputs. Valid exactly when the target, read under the batch's lock,
+    shows the same inputs (the heads of the batch's streams, its last event's time, its
+    numbering) and holds none of the batch's event ids: ``plan_import`` is a pure function,
+    so it would return the same rows again."""
+
+    rows: list[ChainRow]
+    heads: dict[str, TargetHead]
+    """The heads assumed for the batch's streams (a stream missing here: assumed new)."""
+    last_recorded_at_us: int
+    numbering: Numbering
+
+
+def choose_plan(
+    rows: Sequence[ChainRow],
+    heads: Mapping[str, TargetHead],
+    stored: Mapping[bytes, ChainRow],
+    last_recorded_at_us: int,
+    numbering: Numbering,
+    ahead: ImportPlan | None,
+) -> list[ChainRow]:
+    """``plan_import(rows, heads, stored, last_recorded_at_us, numbering)``, taken from the
+    plan made ahead when that was made for these very inputs."""
+    if (
+        ahead is not None
+        and not stored
+        and ahead.numbering == numbering
+        and ahead.last_recorded_at_us == last_recorded_at_us
+        and all(heads.get(stream_id) == ahead.heads.get(stream_id) for stream_id in _streams(rows))
+    ):
+        return ahead.rows
+    return plan_import(rows, heads, stored, last_recorded_at_us, numbering)
+
+
+def _streams(rows: Sequence[ChainRow]) -> dict[str, None]:
+    return dict.fromkeys(row.stream_id for row in rows)
+
+
+class Predictor:
+    """Plans a copy's batches ahead, off the writing thread (``copy_store`` runs it on the
+    thread that reads the source), predicting the target after each batch from the batches
+    before it: every event of a batch written at its planned position, as the plan says.
+
+    It starts from what the target held when the copy began (``numbering``, the time of its
+    last event) and assumes that a stream it has not seen yet is new in the target. A wrong
+    prediction (a stream the target already had, an append to the target meanwhile, a batch
+    that was not written as planned) costs nothing but the plan made ahead: the writer plans
+    the batch again under its lock (:func:`choose_plan`). A batch whose plan raises gets no
+    plan ahead: the writer raises the same error, where it belongs."""
+
+    def __init__(self, numbering: Numbering, last_recorded_at_us: int, removed_floor: int) -> None:
+        self._heads: dict[str, TargetHead] = {}
+        self._numbering = numbering
+        self._last = last_recorded_at_us
+        self._floor = removed_floor
+
+    def plan(self, rows: Sequence[ChainRow]) -> ImportPlan | None:
+        heads = {s: h for s in _streams(rows) if (h := self._heads.get(s)) is not None}
+        numbering, last = self._numbering, self._last
+        try:
+            planned = plan_import(rows, heads, {}, last, numbering)
+        except (IntegrityError, ValidationError):
+            planned = None
+        if not planned:  # raised, or nothing to write: nothing predicted after it either
+            self._heads.clear()
+            self._numbering = Numbering(-1, -1)
+            return None
+        for row in planned:
+            self._heads[row.stream_id] = TargetHead(row.version, row.hash)
+        top = max(numbering.head, planned[-1].position)
+        self._numbering = Numbering(top, max(planned[-1].position, self._floor))
+        self._last = planned[-1].recorded_at_us
+        return ImportPlan(planned, heads, last, numbering)
 
 
 def _refuse_version(row: ChainRow, head: TargetHead) -> None:

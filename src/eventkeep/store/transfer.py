@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from eventkeep.errors import ValidationError
 from eventkeep.store.hashing import ChainRow
-from eventkeep.store.importing import ImportReport
+from eventkeep.store.importing import ImportPlan, ImportReport
 from eventkeep.store.lifecycle import Removal
 from eventkeep.store.types import PAGE_SIZE
 from eventkeep.store.validation import (
@@ -21,7 +21,15 @@ from eventkeep.store.validation import (
     check_text,
 )
 
-__all__ = ["Progress", "check_outside_transaction", "check_row", "export_events", "import_events"]
+__all__ = [
+    "Progress",
+    "check_outside_transaction",
+    "check_row",
+    "export_events",
+    "import_batches",
+    "import_events",
+    "removed_floor",
+]
 
 Progress = Callable[[ImportReport], object]
 """Called after each batch of an import with the totals so far."""
@@ -33,7 +41,9 @@ class EventStore(Protocol):
 
     def _export_page(self, after: int, limit: int, prefix: str | None) -> list[ChainRow]: ...
 
-    def _import_rows(self, rows: list[ChainRow], removed_floor: int = 0) -> int: ...
+    def _import_rows(
+        self, rows: list[ChainRow], removed_floor: int = 0, ahead: ImportPlan | None = None
+    ) -> int: ...
 
     def _removals(self, stream_id: str | None) -> list[Removal]: ...
 
@@ -91,11 +101,12 @@ def import_events(
     check_outside_transaction(store)
     if isinstance(rows, ChainRow):
         raise ValidationError("import_ takes a list of exported events, got a single one")
-    kept = frozenset(carried)
-    floor = max(
-        (r.last_position for r in store._removals(None) if r.operation_id not in kept), default=0
-    )
-    written = skipped = last = 0
+    batches = ((batch, None) for batch in _batches(rows, batch_size, check))
+    return import_batches(store, batches, removed_floor(store, carried), on_batch)
+
+
+def _batches(rows: Iterable[ChainRow], size: int, check: bool) -> Iterator[list[ChainRow]]:
+    last = 0
     batch: list[ChainRow] = []
     for row in rows:
         if check:
@@ -107,15 +118,34 @@ def import_events(
             )
         last = row.position
         batch.append(row)
-        if len(batch) >= batch_size:
-            done = store._import_rows(batch, floor)
-            written, skipped = written + done, skipped + len(batch) - done
+        if len(batch) >= size:
+            yield batch
             batch = []
-            if on_batch is not None:
-                on_batch(ImportReport(written, skipped, last))
     if batch:
-        done = store._import_rows(batch, floor)
-        written, skipped = written + done, skipped + len(batch) - done
+        yield batch
+
+
+def removed_floor(store: EventStore, carried: Collection[str]) -> int:
+    """The last position removed from ``store`` by an operation not among ``carried``
+    (:class:`~eventkeep.store.importing.Numbering`)."""
+    kept = frozenset(carried)
+    return max(
+        (r.last_position for r in store._removals(None) if r.operation_id not in kept), default=0
+    )
+
+
+def import_batches(
+    store: EventStore,
+    batches: Iterable[tuple[list[ChainRow], ImportPlan | None]],
+    floor: int,
+    on_batch: Progress | None = None,
+) -> ImportReport:
+    """Write ``batches`` of exported events in log order (each with the plan made ahead for
+    it, if any: :class:`~eventkeep.store.importing.ImportPlan`), a transaction each."""
+    written = skipped = last = 0
+    for batch, ahead in batches:
+        done = store._import_rows(batch, floor, ahead)
+        written, skipped, last = written + done, skipped + len(batch) - done, batch[-1].position
         if on_batch is not None:
             on_batch(ImportReport(written, skipped, last))
     if written:

@@ -2,7 +2,8 @@
 
 An import batch is one transaction: the sequencer's lock first (appends wait; positions stay
 in commit order), then, pipelined, the heads of its streams and the log's last event; the plan
-(:func:`eventkeep.store.importing.plan_import`); then the rows by binary ``COPY``, numbered
+(:func:`eventkeep.store.importing.plan_import`, or the plan ``copy_store`` made ahead on its
+reading thread when the target is as it predicted); then the rows by binary ``COPY``, numbered
 above the head, their tags by ``COPY``, and the streams' heads upserted (the head trigger
 checks each against its last event, as for every append). The append-only triggers stay in
 place throughout: an import only inserts.
@@ -18,7 +19,7 @@ from psycopg.errors import UniqueViolation
 
 from eventkeep.backends.postgres import sql
 from eventkeep.store.hashing import ChainRow
-from eventkeep.store.importing import Numbering, TargetHead, plan_import
+from eventkeep.store.importing import ImportPlan, Numbering, TargetHead, choose_plan
 from eventkeep.store.recorded import decode_tags, from_micros
 from eventkeep.store.tags import encode_tags
 
@@ -37,7 +38,12 @@ def chain_rows(rows: list[Any]) -> list[ChainRow]:
     ]
 
 
-def import_rows(conn: psycopg.Connection[Any], rows: list[ChainRow], removed_floor: int) -> int:
+def import_rows(
+    conn: psycopg.Connection[Any],
+    rows: list[ChainRow],
+    removed_floor: int,
+    ahead: ImportPlan | None = None,
+) -> int:
     """Plan and write ``rows`` in one transaction on ``conn`` (autocommit, configured for the
     store); returns how many were written (the others were stored already). ``removed_floor``:
     the last position removed by an operation the import does not carry (see
@@ -49,13 +55,18 @@ def import_rows(conn: psycopg.Connection[Any], rows: list[ChainRow], removed_flo
     with them, in a new transaction, and the planner says what is wrong.
     """
     try:
-        return _import(conn, rows, removed_floor, lookup=False)
+        return _import(conn, rows, removed_floor, ahead, lookup=False)
     except UniqueViolation:
-        return _import(conn, rows, removed_floor, lookup=True)
+        return _import(conn, rows, removed_floor, None, lookup=True)
 
 
 def _import(
-    conn: psycopg.Connection[Any], rows: list[ChainRow], removed_floor: int, *, lookup: bool
+    conn: psycopg.Connection[Any],
+    rows: list[ChainRow],
+    removed_floor: int,
+    ahead: ImportPlan | None,
+    *,
+    lookup: bool,
 ) -> int:
     with conn.transaction():
         lock_cur = conn.cursor(binary=True)
@@ -78,21 +89,22 @@ def _import(
             ).fetchall()
             stored = {row.event_id: row for row in chain_rows(found)}
         numbering = Numbering(int(position[0]), max(int(last[0]) if last else 0, removed_floor))
-        planned = plan_import(rows, heads, stored, int(last[1]) if last else 0, numbering)
+        planned = choose_plan(rows, heads, stored, int(last[1]) if last else 0, numbering, ahead)
         if not planned:
             return 0
         _copy(conn, planned)
         last_of: dict[str, ChainRow] = {row.stream_id: row for row in planned}
-        conn.execute(
-            sql.UPSERT_IMPORTED_HEADS,
-            (
-                list(last_of),
-                [row.version for row in last_of.values()],
-                [row.hash for row in last_of.values()],
-                [from_micros(row.recorded_at_us) for row in last_of.values()],
-            ),
-        )
-        conn.execute(sql.NOTIFY_HEAD, (planned[-1].position,))
+        with conn.pipeline():
+            conn.execute(
+                sql.UPSERT_IMPORTED_HEADS,
+                (
+                    list(last_of),
+                    [row.version for row in last_of.values()],
+                    [row.hash for row in last_of.values()],
+                    [from_micros(row.recorded_at_us) for row in last_of.values()],
+                ),
+            )
+            conn.execute(sql.NOTIFY_HEAD, (planned[-1].position,))
     return len(planned)
 
 

@@ -50,6 +50,7 @@ from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES, Codec
 from eventkeep.store.dcb import AppendCondition, Query
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
+from eventkeep.store.importing import ImportPlan
 from eventkeep.store.lifecycle import (
     Operation,
     Removal,
@@ -250,9 +251,11 @@ class PostgresStore(EventStore):
             rows = conn.execute(statement, [after, *params, limit], binary=True).fetchall()
         return moving.chain_rows(rows)
 
-    def _import_rows(self, rows: list[ChainRow], removed_floor: int = 0) -> int:
+    def _import_rows(
+        self, rows: list[ChainRow], removed_floor: int = 0, ahead: ImportPlan | None = None
+    ) -> int:
         with self._db.connection() as conn:
-            imported = moving.import_rows(conn, rows, removed_floor)
+            imported = moving.import_rows(conn, rows, removed_floor, ahead)
         self._wrote()
         return imported
 

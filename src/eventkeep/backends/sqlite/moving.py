@@ -10,7 +10,7 @@ from typing import Any
 
 from eventkeep.backends.sqlite import sql
 from eventkeep.store.hashing import ChainRow
-from eventkeep.store.importing import Numbering, TargetHead, plan_import
+from eventkeep.store.importing import ImportPlan, Numbering, TargetHead, choose_plan
 from eventkeep.store.planner import PlannedRow
 from eventkeep.store.recorded import decode_tags
 
@@ -44,6 +44,7 @@ def import_rows(
     rows: list[ChainRow],
     removed_floor: int,
     insert_at: Callable[[sqlite3.Cursor, list[PlannedRow], Sequence[int]], int],
+    ahead: ImportPlan | None = None,
 ) -> int:
     """Plan and write ``rows`` in the write transaction open on ``cur``; returns how many were
     written (the others were stored already). ``removed_floor``: the last position removed by
@@ -64,7 +65,7 @@ def import_rows(
     last = cur.execute(sql.LAST_EVENT).fetchone()
     head = int(cur.execute(sql.HEAD_POSITION).fetchone()[0])
     numbering = Numbering(head, max(int(last[0]) if last else 0, removed_floor))
-    planned = plan_import(rows, heads, stored, int(last[1]) if last else 0, numbering)
+    planned = choose_plan(rows, heads, stored, int(last[1]) if last else 0, numbering, ahead)
     if not planned:
         return 0
     insert_at(

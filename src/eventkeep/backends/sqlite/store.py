@@ -74,6 +74,7 @@ from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES, Codec
 from eventkeep.store.dcb import AppendCondition, Query
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
+from eventkeep.store.importing import ImportPlan
 from eventkeep.store.lifecycle import (
     Operation,
     Removal,
@@ -686,9 +687,11 @@ class SQLiteStore(EventStore):
         statement, params = moving.export_statement(after, limit, prefix)
         return moving.chain_rows(self._query(statement, params, page=True))
 
-    def _import_rows(self, rows: list[ChainRow], removed_floor: int = 0) -> int:
+    def _import_rows(
+        self, rows: list[ChainRow], removed_floor: int = 0, ahead: ImportPlan | None = None
+    ) -> int:
         with self._write() as cur:
-            return moving.import_rows(cur, rows, removed_floor, self._insert_at)
+            return moving.import_rows(cur, rows, removed_floor, self._insert_at, ahead)
 
     def _last_event_position(self) -> int:
         rows = self._query(sql.LAST_EVENT_POSITION)
