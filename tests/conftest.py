@@ -16,7 +16,7 @@ import pytest
 import eventkeep
 import pg_fixtures
 from eventkeep import EventStore
-from pg_fixtures import pg_server  # noqa: F401 - the session's PostgreSQL, a fixture
+from pg_fixtures import pg_replica, pg_server  # noqa: F401 - fixtures (a replica: on demand)
 
 BACKENDS = ["memory", "sqlite"]
 if pg_fixtures.wanted():

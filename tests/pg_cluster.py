@@ -300,3 +300,68 @@ def start_cluster(**kwargs: Any) -> Cluster:
     except BaseException:
         cluster.destroy()
         raise
+
+
+class ReplicaCluster(Cluster):
+    """A hot standby of ``primary``, streaming from it: ``pg_basebackup -R`` into a temporary
+    directory, then started on a port of its own. The primary needs ``wal_level=replica`` (the
+    default), free WAL senders and a ``replication`` line in pg_hba.conf (``initdb -A trust``
+    writes one for local and loopback connections)."""
+
+    def __init__(self, primary: Cluster) -> None:
+        super().__init__(durable=primary.durable, settings={"hot_standby": "on"})
+        self.primary = primary
+
+    def create(self) -> ReplicaCluster:
+        conninfo = f"host=127.0.0.1 port={self.primary.port} user=postgres"
+        try:
+            self._run(
+                "pg_basebackup",
+                "-D",
+                str(self.data_dir),
+                "-d",
+                conninfo,
+                "-R",  # standby.signal and primary_conninfo: start as a streaming standby
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+            )
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(f"pg_basebackup failed:\n{exc.stdout}\n{exc.stderr}") from exc
+        return self
+
+    def start(self) -> ReplicaCluster:
+        super().start()
+        self.wait_streaming()
+        return self
+
+    def wait_streaming(self, timeout: float = 60.0) -> None:
+        """Until the server is in recovery and its WAL receiver streams from the primary."""
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(psycopg.OperationalError),
+                psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn,
+            ):
+                row = conn.execute(
+                    "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver LIMIT 1)"
+                ).fetchone()
+                last = row
+                if row is not None and row[0] and row[1] == "streaming":
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"the replica did not start streaming ({last!r}):\n{self.server_log()}")
+
+
+def start_replica(primary: Cluster) -> ReplicaCluster:
+    replica = ReplicaCluster(primary)
+    try:
+        return replica.create().start()
+    except BaseException:
+        replica.destroy()
+        raise

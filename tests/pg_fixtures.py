@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,10 +24,13 @@ if TYPE_CHECKING:
     import psycopg
 
 __all__ = [
+    "APPLIED",
     "PgServer",
+    "ReplicaPair",
     "Target",
     "delete_postgres",
     "fresh_store_url",
+    "pg_replica",
     "pg_server",
     "require_driver",
     "tamper_postgres",
@@ -106,6 +110,80 @@ def pg_server() -> Iterator[PgServer]:
         yield PgServer(cluster.url, cluster)
     finally:
         cluster.destroy()
+
+
+APPLIED = {"options": "-c synchronous_commit=remote_apply"}
+"""Store options whose commits return once the replica has replayed them (``ReplicaPair``)."""
+
+
+@dataclass
+class ReplicaPair:
+    """A primary of its own and a hot standby streaming from it (``pg_basebackup -R``)."""
+
+    primary: pg_cluster.Cluster
+    replica: pg_cluster.ReplicaCluster
+
+    def store_url(self, request: pytest.FixtureRequest) -> str:
+        """A store URL on the primary, in a schema of its own (dropped after the test)."""
+        server = PgServer(self.primary.url, self.primary)
+        return fresh_store_url(request, server)
+
+    @property
+    def read_url(self) -> str:
+        return self.replica.url
+
+    def on_replica(self, statement: str) -> Any:
+        """Run ``statement`` on the replica as the superuser; its first row."""
+        import psycopg
+
+        with psycopg.connect(self.replica.url, autocommit=True, connect_timeout=10) as conn:
+            return conn.execute(statement).fetchone()
+
+    def make_synchronous(self) -> None:
+        """Make the replica a synchronous standby: a session with ``synchronous_commit =
+        remote_apply`` (:data:`APPLIED`) then commits only once the replica has replayed the
+        commit; sessions with the default (``on``) wait only for the replica's flush, so a
+        paused replay does not hold them up."""
+        import psycopg
+
+        with psycopg.connect(self.primary.url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
+            conn.execute("SELECT pg_reload_conf()")
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                row = conn.execute("SELECT sync_state FROM pg_stat_replication").fetchone()
+                if row is not None and row[0] == "sync":
+                    return
+                time.sleep(0.05)
+        raise RuntimeError("the replica did not become a synchronous standby")
+
+    def pause_replay(self) -> None:
+        self.on_replica("SELECT pg_wal_replay_pause()")
+
+    def resume_replay(self) -> None:
+        self.on_replica("SELECT pg_wal_replay_resume()")
+
+
+@pytest.fixture(scope="session")
+def pg_replica() -> Iterator[ReplicaPair]:
+    """A primary and a streaming replica on loopback, started for the tests that ask for them
+    (a server of their own: replay is paused and resumed, which would stall other tests)."""
+    if pg_cluster.find_bin_dir() is None or not pg_cluster.driver_installed():
+        reason = "replica tests need psycopg and PostgreSQL server binaries (pg_basebackup)"
+        if pg_cluster.in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    primary = pg_cluster.start_cluster()
+    try:
+        replica = pg_cluster.start_replica(primary)
+        try:
+            pair = ReplicaPair(primary, replica)
+            pair.make_synchronous()
+            yield pair
+        finally:
+            replica.destroy()
+    finally:
+        primary.destroy()
 
 
 def new_schema_name() -> str:

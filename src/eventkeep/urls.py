@@ -4,6 +4,8 @@
 - ``sqlite:///relative/path.db``        a SQLite file, relative to the working directory
 - ``sqlite:////absolute/path.db``       a SQLite file at an absolute path
 - ``postgresql://user:pass@host:port/db``  PostgreSQL (needs ``pip install 'eventkeep[postgres]'``)
+- ``postgresql://user:pass@primary/db?read_host=replica&read_port=5433``  reads served by a
+  streaming replica (or ``open_store(url, read_url="postgresql://...")``)
 
 Options go in the query string or as keyword arguments, e.g.
 ``sqlite:///app.db?synchronous=NORMAL&busy_timeout=30`` or
@@ -26,7 +28,7 @@ __all__ = ["DEFAULT_STORE_URL", "open_store", "redact"]
 
 DEFAULT_STORE_URL = "sqlite:///eventkeep.db"
 
-_INT_OPTIONS = {"max_event_bytes", "pool_size", "pool_min_size", "pool_max_size"}
+_INT_OPTIONS = {"max_event_bytes", "pool_size", "pool_min_size", "pool_max_size", "read_port"}
 _FLOAT_OPTIONS = {
     "busy_timeout",
     "pool_timeout",
@@ -34,6 +36,7 @@ _FLOAT_OPTIONS = {
     "lock_timeout",
     "idle_in_transaction_timeout",
     "poll_interval",
+    "replica_wait",
 }
 
 

@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from pg_cluster import Cluster, driver_installed, find_bin_dir, in_ci, start_cluster
-from pg_fixtures import PgServer, Target, new_schema_name
+from pg_fixtures import (
+    PgServer,
+    Target,
+    new_schema_name,
+    pg_replica,  # noqa: F401 - a primary and its streaming replica, a fixture
+)
 
 if not driver_installed() and not in_ci():
     # Nothing here can even be imported without psycopg; the contract module says why.

@@ -62,6 +62,10 @@ def main() -> int:
             time.sleep(0.01)
         if args.role == "reader":
             result: Any = read_everything(store, args.out.parent / "stop", deadline)
+            replica = getattr(store, "_replica", None)
+            if replica is not None:  # which server served its reads (a replica's tests)
+                served = {"replica": replica.replica_reads, "primary": replica.primary_reads}
+                args.out.with_suffix(".served").write_text(json.dumps(served))
         else:
             streams = args.streams.split(",")
             if args.role == "hot-writer":

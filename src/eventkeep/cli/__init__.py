@@ -162,7 +162,7 @@ def _quiet_stdout() -> None:
 WRITES = "eventkeep.writes"
 """``ctx.meta`` key: whether the running command may write (set when it opens the store)."""
 
-_ROOT_OPTIONS = ("--store",)
+_ROOT_OPTIONS = ("--store", "--read-url")
 
 
 def _root_options_first(args: list[str]) -> list[str]:
@@ -261,6 +261,19 @@ def _unavailable(name: str, problem: str) -> click.Command:
     ),
 )
 @click.option(
+    "--read-url",
+    "read_url",
+    envvar="EVENTKEEP_READ_URL",
+    default=None,
+    show_envvar=True,
+    metavar="URL",
+    help=(
+        "PostgreSQL only: a streaming replica of --store that serves the reads (log, read, "
+        "projections' reading of the log); writes still go to --store. "
+        "E.g. postgresql://app@replica/app."
+    ),
+)
+@click.option(
     "--import",
     "imports",
     multiple=True,
@@ -272,7 +285,7 @@ def _unavailable(name: str, problem: str) -> click.Command:
     ),
 )
 @click.version_option(eventkeep.__version__, "--version", prog_name="eventkeep")
-def main(store: str, imports: tuple[str, ...]) -> None:
+def main(store: str, read_url: str | None, imports: tuple[str, ...]) -> None:
     """eventkeep: an append-only event store with hash-chained history.
 
     --store may also be given after the command name.
@@ -282,6 +295,8 @@ def main(store: str, imports: tuple[str, ...]) -> None:
       eventkeep append account-1 Deposited '{"amount": "10.00"}' --expected-version no_stream
       eventkeep read account-1
       eventkeep --store sqlite:///bank.db log --type Deposited --json
+      eventkeep --store postgresql://app@primary/app --read-url postgresql://app@replica/app \
+        projections run bank.projections:AccountBalances
       eventkeep verify
     """
     if imports and "" not in sys.path and os.getcwd() not in sys.path:

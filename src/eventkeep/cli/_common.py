@@ -169,6 +169,13 @@ def open_cli_store(ctx: click.Context, *, create: bool, writes: bool | None = No
     """
     url = store_url(ctx)
     ctx.meta["eventkeep.writes"] = create if writes is None else writes
+    read_url = ctx.find_root().params.get("read_url")
+    if read_url and not _is_postgres(url):
+        fail(
+            f"--read-url (EVENTKEEP_READ_URL) names a PostgreSQL replica, but the store "
+            f"{display_url(url)} is not PostgreSQL",
+            EXIT_USAGE,
+        )
     path = _sqlite_path(url)
     if path is not None:
         # A bad option is reported as such, before anything about the file or its directory.
@@ -187,6 +194,8 @@ def open_cli_store(ctx: click.Context, *, create: bool, writes: bool | None = No
                 EXIT_NOT_FOUND,
             )
     options: dict[str, Any] = {"create": False} if not create and _is_postgres(url) else {}
+    if read_url:
+        options["read_url"] = read_url
     store = eventkeep.open_store(url, **options)
     ctx.call_on_close(store.close)
     return store

@@ -21,6 +21,7 @@ from eventkeep.cli._common import (
     fail,
     json_option,
     pass_store,
+    plural,
     print_json,
 )
 from eventkeep.projections import (
@@ -35,7 +36,7 @@ from eventkeep.projections import (
     retry_projection,
     skip_event,
 )
-from eventkeep.projections.checkpoints import lease_free, load_record, now_us
+from eventkeep.projections.checkpoints import ProjectionStatus, lease_free, load_record, now_us
 
 __all__ = ["projections"]
 
@@ -155,7 +156,7 @@ def status(store: EventStore, name: str | None, as_json: bool) -> None:
     """
     rows = projection_status(store, name)
     if as_json:
-        print_json([row._asdict() for row in rows])
+        print_json([_status_json(row) for row in rows])
         return
     table = Table("Projection", "State", "Ver", "Position", "Lag", "Lag s", "Error")
     for row in rows:
@@ -190,6 +191,20 @@ def status(store: EventStore, name: str | None, as_json: bool) -> None:
     console().print(table)
     if not rows:
         click.echo("No projection has run on this store yet.")
+    elif rows[0].replica is not None:
+        lag = rows[0].replica
+        click.echo(
+            f"Reading from the replica {lag.read_url}: {plural(lag.positions_behind, 'position')}, "
+            f"{lag.bytes_behind:,} bytes of WAL and {lag.seconds_behind:.1f} s behind the "
+            f"primary (head {lag.primary_head}, replica head {lag.replica_head})"
+            + ("" if lag.in_recovery else "; that server is not a standby")
+        )
+
+
+def _status_json(row: ProjectionStatus) -> dict[str, Any]:
+    out = row._asdict()
+    out["replica"] = None if row.replica is None else row.replica._asdict()
+    return out
 
 
 @projections.command(short_help="Rebuild a projection by replay, without downtime.")

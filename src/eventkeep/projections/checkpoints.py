@@ -25,6 +25,7 @@ from eventkeep.projections.names import quoted_table
 from eventkeep.store import EventStore
 from eventkeep.store.base import Transaction
 from eventkeep.store.recorded import to_micros
+from eventkeep.store.replicas import ReadsFromReplica, ReplicaLag
 
 __all__ = [
     "Parked",
@@ -185,6 +186,7 @@ class ProjectionStatus(NamedTuple):
     skips: tuple[Skip, ...] = ()  # events operators skipped, oldest first (who, why, when)
     parked: int = 0  # events set aside by a projection with park_failures
     forgotten: tuple[str, ...] = ()  # subjects forgotten since the read model's last (re)build
+    replica: ReplicaLag | None = None  # the lag of the replica the store reads from, if any
 
 
 def projection_status(store: EventStore, name: str | None = None) -> list[ProjectionStatus]:
@@ -197,7 +199,9 @@ def projection_status(store: EventStore, name: str | None = None) -> list[Projec
         records = [r for r in records if r.name == name]
         if not records:
             raise NotFoundError(f"no projection named {name!r} has run on {store.url}")
-    head = store.head_position()
+    replica = store.replica_lag() if isinstance(store, ReadsFromReplica) else None
+    # Behind the primary's head: what a replica has not replayed yet is lag too.
+    head = store.head_position() if replica is None else replica.primary_head
     now = now_us()
     forgets = store.forgotten_subjects(min((r.built_seq for r in records), default=0))
     out = []
@@ -210,6 +214,8 @@ def projection_status(store: EventStore, name: str | None = None) -> list[Projec
         if position < head:
             for first in store.read_all(position, 1):
                 lag_seconds = max(0.0, (now - to_micros(first.recorded_at)) / 1e6)
+            if replica is not None:  # at least as late as the replica it reads from
+                lag_seconds = max(lag_seconds, replica.seconds_behind)
         progress = None
         if record.rebuild_version is not None:
             done = rebuilds[record.name] if record.rebuild_generation else position
@@ -232,6 +238,7 @@ def projection_status(store: EventStore, name: str | None = None) -> list[Projec
                 tuple(record.skips),
                 len(record.parked),
                 tuple(dict.fromkeys(f.subject for f in forgets if f.seq > record.built_seq)),
+                replica,
             )
         )
     return out

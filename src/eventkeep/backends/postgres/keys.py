@@ -45,9 +45,11 @@ def _writing(store: Any) -> Iterator[psycopg.Connection[Any]]:
     if tx_conn is not None:
         with store._db.translate(), tx_conn.transaction():
             yield tx_conn
+        store._local.wrote = True  # reads from a replica wait for the transaction's commit
         return
     with store._db.connection() as conn, store._db.translate(), conn.transaction():
         yield conn
+    store._wrote()  # reads from a replica (keys, the forget log) wait for it
 
 
 class PostgresKeyStore:

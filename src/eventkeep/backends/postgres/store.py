@@ -11,6 +11,8 @@
   queries; triggers refuse UPDATE (except the one-time numbering of rows an older eventkeep left
   unnumbered), DELETE and TRUNCATE.
 - ``wait_for_events`` wakes readers with LISTEN/NOTIFY, with a bounded poll fallback.
+- ``read_url=`` (or ``read_host=``/``read_port=``): reads of the log served by a streaming
+  replica, writes by the primary, each store object seeing its own writes (``replica.py``).
 - ``transaction()`` runs one database transaction on one pooled connection
   (``transaction.py``); while it is open, reads by the same thread go through it, so they see
   what it wrote (as on SQLite and in memory) and never wait for the sequencer lock it holds.
@@ -31,6 +33,7 @@ from eventkeep.backends.postgres import dcb, keys, lifecycle, moving, sql, write
 from eventkeep.backends.postgres.connection import Database, check_schema_name
 from eventkeep.backends.postgres.faults import first_line
 from eventkeep.backends.postgres.listen import Listener
+from eventkeep.backends.postgres.replica import REPLICA_WAIT, ReplicaReads
 from eventkeep.errors import ConfigurationError
 from eventkeep.store import (
     AppendResult,
@@ -57,6 +60,7 @@ from eventkeep.store.lifecycle import (
 )
 from eventkeep.store.lifecycle_store import Prepare
 from eventkeep.store.recorded import RecordedEvent, decode_tags, from_micros
+from eventkeep.store.replicas import ReplicaLag
 from eventkeep.store.shredding import ForgottenSubject, KeyStore
 from eventkeep.store.validation import check_count, check_seconds
 
@@ -75,6 +79,11 @@ class PostgresStore(EventStore):
     ``application_name``, ...). ``create=False`` opens only a schema that already holds an
     eventkeep store and raises NotFoundError otherwise, instead of creating one (the CLI's
     read commands open stores this way, so a mistyped ``?schema=`` creates nothing).
+
+    ``read_url`` (a streaming replica of the primary; or ``read_host``/``read_port``, the same
+    connection settings but another server): reads of the log go to it, writes to the primary;
+    see :mod:`eventkeep.backends.postgres.replica` for the rule that keeps a store object's
+    reads consistent with its writes, and ``replica_wait``.
     """
 
     def __init__(
@@ -95,6 +104,10 @@ class PostgresStore(EventStore):
         create: bool = True,
         archive_dir: str | Path | None = None,
         key_store: KeyStore | None = None,
+        read_url: str | None = None,
+        read_host: str | None = None,
+        read_port: int | str | None = None,
+        replica_wait: float = REPLICA_WAIT,
         **params: Any,
     ) -> None:
         super().__init__(registry=registry, max_event_bytes=max_event_bytes, key_store=key_store)
@@ -120,18 +133,22 @@ class PostgresStore(EventStore):
         if not isinstance(dsn, str):
             raise ConfigurationError(f"dsn must be a str, got {type(dsn).__name__}")
         self.schema = check_schema_name(schema)
-        self._db = Database(
-            dsn,
-            schema=self.schema,
-            pool_min_size=pool_min_size,
-            pool_max_size=pool_max_size,
-            pool_timeout=float(pool_timeout),
-            connect_timeout=float(connect_timeout),
-            lock_timeout=float(lock_timeout),
-            idle_in_transaction_timeout=float(idle_in_transaction_timeout),
-            params=params,
-        )
+        settings: dict[str, Any] = {
+            "schema": self.schema,
+            "pool_min_size": pool_min_size,
+            "pool_max_size": pool_max_size,
+            "pool_timeout": float(pool_timeout),
+            "connect_timeout": float(connect_timeout),
+            "lock_timeout": float(lock_timeout),
+            "idle_in_transaction_timeout": float(idle_in_transaction_timeout),
+        }
+        self._db = Database(dsn, params=params, **settings)
         self.url = self._db.url
+        self._replica: ReplicaReads | None = None
+        read_dsn, read_params = _read_target(dsn, params, read_url, read_host, read_port)
+        if read_dsn is not None:
+            replica = Database(read_dsn, params=read_params, **settings)
+            self._replica = ReplicaReads(self._db, replica, replica_wait)
         self._listener = Listener(self._db, float(poll_interval))
         self._local = threading.local()  # .conn: this thread's open store transaction
         try:
@@ -139,6 +156,8 @@ class PostgresStore(EventStore):
                 self._db.require_store()
             self._db.migrate()
             self._db.open()
+            if self._replica is not None:
+                self._replica.open()
         except BaseException:
             self.close()
             raise
@@ -146,6 +165,26 @@ class PostgresStore(EventStore):
     def close(self) -> None:
         self._listener.close()
         self._db.close()
+        replica = getattr(self, "_replica", None)  # none yet if the options were refused
+        if replica is not None:
+            replica.close()
+
+    # -- the replica (replica.py) -------------------------------------------------------------
+
+    @property
+    def read_url(self) -> str | None:
+        """The replica that serves reads (without its password), or None."""
+        return None if self._replica is None else self._replica.url
+
+    def replica_lag(self) -> ReplicaLag | None:
+        """How far the replica serving reads is behind the primary now (None without one)."""
+        return None if self._replica is None else self._replica.lag()
+
+    def _wrote(self) -> None:
+        """A write readers see was committed: the replica must replay it before it serves
+        this store object's reads again."""
+        if self._replica is not None:
+            self._replica.wrote()
 
     # -- transactions -------------------------------------------------------------------------
 
@@ -153,13 +192,18 @@ class PostgresStore(EventStore):
     def _transaction(self) -> Iterator[Transaction]:
         from eventkeep.backends.postgres.transaction import PostgresTransaction
 
-        with self._db.connection() as conn, conn.transaction():
-            self._local.conn = conn
-            self._local.sequenced = False
-            try:
-                yield PostgresTransaction(self, self._db, conn)
-            finally:
-                self._local.conn = None
+        with self._db.connection() as conn:
+            with conn.transaction():
+                self._local.conn = conn
+                self._local.sequenced = False
+                self._local.wrote = False  # keys.py: a key destroyed, a forget logged
+                try:
+                    tx = PostgresTransaction(self, self._db, conn)
+                    yield tx
+                finally:
+                    self._local.conn = None
+            if self._replica is not None and (tx.appended or self._local.wrote):
+                self._replica.wrote(conn)
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[psycopg.Connection[Any]]:
@@ -171,7 +215,10 @@ class PostgresStore(EventStore):
         the sequencer lock from waiting for itself on another connection.
         """
         conn = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None and self._replica is not None:
+            with self._replica.reading() as replica:
+                yield replica
+        elif conn is None:
             with self._db.connection() as pooled:
                 yield pooled
         else:
@@ -190,7 +237,10 @@ class PostgresStore(EventStore):
         self, batches: list[PreparedAppend], condition: AppendCondition | None = None
     ) -> list[AppendResult]:
         with self._db.connection() as conn:
-            return writer.append(conn, batches, condition)
+            results = writer.append(conn, batches, condition)
+        if self._replica is not None and results:
+            self._replica.appended(max(r.position for r in results))
+        return results
 
     # -- moving history (eventkeep.moving) ----------------------------------------------------
 
@@ -205,7 +255,9 @@ class PostgresStore(EventStore):
         self, rows: list[ChainRow], removed_floor: int = 0, ahead: ImportPlan | None = None
     ) -> int:
         with self._db.connection() as conn:
-            return moving.import_rows(conn, rows, removed_floor, ahead)
+            imported = moving.import_rows(conn, rows, removed_floor, ahead)
+        self._wrote()
+        return imported
 
     def _last_event_position(self) -> int:
         with self._reading() as conn:
@@ -355,6 +407,7 @@ class PostgresStore(EventStore):
     def _save_stream_meta(self, stream_id: str, meta: StreamMeta) -> None:
         with self._db.connection() as conn, conn.transaction():
             lifecycle.save_meta(conn, stream_id, meta)
+        self._wrote()
 
     def _operations(self) -> list[Operation]:
         with self._reading() as conn:
@@ -376,18 +429,24 @@ class PostgresStore(EventStore):
         # up to the head, and appends after it number above what it removed.
         with self._db.connection() as conn, conn.transaction():
             conn.execute(sql.SEQUENCER_LOCK)
-            return lifecycle.remove(conn, selection, stream_id, prepare)
+            operation = lifecycle.remove(conn, selection, stream_id, prepare)
+        self._wrote()
+        return operation
 
     def _carry_operation(self, operation: Operation, removals: list[Removal]) -> bool:
         with self._db.connection() as conn, conn.transaction():
             conn.execute(sql.SEQUENCER_LOCK)  # appends number above the removals once committed
-            return lifecycle.carry_operation(conn, operation, removals)
+            carried = lifecycle.carry_operation(conn, operation, removals)
+        self._wrote()
+        return carried
 
     def _carry_heads(self, removals: list[Removal]) -> int:
         times = {op.operation_id: op.recorded_at for op in self._operations()}
         at = [from_micros(times.get(r.operation_id, 0)) for r in removals]
         with self._db.connection() as conn, conn.transaction():
-            return lifecycle.carry_heads(conn, removals, at)
+            written = lifecycle.carry_heads(conn, removals, at)
+        self._wrote()
+        return written
 
     # -- projections' bookkeeping ------------------------------------------------------------
 
@@ -408,9 +467,11 @@ class PostgresStore(EventStore):
             # may hold its uncommitted events, so it commits or rolls back with them.
             with self._db.translate(), tx_conn.transaction():
                 tx_conn.execute(sql.SAVE_SNAPSHOT, params)
+            self._local.wrote = True
             return
         with self._db.connection() as conn:
             conn.execute(sql.SAVE_SNAPSHOT, params)
+        self._wrote()  # a replica serves this store's snapshot loads once it has the snapshot
 
     def _load_snapshot(self, stream_id: str, max_version: int) -> Snapshot | None:
         with self._reading() as conn:
@@ -425,7 +486,9 @@ class PostgresStore(EventStore):
             where = sql.WHERE_PREFIX_OPEN if high is None else sql.WHERE_PREFIX_RANGE
             params.extend((prefix, prefix if high is None else high))
         with self._db.connection() as conn:
-            return conn.execute(sql.DELETE_SNAPSHOTS.format(where=where), params).rowcount
+            deleted = conn.execute(sql.DELETE_SNAPSHOTS.format(where=where), params).rowcount
+        self._wrote()
+        return deleted
 
     # -- erasure (see keys.py) -----------------------------------------------------------------
 
@@ -456,6 +519,10 @@ class PostgresStore(EventStore):
         check_count(after, what="after")
         if timeout is not None:
             timeout = check_seconds(timeout, what="timeout (or None)")
+        if self._replica is not None:
+            return self._replica.wait_for_events(
+                after, timeout, self._listener.wait, self._listener.poll_interval
+            )
         return self._listener.wait(after, timeout, self._head)
 
     def on_append(self, hook: Callable[[], object]) -> None:
@@ -551,6 +618,42 @@ def _snapshot(conn: psycopg.Connection[Any]) -> Iterator[None]:
 def _scalar(conn: psycopg.Connection[Any], statement: str) -> int:
     row = conn.execute(statement).fetchone()
     return int(row[0]) if row else 0
+
+
+def _read_target(
+    dsn: str,
+    params: dict[str, Any],
+    read_url: str | None,
+    read_host: str | None,
+    read_port: int | str | None,
+) -> tuple[str | None, dict[str, Any]]:
+    """The replica's connection string and libpq parameters (None: no replica).
+
+    ``read_url`` is a whole connection string of its own (the primary's libpq parameters
+    apply to it too); ``read_host``/``read_port`` are the primary's settings with another
+    server, as a streaming replica has the primary's roles, passwords and databases.
+    """
+    if read_url is not None and (read_host is not None or read_port is not None):
+        raise ConfigurationError("give read_url, or read_host/read_port, not both")
+    if read_url is not None:
+        if not isinstance(read_url, str) or not read_url.strip():
+            raise ConfigurationError(f"read_url must be a str, got {type(read_url).__name__}")
+        scheme = read_url.partition("://")[0].lower() if "://" in read_url else None
+        if scheme is not None and scheme not in ("postgresql", "postgres"):
+            raise ConfigurationError(
+                f"read_url must be a postgresql:// URL of a replica, got a {scheme}:// URL"
+            )
+        return read_url, params
+    if read_host is None and read_port is None:
+        return None, params
+    if read_host is not None and (not isinstance(read_host, str) or not read_host.strip()):
+        raise ConfigurationError(f"read_host must be a host name, got {read_host!r}")
+    moved = dict(params)
+    if read_host is not None:
+        moved["host"] = read_host
+    if read_port is not None:
+        moved["port"] = str(read_port)
+    return dsn, moved
 
 
 def _check_int(value: Any, name: str, minimum: int) -> None:
