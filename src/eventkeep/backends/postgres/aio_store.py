@@ -1,0 +1,367 @@
+"""PostgreSQL for the asyncio API, natively: appends, reads and waiting on psycopg's
+``AsyncConnection`` (an ``AsyncConnectionPool``, and one LISTEN connection per store).
+
+Nothing here decides anything: an append is ``plans.append`` (the steps the synchronous store
+runs, driven by ``aio_driver.run``), a read page is the synchronous store's statement and row
+decoding (``plans.stream_page``, ``plans.records``...), and what comes before and after the I/O
+is the synchronous store's own code: checking and encoding an append (``_prepare_many``, which
+may ask the key store for keys) runs on a store thread, as does anything else that does I/O
+through the synchronous store (a deleted stream's tombstone, the keys of personal data).
+
+The event loop never works long: a big insert is built on a store thread (``plans.Compute``),
+and read pages are turned into events ``CHUNK`` rows at a time, the loop free in between.
+
+Everything else (transactions, lifecycle, verify, anchors, snapshots, projections'
+bookkeeping, moving) runs on the store's threads through the synchronous store, as on the other
+backends (``docs/aio.md``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+
+from eventkeep.backends.postgres import aio_driver, lifecycle, plans, sql
+from eventkeep.backends.postgres.aio_connection import AsyncDatabase
+from eventkeep.backends.postgres.connection import quoted
+from eventkeep.backends.postgres.store import PostgresStore
+from eventkeep.store import AppendResult, PreparedAppend, StreamAppend
+from eventkeep.store.dcb import AppendCondition, Query, QueryResult, check_condition, check_query
+from eventkeep.store.events import Event
+from eventkeep.store.personal import holds_personal
+from eventkeep.store.recorded import RecordedEvent
+from eventkeep.store.types import PAGE_SIZE
+from eventkeep.store.validation import check_count, check_optional_count, check_stream_id
+from eventkeep.telemetry import span
+
+__all__ = ["CHUNK", "LogPages", "NativePostgres", "StreamPages"]
+
+T = TypeVar("T")
+Offload = Callable[[Callable[[], T]], Awaitable[T]]
+
+CHUNK = 200
+"""Rows turned into events per turn of the loop (a few hundred microseconds of work)."""
+
+
+class NativePostgres:
+    """The asyncio side of one ``PostgresStore``: its pool, its LISTEN task, and the natively
+    asynchronous methods. It belongs to the event loop it first runs on."""
+
+    def __init__(self, store: PostgresStore, offload: Offload[Any]) -> None:
+        self.store = store
+        self._offload = offload
+        db = store._db
+        self.db = AsyncDatabase(db, min_size=db.pool_min_size, max_size=db.pool_max_size)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._opening: asyncio.Future[None] | None = None
+        self._listening: asyncio.Task[None] | None = None
+        self._announced = 0
+        self._hook: Callable[[], object] = lambda: None
+
+    # -- the loop it belongs to ----------------------------------------------------------------
+
+    def usable(self) -> bool:
+        """Whether calls of the running loop may come here (the loop it opened on, or the first
+        one); a store used from another loop goes through the store's threads instead."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return self.loop is None or (self.loop is loop and not loop.is_closed())
+
+    async def _ready(self) -> None:
+        if self._opening is None:
+            self.loop = asyncio.get_running_loop()
+            self._opening = self.loop.create_future()
+            try:
+                await self.db.open()
+            except BaseException as exc:
+                self._opening.set_exception(exc)
+                raise
+            self._opening.set_result(None)
+        await asyncio.shield(self._opening)
+
+    async def close(self) -> None:
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(BaseException):
+                await self._listening
+        if self._opening is not None:
+            await self.db.close()
+
+    async def _run(self, steps: plans.Steps) -> Any:
+        await self._ready()
+        async with self.db.connection() as conn:
+            with self.db.translate():
+                return await aio_driver.run(conn, steps, self._offload)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def append_many(
+        self, appends: Iterable[StreamAppend], condition: AppendCondition | None = None
+    ) -> list[AppendResult]:
+        """``EventStore.append_many`` (outside a transaction): checked and encoded on a store
+        thread, written here, on the loop."""
+        store = self.store
+        checked = check_condition(condition)
+        batches = await self._offload(functools.partial(store._prepare_many, appends))
+        return await self._append(batches, checked)
+
+    async def append_events(
+        self,
+        events: Iterable[Any],
+        condition: AppendCondition | None,
+        metadata: Any,
+    ) -> AppendResult:
+        """``EventStore.append_events`` (outside a transaction)."""
+        store = self.store
+        checked = check_condition(condition)
+        prepare = functools.partial(store._prepare_streamless, events, metadata)
+        batch = await self._offload(prepare)
+        return (await self._append([batch], checked))[0]
+
+    async def _append(
+        self, batches: list[PreparedAppend], condition: AppendCondition | None
+    ) -> list[AppendResult]:
+        # PostgreSQL stores the keys of personal data through its key store, never in the
+        # append (``_stores_keys_in_append`` is False): no KeyConflictError to retry here, only
+        # the keys made to cache, as ``EventStore._append_sealed`` does.
+        with span("eventkeep.append", streams=len(batches)):
+            results: list[AppendResult] = await self._run(plans.append(batches, condition))
+        if any(ev.keys for batch in batches for ev in batch.events):
+            sealed = functools.partial(
+                self.store._append_sealed, _done(results), batches, condition
+            )
+            await self._offload(sealed)
+        self.store._notify_appended()
+        return results
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def page(self, step: plans.Run) -> Sequence[RecordedEvent]:
+        """One read statement's rows as events, ``CHUNK`` at a time (the loop is free between
+        chunks); personal data's keys fetched on a store thread when the page holds some."""
+        await self._ready()
+        codec = self.store.codec
+        events: list[RecordedEvent] = []
+        async with self.db.connection() as conn:
+            with self.db.translate():
+                cur = conn.cursor(binary=True)
+                await cur.execute(step.statement, step.params)
+                while True:
+                    rows = await cur.fetchmany(CHUNK)
+                    events += plans.records(rows, codec)
+                    if len(rows) < CHUNK:
+                        break
+                    await asyncio.sleep(0)
+        if any(holds_personal(event._raw_data) for event in events):
+            keyed: Sequence[RecordedEvent] = await self._offload(
+                functools.partial(self.store._with_personal, events)
+            )
+            return keyed
+        return events
+
+    async def stream_low(self, stream_id: str, low: int) -> int:
+        """The first version a read of the stream may return (``_lifecycle_low``): the stream's
+        metadata read here; a deleted stream's tombstone looked at on a store thread."""
+        row = await self._run(_one(plans.Run(lifecycle.STREAM_META, (stream_id,), "one")))
+        if row is None or lifecycle.meta_of(row).deletion is None:
+            return low
+        lowest = functools.partial(self.store._lifecycle_low, stream_id, low, False)
+        result: int = await self._offload(lowest)
+        return result
+
+    async def scalar(self, step: plans.Run) -> int:
+        row = await self._run(_one(step))
+        return int(row[0]) if row else 0
+
+    async def head_position(self) -> int:
+        return await self.scalar(plans.head_position())
+
+    async def stream_version(self, stream_id: str) -> int:
+        step = plans.Run(sql.STREAM_VERSION, (check_stream_id(stream_id),), "one", False)
+        return await self.scalar(step)
+
+    def read_stream(
+        self,
+        stream_id: str,
+        from_version: int,
+        to_version: int | None,
+        backwards: bool,
+        limit: int | None,
+    ) -> StreamPages:
+        """``EventStore.read_stream`` (its arguments already checked), outside archives."""
+        return StreamPages(self, stream_id, from_version, to_version, backwards, limit)
+
+    def read_all(
+        self,
+        after: int | None,
+        limit: int | None,
+        types: Iterable[str | type[Event]] | None,
+        prefix: str | None,
+    ) -> LogPages:
+        """``EventStore.read_all`` (its arguments already checked)."""
+        names = None if types is None else self.store._type_names(types)
+        return LogPages(self, after or 0, limit, types=names, prefix=prefix or None)
+
+    async def read(self, query: Query, after: int | None, limit: int | None) -> QueryResult:
+        """``EventStore.read``: the head first, then the pages (see there)."""
+        query = check_query(query)
+        after = check_count(0 if after is None else after, what="after")
+        limit = check_optional_count(limit, what="limit")
+        start = await self.head_position()
+        events = await LogPages(self, after, limit, query=query).take(None)
+        if limit is not None and len(events) >= limit:
+            head = events[-1].position if events else after
+        else:
+            head = max(start, after, events[-1].position if events else 0)
+        return QueryResult(events, head)
+
+    # -- waiting for new events ----------------------------------------------------------------
+
+    def listen(self, hook: Callable[[], object]) -> None:
+        """Start the store's one LISTEN connection (a task on the loop), which calls ``hook()``
+        on the loop whenever a notification announces a new head."""
+        self._hook = hook
+        if self._listening is None and self.loop is not None:
+            self._listening = self.loop.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        """Listen until the store closes; reconnect after a pause when the connection dies."""
+        pause = self.store.poll_interval
+        statement = sql.LISTEN.format(channel=quoted(self.db.db.channel))
+        while True:
+            conn: psycopg.AsyncConnection[Any] | None = None
+            try:
+                conn = await self.db.connect()
+                await conn.execute(statement)
+                async for note in conn.notifies():
+                    self._announce(note.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                pass
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            await asyncio.sleep(pause)
+
+    def _announce(self, payload: str) -> None:
+        try:
+            position = int(payload)
+        except ValueError:
+            return
+        if position > self._announced:
+            self._announced = position
+            self._hook()
+
+
+def _done(results: list[AppendResult]) -> Callable[..., list[AppendResult]]:
+    """An "append" that has happened: ``_append_sealed`` then only caches the keys made."""
+    return lambda batches, condition: results
+
+
+def _one(step: plans.Run) -> plans.Steps:
+    """A plan of one statement."""
+    result = yield step
+    return result
+
+
+class StreamPages:
+    """``read_stream``'s events, read natively a page at a time (the paging of
+    ``EventStore._paged_stream``); its first ``take`` looks for a tombstone."""
+
+    def __init__(
+        self,
+        native: NativePostgres,
+        stream_id: str,
+        low: int,
+        high: int | None,
+        backwards: bool,
+        remaining: int | None,
+    ) -> None:
+        self._native = native
+        self._stream_id = stream_id
+        self._low, self._high = low, high
+        self._backwards = backwards
+        self._remaining = remaining
+        self._started = False
+        self._done = False
+
+    async def take(self, count: int | None) -> list[RecordedEvent]:
+        """Up to ``count`` more events (None: all); fewer only at the end."""
+        if not self._started:
+            self._started = True
+            self._low = await self._native.stream_low(self._stream_id, self._low)
+        out: list[RecordedEvent] = []
+        while not self._done and (count is None or len(out) < count):
+            remaining = self._remaining
+            size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
+            if size <= 0:
+                self._done = True
+                break
+            step = plans.stream_page(self._stream_id, self._low, self._high, self._backwards, size)
+            with span("eventkeep.read", stream_id=self._stream_id):
+                page = await self._native.page(step)
+            out += page
+            if len(page) < size:
+                self._done = True
+                break
+            if remaining is not None:
+                self._remaining = remaining - len(page)
+            if self._backwards:
+                self._high = page[-1].version - 1
+            else:
+                self._low = page[-1].version + 1
+        return out
+
+
+class LogPages:
+    """``read_all``'s or a query's events, read natively a page at a time (the paging of
+    ``EventStore._paged_all`` and ``_paged_query``)."""
+
+    def __init__(
+        self,
+        native: NativePostgres,
+        after: int,
+        remaining: int | None,
+        *,
+        types: tuple[str, ...] | None = None,
+        prefix: str | None = None,
+        query: Query | None = None,
+    ) -> None:
+        self._native = native
+        self._position = after
+        self._remaining = remaining
+        self._types, self._prefix, self._query = types, prefix, query
+        self._done = types == ()
+
+    async def take(self, count: int | None) -> list[RecordedEvent]:
+        """Up to ``count`` more events (None: all); fewer only at the end."""
+        out: list[RecordedEvent] = []
+        while not self._done and (count is None or len(out) < count):
+            remaining = self._remaining
+            size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
+            if size <= 0:
+                self._done = True
+                break
+            if self._query is None:
+                step = plans.all_page(self._position, size, self._types, self._prefix)
+            else:
+                step = plans.query_page(self._query, self._position, size)
+            with span("eventkeep.read", after=self._position):
+                page = await self._native.page(step)
+            out += page
+            if len(page) < size:
+                self._done = True
+                break
+            if remaining is not None:
+                self._remaining = remaining - len(page)
+            self._position = page[-1].position
+        return out
