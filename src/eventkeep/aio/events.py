@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from typing import Generic, Protocol, Self, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from eventkeep.store.hashing import ChainRow
 from eventkeep.store.recorded import RecordedEvent
@@ -84,12 +84,23 @@ class Handed(AsyncIterator[R], Generic[R]):
         events = self._events = opener()
         return _take(events, count)
 
-    def __aiter__(self) -> Self:
-        return self
+    def __aiter__(self) -> AsyncIterator[R]:
+        """``async for``: an async generator over the hand-overs. One generator per read, not a
+        coroutine per item (``__anext__``): it costs CPython about a third as much per item."""
+        return self._each()
+
+    async def _each(self) -> AsyncIterator[R]:
+        while True:
+            page = self._page
+            for next in range(self._next + 1, len(page) + 1):
+                self._next = next  # where __anext__, pages() and list() go on from
+                yield page[next - 1]
+            if not await self._turn_page():
+                return
 
     async def __anext__(self) -> R:
         page, next = self._page, self._next
-        if next < len(page):  # the common case, kept short: it runs once per event
+        if next < len(page):
             self._next = next + 1
             return page[next]
         if not await self._turn_page():

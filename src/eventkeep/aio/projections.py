@@ -76,7 +76,22 @@ class AsyncSubscription:
     async def fetch(self, after: int | None = None) -> Batch:
         """One batch after ``after`` (default: the subscription's position); never waits."""
         await self._start()
+        if self.store._natively() is not None:
+            return await self._fetch_natively(self.position if after is None else after)
         return await self.store._call(self.sync.fetch, after)
+
+    async def _fetch_natively(self, position: int) -> Batch:
+        """``Subscription.fetch`` with the store's native reads (PostgreSQL): the same reads,
+        the batch built by the synchronous subscription."""
+        sync, store = self.sync, self.store
+        if sync.query is not None:
+            found = await store.read(sync.query, after=position, limit=sync.batch_size)
+            return Batch(found.events, found.head, len(found) != sync.batch_size)
+        head = await store.head_position()
+        events = store.read_all(
+            position, sync.batch_size, types=sync.types, stream_prefix=sync.stream_prefix
+        )
+        return sync.batch_of(position, head, await events.list())
 
     async def batches(
         self, stop: asyncio.Event | None = None, *, idle_timeout: float | None = None
@@ -88,7 +103,9 @@ class AsyncSubscription:
         coming: list[Batch] = []
         ahead = 1
         while stop is None or not stop.is_set():
-            if not coming:
+            if not coming and self.store._natively() is not None:
+                coming = [await self.fetch()]  # natively: no hand-over to save
+            elif not coming:
                 await self._start()
                 coming = await self.store._call(_run_of, self.sync, self.sync.position, ahead)
                 ahead = min(ahead * 2, MOST_BATCHES)

@@ -135,13 +135,12 @@ class AsyncEventStore(LifecycleMethods):
 
     def _natively(self) -> native.Engine | None:
         """The backend's native asyncio engine (PostgreSQL), when this call may use it: on its
-        event loop, outside a transaction (a transaction's calls go to its thread)."""
+        event loop, outside a transaction (a transaction's calls go to its thread), while the
+        store is open."""
         engine = self._native
-        if engine is None or not engine.usable() or self.joined_transaction() is not None:
-            return None
-        if self._closed:
-            raise ValidationError(f"{self.url}: the store is closed")
-        return engine
+        if engine is None or self._closed or self.joined_transaction() is not None:
+            return None  # a closed store's calls raise where they always did: on the threads
+        return engine if engine.usable() else None
 
     async def _append_group(self, appends: list[StreamAppend]) -> list[AppendResult]:
         """The batcher's writes: natively, or the synchronous store's on a store thread."""
