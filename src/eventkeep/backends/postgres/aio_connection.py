@@ -30,6 +30,7 @@ class AsyncDatabase:
     def __init__(self, db: Database, *, min_size: int, max_size: int) -> None:
         self.db = db
         self.url = db.url
+        self.min_size, self.max_size = min_size, max_size
         self._checks: set[asyncio.Task[None]] = set()
         self.pool = AsyncConnectionPool(
             db.conninfo,
@@ -45,7 +46,9 @@ class AsyncDatabase:
         )
 
     async def open(self) -> None:
-        await self.pool.open(wait=False)
+        """Open the pool and wait for its first ``min_size`` connections (PoolTimeout after
+        ``pool_timeout``: then the pool is closed)."""
+        await self.pool.open(wait=True, timeout=self.db.pool_timeout)
 
     async def close(self) -> None:
         await self.pool.close()

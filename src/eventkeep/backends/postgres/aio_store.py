@@ -75,15 +75,24 @@ class NativePostgres:
         return self.loop is None or (self.loop is loop and not loop.is_closed())
 
     async def _ready(self) -> None:
+        """Open the pool on the first call, with its first connection made (so that a pool
+        still filling is never mistaken for one in use). Failing to, the next call tries a
+        new pool: psycopg_pool closes one that timed out opening."""
         if self._opening is None:
             self.loop = asyncio.get_running_loop()
-            self._opening = self.loop.create_future()
+            opening = self._opening = self.loop.create_future()
             try:
-                await self.db.open()
+                with self.db.translate(connecting=True):
+                    await self.db.open()
             except BaseException as exc:
-                self._opening.set_exception(exc)
+                self._opening = None
+                self.db = AsyncDatabase(
+                    self.db.db, min_size=self.db.min_size, max_size=self.db.max_size
+                )
+                opening.set_exception(exc)
+                opening.exception()  # retrieved: the callers waiting get it
                 raise
-            self._opening.set_result(None)
+            opening.set_result(None)
         await asyncio.shield(self._opening)
 
     async def close(self) -> None:
