@@ -4,8 +4,9 @@ Every method has the name and the arguments of its ``EventStore`` counterpart an
 (reads return async iterators). Each call is the synchronous store's own method, run on one of
 the store's threads: the checks, the encoding, the append planner, the hash chain and the SQL
 are the ones the synchronous API runs, so both APIs give the same results, the same errors and
-the same guarantees. The event loop only hands work over and wakes waiters; it never waits for
-the database.
+the same guarantees. On PostgreSQL, appends, reads and waiting are native instead
+(:mod:`eventkeep.aio.native`): the same plans, run on psycopg's ``AsyncConnection``. The event
+loop never waits for the database.
 
 Transactions are per task: inside ``async with store.transaction() as tx``, store methods
 awaited by the same task join the transaction (as on the synchronous store, where calls on the
