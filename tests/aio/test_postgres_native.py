@@ -160,3 +160,37 @@ def test_a_store_used_from_a_second_event_loop_goes_through_its_threads(url: str
 
     assert asyncio.run(first()) == 1
     assert asyncio.run(second()) == 2  # the first loop is closed: the native pool is not used
+
+
+def test_pooled_connections_killed_while_idle_are_replaced_and_errors_are_eventkeep_errors(
+    url: str, pg_server: PgServer
+) -> None:
+    app = f"ek-native-{url.rsplit('=', 1)[1]}"
+
+    def terminate() -> int:
+        with psycopg.connect(pg_server.url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (app,),
+            ).fetchall()
+        return len(rows)
+
+    async def main() -> None:
+        async with await eventkeep.aio.open_store(url, application_name=app) as store:
+            await store.append("a", deposits(1))
+            assert await asyncio.to_thread(terminate) >= 1
+            await asyncio.sleep(0.1)
+            # The check on checkout finds the dead connection and the pool hands out another.
+            await store.append("a", deposits(1))
+            assert len(await store.read_stream("a").list()) == 2
+            with psycopg.connect(pg_server.url, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA {url.rsplit('=', 1)[1]} CASCADE")
+            with pytest.raises(eventkeep.EventkeepError) as caught:
+                await store.append("a", deposits(1))
+            assert not isinstance(caught.value, psycopg.Error)
+            assert isinstance(caught.value.__cause__, psycopg.Error)  # translated, chained
+            with pytest.raises(eventkeep.EventkeepError):
+                await store.read_all().list()
+
+    asyncio.run(main())
