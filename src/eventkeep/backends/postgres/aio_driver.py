@@ -1,19 +1,16 @@
 """The steps of ``plans.py`` run on a ``psycopg.AsyncConnection``: the asyncio twin of
 ``writer.run``, operation for operation (a pipeline is psycopg's async pipeline, a transaction
-its async transaction block). A ``Compute`` over more than ``plans.HEAVY_ROWS`` rows goes to
-``offload`` (a store thread), so building a big insert never holds the event loop.
+its async transaction block).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
 
-from eventkeep.backends.postgres import plans, sql
+from eventkeep.backends.postgres import sql
 from eventkeep.backends.postgres.plans import (
-    Compute,
     InTransaction,
     Op,
     Pipeline,
@@ -22,13 +19,10 @@ from eventkeep.backends.postgres.plans import (
     Steps,
 )
 
-__all__ = ["Offload", "run"]
-
-Offload = Callable[[Callable[[], Any]], Awaitable[Any]]
-"""Runs a function on a thread: ``await offload(fn)``."""
+__all__ = ["run"]
 
 
-async def run(conn: psycopg.AsyncConnection[Any], steps: Steps, offload: Offload) -> Any:
+async def run(conn: psycopg.AsyncConnection[Any], steps: Steps) -> Any:
     """Run a plan on ``conn``: each operation it yields is awaited here, its result sent back
     in, and what it raised thrown back in; the plan's return value is returned."""
     result: Any = None
@@ -41,23 +35,21 @@ async def run(conn: psycopg.AsyncConnection[Any], steps: Steps, offload: Offload
         finally:
             error = None
         try:
-            result = await _do(conn, op, offload)
+            result = await _do(conn, op)
         except BaseException as exc:
             result, error = None, exc
 
 
-async def _do(conn: psycopg.AsyncConnection[Any], op: Op, offload: Offload) -> Any:
+async def _do(conn: psycopg.AsyncConnection[Any], op: Op) -> Any:
     if isinstance(op, Run):
         return await _fetch(await _execute(conn, op), op)
     if isinstance(op, Pipeline):
         async with conn.pipeline():
             cursors = [await _execute(conn, step) for step in op.steps]
         return [await _fetch(cur, step) for cur, step in zip(cursors, op.steps, strict=True)]
-    if isinstance(op, Compute):
-        return await offload(op.fn) if op.weight > plans.HEAVY_ROWS else op.fn()
     if isinstance(op, InTransaction):
         async with conn.transaction():
-            return await run(conn, op.steps, offload)
+            return await run(conn, op.steps)
     if isinstance(op, Rollback):
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             await conn.execute(sql.ROLLBACK)

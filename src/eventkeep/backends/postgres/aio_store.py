@@ -8,8 +8,9 @@ is the synchronous store's own code: checking and encoding an append (``_prepare
 may ask the key store for keys) runs on a store thread, as does anything else that does I/O
 through the synchronous store (a deleted stream's tombstone, the keys of personal data).
 
-The event loop never works long: a big insert is built on a store thread (``plans.Compute``),
-and read pages are turned into events ``CHUNK`` rows at a time, the loop free in between.
+The event loop never works long: an append of more than ``plans.HEAVY_ROWS`` events is sent
+from a store thread (the same plan, through ``writer.py``), and read pages are turned into
+events ``CHUNK`` rows at a time, the loop free in between.
 
 Everything else (transactions, lifecycle, verify, anchors, snapshots, projections'
 bookkeeping, moving) runs on the store's threads through the synchronous store, as on the other
@@ -107,7 +108,7 @@ class NativePostgres:
         await self._ready()
         async with self.db.connection() as conn:
             with self.db.translate():
-                return await aio_driver.run(conn, steps, self._offload)
+                return await aio_driver.run(conn, steps)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -137,17 +138,20 @@ class NativePostgres:
     async def _append(
         self, batches: list[PreparedAppend], condition: AppendCondition | None
     ) -> list[AppendResult]:
-        # PostgreSQL stores the keys of personal data through its key store, never in the
-        # append (``_stores_keys_in_append`` is False): no KeyConflictError to retry here, only
-        # the keys made to cache, as ``EventStore._append_sealed`` does.
-        with span("eventkeep.append", streams=len(batches)):
-            results: list[AppendResult] = await self._run(plans.append(batches, condition))
-        if any(ev.keys for batch in batches for ev in batch.events):
-            sealed = functools.partial(
-                self.store._append_sealed, _done(results), batches, condition
-            )
-            await self._offload(sealed)
-        self.store._notify_appended()
+        store = self.store
+        if sum(len(batch.events) for batch in batches) > plans.HEAVY_ROWS:
+            # Too much work for the loop: the same plan, sent from a store thread.
+            sent = functools.partial(store._append_sealed, store._append, batches, condition)
+            results: list[AppendResult] = await self._offload(sent)
+        else:
+            with span("eventkeep.append", streams=len(batches)):
+                results = await self._run(plans.append(batches, condition))
+            if any(ev.keys for batch in batches for ev in batch.events):
+                # PostgreSQL stores the keys of personal data through its key store, never in
+                # the append: no KeyConflictError to retry, only the keys made to cache.
+                cached = functools.partial(store._append_sealed, _done(results), batches, condition)
+                await self._offload(cached)
+        store._notify_appended()
         return results
 
     # -- reading -------------------------------------------------------------------------------

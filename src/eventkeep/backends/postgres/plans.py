@@ -10,9 +10,7 @@ A plan is a generator that yields database operations and receives their results
   each one's rows, in order;
 - :class:`InTransaction`: run a nested plan in a transaction (a savepoint inside one), which
   rolls back if the nested plan raises; receives its result;
-- :class:`Rollback`: end a failed transaction, if one is still open;
-- :class:`Compute`: a pure function whose result the plan needs (building the parameters of a
-  big insert): the asynchronous driver runs a heavy one on a thread, off the event loop.
+- :class:`Rollback`: end a failed transaction, if one is still open.
 
 A driver throws what an operation raised (a psycopg error) into the plan at the ``yield``, so
 the plan catches a refused insert exactly where the synchronous code did. What the plan returns
@@ -40,7 +38,6 @@ from eventkeep.store.tags import encode_tags
 
 __all__ = [
     "HEAVY_ROWS",
-    "Compute",
     "InTransaction",
     "Op",
     "Pipeline",
@@ -86,19 +83,14 @@ class Rollback(NamedTuple):
     """End a failed transaction on the connection, if one is still open."""
 
 
-class Compute(NamedTuple):
-    """``fn()``, pure CPU work; ``weight`` (rows) says whether it is worth a thread."""
-
-    fn: Callable[[], Any]
-    weight: int
-
-
-Op = Run | Pipeline | InTransaction | Rollback | Compute
+Op = Run | Pipeline | InTransaction | Rollback
 Steps = Generator[Op, Any, Any]
 """A plan: yields operations, receives their results, returns what the driver returns."""
 
-HEAVY_ROWS = 200
-"""A ``Compute`` over more rows than this runs on a thread in the asyncio driver."""
+HEAVY_ROWS = 100
+"""An append of more events than this is too much work for an event loop (hashing, and psycopg
+adapting its arrays in Python: about 1.5 ms for 100 events, 5 ms for 2,000): the asyncio API
+sends it from a store thread, through ``writer.py``."""
 
 _OPTIMISTIC_ATTEMPTS = 3
 """Lost races (a stale head, a deadlock) before an append takes the sequencer's lock first."""
@@ -224,7 +216,7 @@ def _append_checked_locked(
         if plan.needs_ids or plan.conflict is not None or not plan.writes:
             yield Run(sql.ROLLBACK, fetch="none")
             return (yield from _append_locked(batches, condition))
-        insert = yield from _insert(plan, max(int(rows[0][4]), plan.time_floor()))
+        insert = _insert(plan, max(int(rows[0][4]), plan.time_floor()))
         first, _ = yield Pipeline((insert, Run(sql.COMMIT, fetch="none")))
     except pgerrors.UniqueViolation:
         yield Rollback()
@@ -361,20 +353,14 @@ def _send(plan: Plan, now_us: int, guard: int | None = None) -> Generator[Op, An
     """Send the one statement that inserts the plan's rows, numbered after the head position,
     and upserts the heads; returns the first position. ``guard``: the head position at which
     a condition was checked; the statement fails (SQLSTATE EKC01) if the head moved."""
-    insert = yield from _insert(plan, now_us, guard)
-    found = yield insert
+    found = yield _insert(plan, now_us, guard)
     assert found is not None
     return int(found[0])
 
 
-def _insert(plan: Plan, now_us: int, guard: int | None = None) -> Generator[Op, Any, Run]:
+def _insert(plan: Plan, now_us: int, guard: int | None = None) -> Run:
     """The one statement that inserts the plan's rows and upserts the heads (its row: the
-    first position), built by a ``Compute`` (hashing and columns: worth a thread when big)."""
-    step: Run = yield Compute(lambda: _insert_step(plan, now_us, guard), plan.event_count)
-    return step
-
-
-def _insert_step(plan: Plan, now_us: int, guard: int | None) -> Run:
+    first position)."""
     rows = plan.rows(now_us)
     now = from_micros(now_us)
     tagged = any(row.tags for row in rows)
@@ -418,7 +404,7 @@ def _event_params(row: PlannedRow, now: Any) -> tuple[Any, ...]:
         row.data,
         row.metadata,
         row.hash,
-        None,  # the tags: replaced for APPEND_TAGGED_EVENT (see _insert_step)
+        None,  # the tags: replaced for APPEND_TAGGED_EVENT (see _insert)
     )
 
 

@@ -47,7 +47,6 @@ import psycopg
 
 from eventkeep.backends.postgres import plans, sql
 from eventkeep.backends.postgres.plans import (
-    Compute,
     InTransaction,
     Op,
     Pipeline,
@@ -107,8 +106,6 @@ def _do(conn: psycopg.Connection[Any], op: Op) -> Any:
         with conn.pipeline():
             cursors = [_execute(conn, step) for step in op.steps]
         return [_fetch(cur, step) for cur, step in zip(cursors, op.steps, strict=True)]
-    if isinstance(op, Compute):
-        return op.fn()
     if isinstance(op, InTransaction):
         with conn.transaction():
             return run(conn, op.steps)
