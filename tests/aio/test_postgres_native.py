@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import psycopg
 import pytest
 from aio_support import deposits, pool_is_idle
+from test_event_loop import LoopWatch
 
 import eventkeep
 import eventkeep.aio
@@ -194,3 +196,27 @@ def test_pooled_connections_killed_while_idle_are_replaced_and_errors_are_eventk
                 await store.read_all().list()
 
     asyncio.run(main())
+
+
+def test_native_appends_and_long_reads_never_work_on_the_loop_for_5_ms(url: str) -> None:
+    """The loop thread's own CPU time in every callback (``LoopWatch``): appends at and above
+    the size sent from a store thread, and a read of 5,000 events, 500 rows a turn."""
+
+    async def main() -> None:
+        async with await eventkeep.aio.open_store(url) as store:
+            for n in (1, plans.HEAVY_ROWS, plans.HEAVY_ROWS + 1, 2000):
+                await store.append(f"s-{n}", deposits(n))
+            await store.append_many(
+                [eventkeep.StreamAppend(f"m-{n}", deposits(1)) for n in range(2000)]
+            )
+            assert len(await store.read_all().list()) == 4202
+            assert len([e async for e in store.read_stream("s-2000")]) == 2000
+
+    gc.collect()
+    gc.freeze()
+    try:
+        with LoopWatch() as watch:
+            asyncio.run(main())
+    finally:
+        gc.unfreeze()
+    assert watch.most_cpu < 0.005, (watch.busiest, watch.most_cpu)
