@@ -97,10 +97,10 @@ class NativePostgres:
         await asyncio.shield(self._opening)
 
     async def close(self) -> None:
+        """Stop listening (its connection closed) and close the pool."""
         if self._listening is not None:
             self._listening.cancel()
-            with contextlib.suppress(BaseException):
-                await self._listening
+            await asyncio.wait({self._listening})  # its end, whatever it was
         if self._opening is not None:
             await self.db.close()
 
@@ -241,7 +241,8 @@ class NativePostgres:
         """Start the store's one LISTEN connection (a task on the loop), which calls ``hook()``
         on the loop whenever a notification announces a new head."""
         self._hook = hook
-        if self._listening is None and self.loop is not None:
+        if self._listening is None:
+            self.loop = self.loop or asyncio.get_running_loop()  # see usable()
             self._listening = self.loop.create_task(self._listen())
 
     async def _listen(self) -> None:
