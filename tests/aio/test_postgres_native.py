@@ -221,3 +221,29 @@ def test_native_appends_and_long_reads_never_work_on_the_loop_for_5_ms(url: str)
     finally:
         gc.unfreeze()
     assert watch.most_cpu < 0.005, (watch.busiest, watch.most_cpu)
+
+
+def test_a_read_abandoned_half_way_leaves_no_connection_and_no_error_behind(url: str) -> None:
+    """The next page is read ahead while the caller goes through a hand-over; a caller that
+    stops reading leaves that read to end on its own (its connection back in the pool), and
+    a store closed meanwhile closes cleanly (warnings are errors here)."""
+
+    async def main(close_at_once: bool) -> None:
+        store = await eventkeep.aio.open_store(url)
+        try:
+            if await store.stream_version("a") == 0:
+                await store.append("a", deposits(3000))
+            async for event in store.read_stream("a"):
+                if event.version == 1500:  # the second hand-over: a third page is read ahead
+                    break
+            if not close_at_once:
+                for _ in range(500):
+                    if pool_is_idle(store):
+                        break
+                    await asyncio.sleep(0.01)
+                assert pool_is_idle(store)
+        finally:
+            await store.close()
+
+    asyncio.run(main(close_at_once=False))
+    asyncio.run(main(close_at_once=True))

@@ -287,9 +287,71 @@ def _one(step: plans.Run) -> plans.Steps:
     return result
 
 
-class StreamPages:
-    """``read_stream``'s events, read natively a page at a time (the paging of
-    ``EventStore._paged_stream``); its first ``take`` looks for a tombstone."""
+class _Pages:
+    """A native read, a page at a time: the paging of ``EventStore._paged_*`` (the next page
+    starts after the last event; a short page is the end). Between two ``take`` calls the
+    next page is already asked for (its statement sent: the server works while the caller
+    goes through the events handed out)."""
+
+    def __init__(self, native: NativePostgres, remaining: int | None) -> None:
+        self._native = native
+        self._remaining = remaining
+        self._done = False
+        self._ahead: asyncio.Task[Sequence[RecordedEvent]] | None = None
+
+    def _step(self, size: int) -> plans.Run:
+        raise NotImplementedError
+
+    def _after(self, page: Sequence[RecordedEvent]) -> None:
+        """Move past ``page`` (a full one)."""
+        raise NotImplementedError
+
+    async def _start(self) -> None:
+        """Before the first page."""
+
+    def _where(self) -> dict[str, Any]:
+        """The read's attributes in telemetry."""
+        raise NotImplementedError
+
+    def _size(self) -> int:
+        remaining = self._remaining
+        return PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
+
+    async def take(self, count: int | None) -> list[RecordedEvent]:
+        """Up to ``count`` more events (None: all); fewer only at the end."""
+        await self._start()
+        out: list[RecordedEvent] = []
+        while not self._done and (count is None or len(out) < count):
+            size = self._size()
+            if size <= 0:
+                self._done = True
+                break
+            ahead, self._ahead = self._ahead, None
+            with span("eventkeep.read", **self._where()):
+                page = await (ahead if ahead is not None else self._native.page(self._step(size)))
+            out += page
+            if len(page) < size:
+                self._done = True
+                break
+            if self._remaining is not None:
+                self._remaining -= len(page)
+            self._after(page)
+        if not self._done and self._size() > 0:
+            self._ahead = asyncio.ensure_future(self._native.page(self._step(self._size())))
+            self._ahead.add_done_callback(_retrieved)
+            await asyncio.sleep(0)  # the read ahead sends its statement
+        return out
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """A read ahead nobody took (the caller stopped reading): its error goes nowhere."""
+    if not task.cancelled():
+        task.exception()
+
+
+class StreamPages(_Pages):
+    """``read_stream``'s events, read natively (``EventStore._paged_stream``); the first
+    ``take`` looks for a tombstone."""
 
     def __init__(
         self,
@@ -300,45 +362,33 @@ class StreamPages:
         backwards: bool,
         remaining: int | None,
     ) -> None:
-        self._native = native
+        super().__init__(native, remaining)
         self._stream_id = stream_id
         self._low, self._high = low, high
         self._backwards = backwards
-        self._remaining = remaining
         self._started = False
-        self._done = False
 
-    async def take(self, count: int | None) -> list[RecordedEvent]:
-        """Up to ``count`` more events (None: all); fewer only at the end."""
+    async def _start(self) -> None:
         if not self._started:
             self._started = True
             self._low = await self._native.stream_low(self._stream_id, self._low)
-        out: list[RecordedEvent] = []
-        while not self._done and (count is None or len(out) < count):
-            remaining = self._remaining
-            size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            if size <= 0:
-                self._done = True
-                break
-            step = plans.stream_page(self._stream_id, self._low, self._high, self._backwards, size)
-            with span("eventkeep.read", stream_id=self._stream_id):
-                page = await self._native.page(step)
-            out += page
-            if len(page) < size:
-                self._done = True
-                break
-            if remaining is not None:
-                self._remaining = remaining - len(page)
-            if self._backwards:
-                self._high = page[-1].version - 1
-            else:
-                self._low = page[-1].version + 1
-        return out
+
+    def _where(self) -> dict[str, Any]:
+        return {"stream_id": self._stream_id}
+
+    def _step(self, size: int) -> plans.Run:
+        return plans.stream_page(self._stream_id, self._low, self._high, self._backwards, size)
+
+    def _after(self, page: Sequence[RecordedEvent]) -> None:
+        if self._backwards:
+            self._high = page[-1].version - 1
+        else:
+            self._low = page[-1].version + 1
 
 
-class LogPages:
-    """``read_all``'s or a query's events, read natively a page at a time (the paging of
-    ``EventStore._paged_all`` and ``_paged_query``)."""
+class LogPages(_Pages):
+    """``read_all``'s or a query's events, read natively (``EventStore._paged_all`` and
+    ``_paged_query``)."""
 
     def __init__(
         self,
@@ -350,32 +400,18 @@ class LogPages:
         prefix: str | None = None,
         query: Query | None = None,
     ) -> None:
-        self._native = native
+        super().__init__(native, remaining)
         self._position = after
-        self._remaining = remaining
         self._types, self._prefix, self._query = types, prefix, query
         self._done = types == ()
 
-    async def take(self, count: int | None) -> list[RecordedEvent]:
-        """Up to ``count`` more events (None: all); fewer only at the end."""
-        out: list[RecordedEvent] = []
-        while not self._done and (count is None or len(out) < count):
-            remaining = self._remaining
-            size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            if size <= 0:
-                self._done = True
-                break
-            if self._query is None:
-                step = plans.all_page(self._position, size, self._types, self._prefix)
-            else:
-                step = plans.query_page(self._query, self._position, size)
-            with span("eventkeep.read", after=self._position):
-                page = await self._native.page(step)
-            out += page
-            if len(page) < size:
-                self._done = True
-                break
-            if remaining is not None:
-                self._remaining = remaining - len(page)
-            self._position = page[-1].position
-        return out
+    def _where(self) -> dict[str, Any]:
+        return {"after": self._position, **({} if self._query is None else {"query": True})}
+
+    def _step(self, size: int) -> plans.Run:
+        if self._query is None:
+            return plans.all_page(self._position, size, self._types, self._prefix)
+        return plans.query_page(self._query, self._position, size)
+
+    def _after(self, page: Sequence[RecordedEvent]) -> None:
+        self._position = page[-1].position
