@@ -27,9 +27,17 @@ def deposits(count: int) -> list[Deposited]:
 
 
 def pool_is_idle(store: AsyncEventStore) -> bool:
-    """On PostgreSQL: every pooled connection is back in the pool, none in a transaction."""
+    """On PostgreSQL: every pooled connection is back in its pool (the synchronous store's,
+    and the asyncio API's own), none in a transaction."""
     db = getattr(store.sync, "_db", None)
     if db is None:
         return True
-    stats = db._pool.get_stats()
-    return bool(stats.get("pool_available", 0) == stats.get("pool_size", 0))
+    pools = [db._pool]
+    if store._native is not None:
+        pools.append(store._native.db.pool)  # type: ignore[attr-defined]
+    for pool in pools:
+        stats = pool.get_stats()
+        growing = int(getattr(pool, "_growing", False))  # a connection on its way in
+        if stats.get("pool_available", 0) + growing != stats.get("pool_size", 0):
+            return False
+    return True

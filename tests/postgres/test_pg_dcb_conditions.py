@@ -12,7 +12,7 @@ import pytest
 
 import eventkeep
 from eventkeep import AppendCondition, AppendConditionError, NewEvent, Query, QueryItem, RawEvent
-from eventkeep.backends.postgres import writer
+from eventkeep.backends.postgres import plans
 from pg_fixtures import PgServer, fresh_store_url
 
 QUERY = Query([QueryItem(types=["Claimed"], tags=["username:ann"])])
@@ -31,17 +31,17 @@ def stores(pg_server: PgServer, request: pytest.FixtureRequest) -> Iterator[tupl
 
 def between_check_and_insert(monkeypatch: pytest.MonkeyPatch, act: Any) -> list[int]:
     """Run ``act()`` once, right after the first unlocked read of a conditional append."""
-    original = writer._read
+    original = plans._read
     calls: list[int] = []
 
     def read(*args: Any, **kwargs: Any) -> Any:
-        result = original(*args, **kwargs)
+        result = yield from original(*args, **kwargs)
         if kwargs.get("condition") is not None and not kwargs.get("lock") and not calls:
             calls.append(1)
             act()
         return result
 
-    monkeypatch.setattr(writer, "_read", read)
+    monkeypatch.setattr(plans, "_read", read)
     return calls
 
 
@@ -50,14 +50,14 @@ def test_an_unrelated_append_in_between_moves_the_head_and_the_append_still_goes
 ) -> None:
     store, other = stores
     calls = between_check_and_insert(monkeypatch, lambda: other.append_events([claim("x")]))
-    original = writer._append_checked_locked
+    original = plans._append_checked_locked
     locked: list[int] = []
 
     def checked_locked(*args: Any) -> Any:
         locked.append(1)
-        return original(*args)
+        return (yield from original(*args))
 
-    monkeypatch.setattr(writer, "_append_checked_locked", checked_locked)
+    monkeypatch.setattr(plans, "_append_checked_locked", checked_locked)
     result = store.append_events([claim()], condition=AppendCondition(QUERY, 0))
     assert calls == [1]
     assert locked == [1]  # the insert found the head moved (EKC01) and checked again

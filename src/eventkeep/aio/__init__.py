@@ -11,9 +11,10 @@ awaited.
         print(recorded.version, recorded.event)
     await store.close()
 
-Every class here runs the synchronous API's own code on threads of its own (see
-``docs/aio.md``): one implementation of the store's logic, the same errors and guarantees, and
-an event loop that never waits for a database.
+Every class here runs the synchronous API's own code (see ``docs/aio.md``): on threads of its
+own, or, for PostgreSQL's appends, reads and waiting, the same steps on psycopg's
+``AsyncConnection`` (``eventkeep.backends.postgres.plans``). One implementation of the store's
+logic, the same errors and guarantees, and an event loop that never waits for a database.
 """
 
 from eventkeep.aio.domain import AsyncRepository

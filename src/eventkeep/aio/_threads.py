@@ -18,10 +18,10 @@ import collections
 import concurrent.futures
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["StoreThreads", "TransactionThread", "TransactionThreads", "finish"]
+__all__ = ["StoreThreads", "TransactionThread", "TransactionThreads", "finish", "whole"]
 
 T = TypeVar("T")
 
@@ -152,3 +152,20 @@ async def finish(future: concurrent.futures.Future[T]) -> T:
     if cancelled is not None:
         raise cancelled
     return waiting.result()
+
+
+async def whole(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` (native database I/O on the loop, such as an append) to its end even if the
+    awaiting task is cancelled meanwhile, as a call on a store thread is: an append is stored
+    whole or not at all and its connection goes back to the pool clean; then the cancellation
+    is raised."""
+    task = asyncio.ensure_future(work)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        raise cancelled
+    return task.result()

@@ -24,9 +24,8 @@ Appends inside a transaction, and appends with a condition, are never batched.
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 from eventkeep.errors import (
     ConcurrencyError,
@@ -34,7 +33,7 @@ from eventkeep.errors import (
     SerializationError,
     ValidationError,
 )
-from eventkeep.store import AppendResult, EventStore, StreamAppend
+from eventkeep.store import AppendResult, StreamAppend
 
 __all__ = ["Batcher"]
 
@@ -44,7 +43,8 @@ MAX_APPENDS = 500
 _ALONE = (ValidationError, SerializationError, DuplicateEventIdError)
 """Refusals of a whole group that do not say whose append it was: each is sent again alone."""
 
-Run = Callable[[Callable[[], Any]], Any]
+AppendMany = Callable[[list[StreamAppend]], Awaitable[list[AppendResult]]]
+"""Writes a group: the store's ``append_many``, natively or on a store thread."""
 
 
 class _Unit(NamedTuple):
@@ -57,9 +57,8 @@ class _Unit(NamedTuple):
 class Batcher:
     """The queue of appends waiting to be written, and the task that writes them."""
 
-    def __init__(self, store: EventStore, run: Run) -> None:
-        self._store = store
-        self._run = run
+    def __init__(self, append_many: AppendMany) -> None:
+        self._append_many = append_many
         self._waiting: list[_Unit] = []
         self._writing: asyncio.Task[None] | None = None
 
@@ -118,7 +117,7 @@ class Batcher:
         while group:
             appends = [item for unit in group for item in unit.appends]
             try:
-                results = await self._run(functools.partial(self._store.append_many, appends))
+                results = await self._append_many(appends)
             except ConcurrencyError as exc:
                 refused = [u for u in group if any(a.stream_id == exc.stream_id for a in u.appends)]
                 if len(refused) != 1 or len(group) == 1:

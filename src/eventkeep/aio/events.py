@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Generic, Self, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Generic, Protocol, TypeVar
 
 from eventkeep.store.hashing import ChainRow
 from eventkeep.store.recorded import RecordedEvent
@@ -18,15 +18,24 @@ from eventkeep.store.validation import (
     check_stream_id,
 )
 
-__all__ = ["MOST_PAGES", "Call", "Events", "Handed", "Rows", "stream_read"]
+__all__ = ["MOST_PAGES", "Call", "Events", "Handed", "Pages", "Rows", "stream_read"]
 
 MOST_PAGES = 16
 """The most backend pages one hand-over from a store thread carries."""
 
 T = TypeVar("T")
 R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 Call = Callable[[Callable[[], T]], Awaitable[T]]
 """Runs a function on a store thread (or a transaction's): ``await call(fn)``."""
+
+
+class Pages(Protocol[R_co]):
+    """A read done natively on the event loop (PostgreSQL's ``aio_store``), a page at a time."""
+
+    async def take(self, count: int | None) -> Sequence[R_co]:
+        """Up to ``count`` more items (None: all of them); fewer only at the end."""
+        ...
 
 
 class Handed(AsyncIterator[R], Generic[R]):
@@ -39,11 +48,14 @@ class Handed(AsyncIterator[R], Generic[R]):
     for the GIL, and it cost CPU without saving time.)
 
     ``events``: the items, or a function returning them that is called on the store thread of
-    the first hand-over (a read whose start does I/O, such as a stream's deletion check).
+    the first hand-over (a read whose start does I/O, such as a stream's deletion check), or
+    :class:`Pages` read natively on the loop (then ``call`` is not used).
     """
 
     def __init__(
-        self, events: Iterator[R] | Callable[[], Iterator[R]], call: Call[list[R]]
+        self,
+        events: Iterator[R] | Callable[[], Iterator[R]] | Pages[R],
+        call: Call[list[R]],
     ) -> None:
         self._events = events
         self._call = call
@@ -58,8 +70,11 @@ class Handed(AsyncIterator[R], Generic[R]):
         events = self._events
         if isinstance(events, Iterator):
             page = await self._call(functools.partial(_take, events, size))
-        else:
+        elif callable(events):
             page = await self._call(functools.partial(self._open, events, size))
+        else:
+            taken = await events.take(size)
+            page = taken if isinstance(taken, list) else list(taken)
         if len(page) < size:
             self._done = True
         return page
@@ -69,12 +84,24 @@ class Handed(AsyncIterator[R], Generic[R]):
         events = self._events = opener()
         return _take(events, count)
 
-    def __aiter__(self) -> Self:
-        return self
+    def __aiter__(self) -> AsyncIterator[R]:
+        """``async for``: an async generator over the hand-overs. One generator per read, not a
+        coroutine per item (``__anext__``): about 0.2 µs an item on CPython 3.11 here, 10-25%
+        less than the coroutine's."""
+        return self._each()
+
+    async def _each(self) -> AsyncIterator[R]:
+        while True:
+            page = self._page
+            for next in range(self._next + 1, len(page) + 1):
+                self._next = next  # where __anext__, pages() and list() go on from
+                yield page[next - 1]
+            if not await self._turn_page():
+                return
 
     async def __anext__(self) -> R:
         page, next = self._page, self._next
-        if next < len(page):  # the common case, kept short: it runs once per event
+        if next < len(page):
             self._next = next + 1
             return page[next]
         if not await self._turn_page():

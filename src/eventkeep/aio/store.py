@@ -4,8 +4,9 @@ Every method has the name and the arguments of its ``EventStore`` counterpart an
 (reads return async iterators). Each call is the synchronous store's own method, run on one of
 the store's threads: the checks, the encoding, the append planner, the hash chain and the SQL
 are the ones the synchronous API runs, so both APIs give the same results, the same errors and
-the same guarantees. The event loop only hands work over and wakes waiters; it never waits for
-the database.
+the same guarantees. On PostgreSQL, appends, reads and waiting are native instead
+(:mod:`eventkeep.aio.native`): the same plans, run on psycopg's ``AsyncConnection``. The event
+loop never waits for the database.
 
 Transactions are per task: inside ``async with store.transaction() as tx``, store methods
 awaited by the same task join the transaction (as on the synchronous store, where calls on the
@@ -25,7 +26,8 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from eventkeep.aio._threads import StoreThreads, TransactionThreads
+from eventkeep.aio import native
+from eventkeep.aio._threads import StoreThreads, TransactionThreads, whole
 from eventkeep.aio.batching import Batcher
 from eventkeep.aio.events import Call, Events, stream_read
 from eventkeep.aio.lifecycle import LifecycleMethods
@@ -85,8 +87,13 @@ class AsyncEventStore(LifecycleMethods):
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._wakes = 0
         self._closed = False
-        self._batcher = Batcher(store, self._in_pool)
-        store.on_append(self._wake_waiters)
+        self._batcher = Batcher(self._append_group)
+        self._native = native.engine(store, self._in_pool)
+        if self._native is None:
+            store.on_append(self._wake_waiters)
+        else:
+            # Local appends wake waiters; other processes' are heard by the native LISTEN.
+            EventStore.on_append(store, self._wake_waiters)
 
     # -- what the store is ---------------------------------------------------------------------
 
@@ -127,6 +134,22 @@ class AsyncEventStore(LifecycleMethods):
         result: T = await self._caller()(functools.partial(fn, *args, **kwargs))
         return result
 
+    def _natively(self) -> native.Engine | None:
+        """The backend's native asyncio engine (PostgreSQL), when this call may use it: on its
+        event loop, outside a transaction (a transaction's calls go to its thread), while the
+        store is open."""
+        engine = self._native
+        if engine is None or self._closed or self.joined_transaction() is not None:
+            return None  # a closed store's calls raise where they always did: on the threads
+        return engine if engine.usable() else None
+
+    async def _append_group(self, appends: list[StreamAppend]) -> list[AppendResult]:
+        """The batcher's writes: natively, or the synchronous store's on a store thread."""
+        engine = self._natively()
+        if engine is not None:
+            return await engine.append_many(appends)
+        return await self._in_pool(functools.partial(self.sync.append_many, appends))
+
     # -- writing -------------------------------------------------------------------------------
 
     async def append(
@@ -144,6 +167,10 @@ class AsyncEventStore(LifecycleMethods):
             appends = [StreamAppend(stream_id, events, expected_version, metadata)]
             if self.joined_transaction() is None:
                 return (await self._batcher.append_many(appends))[0]
+        engine = self._natively()
+        if engine is not None:
+            items = [StreamAppend(stream_id, events, expected_version, metadata)]  # type: ignore[arg-type]
+            return (await whole(engine.append_many(items, condition)))[0]
         return await self._call(
             self.sync.append, stream_id, events, expected_version, metadata, condition=condition
         )
@@ -155,6 +182,9 @@ class AsyncEventStore(LifecycleMethods):
         ``append``)."""
         if condition is None and self.joined_transaction() is None and _batchable(appends):
             return await self._batcher.append_many(list(appends))
+        engine = self._natively()
+        if engine is not None:
+            return await whole(engine.append_many(appends, condition))
         return await self._call(self.sync.append_many, appends, condition=condition)
 
     async def append_events(
@@ -165,6 +195,9 @@ class AsyncEventStore(LifecycleMethods):
         metadata: Mapping[str, Any] | None = None,
     ) -> AppendResult:
         """See ``EventStore.append_events``."""
+        engine = self._natively()
+        if engine is not None:
+            return await whole(engine.append_events(events, condition, metadata))
         return await self._call(
             self.sync.append_events, events, condition=condition, metadata=metadata
         )
@@ -198,6 +231,10 @@ class AsyncEventStore(LifecycleMethods):
             limit=limit,
             archived=archived,
         )
+        engine = None if archived else self._natively()
+        if engine is not None:
+            pages = engine.read_stream(stream_id, from_version, to_version, backwards, limit)
+            return Events(pages, self._caller())
         return Events(events, self._caller())
 
     def read_all(
@@ -210,21 +247,34 @@ class AsyncEventStore(LifecycleMethods):
     ) -> Events:
         """See ``EventStore.read_all``."""
         events = self.sync.read_all(after, limit, types=types, stream_prefix=stream_prefix)
+        engine = self._natively()
+        if engine is not None:
+            pages = engine.read_all(after, limit, types, stream_prefix)
+            return Events(pages, self._caller())
         return Events(events, self._caller())
 
     async def read(
         self, query: Query, *, after: int | None = None, limit: int | None = None
     ) -> QueryResult:
         """See ``EventStore.read``."""
+        engine = self._natively()
+        if engine is not None:
+            return await engine.read(query, after, limit)
         return await self._call(self.sync.read, query, after=after, limit=limit)
 
     async def stream_version(self, stream_id: str) -> int:
+        engine = self._natively()
+        if engine is not None:
+            return await engine.stream_version(stream_id)
         return await self._call(self.sync.stream_version, stream_id)
 
     async def list_streams(self, prefix: str = "", *, limit: int | None = None) -> list[StreamInfo]:
         return await self._call(self.sync.list_streams, prefix, limit=limit)
 
     async def head_position(self) -> int:
+        engine = self._natively()
+        if engine is not None:
+            return await engine.head_position()
         return await self._call(self.sync.head_position)
 
     async def stats(self) -> StoreStats:
@@ -308,6 +358,9 @@ class AsyncEventStore(LifecycleMethods):
             timeout = check_seconds(timeout, what="timeout (or None)")
         deadline = None if timeout is None else time.monotonic() + timeout
         pause, longest = POLL_INTERVALS[0], self.sync.poll_interval
+        engine = self._natively()
+        if engine is not None:
+            engine.listen(self._wake_waiters)
         while True:
             wakes = self._wakes
             if await self.head_position() > after:
@@ -345,6 +398,8 @@ class AsyncEventStore(LifecycleMethods):
         if self._closed:
             return
         self._closed = True
+        if self._native is not None and self._native.usable():
+            await self._native.close()
         await self._pool.call(self.sync.close)
         self._pool.close()
         self._tx_threads.close()

@@ -104,6 +104,11 @@ class Subscription:
                 position, self.batch_size, types=self.types, stream_prefix=self.stream_prefix
             )
         )
+        return self.batch_of(position, head, events)
+
+    def batch_of(self, position: int, head: int, events: list[RecordedEvent]) -> Batch:
+        """The batch that a read of the log after ``position`` makes (``head``: the head
+        position read before it); the asyncio API's subscription reads, and builds it here."""
         if len(events) == self.batch_size:
             return Batch(events, events[-1].position, False)
         # A short page: every matching event committed up to ``head`` (read before the page)

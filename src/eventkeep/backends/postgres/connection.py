@@ -68,6 +68,12 @@ class _TimestampAsMicros(Loader):
         return int(_unpack_int8(data)[0]) + _PG_EPOCH_US
 
 
+def register_loaders(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    """uuid columns as bytes, timestamptz as microseconds (every connection of a store)."""
+    conn.adapters.register_loader("uuid", _UUIDAsBytes)
+    conn.adapters.register_loader("timestamptz", _TimestampAsMicros)
+
+
 MAX_LIFETIME = 30 * 60.0
 """Seconds after which the pool replaces a connection (spreads server-side memory growth and
 follows a failover's DNS change). No health check runs on checkout: psycopg_pool's check and
@@ -93,6 +99,7 @@ class Database:
         params: dict[str, Any],
     ) -> None:
         self.schema = schema
+        self.pool_min_size = pool_min_size
         self.pool_max_size = pool_max_size
         self.pool_timeout = pool_timeout
         self.lock_timeout = lock_timeout
@@ -102,7 +109,7 @@ class Database:
         self.conninfo = _make_conninfo(info)
         self.url = _display_url(info, schema)
         self.channel = f"eventkeep_{schema}"
-        self._session_sql = sql.CONFIGURE_SESSION.format(
+        self.session_sql = sql.CONFIGURE_SESSION.format(
             schema=quoted(schema),
             lock_timeout_ms=max(1, round(lock_timeout * 1000)),
             idle_ms=max(1, round(idle_in_transaction_timeout * 1000)),
@@ -125,9 +132,8 @@ class Database:
 
     def configure(self, conn: psycopg.Connection[Any]) -> None:
         """Session set-up of every connection: schema, isolation, lock timeout, loaders."""
-        conn.execute(self._session_sql)
-        conn.adapters.register_loader("uuid", _UUIDAsBytes)
-        conn.adapters.register_loader("timestamptz", _TimestampAsMicros)
+        conn.execute(self.session_sql)
+        register_loaders(conn)
 
     def connect(self) -> psycopg.Connection[Any]:
         """A connection outside the pool (migrations, LISTEN), already configured."""
@@ -168,21 +174,25 @@ class Database:
             raise self._pool_timeout() from exc
         except PoolClosed as exc:
             raise BackendUnavailableError(f"{self.url}: the store is closed") from exc
-        except psycopg.errors.LockNotAvailable as exc:
-            raise BackendUnavailableError(
-                f"{self.url}: waited more than lock_timeout={self.lock_timeout:g}s for a lock "
-                f"held by another transaction ({first_line(exc)}); the transaction was rolled "
-                "back, nothing of it was stored; retrying is safe",
-                retryable=True,
-            ) from exc
         except psycopg.Error as exc:
-            error = faults.translate(self.url, exc, connecting=connecting)
+            error = self.error_of(exc, connecting=connecting)
             if error.outcome_unknown:
                 pool = getattr(self, "_pool", None)  # none yet while the store opens
                 if pool is not None:
                     with contextlib.suppress(Exception):
                         pool.check()  # let go of the other connections that died with this one
             raise error from exc
+
+    def error_of(self, exc: psycopg.Error, *, connecting: bool = False) -> EventkeepError:
+        """The eventkeep error for a psycopg error (the asyncio API's pool uses it too)."""
+        if isinstance(exc, psycopg.errors.LockNotAvailable):
+            return BackendUnavailableError(
+                f"{self.url}: waited more than lock_timeout={self.lock_timeout:g}s for a lock "
+                f"held by another transaction ({first_line(exc)}); the transaction was rolled "
+                "back, nothing of it was stored; retrying is safe",
+                retryable=True,
+            )
+        return faults.translate(self.url, exc, connecting=connecting)
 
     def _pool_timeout(self) -> BackendUnavailableError:
         """A pool that found no connection: all in use, or the server cannot be reached."""

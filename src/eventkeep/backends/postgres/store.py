@@ -29,10 +29,11 @@ from typing import Any
 import psycopg
 from psycopg import sql as pg_sql
 
-from eventkeep.backends.postgres import dcb, keys, lifecycle, moving, sql, writer
+from eventkeep.backends.postgres import keys, lifecycle, moving, plans, sql, writer
 from eventkeep.backends.postgres.connection import Database, check_schema_name
 from eventkeep.backends.postgres.faults import first_line
 from eventkeep.backends.postgres.listen import Listener
+from eventkeep.backends.postgres.plans import prefix_successor, prefix_where
 from eventkeep.backends.postgres.replica import REPLICA_WAIT, ReplicaReads
 from eventkeep.errors import ConfigurationError
 from eventkeep.store import (
@@ -46,7 +47,7 @@ from eventkeep.store import (
 )
 from eventkeep.store.anchors import AnchorHead, AnchorRow, AnchorSource
 from eventkeep.store.base import Transaction
-from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES, Codec
+from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.store.dcb import AppendCondition, Query
 from eventkeep.store.events import TypeRegistry
 from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
@@ -67,8 +68,6 @@ from eventkeep.store.validation import check_count, check_seconds
 __all__ = ["DEFAULT_SCHEMA", "PostgresStore"]
 
 DEFAULT_SCHEMA = "eventkeep"
-
-_record: Callable[..., RecordedEvent] = RecordedEvent
 
 
 class PostgresStore(EventStore):
@@ -245,7 +244,7 @@ class PostgresStore(EventStore):
     # -- moving history (eventkeep.moving) ----------------------------------------------------
 
     def _export_page(self, after: int, limit: int, prefix: str | None) -> list[ChainRow]:
-        where, params = _prefix_where(prefix)
+        where, params = prefix_where(prefix)
         statement = sql.EXPORT_ROWS.format(where=where)
         with self._reading() as conn:
             rows = conn.execute(statement, [after, *params, limit], binary=True).fetchall()
@@ -268,34 +267,21 @@ class PostgresStore(EventStore):
     def _read_stream_page(
         self, stream_id: str, low: int, high: int | None, backwards: bool, limit: int
     ) -> list[RecordedEvent]:
-        statement = sql.READ_STREAM_BACKWARDS if backwards else sql.READ_STREAM_FORWARDS
-        params = (stream_id, low, 2**62 if high is None else high, limit)
-        with self._reading() as conn:
-            rows = conn.execute(statement, params, binary=True).fetchall()
-        return _records(rows, self.codec)
+        return self._read_page(plans.stream_page(stream_id, low, high, backwards, limit))
 
     def _read_all_page(
         self, after: int, limit: int, types: tuple[str, ...] | None, prefix: str | None
     ) -> list[RecordedEvent]:
-        where = ""
-        params: list[Any] = [after]
-        if types is not None:
-            where += sql.WHERE_TYPES
-            params.append(list(types))
-        prefixed, prefix_params = _prefix_where(prefix)
-        where += prefixed
-        params.extend(prefix_params)
-        params.append(limit)
-        statement = sql.READ_ALL.format(where=where)
-        with self._reading() as conn:
-            rows = conn.execute(statement, params, binary=True).fetchall()
-        return _records(rows, self.codec)
+        return self._read_page(plans.all_page(after, limit, types, prefix))
 
     def _read_query_page(self, query: Query, after: int, limit: int) -> list[RecordedEvent]:
-        statement, params = dcb.read_page(query, after, limit)
+        return self._read_page(plans.query_page(query, after, limit))
+
+    def _read_page(self, step: plans.Run) -> list[RecordedEvent]:
+        """One read statement of ``plans.py`` (the asyncio API runs the same ones)."""
         with self._reading() as conn:
-            rows = conn.execute(statement, params, binary=True).fetchall()
-        return _records(rows, self.codec)
+            rows = conn.execute(step.statement, step.params, binary=True).fetchall()
+        return plans.records(rows, self.codec)
 
     def _stream_version(self, stream_id: str) -> int:
         with self._reading() as conn:
@@ -540,44 +526,9 @@ class PostgresStore(EventStore):
             return _scalar(conn, sql.HEAD_POSITION)
 
 
-def _records(rows: list[Any], codec: Codec) -> list[RecordedEvent]:
-    """Rows of ``sql._RECORD`` columns as recorded events."""
-    return [_record(s, v, p, e, t, sv, d, m, r, codec, g) for s, v, p, e, t, sv, d, m, r, g in rows]
-
-
 def _chain_row(row: Any) -> ChainRow:
     s, v, p, e, t, sv, r, d, m, h, tags = row
     return ChainRow(s, v, p, e, t, sv, r, d, m, h, decode_tags(tags))
-
-
-def _prefix_where(prefix: str | None) -> tuple[str, list[Any]]:
-    """The WHERE fragment (and its parameters) keeping events of streams starting with
-    ``prefix`` (none for None)."""
-    if prefix is None:
-        return "", []
-    where = ""
-    params: list[Any] = []
-    if "-" in prefix:
-        where += sql.WHERE_CATEGORY
-        params.append(prefix.split("-", 1)[0])
-    high = prefix_successor(prefix)
-    where += sql.WHERE_PREFIX_OPEN if high is None else sql.WHERE_PREFIX_RANGE
-    params.extend((prefix, prefix if high is None else high))
-    return where, params
-
-
-def prefix_successor(prefix: str) -> str | None:
-    """The least string above every string starting with ``prefix`` (code point order)."""
-    chars = list(prefix)
-    while chars:
-        code = ord(chars[-1]) + 1
-        if 0xD800 <= code <= 0xDFFF:
-            code = 0xE000  # surrogates never occur in stored ids: skip them
-        if code <= 0x10FFFF:
-            chars[-1] = chr(code)
-            return "".join(chars)
-        chars.pop()
-    return None
 
 
 class _ConnectionSource:

@@ -1,0 +1,478 @@
+"""The append path and the reads as sans-I/O steps: the one implementation that the synchronous
+store (``writer.py``, on a ``psycopg.Connection``) and the asyncio API (``aio_driver.py``, on a
+``psycopg.AsyncConnection``) both run. Only the I/O differs.
+
+A plan is a generator that yields database operations and receives their results:
+
+- :class:`Run`: execute one statement with its parameters, and fetch all its rows, one row or
+  none (``fetch``); receives the rows;
+- :class:`Pipeline`: several ``Run`` sent in one round trip (psycopg's pipeline mode); receives
+  each one's rows, in order;
+- :class:`InTransaction`: run a nested plan in a transaction (a savepoint inside one), which
+  rolls back if the nested plan raises; receives its result;
+- :class:`Rollback`: end a failed transaction, if one is still open.
+
+A driver throws what an operation raised (a psycopg error) into the plan at the ``yield``, so
+the plan catches a refused insert exactly where the synchronous code did. What the plan returns
+is the driver's result.
+
+The append itself (two round trips, the retry on a lost race, the locked path, the conditional
+append) is described in ``writer.py``'s docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, Literal, NamedTuple
+from uuid import UUID
+
+from psycopg import errors as pgerrors
+
+from eventkeep.backends.postgres import dcb, sql
+from eventkeep.store import AppendResult, PreparedAppend, StoredIdentity
+from eventkeep.store.codec import Codec
+from eventkeep.store.dcb import AppendCondition, Query
+from eventkeep.store.planner import Head, Plan, PlannedRow, new_heads, plan_append
+from eventkeep.store.recorded import RecordedEvent, from_micros
+from eventkeep.store.tags import encode_tags
+
+__all__ = [
+    "HEAVY_ROWS",
+    "InTransaction",
+    "Op",
+    "Pipeline",
+    "Rollback",
+    "Run",
+    "Steps",
+    "all_page",
+    "append",
+    "append_in_transaction",
+    "head_position",
+    "prefix_successor",
+    "prefix_where",
+    "query_page",
+    "records",
+    "stream_page",
+]
+
+
+class Run(NamedTuple):
+    """Execute ``statement`` with ``params``; the rows ("all"), the first row or None ("one"),
+    or None ("none") come back."""
+
+    statement: Any
+    params: Any = None
+    fetch: Literal["all", "one", "none"] = "all"
+    binary: bool = True
+
+
+class Pipeline(NamedTuple):
+    """``Run`` steps in one round trip; each one's result comes back, in a list."""
+
+    steps: tuple[Run, ...]
+
+
+class InTransaction(NamedTuple):
+    """Run ``steps`` in a transaction (a savepoint when one is open); what they return comes
+    back. An exception they raise rolls the transaction back and is thrown into the plan."""
+
+    steps: Steps
+
+
+class Rollback(NamedTuple):
+    """End a failed transaction on the connection, if one is still open."""
+
+
+Op = Run | Pipeline | InTransaction | Rollback
+Steps = Generator[Op, Any, Any]
+"""A plan: yields operations, receives their results, returns what the driver returns."""
+
+HEAVY_ROWS = 100
+"""An append of more events than this is too much work for an event loop (hashing, and psycopg
+adapting its arrays in Python: about 1.5 ms for 100 events, 5 ms for 2,000): the asyncio API
+sends it from a store thread, through ``writer.py``."""
+
+_OPTIMISTIC_ATTEMPTS = 3
+"""Lost races (a stale head, a deadlock) before an append takes the sequencer's lock first."""
+_RACES = (pgerrors.UniqueViolation, pgerrors.DeadlockDetected, pgerrors.SerializationFailure)
+_Stored = dict[bytes, StoredIdentity]
+_Checked = tuple[int | None, int] | None
+_GUARDED = {
+    statement: sql.conditional(statement)
+    for statement in (
+        sql.APPEND_EVENT,
+        sql.APPEND_TAGGED_EVENT,
+        sql.APPEND_EVENTS,
+        sql.APPEND_TAGGED_EVENTS,
+    )
+}
+"""Each append statement, for a conditional append."""
+
+
+# -- the append ---------------------------------------------------------------------------------
+
+
+def append(
+    batches: list[PreparedAppend], condition: AppendCondition | None = None
+) -> Generator[Op, Any, list[AppendResult]]:
+    """Append ``batches`` atomically (on an autocommit connection configured for the store)."""
+    if condition is not None:
+        return (yield from _append_conditional(batches, condition))
+    stored: _Stored | None = None
+    for _ in range(_OPTIMISTIC_ATTEMPTS):
+        heads, clock, stored, _ = yield from _read(batches, stored, lock=False)
+        plan = plan_append(batches, heads, stored)
+        if plan.needs_ids:
+            stored = yield from _stored_identities(batches)
+            plan = plan_append(batches, heads, stored)
+        if plan.conflict is not None:
+            raise plan.conflict
+        if not plan.writes:
+            return _replayed(plan)
+        try:
+            first = yield from _send(plan, max(clock, plan.time_floor()))
+        except _RACES:
+            # A head went stale (the (stream_id, version) key refused the insert), an event id
+            # is stored (a retry racing its original, or a reused id), or a deadlock: read
+            # again, with the event ids this time.
+            stored = stored if stored is not None else {}
+            continue
+        return plan.results(first)
+    return (yield from _append_locked(batches))
+
+
+def _append_conditional(
+    batches: list[PreparedAppend], condition: AppendCondition
+) -> Generator[Op, Any, list[AppendResult]]:
+    """A conditional append in two round trips and one short lock, as one without a condition:
+    (1) the heads, the clock, and the condition's first match with the head position (one
+    snapshot), without a lock; (2) the one insert statement, whose position comes from
+    ``eventkeep_append_position_at(head)``: once it holds the sequencer's lock it raises
+    SQLSTATE EKC01 (nothing written) unless the head is still the one read, that is unless
+    some append committed since the check. Otherwise the check still holds.
+
+    A match, or a moved head, is decided under the lock by ``_append_checked_locked`` (a retry
+    of an append already stored returns its result; otherwise the condition fails).
+    """
+    stored: _Stored | None = None
+    for _ in range(_OPTIMISTIC_ATTEMPTS):
+        heads, clock, stored, checked = yield from _read(
+            batches, stored, lock=False, condition=condition
+        )
+        assert checked is not None
+        matched, head = checked
+        if matched is not None:
+            return (yield from _append_checked_locked(batches, condition))
+        plan = plan_append(batches, heads, stored, condition, None)
+        if plan.needs_ids:
+            stored = yield from _stored_identities(batches)
+            plan = plan_append(batches, heads, stored, condition, None)
+        if plan.conflict is not None:
+            raise plan.conflict
+        if not plan.writes:
+            return _replayed(plan)
+        try:
+            first = yield from _send(plan, max(clock, plan.time_floor()), head)
+        except _RACES:
+            stored = stored if stored is not None else {}
+            continue
+        except pgerrors.Error as exc:
+            if exc.sqlstate != sql.HEAD_MOVED:
+                raise
+            return (yield from _append_checked_locked(batches, condition))
+        return plan.results(first)
+    return (yield from _append_checked_locked(batches, condition))
+
+
+def _append_checked_locked(
+    batches: list[PreparedAppend], condition: AppendCondition
+) -> Generator[Op, Any, list[AppendResult]]:
+    """A conditional append checked under the lock, in two round trips: (1) BEGIN, the
+    sequencer's lock, the heads and the condition's first match, pipelined; plan; (2) the
+    insert and COMMIT, pipelined. The lock is held from its grant to the commit, across one
+    client round trip: no append can commit in between, so the check cannot go stale.
+
+    Anything off the happy path (a plan that needs the stored event ids, an insert refused by
+    the event-id index: a retry) is rolled back and done again by ``_append_locked``, which
+    handles every case.
+    """
+    query, after = condition.fail_if_events_match, condition.after or 0
+    if len(batches) == 1:
+        heads_step = Run(sql.LOCK_HEAD, (batches[0].stream_id,))
+    else:
+        heads_step = Run(sql.LOCK_HEADS, (sorted(b.stream_id for b in batches),))
+    try:
+        _, _, rows, found = yield Pipeline(
+            (
+                Run(sql.BEGIN, fetch="none"),
+                Run(sql.SEQUENCER_LOCK, fetch="none"),
+                heads_step,
+                Run(*dcb.first_match_and_head(query, after), fetch="one"),
+            )
+        )
+        heads = {r[0]: Head(r[1], r[2], r[3]) for r in rows if r[0] is not None}
+        matched = None if found is None or found[0] is None else int(found[0])
+        plan = plan_append(batches, heads, None, condition, matched)
+        if plan.needs_ids or plan.conflict is not None or not plan.writes:
+            yield Run(sql.ROLLBACK, fetch="none")
+            return (yield from _append_locked(batches, condition))
+        insert = _insert(plan, max(int(rows[0][4]), plan.time_floor()))
+        first, _ = yield Pipeline((insert, Run(sql.COMMIT, fetch="none")))
+    except pgerrors.UniqueViolation:
+        yield Rollback()
+        return (yield from _append_locked(batches, condition))
+    except GeneratorExit:  # the plan was abandoned (its driver is gone): nothing to send
+        raise
+    except BaseException:
+        yield Rollback()
+        raise
+    assert first is not None
+    return plan.results(int(first[0]))
+
+
+def _append_locked(
+    batches: list[PreparedAppend], condition: AppendCondition | None = None
+) -> Generator[Op, Any, list[AppendResult]]:
+    """The append in one transaction that takes the sequencer's lock before it reads: no other
+    append can move a head (or add an event matching the condition) before it commits, so it
+    cannot lose a race."""
+    result: list[AppendResult] = yield InTransaction(_locked_steps(batches, condition))
+    return result
+
+
+def append_in_transaction(
+    batches: list[PreparedAppend], condition: AppendCondition | None = None
+) -> Generator[Op, Any, list[AppendResult]]:
+    """Append ``batches`` inside the open store transaction, numbered at once.
+
+    Each call runs in a savepoint, so a ConcurrencyError (or any error) undoes this call only.
+    It first takes the sequencer's lock, which the transaction then holds until it ends, and
+    locks the heads of its streams: it writes the events numbered above the head position and
+    returns their positions. Other appends wait for the transaction to end, so every snapshot
+    that sees one of its positions sees every position below it, as always; and its positions
+    become visible only with its commit (which is synchronous). See ``docs/postgres.md``,
+    "Store transactions".
+    """
+    result: list[AppendResult] = yield InTransaction(_locked_steps(batches, condition))
+    return result
+
+
+def _locked_steps(
+    batches: list[PreparedAppend], condition: AppendCondition | None
+) -> Generator[Op, Any, list[AppendResult]]:
+    yield Run(sql.SEQUENCER_LOCK, fetch="none")
+    return (yield from _append_under_lock(batches, condition))
+
+
+def _append_under_lock(
+    batches: list[PreparedAppend], condition: AppendCondition | None = None
+) -> Generator[Op, Any, list[AppendResult]]:
+    """Plan and write with the sequencer's lock held by the open transaction: the condition's
+    check sees every append that committed before, and none can commit before this one does."""
+    heads, clock, _, checked = yield from _read(batches, None, lock=True, condition=condition)
+    matched = None if checked is None else checked[0]
+    plan = plan_append(batches, heads, None, condition, matched)
+    if plan.needs_ids:
+        stored = yield from _stored_identities(batches)
+        plan = plan_append(batches, heads, stored, condition, matched)
+    if plan.conflict is not None:
+        raise plan.conflict
+    if not plan.writes:
+        return _replayed(plan)
+    try:
+        # A savepoint: the event-id index may refuse the insert.
+        first = yield InTransaction(_send(plan, max(clock, plan.time_floor())))
+    except pgerrors.UniqueViolation:
+        # Heads are locked, so only an event id can be stored: a retry, or a reused id.
+        stored = yield from _stored_identities(batches)
+        plan = plan_append(batches, heads, stored, condition, matched)
+        if plan.conflict is not None:
+            raise plan.conflict from None
+        if not plan.writes:
+            return _replayed(plan)
+        first = yield from _send(plan, max(clock, plan.time_floor()))
+    return plan.results(first)
+
+
+def _read(
+    batches: list[PreparedAppend],
+    stored: _Stored | None,
+    *,
+    lock: bool,
+    condition: AppendCondition | None = None,
+) -> Generator[Op, Any, tuple[dict[str, Head], int, _Stored | None, _Checked]]:
+    """The heads of the streams written and the server's clock (microseconds), in one round
+    trip; with the stored event ids too when ``stored`` is not None (they are looked up again,
+    beside the heads: both must come from the same moment), and with a condition the first
+    event matching it after its position (None: none does) and the head position, both from
+    one snapshot."""
+    if len(batches) == 1:
+        statement = sql.LOCK_HEAD if lock else sql.HEAD
+        params: list[Any] = [batches[0].stream_id]
+    else:
+        statement = sql.LOCK_HEADS if lock else sql.HEADS
+        params = [sorted(b.stream_id for b in batches)]
+    if condition is not None:
+        # The condition's first match and the head position, in the same statement: one
+        # snapshot for the heads, the check and the head.
+        query, after = condition.fail_if_events_match, condition.after or 0
+        match, match_params = dcb.first_match_and_head(query, after)
+        statement = sql.with_columns(statement, match)
+        params += match_params
+    steps = [Run(statement, params)]
+    if stored is not None:
+        steps.append(Run(sql.STORED_IDENTITIES, (_uuids(batches),)))
+    results = yield Pipeline(tuple(steps))
+    rows = results[0]
+    heads = {r[0]: Head(r[1], r[2], r[3]) for r in rows if r[0] is not None}
+    if stored is not None:
+        stored = {r[0]: StoredIdentity(*r) for r in results[1]}
+    checked: _Checked = None
+    if condition is not None:
+        found = rows[0]
+        checked = (None if found[5] is None else int(found[5]), int(found[6]))
+    return heads, int(rows[0][4]), stored, checked
+
+
+def _stored_identities(batches: list[PreparedAppend]) -> Generator[Op, Any, _Stored]:
+    rows = yield Run(sql.STORED_IDENTITIES, (_uuids(batches),))
+    return {r[0]: StoredIdentity(*r) for r in rows}
+
+
+def _uuids(batches: list[PreparedAppend]) -> list[UUID]:
+    """The event ids of ``batches`` as UUIDs: only needed off the happy path (lookups)."""
+    return [UUID(bytes=ev.event_id) for batch in batches for ev in batch.events]
+
+
+def _replayed(plan: Plan) -> list[AppendResult]:
+    """The results of an append that wrote nothing: every batch a replay."""
+    return [step for step in plan.outcomes if isinstance(step, AppendResult)]
+
+
+def _send(plan: Plan, now_us: int, guard: int | None = None) -> Generator[Op, Any, int]:
+    """Send the one statement that inserts the plan's rows, numbered after the head position,
+    and upserts the heads; returns the first position. ``guard``: the head position at which
+    a condition was checked; the statement fails (SQLSTATE EKC01) if the head moved."""
+    found = yield _insert(plan, now_us, guard)
+    assert found is not None
+    return int(found[0])
+
+
+def _insert(plan: Plan, now_us: int, guard: int | None = None) -> Run:
+    """The one statement that inserts the plan's rows and upserts the heads (its row: the
+    first position)."""
+    rows = plan.rows(now_us)
+    now = from_micros(now_us)
+    tagged = any(row.tags for row in rows)
+    first: tuple[Any, ...] = () if guard is None else (guard,)
+    params: tuple[Any, ...]
+    if len(rows) == 1:
+        row = rows[0]
+        params = (*first, *_event_params(row, now), row.stream_id, row.version, row.hash, now)
+        if tagged:
+            statement = sql.APPEND_TAGGED_EVENT
+            params = (*params[:-5], encode_tags(row.tags), *params[-4:], list(row.tags))
+        else:
+            statement = sql.APPEND_EVENT
+        return Run(_GUARDED[statement] if guard is not None else statement, params, "one")
+    s, v, e, t, sv, _, d, m, h, g = (list(column) for column in zip(*rows, strict=True))
+    last = [row for _, row in new_heads(rows)]
+    hs = [r.stream_id for r in last]
+    hv = [r.version for r in last]
+    hh = [r.hash for r in last]
+    tags = [encode_tags(x) for x in g]
+    params = (now, s, v, [UUID(bytes=x) for x in e], t, sv, d, m, h, tags, now, hs, hv, hh)
+    if tagged:
+        offsets = [n for n, row in enumerate(rows, 1) for _ in row.tags]
+        names = [tag for row in rows for tag in row.tags]
+        kinds = [row.type for row in rows for _ in row.tags]
+        statement = sql.APPEND_TAGGED_EVENTS
+        params = (*params, offsets, names, kinds)
+    else:
+        statement = sql.APPEND_EVENTS
+    return Run(_GUARDED[statement] if guard is not None else statement, (*first, *params), "one")
+
+
+def _event_params(row: PlannedRow, now: Any) -> tuple[Any, ...]:
+    return (
+        row.stream_id,
+        row.version,
+        UUID(bytes=row.event_id),
+        row.type,
+        row.schema_version,
+        now,
+        row.data,
+        row.metadata,
+        row.hash,
+        None,  # the tags: replaced for APPEND_TAGGED_EVENT (see _insert)
+    )
+
+
+# -- the reads: one statement each -------------------------------------------------------------
+
+
+def stream_page(stream_id: str, low: int, high: int | None, backwards: bool, limit: int) -> Run:
+    """A page of a stream's events (rows of ``sql.RECORD_COLUMNS``)."""
+    statement = sql.READ_STREAM_BACKWARDS if backwards else sql.READ_STREAM_FORWARDS
+    return Run(statement, (stream_id, low, 2**62 if high is None else high, limit))
+
+
+def all_page(after: int, limit: int, types: tuple[str, ...] | None, prefix: str | None) -> Run:
+    """A page of the global log after ``after``, of ``types`` and ``prefix`` (None: all)."""
+    where = ""
+    params: list[Any] = [after]
+    if types is not None:
+        where += sql.WHERE_TYPES
+        params.append(list(types))
+    prefixed, prefix_params = prefix_where(prefix)
+    where += prefixed
+    params.extend(prefix_params)
+    params.append(limit)
+    return Run(sql.READ_ALL.format(where=where), params)
+
+
+def query_page(query: Query, after: int, limit: int) -> Run:
+    """A page of the events matching ``query`` after ``after``."""
+    return Run(*dcb.read_page(query, after, limit))
+
+
+def head_position() -> Run:
+    return Run(sql.HEAD_POSITION, fetch="one", binary=False)
+
+
+_record: Callable[..., RecordedEvent] = RecordedEvent
+
+
+def records(rows: Sequence[Any], codec: Codec) -> list[RecordedEvent]:
+    """Rows of ``sql.RECORD_COLUMNS`` as recorded events (decoded lazily, on access)."""
+    return [_record(s, v, p, e, t, sv, d, m, r, codec, g) for s, v, p, e, t, sv, d, m, r, g in rows]
+
+
+def prefix_where(prefix: str | None) -> tuple[str, list[Any]]:
+    """The WHERE fragment (and its parameters) keeping events of streams starting with
+    ``prefix`` (none for None)."""
+    if prefix is None:
+        return "", []
+    where = ""
+    params: list[Any] = []
+    if "-" in prefix:
+        where += sql.WHERE_CATEGORY
+        params.append(prefix.split("-", 1)[0])
+    high = prefix_successor(prefix)
+    where += sql.WHERE_PREFIX_OPEN if high is None else sql.WHERE_PREFIX_RANGE
+    params.extend((prefix, prefix if high is None else high))
+    return where, params
+
+
+def prefix_successor(prefix: str) -> str | None:
+    """The least string above every string starting with ``prefix`` (code point order)."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars[-1]) + 1
+        if 0xD800 <= code <= 0xDFFF:
+            code = 0xE000  # surrogates never occur in stored ids: skip them
+        if code <= 0x10FFFF:
+            chars[-1] = chr(code)
+            return "".join(chars)
+        chars.pop()
+    return None
