@@ -1,0 +1,694 @@
+"""Growth: does a store slow down as its log grows? eventkeep beside the raw floor, per size.
+
+For each backend (a SQLite file with the store's default durability: WAL, ``synchronous=FULL``;
+PostgreSQL on a throwaway durable cluster, fsync on, ``pg.py``, or
+``$EVENTKEEP_BENCH_POSTGRES_URL``) one eventkeep store and one raw floor table (the columns of
+``systems/raw.py``: the same row without hash chain, heads, tags, triggers or generated columns)
+are grown side by side to each size (10,000, 1,000,000 and 10,000,000 events by default) with
+the same events, and at each size, interleaved between the two in blocks so that the machine's
+noise hits both:
+
+- a single-event append with its expected version to an existing stream (p50/p99);
+- a stream read of a 10-event stream picked at random over the whole store, every event's data
+  and metadata decoded (p50/p99);
+- bytes per event on disk (SQLite: the file and its WAL after a checkpoint; PostgreSQL:
+  ``pg_total_relation_size`` of the events, the stream heads and the tag index, indexes and
+  TOAST included) and the ratio to the floor's;
+- at the largest size, catch-up of the whole log (every event's data and metadata decoded),
+  events/s;
+- PostgreSQL: ``EXPLAIN (ANALYZE, BUFFERS)`` of the stream read of both, written beside.
+
+The events: streams of 10 events, 1 stream in 1,000 of 500 (about 10.5 events per stream on
+average); data of 200-400 bytes of JSON, metadata of about 90 bytes (a correlation id, a user,
+a source), 1 event in 5 tagged. They are filled in bulk, untimed: eventkeep through
+``append_many`` (1,000 streams per call), the floor through ``COPY`` (PostgreSQL) or
+``executemany`` (SQLite) in one transaction per batch; after each fill PostgreSQL runs
+``VACUUM ANALYZE`` on both databases and a ``CHECKPOINT``, SQLite a WAL checkpoint (stated in
+the results). The machine's load average is recorded around every measurement.
+
+::
+
+    python -m benchmarks.growth                              # 10k, 1M, 10M on both backends
+    python -m benchmarks.growth --smoke                      # 2,000 and 20,000 events, few ops
+    python -m benchmarks.growth --backends postgres --sizes 10000,1000000 --keep /tmp/growth
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import eventkeep
+from eventkeep import NewEvent, RawEvent, StreamAppend
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SIZES = (10_000, 1_000_000, 10_000_000)
+SMOKE_SIZES = (2_000, 20_000)
+STREAM_EVENTS, LONG_EVENTS, LONG_EVERY = 10, 500, 1000
+BATCH_STREAMS = 1000
+BLOCK = 50  # operations per interleaved block
+
+_rng = random.Random(17)
+_REFERENCES = [
+    "".join(
+        _rng.choice("abcdefghijklmnopqrstuvwxyz0123456789 ") for _ in range(_rng.randint(140, 340))
+    )
+    for _ in range(97)
+]
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+# -- the events ---------------------------------------------------------------------------------
+
+
+def stream_id(k: int) -> str:
+    return f"account-{k}"
+
+
+def stream_length(k: int) -> int:
+    return LONG_EVENTS if k % LONG_EVERY == LONG_EVERY - 1 else STREAM_EVENTS
+
+
+def event_data(k: int, n: int) -> dict[str, Any]:
+    return {
+        "amount": f"{(k * 7 + n) % 1000}.{n:02d}",
+        "currency": "EUR",
+        "n": n,
+        "reference": _REFERENCES[(k + n) % len(_REFERENCES)],
+    }
+
+
+def event_metadata(k: int) -> dict[str, Any]:
+    return {
+        "correlation_id": uuid.UUID(int=k * 2654435761 % (1 << 128)).hex,
+        "source": "growth-benchmark",
+        "user": f"user-{k % 997}",
+    }
+
+
+def event_type(n: int) -> str:
+    return "AccountOpened" if n == 1 else "Deposited"
+
+
+def tags_of(k: int, n: int) -> list[str] | None:
+    return [f"account:{k}"] if n % 5 == 0 else None
+
+
+class Layout:
+    """The streams filled so far; which are read and which are appended to."""
+
+    def __init__(self) -> None:
+        self.streams = 0
+        self.events = 0
+        # Streams appended to by the measurements: their versions in eventkeep and in the floor.
+        self.versions: dict[str, dict[int, int]] = {"ek": {}, "raw": {}}
+
+    def batches(self, target: int) -> Iterator[list[int]]:
+        """Stream numbers to fill, a batch at a time, until the store holds ``target`` events."""
+        while self.events < target:
+            batch: list[int] = []
+            while len(batch) < BATCH_STREAMS and self.events < target:
+                batch.append(self.streams)
+                self.events += stream_length(self.streams)
+                self.streams += 1
+            yield batch
+
+    def readable(self, rng: random.Random) -> int:
+        """A 10-event stream never appended to (even numbers; appends take odd ones)."""
+        while True:
+            k = rng.randrange(0, self.streams) & ~1
+            if stream_length(k) == STREAM_EVENTS:
+                return k
+
+    def appendable(self, rng: random.Random) -> int:
+        while True:
+            k = rng.randrange(0, self.streams) | 1
+            if k < self.streams and stream_length(k) == STREAM_EVENTS:
+                return k
+
+
+# -- the two sides of one backend ---------------------------------------------------------------
+
+
+class Side:
+    """eventkeep and the raw floor on one backend."""
+
+    name = ""
+    store: eventkeep.EventStore
+
+    def raw_fill(self, rows: list[tuple[Any, ...]]) -> None: ...
+    def raw_append(self, k: int, version: int) -> None: ...
+    def raw_read(self, k: int) -> int: ...
+    def raw_page(self, after: int) -> list[tuple[Any, ...]]: ...
+    def settle(self) -> str: ...
+    def sizes(self) -> tuple[int, int]: ...
+    def explain(self, k: int) -> dict[str, str]:
+        return {}
+
+    def close(self) -> None: ...
+
+    def ek_fill(self, batch: list[int]) -> list[tuple[Any, ...]]:
+        """Append the batch's streams to eventkeep; the same events as raw rows."""
+        appends, rows = [], []
+        now = time.time_ns() // 1000
+        for k in batch:
+            sid, meta = stream_id(k), event_metadata(k)
+            meta_json = _encode(meta)
+            items = []
+            for n in range(1, stream_length(k) + 1):
+                data, kind = event_data(k, n), event_type(n)
+                items.append(NewEvent(RawEvent(kind, data), tags=tags_of(k, n)))
+                rows.append((sid, n, uuid.uuid4(), kind, 1, _encode(data), meta_json, now))
+            appends.append(StreamAppend(sid, items, 0, meta))
+        self.store.append_many(appends)
+        return rows
+
+    def ek_append(self, k: int, version: int) -> None:
+        item = NewEvent(RawEvent("Deposited", event_data(k, version + 1)))
+        self.store.append(stream_id(k), [item], version, event_metadata(k))
+
+    def ek_read(self, k: int) -> int:
+        events = list(self.store.read_stream(stream_id(k)))
+        for e in events:
+            e.data  # noqa: B018 (decoded, as the floor decodes)
+            e.metadata  # noqa: B018
+        return len(events)
+
+    def ek_catch_up(self) -> int:
+        seen = 0
+        for e in self.store.read_all():
+            e.data  # noqa: B018
+            e.metadata  # noqa: B018
+            seen += 1
+        return seen
+
+    def raw_catch_up(self) -> int:
+        seen, after = 0, 0
+        loads = json.loads
+        while True:
+            page = self.raw_page(after)
+            for row in page:
+                loads(row[6])
+                loads(row[7])
+            seen += len(page)
+            if len(page) < 1000:
+                return seen
+            after = page[-1][0]
+
+
+_COLUMNS = (
+    "position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at"
+)
+
+
+class SqliteSide(Side):
+    name = "sqlite"
+    _SCHEMA = (
+        "CREATE TABLE events (position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL, "
+        "version INTEGER NOT NULL, event_id BLOB NOT NULL UNIQUE, type TEXT NOT NULL, "
+        "schema_version INTEGER NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, "
+        "recorded_at INTEGER NOT NULL, UNIQUE (stream_id, version))",
+        "CREATE INDEX events_by_type ON events (type, position)",
+    )
+    _INSERT = (
+        "INSERT INTO events (stream_id, version, event_id, type, schema_version, data, "
+        "metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    _STREAM = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? ORDER BY version"
+    _LOG = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT 1000"
+
+    def __init__(self, folder: Path) -> None:
+        self.ek_path, self.raw_path = folder / "eventkeep.db", folder / "raw.db"
+        self.store = eventkeep.open_store(f"sqlite:///{self.ek_path}")
+        self.raw = sqlite3.connect(self.raw_path, isolation_level=None)
+        self.raw.execute("PRAGMA journal_mode = WAL")
+        self.raw.execute("PRAGMA synchronous = FULL")
+        for statement in self._SCHEMA:
+            self.raw.execute(statement)
+
+    def raw_fill(self, rows: list[tuple[Any, ...]]) -> None:
+        self.raw.execute("BEGIN IMMEDIATE")
+        self.raw.executemany(self._INSERT, [(*r[:2], r[2].bytes, *r[3:]) for r in rows])
+        self.raw.execute("COMMIT")
+
+    def raw_append(self, k: int, version: int) -> None:
+        data = _encode(event_data(k, version + 1))
+        row = (
+            stream_id(k),
+            version + 1,
+            uuid.uuid4().bytes,
+            "Deposited",
+            1,
+            data,
+            _encode(event_metadata(k)),
+            time.time_ns() // 1000,
+        )
+        self.raw.execute("BEGIN IMMEDIATE")
+        self.raw.execute(self._INSERT, row)
+        self.raw.execute("COMMIT")
+
+    def raw_read(self, k: int) -> int:
+        rows = self.raw.execute(self._STREAM, (stream_id(k),)).fetchall()
+        for row in rows:
+            json.loads(row[6])
+            json.loads(row[7])
+        return len(rows)
+
+    def raw_page(self, after: int) -> list[tuple[Any, ...]]:
+        return self.raw.execute(self._LOG, (after,)).fetchall()
+
+    def settle(self) -> str:
+        for path in (self.ek_path, self.raw_path):
+            with sqlite3.connect(path) as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return "WAL checkpoint (TRUNCATE) of both files"
+
+    def sizes(self) -> tuple[int, int]:
+        def size(path: Path) -> int:
+            wal = Path(f"{path}-wal")
+            return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+        return size(self.ek_path), size(self.raw_path)
+
+    def close(self) -> None:
+        self.store.close()
+        self.raw.close()
+
+
+class PostgresSide(Side):
+    name = "postgres"
+    _SCHEMA = (
+        "CREATE TABLE events (position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+        'stream_id text COLLATE "C" NOT NULL, version bigint NOT NULL, '
+        'event_id uuid NOT NULL UNIQUE, type text COLLATE "C" NOT NULL, '
+        "schema_version integer NOT NULL, recorded_at timestamptz NOT NULL, "
+        "data jsonb NOT NULL, metadata jsonb NOT NULL, UNIQUE (stream_id, version))",
+        "CREATE INDEX events_by_type ON events (type, position)",
+    )
+    _INSERT = (
+        "INSERT INTO events (stream_id, version, event_id, type, schema_version, data, "
+        "metadata, recorded_at) VALUES (%s, %s, %s, %s, %s, %s, %s, clock_timestamp())"
+    )
+    _TEXT = _COLUMNS.replace("data, metadata", "data::text, metadata::text")
+    _STREAM = f"SELECT {_TEXT} FROM events WHERE stream_id = %s ORDER BY version"
+    _LOG = f"SELECT {_TEXT} FROM events WHERE position > %s ORDER BY position LIMIT 1000"
+    _COPY = (
+        "COPY events (stream_id, version, event_id, type, schema_version, data, metadata, "
+        "recorded_at) FROM STDIN"
+    )
+
+    def __init__(self, ek_url: str, raw_url: str) -> None:
+        import psycopg
+
+        self.ek_url, self.raw_url = ek_url, raw_url
+        self.store = eventkeep.open_store(ek_url)
+        self.raw = psycopg.connect(raw_url, autocommit=True)
+        for statement in self._SCHEMA:
+            self.raw.execute(statement)
+
+    def raw_fill(self, rows: list[tuple[Any, ...]]) -> None:
+        stamp = datetime.datetime.now(datetime.UTC)
+        with self.raw.transaction(), self.raw.cursor() as cur, cur.copy(self._COPY) as copy:
+            for r in rows:
+                copy.write_row((*r[:7], stamp))
+
+    def raw_append(self, k: int, version: int) -> None:
+        data = _encode(event_data(k, version + 1))
+        row = (
+            stream_id(k),
+            version + 1,
+            uuid.uuid4(),
+            "Deposited",
+            1,
+            data,
+            _encode(event_metadata(k)),
+        )
+        self.raw.execute(self._INSERT, row)
+
+    def raw_read(self, k: int) -> int:
+        rows = self.raw.execute(self._STREAM, (stream_id(k),)).fetchall()
+        for row in rows:
+            json.loads(row[6])
+            json.loads(row[7])
+        return len(rows)
+
+    def raw_page(self, after: int) -> list[tuple[Any, ...]]:
+        return self.raw.execute(self._LOG, (after,)).fetchall()
+
+    def _each(self, action: Callable[[Any, str], None]) -> None:
+        import psycopg
+
+        for url, who in ((self.ek_url, "eventkeep"), (self.raw_url, "raw")):
+            with psycopg.connect(url, autocommit=True) as conn:
+                action(conn, who)
+
+    def settle(self) -> str:
+        self._each(lambda conn, _who: conn.execute("VACUUM ANALYZE"))
+        self._each(lambda conn, _who: conn.execute("CHECKPOINT"))
+        return "VACUUM ANALYZE of both databases, then CHECKPOINT"
+
+    def sizes(self) -> tuple[int, int]:
+        found: dict[str, int] = {}
+
+        def measure(conn: Any, who: str) -> None:
+            tables = "('events', 'streams', 'event_tags')" if who == "eventkeep" else "('events')"
+            found[who] = conn.execute(
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class AS c "
+                f"JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE c.relname IN {tables} "
+                "AND c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+            ).fetchone()[0]
+
+        self._each(measure)
+        return int(found["eventkeep"]), int(found["raw"])
+
+    def explain(self, k: int) -> dict[str, str]:
+        from eventkeep.backends.postgres import sql
+
+        plans: dict[str, str] = {}
+        ek = sql.READ_STREAM_FORWARDS.replace("%s", "{}").format(
+            f"'{stream_id(k)}'", 1, 2**62, 10_000
+        )
+        raw = self._STREAM.replace("%s", f"'{stream_id(k)}'")
+
+        def run(conn: Any, who: str) -> None:
+            schema = self.store_schema() if who == "eventkeep" else "public"
+            conn.execute(f"SET search_path TO {schema}")
+            statement = ek if who == "eventkeep" else raw
+            rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}").fetchall()
+            plans[who] = "\n".join(row[0] for row in rows)
+
+        self._each(run)
+        return plans
+
+    def store_schema(self) -> str:
+        import psycopg
+
+        with psycopg.connect(self.ek_url) as conn:
+            row = conn.execute(
+                "SELECT table_schema FROM information_schema.tables WHERE table_name = 'events' "
+                "AND table_schema NOT IN ('pg_catalog', 'information_schema') LIMIT 1"
+            ).fetchone()
+        return str(row[0]) if row else "public"
+
+    def close(self) -> None:
+        self.store.close()
+        self.raw.close()
+
+
+# -- measuring ----------------------------------------------------------------------------------
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_us": round(ordered[len(ordered) // 2] * 1e6, 1),
+        "p99_us": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e6, 1),
+        "mean_us": round(statistics.fmean(ordered) * 1e6, 1),
+        "ops": len(ordered),
+    }
+
+
+def interleaved(
+    ops: int, pick: Callable[[], int], ek: Callable[[int], Any], raw: Callable[[int], Any]
+) -> tuple[list[float], list[float]]:
+    """``ops`` calls of each, in alternating blocks (the first of each pair alternates too)."""
+    timer = time.perf_counter
+    times: dict[str, list[float]] = {"ek": [], "raw": []}
+    for block in range(max(1, ops // BLOCK)):
+        keys = [pick() for _ in range(BLOCK)]
+        order = (("ek", ek), ("raw", raw)) if block % 2 == 0 else (("raw", raw), ("ek", ek))
+        for who, op in order:
+            out = times[who]
+            for key in keys:
+                started = timer()
+                op(key)
+                out.append(timer() - started)
+    return times["ek"], times["raw"]
+
+
+def fill(side: Side, layout: Layout, target: int) -> dict[str, float]:
+    ek_time = raw_time = 0.0
+    added = layout.events
+    last_note = time.monotonic()
+    for batch in layout.batches(target):
+        started = time.perf_counter()
+        rows = side.ek_fill(batch)
+        ek_time += time.perf_counter() - started
+        started = time.perf_counter()
+        side.raw_fill(rows)
+        raw_time += time.perf_counter() - started
+        if time.monotonic() - last_note > 30:
+            last_note = time.monotonic()
+            say(f"  {side.name}: {layout.events:,} events (load {load()})")
+    added = layout.events - added
+    return {
+        "added": added,
+        "eventkeep_events_per_s": round(added / ek_time) if ek_time else 0,
+        "raw_events_per_s": round(added / raw_time) if raw_time else 0,
+        "seconds": round(ek_time + raw_time, 1),
+    }
+
+
+def measure_size(side: Side, layout: Layout, appends: int, reads: int) -> dict[str, Any]:
+    rng = random.Random(layout.events)
+    result: dict[str, Any] = {"events": layout.events, "load_before": load()}
+
+    def pick_append() -> int:
+        return layout.appendable(rng)
+
+    # The same streams are appended to in eventkeep and in the floor, each tracking versions.
+    def appender(who: str, append: Callable[[int, int], None]) -> Callable[[int], None]:
+        versions = layout.versions[who]
+
+        def op(k: int) -> None:
+            version = versions.get(k, STREAM_EVENTS)
+            append(k, version)
+            versions[k] = version + 1
+
+        return op
+
+    ek_append, raw_append = appender("ek", side.ek_append), appender("raw", side.raw_append)
+
+    ek_t, raw_t = interleaved(appends, pick_append, ek_append, raw_append)
+    result["append"] = {"eventkeep": percentiles(ek_t), "raw": percentiles(raw_t)}
+    ek_t, raw_t = interleaved(reads, lambda: layout.readable(rng), side.ek_read, side.raw_read)
+    result["read"] = {"eventkeep": percentiles(ek_t), "raw": percentiles(raw_t)}
+    ek_bytes, raw_bytes = side.sizes()
+    total = layout.events + sum(v - STREAM_EVENTS for v in layout.versions["ek"].values())
+    result["bytes_per_event"] = {
+        "eventkeep": round(ek_bytes / total, 1),
+        "raw": round(raw_bytes / total, 1),
+        "ratio": round(ek_bytes / raw_bytes, 2),
+    }
+    plans = side.explain(layout.readable(rng))
+    if plans:
+        result["explain"] = plans
+    result["load_after"] = load()
+    return result
+
+
+def catch_up(side: Side) -> dict[str, Any]:
+    out: dict[str, Any] = {"load_before": load()}
+    for who, run in (("raw", side.raw_catch_up), ("eventkeep", side.ek_catch_up)):
+        started = time.perf_counter()
+        seen = run()
+        took = time.perf_counter() - started
+        out[who] = {"events": seen, "seconds": round(took, 1), "events_per_s": round(seen / took)}
+    out["load_after"] = load()
+    return out
+
+
+def run_backend(
+    name: str, sizes: list[int], appends: int, reads: int, folder: Path, server: Any
+) -> dict[str, Any]:
+    layout = Layout()
+    side: Side
+    if name == "sqlite":
+        side = SqliteSide(folder)
+    else:
+        import psycopg
+
+        names = [f"growth_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("ek", "raw")]
+        with psycopg.connect(server.admin_url, autocommit=True) as conn:
+            for db in names:
+                conn.execute(f"CREATE DATABASE {db}")
+        base = server.admin_url.rsplit("/", 1)[0]
+        side = PostgresSide(f"{base}/{names[0]}", f"{base}/{names[1]}")
+    out: dict[str, Any] = {"sizes": []}
+    try:
+        for size in sizes:
+            say(f"{name}: filling to {size:,} events (load {load()})")
+            filled = fill(side, layout, size)
+            out["settle"] = side.settle()
+            say(f"{name}: filled {filled}; measuring at {layout.events:,} (load {load()})")
+            measured = measure_size(side, layout, appends, reads)
+            measured["fill"] = filled
+            out["sizes"].append(measured)
+            say(f"{name}: {json.dumps({k: v for k, v in measured.items() if k != 'explain'})}")
+        say(f"{name}: catch-up of {layout.events:,} events (load {load()})")
+        out["catch_up"] = catch_up(side)
+        say(f"{name}: catch-up {out['catch_up']}")
+    finally:
+        side.close()
+    return out
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "-"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        "# Growth: eventkeep beside the raw floor as the log grows",
+        "",
+        f"Run of {results['started']} on {results['machine']}; load average "
+        f"{results['load_start']} at the start, {results['load_end']} at the end. "
+        "`python -m benchmarks.growth` (see its docstring and benchmarks/README.md).",
+        "Latencies in microseconds; each figure is from operations interleaved in blocks of "
+        f"{BLOCK} between eventkeep and the floor. Growth = the figure at this size / at the "
+        "smallest size (target: at most 1.20).",
+        "",
+    ]
+    for name, backend in results["backends"].items():
+        sizes = backend["sizes"]
+        first = sizes[0]
+        lines += [f"## {name}", "", f"Before measuring at each size: {backend['settle']}.", ""]
+        lines += [
+            "| events | load | append p50 ek / raw | append p99 ek / raw | read p50 ek / raw "
+            "| read p99 ek / raw | append p50 growth ek / raw | read p50 growth ek / raw "
+            "| bytes/event ek / raw (ratio) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for s in sizes:
+            a, r, b = s["append"], s["read"], s["bytes_per_event"]
+            fa, fr = first["append"], first["read"]
+            lines.append(
+                f"| {s['events']:,} | {s['load_before']}-{s['load_after']} "
+                f"| {a['eventkeep']['p50_us']:,.0f} / {a['raw']['p50_us']:,.0f} "
+                f"| {a['eventkeep']['p99_us']:,.0f} / {a['raw']['p99_us']:,.0f} "
+                f"| {r['eventkeep']['p50_us']:,.0f} / {r['raw']['p50_us']:,.0f} "
+                f"| {r['eventkeep']['p99_us']:,.0f} / {r['raw']['p99_us']:,.0f} "
+                f"| {_ratio(a['eventkeep']['p50_us'], fa['eventkeep']['p50_us'])} / "
+                f"{_ratio(a['raw']['p50_us'], fa['raw']['p50_us'])} "
+                f"| {_ratio(r['eventkeep']['p50_us'], fr['eventkeep']['p50_us'])} / "
+                f"{_ratio(r['raw']['p50_us'], fr['raw']['p50_us'])} "
+                f"| {b['eventkeep']:,.0f} / {b['raw']:,.0f} ({b['ratio']:.2f}x) |"
+            )
+        c = backend["catch_up"]
+        lines += [
+            "",
+            f"Catch-up of the whole log at {c['eventkeep']['events']:,} events (data and "
+            f"metadata decoded; load {c['load_before']}-{c['load_after']}): eventkeep "
+            f"{c['eventkeep']['events_per_s']:,} events/s, raw floor "
+            f"{c['raw']['events_per_s']:,} events/s "
+            f"({_ratio(c['eventkeep']['events_per_s'], c['raw']['events_per_s'])}).",
+            "",
+            "Bulk fill (untimed for the table; eventkeep `append_many` of 1,000 streams per call, "
+            "the floor one `COPY`/`executemany` per batch): "
+            + "; ".join(
+                f"to {s['events']:,}: eventkeep {s['fill']['eventkeep_events_per_s']:,}/s, "
+                f"floor {s['fill']['raw_events_per_s']:,}/s"
+                for s in sizes
+            )
+            + ".",
+            "",
+        ]
+        for s in sizes:
+            if "explain" in s:
+                lines += [
+                    f"<details><summary>EXPLAIN (ANALYZE, BUFFERS) of a 10-event stream "
+                    f"read at {s['events']:,} events</summary>",
+                    "",
+                ]
+                for who, plan in s["explain"].items():
+                    lines += [f"{who}:", "", "```", plan, "```", ""]
+                lines += ["</details>", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.growth", description=__doc__)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
+    parser.add_argument("--appends", type=int, default=2000)
+    parser.add_argument("--reads", type=int, default=5000)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, few operations")
+    parser.add_argument("--output", type=Path, default=None, help="folder for growth.md/json")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="keep the SQLite files here (default: a temporary folder, deleted)",
+    )
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.smoke:
+        sizes, args.appends, args.reads = list(SMOKE_SIZES), 100, 200
+    output = args.output or (Path(tempfile.mkdtemp()) if args.smoke else RESULTS)
+    results: dict[str, Any] = {
+        "started": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores",
+        "load_start": [round(x, 2) for x in os.getloadavg()],
+        "backends": {},
+    }
+    server = None
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="eventkeep-growth-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        for name in args.backends.split(","):
+            if name == "postgres" and server is None:
+                from benchmarks.pg import Server
+
+                server = Server()
+                results["postgres"] = {
+                    "version": server.version,
+                    "settings": server.settings,
+                    "server": server.description,
+                }
+            results["backends"][name] = run_backend(
+                name, sizes, args.appends, args.reads, folder, server
+            )
+    finally:
+        if server is not None:
+            server.close()
+        if args.keep is None:
+            for path in folder.iterdir():
+                path.unlink()
+            folder.rmdir()
+    results["load_end"] = [round(x, 2) for x in os.getloadavg()]
+    output.mkdir(parents=True, exist_ok=True)
+    text = markdown(results)
+    (output / "growth.md").write_text(text + "\n")
+    (output / "growth.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(text)
+    say(f"written to {output}")
+
+
+if __name__ == "__main__":
+    main()
