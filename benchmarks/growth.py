@@ -168,22 +168,36 @@ class Side:
     def explain(self, k: int) -> dict[str, str]:
         return {}
 
+    def columns(self) -> dict[str, float]:
+        """Average stored bytes of some of eventkeep's columns (where the backend says)."""
+        return {}
+
     def close(self) -> None: ...
 
     def ek_fill(self, batch: list[int]) -> list[tuple[Any, ...]]:
-        """Append the batch's streams to eventkeep; the same events as raw rows."""
-        appends, rows = [], []
+        """Append the batch's streams to eventkeep; the same events as raw rows, in the same
+        order. A long stream is one append; the 10-event streams are interleaved: one event of
+        each per ``append_many``, 10 rounds, so that a stream's events lie on different pages
+        of the log, as streams written over time do."""
+        rows: list[tuple[Any, ...]] = []
         now = time.time_ns() // 1000
-        for k in batch:
-            sid, meta = stream_id(k), event_metadata(k)
-            meta_json = _encode(meta)
-            items = []
-            for n in range(1, stream_length(k) + 1):
-                data, kind = event_data(k, n), event_type(n)
-                items.append(NewEvent(RawEvent(kind, data), tags=tags_of(k, n)))
-                rows.append((sid, n, uuid.uuid4(), kind, 1, _encode(data), meta_json, now))
-            appends.append(StreamAppend(sid, items, 0, meta))
-        self.store.append_many(appends)
+        longs = [k for k in batch if stream_length(k) != STREAM_EVENTS]
+        shorts = [k for k in batch if stream_length(k) == STREAM_EVENTS]
+        metas = {k: event_metadata(k) for k in batch}
+        metas_json = {k: _encode(m) for k, m in metas.items()}
+        for n_round in range(1, STREAM_EVENTS + 1):
+            appends = []
+            for k in (longs + shorts) if n_round == 1 else shorts:
+                sid = stream_id(k)
+                first = 1 if n_round == 1 else n_round
+                last = stream_length(k) if k in longs else n_round
+                items = []
+                for n in range(first, last + 1):
+                    data, kind = event_data(k, n), event_type(n)
+                    items.append(NewEvent(RawEvent(kind, data), tags=tags_of(k, n)))
+                    rows.append((sid, n, uuid.uuid4(), kind, 1, _encode(data), metas_json[k], now))
+                appends.append(StreamAppend(sid, items, first - 1, metas[k]))
+            self.store.append_many(appends)
         return rows
 
     def ek_append(self, k: int, version: int) -> None:
@@ -403,6 +417,26 @@ class PostgresSide(Side):
         self._each(run)
         return plans
 
+    def columns(self) -> dict[str, float]:
+        found: dict[str, float] = {}
+
+        def measure(conn: Any, who: str) -> None:
+            if who != "eventkeep":
+                return
+            conn.execute(f"SET search_path TO {self.store_schema()}")
+            names = ("data_bytes", "metadata_bytes", "data", "metadata", "hash", "tags")
+            sizes = ", ".join(f"avg(coalesce(pg_column_size({c}), 0))" for c in names)
+            row = conn.execute(
+                f"SELECT {sizes}, avg(pg_column_size(e.*)) FROM events AS e "
+                "TABLESAMPLE SYSTEM (1) REPEATABLE (17)"
+            ).fetchone()
+            found.update(
+                {n: round(float(v or 0), 1) for n, v in zip((*names, "row"), row, strict=True)}
+            )
+
+        self._each(measure)
+        return found
+
     def store_schema(self) -> str:
         import psycopg
 
@@ -449,7 +483,8 @@ def interleaved(
     return times["ek"], times["raw"]
 
 
-def fill(side: Side, layout: Layout, target: int) -> dict[str, float]:
+def fill(side: Side, layout: Layout, target: int, deadline: float) -> dict[str, float]:
+    """Grow both to ``target`` events, or as far as ``deadline`` (``time.monotonic()``) lets."""
     ek_time = raw_time = 0.0
     added = layout.events
     last_note = time.monotonic()
@@ -460,6 +495,9 @@ def fill(side: Side, layout: Layout, target: int) -> dict[str, float]:
         started = time.perf_counter()
         side.raw_fill(rows)
         raw_time += time.perf_counter() - started
+        if time.monotonic() > deadline:
+            say(f"  {side.name}: the fill budget ran out at {layout.events:,} events")
+            break
         if time.monotonic() - last_note > 30:
             last_note = time.monotonic()
             say(f"  {side.name}: {layout.events:,} events (load {load()})")
@@ -503,6 +541,9 @@ def measure_size(side: Side, layout: Layout, appends: int, reads: int) -> dict[s
         "raw": round(raw_bytes / total, 1),
         "ratio": round(ek_bytes / raw_bytes, 2),
     }
+    columns = side.columns()
+    if columns:
+        result["column_bytes"] = columns
     plans = side.explain(layout.readable(rng))
     if plans:
         result["explain"] = plans
@@ -522,7 +563,7 @@ def catch_up(side: Side) -> dict[str, Any]:
 
 
 def run_backend(
-    name: str, sizes: list[int], appends: int, reads: int, folder: Path, server: Any
+    name: str, sizes: list[int], appends: int, reads: int, folder: Path, server: Any, budget: float
 ) -> dict[str, Any]:
     layout = Layout()
     side: Side
@@ -537,11 +578,20 @@ def run_backend(
                 conn.execute(f"CREATE DATABASE {db}")
         base = server.admin_url.rsplit("/", 1)[0]
         side = PostgresSide(f"{base}/{names[0]}", f"{base}/{names[1]}")
-    out: dict[str, Any] = {"sizes": []}
+    out: dict[str, Any] = {
+        "sizes": [],
+        "fill_budget_s": budget,
+        "started": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    deadline = time.monotonic() + budget
     try:
         for size in sizes:
+            if time.monotonic() > deadline:
+                out["not_reached"] = size
+                break
             say(f"{name}: filling to {size:,} events (load {load()})")
-            filled = fill(side, layout, size)
+            filled = fill(side, layout, size, deadline)
             out["settle"] = side.settle()
             say(f"{name}: filled {filled}; measuring at {layout.events:,} (load {load()})")
             measured = measure_size(side, layout, appends, reads)
@@ -553,6 +603,7 @@ def run_backend(
         say(f"{name}: catch-up {out['catch_up']}")
     finally:
         side.close()
+    out["load_end"] = [round(x, 2) for x in os.getloadavg()]
     return out
 
 
@@ -567,9 +618,10 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         "# Growth: eventkeep beside the raw floor as the log grows",
         "",
-        f"Run of {results['started']} on {results['machine']}; load average "
-        f"{results['load_start']} at the start, {results['load_end']} at the end. "
-        "`python -m benchmarks.growth` (see its docstring and benchmarks/README.md).",
+        f"On {results['machine']}: `python -m benchmarks.growth` (see its docstring and "
+        "benchmarks/README.md). The events: streams of 10 events (interleaved: a stream's "
+        "events are appended one per round, 1,000 streams per round), 1 stream in 1,000 of "
+        "500; data 200-400 bytes of JSON, metadata about 90 bytes, 1 event in 5 tagged.",
         "Latencies in microseconds; each figure is from operations interleaved in blocks of "
         f"{BLOCK} between eventkeep and the floor. Growth = the figure at this size / at the "
         "smallest size (target: at most 1.20).",
@@ -578,7 +630,21 @@ def markdown(results: dict[str, Any]) -> str:
     for name, backend in results["backends"].items():
         sizes = backend["sizes"]
         first = sizes[0]
-        lines += [f"## {name}", "", f"Before measuring at each size: {backend['settle']}.", ""]
+        lines += [
+            f"## {name}",
+            "",
+            f"Run of {backend['started']}; load average {backend['load_start']} at the start, "
+            f"{backend['load_end']} at the end. Before measuring at each size: "
+            f"{backend['settle']}.",
+            "",
+        ]
+        if "not_reached" in backend:
+            lines += [
+                f"**{backend['not_reached']:,} events not reached**: the fill budget "
+                f"({backend['fill_budget_s']:.0f} s of bulk appends) ran out at "
+                f"{sizes[-1]['events']:,} events; nothing is extrapolated.",
+                "",
+            ]
         lines += [
             "| events | load | append p50 ek / raw | append p99 ek / raw | read p50 ek / raw "
             "| read p99 ek / raw | append p50 growth ek / raw | read p50 growth ek / raw "
@@ -600,6 +666,17 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_ratio(r['raw']['p50_us'], fr['raw']['p50_us'])} "
                 f"| {b['eventkeep']:,.0f} / {b['raw']:,.0f} ({b['ratio']:.2f}x) |"
             )
+        for s in sizes:
+            if "column_bytes" in s:
+                cb = s["column_bytes"]
+                lines += [
+                    f"At {s['events']:,} events an eventkeep row averages {cb['row']:,.0f} bytes: "
+                    f"`data_bytes` {cb['data_bytes']:,.0f}, generated `data` jsonb "
+                    f"{cb['data']:,.0f}, `metadata_bytes` {cb['metadata_bytes']:,.0f}, generated "
+                    f"`metadata` jsonb {cb['metadata']:,.0f}, `hash` {cb['hash']:,.0f}, `tags` "
+                    f"{cb['tags']:,.0f} (`pg_column_size`, a 1% sample).",
+                    "",
+                ]
         c = backend["catch_up"]
         lines += [
             "",
@@ -638,6 +715,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
     parser.add_argument("--appends", type=int, default=2000)
     parser.add_argument("--reads", type=int, default=5000)
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=900.0,
+        help="seconds of filling per backend; past it, the sizes not reached are skipped",
+    )
+    parser.add_argument(
+        "--render", type=Path, nargs="+", help="write growth.md from these growth.json files"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, few operations")
     parser.add_argument("--output", type=Path, default=None, help="folder for growth.md/json")
     parser.add_argument(
@@ -647,6 +733,17 @@ def main(argv: list[str] | None = None) -> None:
         help="keep the SQLite files here (default: a temporary folder, deleted)",
     )
     args = parser.parse_args(argv)
+    if args.render:
+        merged: dict[str, Any] = {"backends": {}}
+        for path in args.render:
+            loaded = json.loads(path.read_text())
+            merged.update({k: v for k, v in loaded.items() if k != "backends"})
+            merged["backends"].update(loaded["backends"])
+        output = args.output or RESULTS
+        (output / "growth.md").write_text(markdown(merged) + "\n")
+        (output / "growth.json").write_text(json.dumps(merged, indent=2) + "\n")
+        say(f"written to {output}")
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.smoke:
         sizes, args.appends, args.reads = list(SMOKE_SIZES), 100, 200
@@ -672,7 +769,7 @@ def main(argv: list[str] | None = None) -> None:
                     "server": server.description,
                 }
             results["backends"][name] = run_backend(
-                name, sizes, args.appends, args.reads, folder, server
+                name, sizes, args.appends, args.reads, folder, server, args.budget
             )
     finally:
         if server is not None:
