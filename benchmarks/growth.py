@@ -381,7 +381,12 @@ class PostgresSide(Side):
             with psycopg.connect(url, autocommit=True) as conn:
                 action(conn, who)
 
+    vacuum = True
+
     def settle(self) -> str:
+        if not self.vacuum:
+            self._each(lambda conn, _who: conn.execute("CHECKPOINT"))
+            return "a CHECKPOINT only (no VACUUM: autovacuum as it comes, PostgreSQL's defaults)"
         self._each(lambda conn, _who: conn.execute("VACUUM ANALYZE"))
         self._each(lambda conn, _who: conn.execute("CHECKPOINT"))
         return "VACUUM ANALYZE of both databases, then CHECKPOINT"
@@ -782,6 +787,11 @@ def main(argv: list[str] | None = None) -> None:
         help="seconds of filling per backend; past it, the sizes not reached are skipped",
     )
     parser.add_argument(
+        "--no-vacuum",
+        action="store_true",
+        help="PostgreSQL: no VACUUM ANALYZE after each fill (a CHECKPOINT only)",
+    )
+    parser.add_argument(
         "--render", type=Path, nargs="+", help="write growth.md from these growth.json files"
     )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, few operations")
@@ -808,6 +818,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.smoke:
         sizes, args.appends, args.reads = list(SMOKE_SIZES), 100, 200
     output = args.output or (Path(tempfile.mkdtemp()) if args.smoke else RESULTS)
+    PostgresSide.vacuum = not args.no_vacuum
     results: dict[str, Any] = {
         "started": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores",
