@@ -751,8 +751,9 @@ def markdown(results: dict[str, Any]) -> str:
             f"{c['raw']['events_per_s']:,} events/s "
             f"({_ratio(c['eventkeep']['events_per_s'], c['raw']['events_per_s'])}).",
             "",
-            "Bulk fill (untimed for the table; eventkeep `append_many` of 1,000 streams per call, "
-            "the floor one `COPY`/`executemany` per batch): "
+            "Bulk fill (untimed; eventkeep `append_many`, 1,000 streams per call, one event "
+            "of each 10-event stream per call; the floor one `COPY` (PostgreSQL) or "
+            "`executemany` (SQLite) per 1,000 streams): "
             + "; ".join(
                 f"to {s['events']:,}: eventkeep {s['fill']['eventkeep_events_per_s']:,}/s, "
                 f"floor {s['fill']['raw_events_per_s']:,}/s"
