@@ -64,6 +64,7 @@ SMOKE_SIZES = (2_000, 20_000)
 STREAM_EVENTS, LONG_EVENTS, LONG_EVERY = 10, 500, 1000
 BATCH_STREAMS = 1000
 BLOCK = 50  # operations per interleaved block
+PLAN_SAMPLES = 200  # streams whose read is EXPLAINed per subject and size (PostgreSQL)
 
 _rng = random.Random(17)
 _REFERENCES = [
@@ -172,6 +173,11 @@ class Side:
 
     def columns(self) -> dict[str, float]:
         """Average stored bytes of some of eventkeep's columns (where the backend says)."""
+        return {}
+
+    def plan_samplers(self) -> dict[str, Callable[[int], tuple[float, int, int]]]:
+        """Server-side cost of one stream read: (execution ms, buffers hit, buffers read) of
+        ``EXPLAIN (ANALYZE, BUFFERS)``, for eventkeep and the floor (where the backend says)."""
         return {}
 
     def close(self) -> None: ...
@@ -340,6 +346,7 @@ class PostgresSide(Side):
         import psycopg
 
         self.ek_url, self.raw_url = ek_url, raw_url
+        self._planners: list[Any] = []
         self.store = eventkeep.open_store(ek_url)
         self.raw = psycopg.connect(raw_url, autocommit=True)
         for statement in self._SCHEMA:
@@ -424,6 +431,36 @@ class PostgresSide(Side):
         self._each(run)
         return plans
 
+    def plan_samplers(self) -> dict[str, Callable[[int], tuple[float, int, int]]]:
+        import psycopg
+
+        from eventkeep.backends.postgres import sql
+
+        def sampler(url: str, schema: str, ek: bool) -> Callable[[int], tuple[float, int, int]]:
+            conn = psycopg.connect(url, autocommit=True)
+            self._planners.append(conn)
+            conn.execute(f"SET search_path TO {schema}")
+            statement = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + (
+                sql.READ_STREAM_FORWARDS if ek else self._STREAM
+            )
+
+            def sample(k: int) -> tuple[float, int, int]:
+                params = (stream_id(k), 1, 2**62, 1000) if ek else (stream_id(k),)
+                plan = conn.execute(statement, params).fetchone()[0][0]
+                top = plan["Plan"]
+                return (
+                    float(plan["Execution Time"]),
+                    int(top.get("Shared Hit Blocks", 0)),
+                    int(top.get("Shared Read Blocks", 0)),
+                )
+
+            return sample
+
+        return {
+            "ek": sampler(self.ek_url, self.store_schema(), True),
+            "raw": sampler(self.raw_url, "public", False),
+        }
+
     def columns(self) -> dict[str, float]:
         found: dict[str, float] = {}
 
@@ -457,6 +494,8 @@ class PostgresSide(Side):
     def close(self) -> None:
         self.store.close()
         self.raw.close()
+        for conn in self._planners:
+            conn.close()
 
 
 # -- measuring ----------------------------------------------------------------------------------
@@ -585,11 +624,40 @@ def measure_size(
     columns = side.columns()
     if columns:
         result["column_bytes"] = columns
+    server = plan_sample(pairs, rng, PLAN_SAMPLES)
+    if server:
+        result["read_server"] = server
     plans = side.explain(layout.readable(rng))
     if plans:
         result["explain"] = plans
     result["load_after"] = load()
     return result
+
+
+def plan_sample(
+    pairs: list[tuple[str, Side, Layout]], rng: random.Random, count: int
+) -> dict[str, dict[str, float]]:
+    """The stream read's server-side cost, ``count`` random streams per subject, alternating
+    (eventkeep, floor, and the reference pair): medians of execution time, mean buffers."""
+    samplers: list[tuple[str, Layout, Callable[[int], tuple[float, int, int]]]] = []
+    for prefix, side, lay in pairs:
+        for who, sample in side.plan_samplers().items():
+            samplers.append((f"{prefix}{who}", lay, sample))
+    if not samplers:
+        return {}
+    found: dict[str, list[tuple[float, int, int]]] = {name: [] for name, _, _ in samplers}
+    for _ in range(count):
+        keys = {id(lay): lay.readable(rng) for _, lay, _ in samplers}
+        for name, lay, sample in samplers:
+            found[name].append(sample(keys[id(lay)]))
+    return {
+        name: {
+            "exec_us": round(statistics.median(r[0] for r in rows) * 1000, 1),
+            "hit": round(statistics.fmean(r[1] for r in rows), 1),
+            "read": round(statistics.fmean(r[2] for r in rows), 1),
+        }
+        for name, rows in found.items()
+    }
 
 
 def catch_up(side: Side) -> dict[str, Any]:
@@ -742,6 +810,23 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{cb['tags']:,.0f} (`pg_column_size`, a 1% sample).",
                     "",
                 ]
+        served = [s for s in sizes if "read_server" in s]
+        if served:
+            lines += [
+                "The stream read on the server (`EXPLAIN (ANALYZE, BUFFERS)` of "
+                f"{PLAN_SAMPLES} random 10-event streams per subject, alternating; median "
+                "execution time, mean shared buffers hit / read):",
+                "",
+                "| events | eventkeep | floor | eventkeep, small pair | floor, small pair |",
+                "|---:|---:|---:|---:|---:|",
+            ]
+            for s in served:
+                cells = [
+                    f"{v['exec_us']:,.0f} µs, {v['hit']:.1f} / {v['read']:.1f}"
+                    for v in (s["read_server"][n] for n in ("ek", "raw", "ref-ek", "ref-raw"))
+                ]
+                lines.append(f"| {s['events']:,} | " + " | ".join(cells) + " |")
+            lines.append("")
         c = backend["catch_up"]
         lines += [
             "",
