@@ -145,7 +145,7 @@ class NativePostgres:
             results: list[AppendResult] = await self._offload(sent)
         else:
             with span("eventkeep.append", streams=len(batches)):
-                results = await self._run(plans.append(batches, condition))
+                results = await self._run(plans.append(batches, condition, store._known))
             if any(ev.keys for batch in batches for ev in batch.events):
                 # PostgreSQL stores the keys of personal data through its key store, never in
                 # the append: no KeyConflictError to retry, only the keys made to cache.

@@ -22,6 +22,7 @@ append) is described in ``writer.py``'s docstring.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, Literal, NamedTuple
 from uuid import UUID
@@ -29,7 +30,7 @@ from uuid import UUID
 from psycopg import errors as pgerrors
 
 from eventkeep.backends.postgres import dcb, sql
-from eventkeep.store import AppendResult, PreparedAppend, StoredIdentity
+from eventkeep.store import NO_STREAM, AppendResult, PreparedAppend, StoredIdentity
 from eventkeep.store.codec import Codec
 from eventkeep.store.dcb import AppendCondition, Query
 from eventkeep.store.planner import Head, Plan, PlannedRow, new_heads, plan_append
@@ -107,20 +108,104 @@ _GUARDED = {
     )
 }
 """Each append statement, for a conditional append."""
+_NOT_BEFORE = {statement: sql.not_before(statement) for statement in _GUARDED}
+"""Each append statement, for an append sent without reading first (``_append_known``)."""
 
 
 # -- the append ---------------------------------------------------------------------------------
 
 
+class Known:
+    """What a store object learned from its own appends: the heads of the streams it appended
+    to, and the server's clock (its offset from this machine's). With them an append to such
+    a stream (or to a new one, ``NO_STREAM``) is sent in one round trip instead of two: see
+    :func:`_append_known`. Shared by the store's threads and its asyncio engine; a head known
+    wrongly (another writer appended meanwhile) costs one refused insert, never a wrong one.
+    """
+
+    __slots__ = ("_heads", "_offset_us", "_skip", "_strikes")
+
+    def __init__(self) -> None:
+        self._heads: dict[str, Head] = {}
+        self._offset_us: int | None = None
+        self._strikes = 0  # one-round-trip appends refused in a row
+        self._skip = 0  # appends still to make the usual way after the last refusal
+
+    def heads(self, batches: list[PreparedAppend]) -> dict[str, Head] | None:
+        """The known heads of ``batches``' streams (a stream expected new counts as known:
+        it has no head), or None if one is unknown or the clock is, or if appends sent in one
+        round trip were refused lately: other writers are busy, and each refusal costs a
+        round trip, so after the n-th in a row the next 2**n appends (at most 64) read
+        first."""
+        if self._offset_us is None:
+            return None
+        if self._skip:
+            self._skip -= 1
+            return None
+        heads: dict[str, Head] = {}
+        known = self._heads
+        for batch in batches:
+            head = known.get(batch.stream_id)
+            if head is not None:
+                heads[batch.stream_id] = head
+            elif batch.expected is not NO_STREAM:
+                return None
+        return heads
+
+    def now_us(self) -> int:
+        """The server's clock, as this machine estimates it."""
+        assert self._offset_us is not None
+        return time.time_ns() // 1000 + self._offset_us
+
+    def clock(self, server_us: int) -> None:
+        """The server's clock read just now."""
+        self._offset_us = server_us - time.time_ns() // 1000
+
+    def wrote(self, rows: list[PlannedRow]) -> None:
+        """``rows`` were written."""
+        known = self._heads
+        if len(known) > _MOST_KNOWN_HEADS:
+            known.clear()
+        for _, row in new_heads(rows):
+            known[row.stream_id] = Head(row.version, row.hash, row.recorded_at_us)
+
+    def refused(self, batches: list[PreparedAppend]) -> None:
+        """An append sent in one round trip was refused (a head or the clock was not the
+        server's): forget those heads, and read first for a while."""
+        for batch in batches:
+            self._heads.pop(batch.stream_id, None)
+        self._strikes = min(self._strikes + 1, 6)
+        self._skip = 2**self._strikes
+
+    def sent(self) -> None:
+        """An append sent in one round trip went through."""
+        self._strikes = 0
+
+    def forget_all(self) -> None:
+        self._heads.clear()
+
+
+_MOST_KNOWN_HEADS = 10_000
+
+
 def append(
-    batches: list[PreparedAppend], condition: AppendCondition | None = None
+    batches: list[PreparedAppend],
+    condition: AppendCondition | None = None,
+    known: Known | None = None,
 ) -> Generator[Op, Any, list[AppendResult]]:
-    """Append ``batches`` atomically (on an autocommit connection configured for the store)."""
+    """Append ``batches`` atomically (on an autocommit connection configured for the store).
+    ``known``: the store's :class:`Known`, used (one round trip) and kept up to date."""
     if condition is not None:
         return (yield from _append_conditional(batches, condition))
+    if known is not None:
+        sent = yield from _append_known(batches, known)
+        if sent is not None:
+            return sent
     stored: _Stored | None = None
     for _ in range(_OPTIMISTIC_ATTEMPTS):
         heads, clock, stored, _ = yield from _read(batches, stored, lock=False)
+        if known is not None:
+            known.clock(clock)
         plan = plan_append(batches, heads, stored)
         if plan.needs_ids:
             stored = yield from _stored_identities(batches)
@@ -129,16 +214,55 @@ def append(
             raise plan.conflict
         if not plan.writes:
             return _replayed(plan)
+        rows = plan.rows(max(clock, plan.time_floor()))
         try:
-            first = yield from _send(plan, max(clock, plan.time_floor()))
+            first = yield from _send(rows)
         except _RACES:
             # A head went stale (the (stream_id, version) key refused the insert), an event id
             # is stored (a retry racing its original, or a reused id), or a deadlock: read
             # again, with the event ids this time.
             stored = stored if stored is not None else {}
             continue
+        if known is not None:
+            known.wrote(rows)
         return plan.results(first)
     return (yield from _append_locked(batches))
+
+
+def _append_known(
+    batches: list[PreparedAppend], known: Known
+) -> Generator[Op, Any, list[AppendResult] | None]:
+    """The append in one round trip, or None (nothing written) to append the usual way.
+
+    Only when every stream's head is known (or the stream is expected new) and the plan made
+    with those heads writes everything: the one insert statement is sent at once, its events
+    recorded at this machine's estimate of the server's clock (never before the heads' times).
+    The events' primary key refuses it if a head was not the stream's (another writer
+    appended), the event-id index if an id is stored (a retry), and the numbering function
+    (SQLSTATE EKC02) if the log's last event was recorded after that time: then nothing was
+    written, and the append is done the usual way, which decides what each of these means.
+    A conflict, a replay or a plan that needs the stored ids is never decided here.
+    """
+    heads = known.heads(batches)
+    if heads is None:
+        return None
+    plan = plan_append(batches, heads, None)
+    if plan.needs_ids or plan.conflict is not None or not plan.writes:
+        return None
+    rows = plan.rows(max(known.now_us(), plan.time_floor()))
+    try:
+        first = yield from _send(rows, not_before=True)
+    except _RACES:
+        known.refused(batches)
+        return None
+    except pgerrors.Error as exc:
+        if exc.sqlstate != sql.CLOCK_BEHIND:
+            raise
+        known.refused(batches)
+        return None
+    known.sent()
+    known.wrote(rows)
+    return plan.results(first)
 
 
 def _append_conditional(
@@ -172,7 +296,7 @@ def _append_conditional(
         if not plan.writes:
             return _replayed(plan)
         try:
-            first = yield from _send(plan, max(clock, plan.time_floor()), head)
+            first = yield from _send(plan.rows(max(clock, plan.time_floor())), head)
         except _RACES:
             stored = stored if stored is not None else {}
             continue
@@ -216,7 +340,7 @@ def _append_checked_locked(
         if plan.needs_ids or plan.conflict is not None or not plan.writes:
             yield Run(sql.ROLLBACK, fetch="none")
             return (yield from _append_locked(batches, condition))
-        insert = _insert(plan, max(int(rows[0][4]), plan.time_floor()))
+        insert = _insert(plan.rows(max(int(rows[0][4]), plan.time_floor())))
         first, _ = yield Pipeline((insert, Run(sql.COMMIT, fetch="none")))
     except pgerrors.UniqueViolation:
         yield Rollback()
@@ -281,7 +405,7 @@ def _append_under_lock(
         return _replayed(plan)
     try:
         # A savepoint: the event-id index may refuse the insert.
-        first = yield InTransaction(_send(plan, max(clock, plan.time_floor())))
+        first = yield InTransaction(_send(plan.rows(max(clock, plan.time_floor()))))
     except pgerrors.UniqueViolation:
         # Heads are locked, so only an event id can be stored: a retry, or a reused id.
         stored = yield from _stored_identities(batches)
@@ -290,7 +414,7 @@ def _append_under_lock(
             raise plan.conflict from None
         if not plan.writes:
             return _replayed(plan)
-        first = yield from _send(plan, max(clock, plan.time_floor()))
+        first = yield from _send(plan.rows(max(clock, plan.time_floor())))
     return plan.results(first)
 
 
@@ -349,22 +473,28 @@ def _replayed(plan: Plan) -> list[AppendResult]:
     return [step for step in plan.outcomes if isinstance(step, AppendResult)]
 
 
-def _send(plan: Plan, now_us: int, guard: int | None = None) -> Generator[Op, Any, int]:
-    """Send the one statement that inserts the plan's rows, numbered after the head position,
+def _send(
+    rows: list[PlannedRow], guard: int | None = None, *, not_before: bool = False
+) -> Generator[Op, Any, int]:
+    """Send the one statement that inserts a plan's rows, numbered after the head position,
     and upserts the heads; returns the first position. ``guard``: the head position at which
-    a condition was checked; the statement fails (SQLSTATE EKC01) if the head moved."""
-    found = yield _insert(plan, now_us, guard)
+    a condition was checked; the statement fails (SQLSTATE EKC01) if the head moved.
+    ``not_before``: the statement fails (SQLSTATE EKC02) if the log's last event was recorded
+    after the rows' time (an append whose time was not read from the server)."""
+    found = yield _insert(rows, guard, not_before=not_before)
     assert found is not None
     return int(found[0])
 
 
-def _insert(plan: Plan, now_us: int, guard: int | None = None) -> Run:
-    """The one statement that inserts the plan's rows and upserts the heads (its row: the
-    first position)."""
-    rows = plan.rows(now_us)
-    now = from_micros(now_us)
+def _insert(rows: list[PlannedRow], guard: int | None = None, *, not_before: bool = False) -> Run:
+    """The one statement that inserts a plan's ``rows`` (stamped with one time) and upserts
+    the heads (its row: the first position)."""
+    now = from_micros(rows[0].recorded_at_us)
     tagged = any(row.tags for row in rows)
     first: tuple[Any, ...] = () if guard is None else (guard,)
+    variants = _GUARDED if guard is not None else _NOT_BEFORE if not_before else None
+    if not_before:
+        first = (now,)
     params: tuple[Any, ...]
     if len(rows) == 1:
         row = rows[0]
@@ -374,7 +504,7 @@ def _insert(plan: Plan, now_us: int, guard: int | None = None) -> Run:
             params = (*params[:-5], encode_tags(row.tags), *params[-4:], list(row.tags))
         else:
             statement = sql.APPEND_EVENT
-        return Run(_GUARDED[statement] if guard is not None else statement, params, "one")
+        return Run(variants[statement] if variants else statement, params, "one")
     s, v, e, t, sv, _, d, m, h, g = (list(column) for column in zip(*rows, strict=True))
     last = [row for _, row in new_heads(rows)]
     hs = [r.stream_id for r in last]
@@ -390,7 +520,7 @@ def _insert(plan: Plan, now_us: int, guard: int | None = None) -> Run:
         params = (*params, offsets, names, kinds)
     else:
         statement = sql.APPEND_EVENTS
-    return Run(_GUARDED[statement] if guard is not None else statement, (*first, *params), "one")
+    return Run(variants[statement] if variants else statement, (*first, *params), "one")
 
 
 def _event_params(row: PlannedRow, now: Any) -> tuple[Any, ...]:

@@ -173,6 +173,21 @@ _HEAD_POSITION_AT = "(SELECT eventkeep_append_position_at(%s::bigint))"
 HEAD_MOVED = "EKC01"
 
 
+# The same statements for an append sent without reading first (the heads known from earlier
+# appends, the time chosen by the client): eventkeep_append_position_not_before(T)
+# (migrations/0012_append_with_known_heads.sql) takes the sequencer's lock and raises SQLSTATE
+# EKC02 if the log's last event was recorded after T. Its parameter comes first.
+_HEAD_POSITION_NOT_BEFORE = "(SELECT eventkeep_append_position_not_before(%s::timestamptz))"
+
+CLOCK_BEHIND = "EKC02"
+
+
+def not_before(statement: str) -> str:
+    """``statement`` (APPEND_EVENT, APPEND_EVENTS, and their tagged forms) for an append sent
+    without reading first: its first parameter is the events' ``recorded_at``."""
+    return statement.replace(_HEAD_POSITION, _HEAD_POSITION_NOT_BEFORE, 1)
+
+
 def conditional(statement: str) -> str:
     """``statement`` (APPEND_EVENT, APPEND_EVENTS, APPEND_TAGGED_EVENTS) for a conditional
     append checked at a head position (its first parameter)."""

@@ -149,6 +149,7 @@ class PostgresStore(EventStore):
             replica = Database(read_dsn, params=read_params, **settings)
             self._replica = ReplicaReads(self._db, replica, replica_wait)
         self._listener = Listener(self._db, float(poll_interval))
+        self._known = plans.Known()  # heads and clock learned from this object's appends
         self._local = threading.local()  # .conn: this thread's open store transaction
         try:
             if not create:
@@ -182,6 +183,7 @@ class PostgresStore(EventStore):
     def _wrote(self) -> None:
         """A write readers see was committed: the replica must replay it before it serves
         this store object's reads again."""
+        self._known.forget_all()  # an import or lifecycle operation may have moved heads
         if self._replica is not None:
             self._replica.wrote()
 
@@ -236,7 +238,7 @@ class PostgresStore(EventStore):
         self, batches: list[PreparedAppend], condition: AppendCondition | None = None
     ) -> list[AppendResult]:
         with self._db.connection() as conn:
-            results = writer.append(conn, batches, condition)
+            results = writer.append(conn, batches, condition, self._known)
         if self._replica is not None and results:
             self._replica.appended(max(r.position for r in results))
         return results

@@ -64,9 +64,11 @@ def append(
     conn: psycopg.Connection[Any],
     batches: list[PreparedAppend],
     condition: AppendCondition | None = None,
+    known: plans.Known | None = None,
 ) -> list[AppendResult]:
-    """Append ``batches`` atomically on ``conn`` (autocommit, configured for the store)."""
-    result: list[AppendResult] = run(conn, plans.append(batches, condition))
+    """Append ``batches`` atomically on ``conn`` (autocommit, configured for the store);
+    ``known``: the store's :class:`~eventkeep.backends.postgres.plans.Known`."""
+    result: list[AppendResult] = run(conn, plans.append(batches, condition, known))
     return result
 
 

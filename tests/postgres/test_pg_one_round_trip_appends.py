@@ -1,0 +1,123 @@
+"""A PostgreSQL store appends to a stream it appended to before (or to a new one) in one round
+trip: the heads and the server's clock are known from its earlier appends. When what it knew
+is wrong (another writer appended to the stream, the log's last event is later than the time
+it chose, the append is a retry of one stored), nothing is written by that round trip and the
+append is made the usual way, with the outcome it would have had anyway."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import eventkeep
+from eventkeep import ANY, NO_STREAM, ConcurrencyError, RawEvent
+from eventkeep.backends.postgres import sql, writer
+from eventkeep.backends.postgres.plans import Pipeline, Run
+from eventkeep.store.events import NewEvent
+from pg_fixtures import PgServer, fresh_store_url
+
+
+@pytest.fixture
+def stores(pg_server: PgServer, request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any]]:
+    url = fresh_store_url(request, pg_server)
+    with eventkeep.open_store(url) as store, eventkeep.open_store(url) as other:
+        yield store, other
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements each round trip of the synchronous driver sends (pipelines as one)."""
+    sent: list[str] = []
+    original = writer._do
+
+    def do(conn: Any, op: Any) -> Any:
+        if isinstance(op, Run):
+            sent.append(str(op.statement))
+        elif isinstance(op, Pipeline):
+            sent.append(" | ".join(str(step.statement) for step in op.steps))
+        return original(conn, op)
+
+    monkeypatch.setattr(writer, "_do", do)
+    return sent
+
+
+def one(n: int) -> list[RawEvent]:
+    return [RawEvent("Noted", {"n": n})]
+
+
+def test_an_append_after_its_own_is_one_round_trip(stores: Any, trips: list[str]) -> None:
+    store, _ = stores
+    store.append("s-1", one(1), expected_version=NO_STREAM)  # reads first: learns the clock
+    assert len(trips) == 2
+    trips.clear()
+    store.append("s-1", one(2), expected_version=1)
+    store.append("s-2", one(3), expected_version=NO_STREAM)  # new: no head to know
+    assert len(trips) == 2
+    assert all("eventkeep_append_position_not_before" in statement for statement in trips)
+    events = list(store.read_all())
+    assert [e.data["n"] for e in events] == [1, 2, 3]
+    times = [e.recorded_at for e in events]
+    assert times == sorted(times)
+    assert store.verify().ok
+
+
+def test_a_head_another_writer_moved_is_refused_then_read(stores: Any, trips: list[str]) -> None:
+    store, other = stores
+    store.append("s-1", one(1))
+    store.append("s-1", one(2), expected_version=1)
+    other.append("s-1", one(3), expected_version=2)  # store still knows version 2
+    trips.clear()
+    with pytest.raises(ConcurrencyError):
+        store.append("s-1", one(4), expected_version=2)
+    assert "not_before" in trips[0]  # sent at once, refused by the primary key
+    assert len(trips) >= 2  # then read: the conflict decided on the stored head
+    store.append("s-1", one(4), expected_version=3)
+    assert [e.data["n"] for e in store.read_stream("s-1")] == [1, 2, 3, 4]
+    assert store.verify().ok
+
+
+def test_a_time_before_the_logs_last_event_is_refused_then_read(stores: Any) -> None:
+    store, other = stores
+    store.append("s-1", one(1))
+    store._known._offset_us -= 60_000_000  # its clock estimate a minute behind the server's
+    other.append("s-2", one(2))
+    result = store.append("s-1", one(3), expected_version=1)
+    events = list(store.read_all())
+    assert [e.data["n"] for e in events] == [1, 2, 3]
+    assert events[-1].position == result.positions[0]
+    assert events[-1].recorded_at >= events[-2].recorded_at  # never back along the log
+    assert store.verify().ok
+
+
+@pytest.mark.parametrize("expected", [1, ANY])
+def test_a_retry_sent_in_one_round_trip_returns_the_stored_result(
+    stores: Any, expected: Any, trips: list[str]
+) -> None:
+    store, _ = stores
+    store.append("s-1", one(0))
+    event = NewEvent(RawEvent("Noted", {"n": 1}), event_id=uuid.uuid4())
+    first = store.append("s-1", [event], expected_version=expected)
+    trips.clear()
+    again = store.append("s-1", [event], expected_version=expected)  # the same event id
+    assert again == first
+    assert [e.data["n"] for e in store.read_stream("s-1")] == [0, 1]
+    if expected is ANY:  # sent at once (version 3 per the known head): the id index refused
+        assert "not_before" in trips[0]
+
+
+def test_refusals_in_a_row_make_the_store_read_first_for_a_while(
+    stores: Any, trips: list[str]
+) -> None:
+    store, other = stores
+    store.append("hot", one(0))
+    for n in range(1, 4):  # the other writer moves the head before each of this store's
+        other.append("hot", one(n), expected_version=2 * n - 1)
+        store.append("hot", one(n), expected_version=2 * n)
+    trips.clear()
+    other.append("hot", one(99), expected_version=7)
+    store.append("hot", one(100), expected_version=8)
+    assert not any(sql.CLOCK_BEHIND in s or "not_before" in s for s in trips[:1])
+    assert store.verify().ok
