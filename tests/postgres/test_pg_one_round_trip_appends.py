@@ -55,10 +55,11 @@ def test_an_append_after_its_own_is_one_round_trip(stores: Any, trips: list[str]
     trips.clear()
     store.append("s-1", one(2), expected_version=1)
     store.append("s-2", one(3), expected_version=NO_STREAM)  # new: no head to know
-    assert len(trips) == 2
+    store.append("s-3", one(4), expected_version=0)  # the same, said as version 0
+    assert len(trips) == 3
     assert all("eventkeep_append_position_not_before" in statement for statement in trips)
     events = list(store.read_all())
-    assert [e.data["n"] for e in events] == [1, 2, 3]
+    assert [e.data["n"] for e in events] == [1, 2, 3, 4]
     times = [e.recorded_at for e in events]
     assert times == sorted(times)
     assert store.verify().ok

@@ -132,8 +132,8 @@ class Known:
         self._skip = 0  # appends still to make the usual way after the last refusal
 
     def heads(self, batches: list[PreparedAppend]) -> dict[str, Head] | None:
-        """The known heads of ``batches``' streams (a stream expected new counts as known:
-        it has no head), or None if one is unknown or the clock is, or if appends sent in one
+        """The known heads of ``batches``' streams (a stream expected new, ``NO_STREAM`` or
+        version 0, counts as known: it has no head), or None if one is unknown or the clock is, or if appends sent in one
         round trip were refused lately: other writers are busy, and each refusal costs a
         round trip, so after the n-th in a row the next 2**n appends (at most 64) read
         first."""
@@ -148,7 +148,7 @@ class Known:
             head = known.get(batch.stream_id)
             if head is not None:
                 heads[batch.stream_id] = head
-            elif batch.expected is not NO_STREAM:
+            elif batch.expected is not NO_STREAM and batch.expected != 0:
                 return None
         return heads
 
