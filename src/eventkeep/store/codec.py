@@ -293,9 +293,10 @@ class Codec:
             return self.personal.reveal(raw)
         return raw
 
-    def decode_data(self, raw: bytes | str) -> dict[str, Any]:
-        """Stored data as a mapping (personal values revealed, or redacted if forgotten)."""
-        if self.personal is not None and holds_personal(raw):
+    def decode_data(self, raw: bytes | str, plain: bool = False) -> dict[str, Any]:
+        """Stored data as a mapping (personal values revealed, or redacted if forgotten).
+        ``plain``: ``raw`` is known to hold no encrypted value."""
+        if not plain and self.personal is not None and holds_personal(raw):
             raw = self.personal.reveal(raw)
         try:
             return self._dict_decoder.decode(raw)
@@ -303,14 +304,15 @@ class Codec:
             raise SerializationError(f"stored event data is not a JSON object: {exc}") from exc
 
     def decode_event(
-        self, type_name: str, schema_version: int, raw: bytes | str
+        self, type_name: str, schema_version: int, raw: bytes | str, plain: bool = False
     ) -> Event | RawEvent:
-        """Decode stored data into its registered class, upcasting old schema versions."""
-        if self.personal is not None and holds_personal(raw):
+        """Decode stored data into its registered class, upcasting old schema versions.
+        ``plain``: ``raw`` is known to hold no encrypted value."""
+        if not plain and self.personal is not None and holds_personal(raw):
             raw = self.personal.reveal(raw)
         cls = self.registry.lookup(type_name)
         if cls is None:
-            return RawEvent(type_name, self.decode_data(raw), schema_version)
+            return RawEvent(type_name, self.decode_data(raw, True), schema_version)
         current = cls.__schema_version__
         try:
             if schema_version == current:

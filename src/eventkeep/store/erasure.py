@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from eventkeep.errors import ConfigurationError, KeyConflictError, ValidationError
-from eventkeep.store.personal import holds_personal
+from eventkeep.store.personal import holds_personal_any
 from eventkeep.store.shredding import (
     ForgetReport,
     ForgottenSubject,
@@ -104,11 +104,17 @@ class Erasure:
 
     def _with_personal(self, page: Sequence[RecordedEvent]) -> Sequence[RecordedEvent]:
         """A page about to be handed out: if it holds ciphertext, check the key cache (a
-        forget elsewhere drops it) and fetch its subjects' keys in one call."""
+        forget elsewhere drops it) and fetch its subjects' keys in one call; if it holds
+        none (one search of the page's data joined, not one per event), its events are
+        marked so, and decoding them searches nothing."""
+        raws = [event._raw_data for event in page]
+        if not raws:
+            return page
+        if holds_personal_any(raws):
+            self._shredder().page(raws)
+            return page
         for event in page:
-            if holds_personal(event._raw_data):
-                self._shredder().page([e._raw_data for e in page])
-                break
+            event._plain = True
         return page
 
     # -- erasure (crypto-shredding, see docs/erasure.md) ----------------------------------------

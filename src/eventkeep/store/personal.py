@@ -40,6 +40,7 @@ __all__ = [
     "PersonalField",
     "check_personal_fields",
     "holds_personal",
+    "holds_personal_any",
     "personal_fields",
 ]
 
@@ -103,6 +104,18 @@ def holds_personal(raw: bytes | str) -> bool:
     if isinstance(raw, str):
         return _PREFIX_STR in raw
     return ENVELOPE_PREFIX in raw
+
+
+def holds_personal_any(raws: list[bytes | str]) -> bool:
+    """True if any of ``raws`` may hold an encrypted value: one search of them joined (a
+    match across two of them is impossible, each being a whole JSON object; a false one
+    would only cost the per-event search)."""
+    try:
+        if isinstance(raws[0], str):
+            return _PREFIX_STR in "".join(raws)  # type: ignore[arg-type]
+        return ENVELOPE_PREFIX in b"".join(raws)  # type: ignore[arg-type]
+    except TypeError:  # str and bytes mixed
+        return any(holds_personal(raw) for raw in raws)
 
 
 def holds_reserved_key(data: bytes) -> bool:

@@ -56,6 +56,7 @@ class RecordedEvent:
         "_event",
         "_event_id",
         "_meta",
+        "_plain",
         "_raw_data",
         "_raw_meta",
         "_recorded_at",
@@ -98,6 +99,7 @@ class RecordedEvent:
         self._recorded_at = recorded_at
         self._codec = codec
         self._tags = tags
+        self._plain = False  # True: known to hold no encrypted value (the page was searched)
         self._event = _UNSET
         self._data = _UNSET
         self._meta = _UNSET
@@ -129,14 +131,16 @@ class RecordedEvent:
     def event(self) -> Event | RawEvent:
         """The typed event when its type is registered (upcast if old), else a ``RawEvent``."""
         if self._event is _UNSET:
-            self._event = self._codec.decode_event(self.type, self.schema_version, self._raw_data)
+            self._event = self._codec.decode_event(
+                self.type, self.schema_version, self._raw_data, self._plain
+            )
         return self._event  # type: ignore[no-any-return]
 
     @property
     def data(self) -> dict[str, Any]:
         """The event's data as stored, decoded to a mapping (no upcasting)."""
         if self._data is _UNSET:
-            self._data = self._codec.decode_data(self._raw_data)
+            self._data = self._codec.decode_data(self._raw_data, self._plain)
         return self._data  # type: ignore[no-any-return]
 
     @property

@@ -133,10 +133,10 @@ class Known:
 
     def heads(self, batches: list[PreparedAppend]) -> dict[str, Head] | None:
         """The known heads of ``batches``' streams (a stream expected new, ``NO_STREAM`` or
-        version 0, counts as known: it has no head), or None if one is unknown or the clock is, or if appends sent in one
-        round trip were refused lately: other writers are busy, and each refusal costs a
-        round trip, so after the n-th in a row the next 2**n appends (at most 64) read
-        first."""
+        version 0, counts as known: it has no head), or None if one is unknown or the clock
+        is, or if appends sent in one round trip were refused lately: other writers are busy,
+        and each refusal costs a round trip, so after the n-th in a row the next 2**n appends
+        (at most 64) read first."""
         if self._offset_us is None:
             return None
         if self._skip:
