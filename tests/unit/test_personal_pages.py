@@ -27,7 +27,7 @@ class Registered(eventkeep.Event):
     email: Annotated[str, Personal(subject="customer_id")]
 
 
-def test_plain_pages_are_marked_and_personal_ones_revealed(tmp_path: object) -> None:
+def test_plain_pages_are_marked_and_personal_ones_revealed() -> None:
     with eventkeep.open_store("memory://") as store:
         store.append("plain-1", [eventkeep.RawEvent("Noted", {"n": 1})])
         plain = list(store.read_stream("plain-1"))
