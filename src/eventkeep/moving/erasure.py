@@ -127,7 +127,7 @@ class KeyCarrier:
         """Copy the keys of the subjects ``rows`` hold that no earlier page held."""
         subjects: set[str] = set()
         for row in rows:
-            if ENVELOPE_PREFIX in row.data:
+            if row.data.find(ENVELOPE_PREFIX) != -1:
                 subjects |= subjects_in(row.data)
         subjects -= self._seen
         if subjects:

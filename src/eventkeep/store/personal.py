@@ -36,6 +36,7 @@ __all__ = [
     "ENVELOPE_PREFIX",
     "REDACTED",
     "RESERVED_KEY",
+    "RESERVED_KEY_JSON",
     "Personal",
     "PersonalField",
     "check_personal_fields",
@@ -53,8 +54,9 @@ RESERVED_KEY = "$eventkeep:personal"
 ENVELOPE_PREFIX = b'{"$eventkeep:personal":['
 """How every stored encrypted value starts: a bytes ``in`` finds ciphertext before parsing."""
 _PREFIX_STR = ENVELOPE_PREFIX.decode()
-_RESERVED_B = b'"$eventkeep:personal"'
-_RESERVED_S = _RESERVED_B.decode()
+RESERVED_KEY_JSON = b'"$eventkeep:personal"'
+"""The reserved key as encoded JSON: a bytes ``in`` finds it in user data."""
+_RESERVED_S = RESERVED_KEY_JSON.decode()
 
 _UNSET: Any = object()
 
@@ -103,7 +105,7 @@ def holds_personal(raw: bytes | str) -> bool:
     """True if stored data ``raw`` holds an encrypted value (a substring search, no parsing)."""
     if isinstance(raw, str):
         return _PREFIX_STR in raw
-    return ENVELOPE_PREFIX in raw
+    return raw.find(ENVELOPE_PREFIX) != -1  # find: bytes ``in`` costs twice as much
 
 
 def holds_personal_any(raws: list[bytes | str]) -> bool:
@@ -113,14 +115,14 @@ def holds_personal_any(raws: list[bytes | str]) -> bool:
     try:
         if isinstance(raws[0], str):
             return _PREFIX_STR in "".join(raws)  # type: ignore[arg-type]
-        return ENVELOPE_PREFIX in b"".join(raws)  # type: ignore[arg-type]
+        return b"".join(raws).find(ENVELOPE_PREFIX) != -1  # type: ignore[arg-type]
     except TypeError:  # str and bytes mixed
         return any(holds_personal(raw) for raw in raws)
 
 
 def holds_reserved_key(data: bytes) -> bool:
     """True if encoded user data uses the reserved key anywhere (as a key or a value)."""
-    return _RESERVED_B in data
+    return data.find(RESERVED_KEY_JSON) != -1
 
 
 def _declared(cls: type) -> dict[str, tuple[Any, Personal | None]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 # Columns in the order RecordedEvent takes them (codec last, added in Python).
 _RECORD = (
     "stream_id, version, position, event_id, type, schema_version, data, metadata, recorded_at, "
@@ -24,6 +26,24 @@ INSERT_EVENT = (
     "INSERT INTO events (stream_id, version, event_id, type, schema_version, recorded_at, data, "
     "metadata, hash, tags) VALUES (?, ?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?)"
 )
+
+
+@functools.cache
+def insert_events(rows: int, *, at: bool, tagged: bool) -> str:
+    """One INSERT of ``rows`` events (one statement is all or none, with no savepoint, and
+    costs a quarter less per row than the same rows through executemany). ``at``: each row
+    starts with its position; ``tagged``: each row ends with its tags (else they are NULL).
+    Callers use a handful of row counts (see ``writing.chunk_sizes``), so the texts stay few
+    and their prepared statements stay cached."""
+    position = "position, " if at else ""
+    values = "(" + ("?, " if at else "") + _EVENT_VALUES + (", ?)" if tagged else ", NULL)")
+    return (
+        f"INSERT INTO events ({position}stream_id, version, event_id, type, schema_version, "
+        f"recorded_at, data, metadata, hash, tags) VALUES " + ", ".join([values] * rows)
+    )
+
+
+_EVENT_VALUES = "?, ?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?"
 
 INSERT_TAG = "INSERT INTO event_tags (tag, position, type) VALUES (?, ?, ?)"
 
@@ -77,12 +97,6 @@ HEAD_POSITION = (
 POSITION_FLOOR = (
     "SELECT MAX(last_position) FROM eventkeep_removed "
     "WHERE last_position > (SELECT COALESCE(MAX(position), 0) FROM events)"
-)
-
-INSERT_EVENT_AT = (
-    "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
-    "recorded_at, data, metadata, hash, tags) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?)"
 )
 
 COUNT_EVENTS = "SELECT COUNT(*) FROM events"
