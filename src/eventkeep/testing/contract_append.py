@@ -265,7 +265,7 @@ class AppendContract(ContractBase):
         assert result.versions == tuple(range(1, count + 1))
         assert result.positions == tuple(range(2, count + 2))
         read = list(store.read_stream("long"))
-        assert [r.event.amount for r in read] == [Decimal(n) for n in range(1, count + 1)]
+        assert [r.event for r in read] == deposits(*range(1, count + 1))
         assert [r.position for r in read] == list(result.positions)
         assert store.verify().ok
 
