@@ -34,6 +34,8 @@ class Reading(abc.ABC):
 
         def _lifecycle_low(self, stream_id: str, low: int, archived: bool) -> int: ...
 
+        def _deletion_low(self, stream_id: str, low: int) -> int | None: ...
+
         def _archived_stream(
             self, stream_id: str, low: int, high: int | None, backwards: bool, remaining: int | None
         ) -> Iterator[RecordedEvent]: ...
@@ -80,8 +82,8 @@ class Reading(abc.ABC):
         # Nothing is read before the first next(): the arguments are checked by read_stream
         # at once, but the store (a deleted stream's tombstone included) only when iterated,
         # so that eventkeep.aio can check them on the event loop and read on a store thread.
-        low = self._lifecycle_low(stream_id, low, archived)
         if archived:
+            low = self._lifecycle_low(stream_id, low, archived)
             yield from self._archived_stream(stream_id, low, high, backwards, remaining)
         else:
             yield from self._paged_stream(stream_id, low, high, backwards, remaining)
@@ -89,12 +91,24 @@ class Reading(abc.ABC):
     def _paged_stream(
         self, stream_id: str, low: int, high: int | None, backwards: bool, remaining: int | None
     ) -> Iterator[RecordedEvent]:
+        # The first page is read ``live``: the backend returns nothing if the stream was ever
+        # deleted, so a stream read is one statement. Only an empty first page looks for a
+        # tombstone (raising for a deleted stream, starting a revived one after its deletion).
+        live = True
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
             with span("eventkeep.read", stream_id=stream_id):
                 page = self._with_personal(
-                    self._read_stream_page(stream_id, low, high, backwards, size)
+                    self._read_stream_page(stream_id, low, high, backwards, size, live)
                 )
+            if live:
+                live = False
+                if not page:
+                    after_deletion = self._deletion_low(stream_id, low)
+                    if after_deletion is None:
+                        return  # never deleted: the stream holds nothing in the range
+                    low = after_deletion
+                    continue
             yield from page
             if len(page) < size:
                 return
@@ -228,8 +242,17 @@ class Reading(abc.ABC):
 
     @abc.abstractmethod
     def _read_stream_page(
-        self, stream_id: str, low: int, high: int | None, backwards: bool, limit: int
-    ) -> list[RecordedEvent]: ...
+        self,
+        stream_id: str,
+        low: int,
+        high: int | None,
+        backwards: bool,
+        limit: int,
+        live: bool = False,
+    ) -> list[RecordedEvent]:
+        """Up to ``limit`` of the stream's events from version ``low`` up to ``high`` (None:
+        the end), in order or ``backwards``; ``live``: none at all if the stream has a
+        tombstone (``StreamMeta.deletion``), in the same statement."""
 
     @abc.abstractmethod
     def _read_all_page(

@@ -61,15 +61,29 @@ STORED_IDENTITIES = (
     "FROM events WHERE event_id IN ({marks})"
 )
 
-READ_STREAM_FORWARDS = (
-    f"SELECT {_RECORD} FROM events WHERE stream_id = ? AND version >= ? AND version <= ? "
-    "ORDER BY version LIMIT ?"
+# A stream read that returns nothing when the stream has a tombstone (``live`` reads: one
+# statement for the common case; see ``EventStore._paged_stream``).
+_NOT_DELETED = (
+    " AND NOT EXISTS (SELECT 1 FROM eventkeep_stream_meta "
+    "WHERE stream_id = ? AND deleted_version IS NOT NULL)"
 )
 
-READ_STREAM_BACKWARDS = (
-    f"SELECT {_RECORD} FROM events WHERE stream_id = ? AND version >= ? AND version <= ? "
-    "ORDER BY version DESC LIMIT ?"
-)
+
+def read_stream(*, backwards: bool, live: bool) -> str:
+    """The statement of a page of a stream: parameters stream id, lowest and highest version,
+    (the stream id again when ``live``,) limit."""
+    return _READ_STREAM[backwards, live]
+
+
+_READ_STREAM = {
+    (backwards, live): (
+        f"SELECT {_RECORD} FROM events WHERE stream_id = ? AND version >= ? "
+        f"AND version <= ?{_NOT_DELETED if live else ''} "
+        f"ORDER BY version{' DESC' if backwards else ''} LIMIT ?"
+    )
+    for backwards in (False, True)
+    for live in (False, True)
+}
 
 # ``{where}`` adds the optional type and stream-prefix filters.
 READ_ALL = f"SELECT {_RECORD} FROM events WHERE position > ?{{where}} ORDER BY position LIMIT ?"
