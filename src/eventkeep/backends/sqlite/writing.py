@@ -58,14 +58,15 @@ class Known:
             self._data_version = version
             self.forget()
 
-    def wrote(self, rows: list[PlannedRow]) -> None:
-        """``rows`` were inserted (in the open transaction)."""
+    def wrote(self, written: list[tuple[int, PlannedRow]], recorded_at: int) -> None:
+        """Rows were inserted (in the open transaction): ``written``, the streams' new heads
+        (``planner.new_heads``), at ``recorded_at``."""
         heads = self.heads
         if len(heads) > _MAX_KNOWN_HEADS:
             heads.clear()
-        for _, row in new_heads(rows):
+        for _, row in written:
             heads[row.stream_id] = Head(row.version, row.hash)
-        self.last_recorded_at = rows[-1].recorded_at_us
+        self.last_recorded_at = recorded_at
         self.no_floor = True  # the log's last position is now an event's
 
 
@@ -112,21 +113,26 @@ def append_in(
             continue
         first = last - len(rows) + 1
         results = plan.results(first)
-        tagged = [
-            (tag, first + offset, row.type) for offset, row in enumerate(rows) for tag in row.tags
-        ]
-        if tagged:
-            cur.executemany(sql.INSERT_TAG, tagged)
-        upserts = [
-            (row.stream_id, row.version, first + offset, row.hash)
-            for offset, row in new_heads(rows)
-        ]
-        if len(upserts) == 1:
-            cur.execute(sql.UPSERT_STREAM, upserts[0])
+        if any(map(_TAGS, rows)):
+            cur.executemany(
+                sql.INSERT_TAG,
+                [
+                    (tag, first + offset, row.type)
+                    for offset, row in enumerate(rows)
+                    for tag in row.tags
+                ],
+            )
+        written = new_heads(rows)
+        if len(written) == 1:
+            offset, row = written[0]
+            cur.execute(sql.UPSERT_STREAM, (row.stream_id, row.version, first + offset, row.hash))
         else:
-            cur.executemany(sql.UPSERT_STREAM, upserts)
+            cur.executemany(
+                sql.UPSERT_STREAM,
+                [(row.stream_id, row.version, first + offset, row.hash) for offset, row in written],
+            )
         if known is not None:
-            known.wrote(rows)
+            known.wrote(written, rows[-1].recorded_at_us)
         return results
 
 
@@ -187,6 +193,9 @@ def _insert_rows(
     none: one statement undoes itself when refused, several run in a savepoint."""
     at = positions is not None
     tagged = any(map(_TAGS, rows))  # map with an itemgetter: no Python frame per row
+    if len(rows) == 1 and not tagged and not at:  # the most common append: one event
+        cur.execute(sql.insert_events(1, at=False, tagged=False), _UNTAGGED(rows[0]))
+        return
     if tagged:
         params: list[Any] = [
             (*row[:9], encode_tags(row.tags) if row.tags else None) for row in rows
