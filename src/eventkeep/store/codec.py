@@ -36,7 +36,6 @@ from eventkeep.store.event_classes import MAX_DEPTH, class_plan, nested_too_deep
 from eventkeep.store.events import Event, NewEvent, RawEvent, TypeRegistry
 from eventkeep.store.personal import (
     RESERVED_KEY,
-    RESERVED_KEY_JSON,
     PersonalField,
     holds_personal,
     holds_reserved_key,
@@ -140,7 +139,7 @@ class Codec:
                 raise _too_deep_error(f"event {type_name!r}")
             if plan.untyped:
                 self._check_untyped_fields(item, cls, plan.untyped, data, f"event {type_name!r}")
-            if data.find(RESERVED_KEY_JSON) != -1:
+            if holds_reserved_key(data):
                 raise _reserved_error(type_name)
             if plan.personal:
                 event_id = event_id or new_event_id()

@@ -32,8 +32,6 @@ class Reading(abc.ABC):
 
     if TYPE_CHECKING:  # LifecycleMixin's and Erasure's
 
-        def _lifecycle_low(self, stream_id: str, low: int, archived: bool) -> int: ...
-
         def _deletion_low(self, stream_id: str, low: int) -> int | None: ...
 
         def _archived_stream(
@@ -68,25 +66,18 @@ class Reading(abc.ABC):
         remaining = check_optional_count(limit, what="limit")
         backwards = check_flag(backwards, what="backwards")
         archived = check_flag(archived, what="archived")
-        return self._stream_reader(stream_id, low, high, backwards, remaining, archived)
-
-    def _stream_reader(
-        self,
-        stream_id: str,
-        low: int,
-        high: int | None,
-        backwards: bool,
-        remaining: int | None,
-        archived: bool,
-    ) -> Iterator[RecordedEvent]:
-        # Nothing is read before the first next(): the arguments are checked by read_stream
-        # at once, but the store (a deleted stream's tombstone included) only when iterated,
-        # so that eventkeep.aio can check them on the event loop and read on a store thread.
+        # Nothing is read before the first next(): the arguments are checked here at once, but
+        # the store (a deleted stream's tombstone included) only when iterated, so that
+        # eventkeep.aio can check them on the event loop and read on a store thread. Both are
+        # generators; the live one is returned as it is (no generator around it per event).
         if archived:
-            low = self._lifecycle_low(stream_id, low, archived)
-            yield from self._archived_stream(stream_id, low, high, backwards, remaining)
-        else:
-            yield from self._paged_stream(stream_id, low, high, backwards, remaining)
+            return self._archived_reader(stream_id, low, high, backwards, remaining)
+        return self._paged_stream(stream_id, low, high, backwards, remaining)
+
+    def _archived_reader(
+        self, stream_id: str, low: int, high: int | None, backwards: bool, remaining: int | None
+    ) -> Iterator[RecordedEvent]:
+        yield from self._archived_stream(stream_id, low, high, backwards, remaining)
 
     def _paged_stream(
         self, stream_id: str, low: int, high: int | None, backwards: bool, remaining: int | None
