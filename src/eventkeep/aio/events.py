@@ -65,19 +65,29 @@ class Handed(AsyncIterator[R], Generic[R]):
         self._size = PAGE_SIZE  # events in the next hand-over
 
     async def _fetch(self) -> list[R]:
-        size = self._size
-        self._size = min(size * 2, MOST_PAGES * PAGE_SIZE)
         events = self._events
         if isinstance(events, Iterator):
+            size = self._grow()
             page = await self._call(functools.partial(_take, events, size))
         elif callable(events):
+            size = self._grow()
             page = await self._call(functools.partial(self._open, events, size))
         else:
+            # Read on the loop: no hand-over to save, so a backend page at a time (a bigger
+            # hand-over only keeps more events alive at once, which costs memory and the
+            # garbage collector's time).
+            size = PAGE_SIZE
             taken = await events.take(size)
             page = taken if isinstance(taken, list) else list(taken)
         if len(page) < size:
             self._done = True
         return page
+
+    def _grow(self) -> int:
+        """The size of this hand-over from a store thread (the next one is twice as big)."""
+        size = self._size
+        self._size = min(size * 2, MOST_PAGES * PAGE_SIZE)
+        return size
 
     def _open(self, opener: Callable[[], Iterator[R]], count: int) -> list[R]:
         """On the store thread: open the items, then take the first hand-over."""

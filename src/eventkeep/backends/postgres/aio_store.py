@@ -33,8 +33,8 @@ from eventkeep.backends.postgres.connection import quoted
 from eventkeep.backends.postgres.store import PostgresStore
 from eventkeep.store import AppendResult, PreparedAppend, StreamAppend
 from eventkeep.store.dcb import AppendCondition, Query, QueryResult, check_condition, check_query
+from eventkeep.store.erasure import marked_plain
 from eventkeep.store.events import Event
-from eventkeep.store.personal import holds_personal
 from eventkeep.store.recorded import RecordedEvent
 from eventkeep.store.types import PAGE_SIZE
 from eventkeep.store.validation import check_count, check_optional_count, check_stream_id
@@ -172,7 +172,7 @@ class NativePostgres:
                     if len(rows) < CHUNK:
                         break
                     await asyncio.sleep(0)
-        if any(holds_personal(event._raw_data) for event in events):
+        if not marked_plain(events):
             keyed: Sequence[RecordedEvent] = await self._offload(
                 functools.partial(self.store._with_personal, events)
             )
