@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from typing import Generic, Protocol, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Generic, TypeVar
 
 from eventkeep.store.hashing import ChainRow
 from eventkeep.store.recorded import RecordedEvent
@@ -18,24 +18,15 @@ from eventkeep.store.validation import (
     check_stream_id,
 )
 
-__all__ = ["MOST_PAGES", "Call", "Events", "Handed", "Pages", "Rows", "stream_read"]
+__all__ = ["MOST_PAGES", "Call", "Events", "Handed", "Rows", "stream_read"]
 
 MOST_PAGES = 16
 """The most backend pages one hand-over from a store thread carries."""
 
 T = TypeVar("T")
 R = TypeVar("R")
-R_co = TypeVar("R_co", covariant=True)
 Call = Callable[[Callable[[], T]], Awaitable[T]]
 """Runs a function on a store thread (or a transaction's): ``await call(fn)``."""
-
-
-class Pages(Protocol[R_co]):
-    """A read done natively on the event loop (PostgreSQL's ``aio_store``), a page at a time."""
-
-    async def take(self, count: int | None) -> Sequence[R_co]:
-        """Up to ``count`` more items (None: all of them); fewer only at the end."""
-        ...
 
 
 class Handed(AsyncIterator[R], Generic[R]):
@@ -48,13 +39,12 @@ class Handed(AsyncIterator[R], Generic[R]):
     for the GIL, and it cost CPU without saving time.)
 
     ``events``: the items, or a function returning them that is called on the store thread of
-    the first hand-over (a read whose start does I/O, such as a stream's deletion check), or
-    :class:`Pages` read natively on the loop (then ``call`` is not used).
+    the first hand-over (a read whose start does I/O, such as a stream's deletion check).
     """
 
     def __init__(
         self,
-        events: Iterator[R] | Callable[[], Iterator[R]] | Pages[R],
+        events: Iterator[R] | Callable[[], Iterator[R]],
         call: Call[list[R]],
     ) -> None:
         self._events = events
@@ -65,29 +55,16 @@ class Handed(AsyncIterator[R], Generic[R]):
         self._size = PAGE_SIZE  # events in the next hand-over
 
     async def _fetch(self) -> list[R]:
+        size = self._size
+        self._size = min(size * 2, MOST_PAGES * PAGE_SIZE)
         events = self._events
         if isinstance(events, Iterator):
-            size = self._grow()
             page = await self._call(functools.partial(_take, events, size))
-        elif callable(events):
-            size = self._grow()
-            page = await self._call(functools.partial(self._open, events, size))
         else:
-            # Read on the loop: no hand-over to save, so a backend page at a time (a bigger
-            # hand-over only keeps more events alive at once, which costs memory and the
-            # garbage collector's time).
-            size = PAGE_SIZE
-            taken = await events.take(size)
-            page = taken if isinstance(taken, list) else list(taken)
+            page = await self._call(functools.partial(self._open, events, size))
         if len(page) < size:
             self._done = True
         return page
-
-    def _grow(self) -> int:
-        """The size of this hand-over from a store thread (the next one is twice as big)."""
-        size = self._size
-        self._size = min(size * 2, MOST_PAGES * PAGE_SIZE)
-        return size
 
     def _open(self, opener: Callable[[], Iterator[R]], count: int) -> list[R]:
         """On the store thread: open the items, then take the first hand-over."""

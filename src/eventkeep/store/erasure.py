@@ -26,22 +26,10 @@ if TYPE_CHECKING:
     from eventkeep.store.recorded import RecordedEvent
     from eventkeep.store.types import AppendResult, PreparedAppend
 
-__all__ = ["KEY_CONFLICT_RETRIES", "Erasure", "marked_plain"]
+__all__ = ["KEY_CONFLICT_RETRIES", "Erasure"]
 
 KEY_CONFLICT_RETRIES = 3
 """How often an append that lost the race for a subject's first key is sealed again."""
-
-
-def marked_plain(page: Sequence[RecordedEvent]) -> bool:
-    """Whether a read page holds no encrypted value (one search of its data joined; no I/O):
-    then its events are marked so (decoding them searches nothing) and True is returned;
-    False when it may hold some (``Erasure._with_personal`` then fetches their keys)."""
-    raws = [event._raw_data for event in page]
-    if raws and holds_personal_any(raws):
-        return False
-    for event in page:
-        event._plain = True
-    return True
 
 
 class Erasure:
@@ -119,8 +107,14 @@ class Erasure:
         forget elsewhere drops it) and fetch its subjects' keys in one call; if it holds
         none (one search of the page's data joined, not one per event), its events are
         marked so, and decoding them searches nothing."""
-        if not marked_plain(page):
-            self._shredder().page([event._raw_data for event in page])
+        raws = [event._raw_data for event in page]
+        if not raws:
+            return page
+        if holds_personal_any(raws):
+            self._shredder().page(raws)
+            return page
+        for event in page:
+            event._plain = True
         return page
 
     # -- erasure (crypto-shredding, see docs/erasure.md) ----------------------------------------
