@@ -55,8 +55,11 @@ class Handed(AsyncIterator[R], Generic[R]):
         self._size = PAGE_SIZE  # events in the next hand-over
 
     async def _fetch(self) -> list[R]:
-        size = self._size
-        self._size = min(size * 2, MOST_PAGES * PAGE_SIZE)
+        # One item more than the pages hold: to take it, the store thread reads the next
+        # page, so a read that ends on a page's end (a 1,000-event stream) is over in one
+        # hand-over, not two (the second one only finding the end).
+        size = self._size + 1
+        self._size = min(self._size * 2, MOST_PAGES * PAGE_SIZE)
         events = self._events
         if isinstance(events, Iterator):
             page = await self._call(functools.partial(_take, events, size))
