@@ -34,8 +34,9 @@ from eventkeep.store.recorded import RecordedEvent
 
 __all__ = ["MOST_BATCHES", "AsyncRunner", "AsyncSubscription"]
 
-MOST_BATCHES = 16
-"""The most batches one hand-over from a store thread carries while a subscription catches up."""
+MOST_BATCHES = 4
+"""The most batches one hand-over from a store thread carries while a subscription catches up
+(2,000 events at the default batch size: see ``events.MOST_PAGES`` for why few)."""
 
 
 class AsyncSubscription:
