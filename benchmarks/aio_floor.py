@@ -11,9 +11,9 @@ comparisons, each measured side by side in one process (not a test).
    statement.
 2. **A hand-over**: a call that does nothing, run on a store thread and awaited (CPU and wall
    time per call).
-3. **Garbage collection**: collections and their time during a catch-up of the log (batches
-   of 500), synchronous against asynchronous, at several batches per hand-over
-   (``eventkeep.aio.projections.MOST_BATCHES``).
+3. **Garbage collection**: collections and their time during a catch-up of the log
+   (``--log`` events, batches of 500), synchronous against asynchronous, at several batches
+   per hand-over (``eventkeep.aio.projections.MOST_BATCHES``).
 """
 
 from __future__ import annotations
@@ -133,8 +133,7 @@ class _Collections:
             self.counts[info["generation"]] += 1
 
 
-def collections(url: str, repeats: int, log: int) -> None:
-    fill(url, log)
+def collections(url: str, repeats: int) -> None:
     stores = Stores(url)
     try:
         sides: dict[str, tuple[int | None, Callable[[], float]]] = {
@@ -174,8 +173,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     hand_over(args.repeats)
     with postgres() as url:
+        fill(url, args.log)
         pages(url, args.repeats)
-        collections(url, args.repeats, args.log)
+        collections(url, args.repeats)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,7 @@ from eventkeep.store.validation import (
     check_stream_id,
 )
 
-__all__ = ["MOST_PAGES", "Call", "Events", "Handed", "Rows", "stream_read"]
-
-MOST_PAGES = 2
-"""The most backend pages one hand-over from a store thread carries. Few: a thread switch is
-cheap (about 45 µs of CPU here), while events kept alive by the thousand cost the garbage
-collector (collections triggered, survivors promoted, now and then a full collection)."""
+__all__ = ["Call", "Events", "Handed", "Rows", "stream_read"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -34,11 +29,14 @@ Call = Callable[[Callable[[], T]], Awaitable[T]]
 class Handed(AsyncIterator[R], Generic[R]):
     """Items read a page at a time on a store thread, handed out one by one.
 
-    Each hand-over from a store thread to the loop costs a thread switch, which a busy machine
-    makes slow: the first hand-over is one page of the backend's, and each next one twice as
-    many pages as the one before, up to ``MOST_PAGES``. (Reading the next hand-over while the
-    caller goes through the current one was tried: on CPython the two threads then contend
-    for the GIL, and it cost CPU without saving time.)
+    Each hand-over from a store thread to the loop is one page of the backend's
+    (``PAGE_SIZE`` events), as the synchronous reads hold one page at a time: a thread switch
+    costs about 60 µs of CPU here (``benchmarks/aio_floor.py``), while events kept alive by
+    the thousands cost the garbage collector more (collections triggered, survivors
+    promoted, now and then a full collection; hand-overs that grew to 16 pages measured
+    0.86-0.91x of the synchronous reads against 0.92x for one page). (Reading the next
+    hand-over while the caller goes through the current one was tried too: on CPython the two
+    threads then contend for the GIL, and it cost CPU without saving time.)
 
     ``events``: the items, or a function returning them that is called on the store thread of
     the first hand-over (a read whose start does I/O, such as a stream's deletion check).
@@ -53,14 +51,12 @@ class Handed(AsyncIterator[R], Generic[R]):
         self._call = call
         self._rest: Iterator[R] = iter(())  # the current hand-over's items not yet handed out
         self._done = False
-        self._size = PAGE_SIZE  # events in the next hand-over
 
     async def _fetch(self) -> list[R]:
-        # One item more than the pages hold: to take it, the store thread reads the next
-        # page, so a read that ends on a page's end (a 1,000-event stream) is over in one
-        # hand-over, not two (the second one only finding the end).
-        size = self._size + 1
-        self._size = min(self._size * 2, MOST_PAGES * PAGE_SIZE)
+        # One item more than a page: to take it, the store thread reads the next page, so a
+        # read that ends on a page's end (a 1,000-event stream) is over in one hand-over, not
+        # two (the second one only finding the end).
+        size = PAGE_SIZE + 1
         events = self._events
         if isinstance(events, Iterator):
             page = await self._call(functools.partial(_take, events, size))
@@ -77,8 +73,8 @@ class Handed(AsyncIterator[R], Generic[R]):
 
     def __aiter__(self) -> AsyncIterator[R]:
         """``async for``: an async generator over the hand-overs. One generator per read, not a
-        coroutine per item (``__anext__``): about 0.2 µs an item on CPython 3.11 here, 10-25%
-        less than the coroutine's."""
+        coroutine per item (``__anext__``): about 0.1 µs an item on CPython 3.11 here, less
+        than the coroutine's."""
         return self._each()
 
     async def _each(self) -> AsyncIterator[R]:
@@ -99,7 +95,7 @@ class Handed(AsyncIterator[R], Generic[R]):
 
     async def pages(self) -> AsyncIterator[list[R]]:
         """The remaining events a hand-over at a time, as lists: the cheapest way through a
-        long read (``async for`` costs CPython about 0.2 µs per item)."""
+        long read (``async for`` costs CPython about 0.1 µs per item more)."""
         rest = list(self._rest)
         if rest:
             yield rest

@@ -34,9 +34,12 @@ from eventkeep.store.recorded import RecordedEvent
 
 __all__ = ["MOST_BATCHES", "AsyncRunner", "AsyncSubscription"]
 
-MOST_BATCHES = 4
-"""The most batches one hand-over from a store thread carries while a subscription catches up
-(2,000 events at the default batch size: see ``events.MOST_PAGES`` for why few)."""
+MOST_BATCHES = 2
+"""The most batches one hand-over from a store thread carries while a subscription catches up:
+1,000 events at the default batch size, a backend page, as ``Events`` hands over (see there
+why few; measured by ``benchmarks/aio_floor.py``: a catch-up of 20,000 events at 16 batches a
+hand-over spent 10 ms in 20-odd garbage collections, at 4 batches 5 ms, at one batch and on
+the synchronous API under 1 ms)."""
 
 
 class AsyncSubscription:
