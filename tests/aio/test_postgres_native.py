@@ -1,5 +1,6 @@
-"""On PostgreSQL the asyncio API does its appends, reads and waiting on psycopg's
-``AsyncConnection``, running the same append plan as the synchronous store (``plans.py``)."""
+"""On PostgreSQL the asyncio API does its appends, the head and waiting on psycopg's
+``AsyncConnection``, running the same append plan as the synchronous store (``plans.py``);
+its reads run the synchronous store's on a store thread."""
 
 from __future__ import annotations
 
@@ -47,9 +48,12 @@ def sync_requests(store: eventkeep.aio.AsyncEventStore) -> int:
     return int(store.sync._db._pool.get_stats().get("requests_num", 0))  # type: ignore[attr-defined]
 
 
-def test_appends_reads_and_queries_run_natively_on_the_async_pool(
+def test_appends_and_the_head_run_natively_on_the_async_pool_and_reads_on_the_store_threads(
     url: str, plan_reads: list[bool]
 ) -> None:
+    """Reads are the synchronous store's, a page per hand-over from a store thread: a page
+    costs psycopg's AsyncConnection more CPU than the synchronous connection (docs/aio.md)."""
+
     async def main() -> None:
         async with await eventkeep.aio.open_store(url) as store:
             assert store._native is not None
@@ -58,13 +62,14 @@ def test_appends_reads_and_queries_run_natively_on_the_async_pool(
             await asyncio.gather(*(store.append(f"s-{n}", deposits(2)) for n in range(20)))
             claim = NewEvent(RawEvent("Claimed", {}), tags=["username:ann"])
             await store.append_events([claim], condition=AppendCondition(QUERY, 0))
-            assert [e.version for e in await store.read_stream("a").list()] == [1, 2, 3]
-            assert len(await store.read_all().list()) == 44
-            assert [e.type for e in (await store.read(QUERY)).events] == ["Claimed"]
             assert await store.stream_version("a") == 3
             assert await store.head_position() == 44
             assert sync_requests(store) == before  # nothing went through the store threads
             assert store._native.db.pool.get_stats()["requests_num"] > 0  # type: ignore[attr-defined]
+            assert [e.version for e in await store.read_stream("a").list()] == [1, 2, 3]
+            assert len(await store.read_all().list()) == 44
+            assert [e.type for e in (await store.read(QUERY)).events] == ["Claimed"]
+            assert sync_requests(store) > before  # the reads did
             assert pool_is_idle(store)
 
     asyncio.run(main())
@@ -200,7 +205,8 @@ def test_pooled_connections_killed_while_idle_are_replaced_and_errors_are_eventk
 
 def test_native_appends_and_long_reads_never_work_on_the_loop_for_5_ms(url: str) -> None:
     """The loop thread's own CPU time in every callback (``LoopWatch``): appends at and above
-    the size sent from a store thread, and a read of 4,202 events, 500 rows a turn."""
+    the size sent from a store thread, and a read of 4,202 events handed over a page at a
+    time."""
     sizes = (1, plans.HEAVY_ROWS, plans.HEAVY_ROWS + 1, 2000)
     appends = [eventkeep.StreamAppend(f"s-{n}", deposits(n)) for n in sizes]
     many = [eventkeep.StreamAppend(f"m-{n}", deposits(1)) for n in range(2000)]  # made off the loop
@@ -224,9 +230,9 @@ def test_native_appends_and_long_reads_never_work_on_the_loop_for_5_ms(url: str)
 
 
 def test_a_read_abandoned_half_way_leaves_no_connection_and_no_error_behind(url: str) -> None:
-    """The next page is read ahead while the caller goes through a hand-over; a caller that
-    stops reading leaves that read to end on its own (its connection back in the pool), and
-    a store closed meanwhile closes cleanly (warnings are errors here)."""
+    """A caller that stops reading half-way leaves no connection out of its pool (the read's
+    generator, on a store thread, holds none between hand-overs), and a store closed
+    meanwhile closes cleanly (warnings are errors here)."""
 
     async def main(close_at_once: bool) -> None:
         store = await eventkeep.aio.open_store(url)
@@ -234,7 +240,7 @@ def test_a_read_abandoned_half_way_leaves_no_connection_and_no_error_behind(url:
             if await store.stream_version("a") == 0:
                 await store.append("a", deposits(3000))
             async for event in store.read_stream("a"):
-                if event.version == 1500:  # the second hand-over: a third page is read ahead
+                if event.version == 1500:  # in the second hand-over
                     break
             if not close_at_once:
                 for _ in range(500):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from typing import Generic, Protocol, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Generic, TypeVar
 
 from eventkeep.store.hashing import ChainRow
 from eventkeep.store.recorded import RecordedEvent
@@ -18,63 +18,50 @@ from eventkeep.store.validation import (
     check_stream_id,
 )
 
-__all__ = ["MOST_PAGES", "Call", "Events", "Handed", "Pages", "Rows", "stream_read"]
-
-MOST_PAGES = 16
-"""The most backend pages one hand-over from a store thread carries."""
+__all__ = ["Call", "Events", "Handed", "Rows", "stream_read"]
 
 T = TypeVar("T")
 R = TypeVar("R")
-R_co = TypeVar("R_co", covariant=True)
 Call = Callable[[Callable[[], T]], Awaitable[T]]
 """Runs a function on a store thread (or a transaction's): ``await call(fn)``."""
-
-
-class Pages(Protocol[R_co]):
-    """A read done natively on the event loop (PostgreSQL's ``aio_store``), a page at a time."""
-
-    async def take(self, count: int | None) -> Sequence[R_co]:
-        """Up to ``count`` more items (None: all of them); fewer only at the end."""
-        ...
 
 
 class Handed(AsyncIterator[R], Generic[R]):
     """Items read a page at a time on a store thread, handed out one by one.
 
-    Each hand-over from a store thread to the loop costs a thread switch, which a busy machine
-    makes slow: the first hand-over is one page of the backend's, and each next one twice as
-    many pages as the one before, up to ``MOST_PAGES``. (Reading the next hand-over while the
-    caller goes through the current one was tried: on CPython the two threads then contend
-    for the GIL, and it cost CPU without saving time.)
+    Each hand-over from a store thread to the loop is one page of the backend's
+    (``PAGE_SIZE`` events), as the synchronous reads hold one page at a time: a thread switch
+    costs about 60 µs of CPU here (``benchmarks/aio_floor.py``), while events kept alive by
+    the thousands cost the garbage collector more (collections triggered, survivors
+    promoted, now and then a full collection; hand-overs that grew to 16 pages measured
+    0.86-0.91x of the synchronous reads against 0.92x for one page). (Reading the next
+    hand-over while the caller goes through the current one was tried too: on CPython the two
+    threads then contend for the GIL, and it cost CPU without saving time.)
 
     ``events``: the items, or a function returning them that is called on the store thread of
-    the first hand-over (a read whose start does I/O, such as a stream's deletion check), or
-    :class:`Pages` read natively on the loop (then ``call`` is not used).
+    the first hand-over (a read whose start does I/O, such as a stream's deletion check).
     """
 
     def __init__(
         self,
-        events: Iterator[R] | Callable[[], Iterator[R]] | Pages[R],
+        events: Iterator[R] | Callable[[], Iterator[R]],
         call: Call[list[R]],
     ) -> None:
         self._events = events
         self._call = call
-        self._page: list[R] = []
-        self._next = 0
+        self._rest: Iterator[R] = iter(())  # the current hand-over's items not yet handed out
         self._done = False
-        self._size = PAGE_SIZE  # events in the next hand-over
 
     async def _fetch(self) -> list[R]:
-        size = self._size
-        self._size = min(size * 2, MOST_PAGES * PAGE_SIZE)
+        # One item more than a page: to take it, the store thread reads the next page, so a
+        # read that ends on a page's end (a 1,000-event stream) is over in one hand-over, not
+        # two (the second one only finding the end).
+        size = PAGE_SIZE + 1
         events = self._events
         if isinstance(events, Iterator):
             page = await self._call(functools.partial(_take, events, size))
-        elif callable(events):
-            page = await self._call(functools.partial(self._open, events, size))
         else:
-            taken = await events.take(size)
-            page = taken if isinstance(taken, list) else list(taken)
+            page = await self._call(functools.partial(self._open, events, size))
         if len(page) < size:
             self._done = True
         return page
@@ -86,51 +73,50 @@ class Handed(AsyncIterator[R], Generic[R]):
 
     def __aiter__(self) -> AsyncIterator[R]:
         """``async for``: an async generator over the hand-overs. One generator per read, not a
-        coroutine per item (``__anext__``): about 0.2 µs an item on CPython 3.11 here, 10-25%
-        less than the coroutine's."""
+        coroutine per item (``__anext__``): about 0.1 µs an item on CPython 3.11 here, less
+        than the coroutine's."""
         return self._each()
 
     async def _each(self) -> AsyncIterator[R]:
         while True:
-            page = self._page
-            for next in range(self._next + 1, len(page) + 1):
-                self._next = next  # where __anext__, pages() and list() go on from
-                yield page[next - 1]
+            # The hand-over's iterator is where __anext__, pages() and list() go on from: a
+            # plain for over it, nothing stored per item.
+            for item in self._rest:
+                yield item
             if not await self._turn_page():
                 return
 
     async def __anext__(self) -> R:
-        page, next = self._page, self._next
-        if next < len(page):
-            self._next = next + 1
-            return page[next]
+        for item in self._rest:
+            return item
         if not await self._turn_page():
             raise StopAsyncIteration
-        self._next = 1
-        return self._page[0]
+        return next(self._rest)
 
     async def pages(self) -> AsyncIterator[list[R]]:
         """The remaining events a hand-over at a time, as lists: the cheapest way through a
-        long read (``async for`` costs CPython about half a microsecond per item)."""
-        if self._next < len(self._page):
-            rest = self._page[self._next :]
-            self._next = len(self._page)
+        long read (``async for`` costs CPython about 0.1 µs per item more)."""
+        rest = list(self._rest)
+        if rest:
             yield rest
-        while await self._turn_page():
-            self._next = len(self._page)
-            yield self._page
+        while page := await self._turn_page():
+            self._rest = iter(())  # all of it handed out here
+            yield page
 
-    async def _turn_page(self) -> bool:
-        """Load the next hand-over into ``_page``; False at the end."""
+    async def _turn_page(self) -> list[R]:
+        """The next hand-over, its items in ``_rest`` too; empty at the end."""
         if self._done:
-            return False
-        self._page = await self._fetch()
-        self._next = 0
-        return bool(self._page)
+            return []
+        page = await self._fetch()
+        self._rest = iter(page)
+        return page
 
     async def list(self) -> list[R]:
         """Every remaining event, in a list."""
-        return [event async for page in self.pages() for event in page]
+        items: list[R] = []
+        async for page in self.pages():
+            items += page
+        return items
 
 
 class Events(Handed[RecordedEvent]):

@@ -1,7 +1,7 @@
 """Backends whose I/O the asyncio API does natively, on the event loop (PostgreSQL, through
-psycopg's ``AsyncConnection``): appends, reads, the head, and waiting (LISTEN). Everything else
-of such a store, and every call of the other backends, runs the synchronous store's method on a
-store thread.
+psycopg's ``AsyncConnection``): appends, the head, a stream's version, and waiting (LISTEN).
+Everything else of such a store (reads included: see ``backends/postgres/aio_store.py``), and
+every call of the other backends, runs the synchronous store's method on a store thread.
 
 Only a backend already imported can be native: ``import eventkeep.aio`` imports no driver.
 """
@@ -12,11 +12,8 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
-from eventkeep.aio.events import Pages
 from eventkeep.store import AppendResult, EventStore, StreamAppend
-from eventkeep.store.dcb import AppendCondition, Query, QueryResult
-from eventkeep.store.events import Event
-from eventkeep.store.recorded import RecordedEvent
+from eventkeep.store.dcb import AppendCondition
 
 __all__ = ["Engine", "engine"]
 
@@ -34,25 +31,6 @@ class Engine(Protocol):
     async def append_events(
         self, events: Iterable[Any], condition: AppendCondition | None, metadata: Any
     ) -> AppendResult: ...
-
-    def read_stream(
-        self,
-        stream_id: str,
-        from_version: int,
-        to_version: int | None,
-        backwards: bool,
-        limit: int | None,
-    ) -> Pages[RecordedEvent]: ...
-
-    def read_all(
-        self,
-        after: int | None,
-        limit: int | None,
-        types: Iterable[str | type[Event]] | None,
-        prefix: str | None,
-    ) -> Pages[RecordedEvent]: ...
-
-    async def read(self, query: Query, after: int | None, limit: int | None) -> QueryResult: ...
 
     async def stream_version(self, stream_id: str) -> int: ...
 

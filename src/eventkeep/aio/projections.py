@@ -34,8 +34,12 @@ from eventkeep.store.recorded import RecordedEvent
 
 __all__ = ["MOST_BATCHES", "AsyncRunner", "AsyncSubscription"]
 
-MOST_BATCHES = 16
-"""The most batches one hand-over from a store thread carries while a subscription catches up."""
+MOST_BATCHES = 2
+"""The most batches one hand-over from a store thread carries while a subscription catches up:
+1,000 events at the default batch size, a backend page, as ``Events`` hands over (see there
+why few; measured by ``benchmarks/aio_floor.py``: a catch-up of 20,000 events at 16 batches a
+hand-over spent 10 ms in 20-odd garbage collections, at 4 batches 5 ms, at one batch and on
+the synchronous API under 1 ms)."""
 
 
 class AsyncSubscription:
@@ -76,22 +80,7 @@ class AsyncSubscription:
     async def fetch(self, after: int | None = None) -> Batch:
         """One batch after ``after`` (default: the subscription's position); never waits."""
         await self._start()
-        if self.store._natively() is not None:
-            return await self._fetch_natively(self.position if after is None else after)
         return await self.store._call(self.sync.fetch, after)
-
-    async def _fetch_natively(self, position: int) -> Batch:
-        """``Subscription.fetch`` with the store's native reads (PostgreSQL): the same reads,
-        the batch built by the synchronous subscription."""
-        sync, store = self.sync, self.store
-        if sync.query is not None:
-            found = await store.read(sync.query, after=position, limit=sync.batch_size)
-            return Batch(found.events, found.head, len(found) != sync.batch_size)
-        head = await store.head_position()
-        events = store.read_all(
-            position, sync.batch_size, types=sync.types, stream_prefix=sync.stream_prefix
-        )
-        return sync.batch_of(position, head, await events.list())
 
     async def batches(
         self, stop: asyncio.Event | None = None, *, idle_timeout: float | None = None
@@ -99,22 +88,11 @@ class AsyncSubscription:
         """Non-empty batches until ``stop`` is set (or ``idle_timeout`` seconds pass with
         nothing new); the position advances as each batch is taken. While it is behind, one
         hand-over from the store thread carries several batches (twice as many each time, up
-        to ``MOST_BATCHES``): catching up costs few thread switches. On a native store
-        (PostgreSQL) each batch is read on the loop, and the next one is asked for while the
-        caller goes through the current one."""
+        to ``MOST_BATCHES``): catching up costs few thread switches."""
         coming: list[Batch] = []
         ahead = 1
-        next_batch: asyncio.Future[Batch] | None = None
         while stop is None or not stop.is_set():
-            if not coming and self.store._natively() is not None:
-                taken, next_batch = next_batch, None
-                batch = await (taken if taken is not None else self.fetch())
-                coming = [batch]
-                if batch.events and not batch.caught_up:
-                    next_batch = asyncio.ensure_future(self._fetch_natively(batch.position))
-                    next_batch.add_done_callback(_retrieved)
-                    await asyncio.sleep(0)  # its statement goes out
-            elif not coming:
+            if not coming:
                 await self._start()
                 coming = await self.store._call(_run_of, self.sync, self.sync.position, ahead)
                 ahead = min(ahead * 2, MOST_BATCHES)
@@ -139,12 +117,6 @@ class AsyncSubscription:
         async for batch in self.batches():
             for event in batch.events:
                 yield event
-
-
-def _retrieved(future: asyncio.Future[Batch]) -> None:
-    """A batch read ahead that nobody took (the caller stopped): its error goes nowhere."""
-    if not future.cancelled():
-        future.exception()
 
 
 def _run_of(subscription: Subscription, position: int, count: int) -> list[Batch]:

@@ -4,7 +4,7 @@ Every method has the name and the arguments of its ``EventStore`` counterpart an
 (reads return async iterators). Each call is the synchronous store's own method, run on one of
 the store's threads: the checks, the encoding, the append planner, the hash chain and the SQL
 are the ones the synchronous API runs, so both APIs give the same results, the same errors and
-the same guarantees. On PostgreSQL, appends, reads and waiting are native instead
+the same guarantees. On PostgreSQL, appends, the head and waiting are native instead
 (:mod:`eventkeep.aio.native`): the same plans, run on psycopg's ``AsyncConnection``. The event
 loop never waits for the database.
 
@@ -231,10 +231,6 @@ class AsyncEventStore(LifecycleMethods):
             limit=limit,
             archived=archived,
         )
-        engine = None if archived else self._natively()
-        if engine is not None:
-            pages = engine.read_stream(stream_id, from_version, to_version, backwards, limit)
-            return Events(pages, self._caller())
         return Events(events, self._caller())
 
     def read_all(
@@ -247,19 +243,12 @@ class AsyncEventStore(LifecycleMethods):
     ) -> Events:
         """See ``EventStore.read_all``."""
         events = self.sync.read_all(after, limit, types=types, stream_prefix=stream_prefix)
-        engine = self._natively()
-        if engine is not None:
-            pages = engine.read_all(after, limit, types, stream_prefix)
-            return Events(pages, self._caller())
         return Events(events, self._caller())
 
     async def read(
         self, query: Query, *, after: int | None = None, limit: int | None = None
     ) -> QueryResult:
         """See ``EventStore.read``."""
-        engine = self._natively()
-        if engine is not None:
-            return await engine.read(query, after, limit)
         return await self._call(self.sync.read, query, after=after, limit=limit)
 
     async def stream_version(self, stream_id: str) -> int:
