@@ -122,14 +122,21 @@ def time_ops(op: Callable[[int], None], start: int, count: int) -> list[float]:
     return samples
 
 
+CHUNK = 10
+"""Appends each variant makes in turn: the variants alternate every few appends, so that a
+drift of the machine (the disk's flush time, other work) falls on all of them alike."""
+
+
 def compare(variants: dict[str, Callable[[int], None]], ops: int, repeats: int) -> dict[str, float]:
-    """Median seconds per op of each variant, repetitions interleaved (one warm-up round)."""
+    """Median µs per op of each variant, interleaved in chunks of ``CHUNK`` (one warm-up
+    round)."""
     samples: dict[str, list[float]] = {name: [] for name in variants}
     for op in variants.values():
         time_ops(op, 10_000_000, 20)  # warm-up: connections, statements prepared
     for rep in range(repeats):
-        for name, op in variants.items():
-            samples[name] += time_ops(op, rep * ops, ops)
+        for start in range(rep * ops, (rep + 1) * ops, CHUNK):
+            for name, op in variants.items():
+                samples[name] += time_ops(op, start, min(CHUNK, (rep + 1) * ops - start))
     return {name: median_us(values) for name, values in samples.items()}
 
 
