@@ -166,6 +166,15 @@ def appends(backends: list[str], ops: int, repeats: int, server: Any, folder: Pa
     lines = [
         "## Conditional append vs plain append (one event; median µs per append)",
         "",
+        "- plain: `store.append(stream, [one event], expected_version=0)`, a new stream, no tags;",
+        "- tagged: `store.append_events([the event with 2 tags])`, no condition (its own "
+        "new `$dcb:` stream, the tags written with it and into the tag index);",
+        "- conditional: the same tagged event, with `condition=AppendCondition(a 2-item query, "
+        "after=P)`: one item of 2 types and a tag, one of 1 type and a tag, P the head before "
+        "the run (so the check is a real probe of both items after P, finding nothing). The "
+        "query is built per append, in the timed part.",
+        f"- the variants alternate every {CHUNK} appends.",
+        "",
         "| backend | plain one-event stream append | the event with 2 tags, no condition "
         "| the same with a condition (2-item query) | conditional / plain "
         "| conditional / tagged |",
