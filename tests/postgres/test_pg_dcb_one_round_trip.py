@@ -206,3 +206,37 @@ def test_a_matching_commit_before_the_lock_fails_the_condition_and_nothing_is_wr
     assert locked == [1]
     assert store.head_position() == 2
     assert store.verify().ok
+
+
+def test_appends_of_several_events_and_streams_are_one_round_trip_too(
+    stores: Any, trips: list[str]
+) -> None:
+    store, _ = stores
+    head = store.head_position()
+    trips.clear()
+    results = store.append_many(
+        [
+            eventkeep.StreamAppend("s-1", [claim("username:zoe"), claim("username:max")], 0),
+            eventkeep.StreamAppend("s-2", [RawEvent("Noted", {}), RawEvent("Noted", {})], 0),
+        ],
+        condition=AppendCondition(QUERY, head),
+    )
+    untagged = store.append(
+        "s-3",
+        [RawEvent("Noted", {}), RawEvent("Noted", {})],
+        expected_version=0,  # a new stream: no head to know
+        condition=AppendCondition(QUERY),
+    )
+    assert len(trips) == 2
+    assert all("eventkeep_append_position_unmatched" in statement for statement in trips)
+    assert [r.positions for r in results] == [(2, 3), (4, 5)]
+    assert untagged.positions == (6, 7)
+    assert [e.tags for e in store.read(Query([QueryItem(tags=["username:max"])]))] == [
+        ("username:max",)
+    ]
+    zoe = Query([QueryItem(tags=["username:zoe"])])
+    with pytest.raises(AppendConditionError) as caught:
+        store.append("s-1", [claim()], expected_version=2, condition=AppendCondition(zoe, 0))
+    assert caught.value.position == 2
+    store.append("s-1", [claim()], expected_version=2, condition=AppendCondition(zoe, 2))
+    assert store.verify().ok
