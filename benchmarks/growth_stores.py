@@ -378,8 +378,12 @@ class PostgresSide(Side):
         from eventkeep.backends.postgres import sql
 
         plans: dict[str, str] = {}
-        ek = sql.READ_STREAM_FORWARDS.replace("%s", "{}").format(
-            f"'{stream_id(k)}'", 1, 2**62, 10_000
+        # The statement of eventkeep's first page of a stream read (a "live" read: see
+        # EventStore._paged_stream).
+        ek = (
+            sql.read_stream(backwards=False, live=True)
+            .replace("%s", "{}")
+            .format(f"'{stream_id(k)}'", 1, 2**62, f"'{stream_id(k)}'", 10_000)
         )
         raw = self._STREAM.replace("%s", f"'{stream_id(k)}'")
 
@@ -403,11 +407,12 @@ class PostgresSide(Side):
             self._planners.append(conn)
             conn.execute(f"SET search_path TO {schema}")
             statement = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + (
-                sql.READ_STREAM_FORWARDS if ek else self._STREAM
+                sql.read_stream(backwards=False, live=True) if ek else self._STREAM
             )
 
             def sample(k: int) -> tuple[float, int, int]:
-                params = (stream_id(k), 1, 2**62, 1000) if ek else (stream_id(k),)
+                sid = stream_id(k)
+                params = (sid, 1, 2**62, sid, 1000) if ek else (sid,)
                 plan = conn.execute(statement, params).fetchone()[0][0]
                 top = plan["Plan"]
                 return (

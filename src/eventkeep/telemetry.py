@@ -21,6 +21,7 @@ ENABLED = importlib.util.find_spec("opentelemetry") is not None
 """Whether ``opentelemetry-api`` is importable (checked once, without importing it)."""
 
 _tracer: Any = None
+_trace: Any = None  # the opentelemetry.trace module, once imported
 _FROM_ENVIRONMENT = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 _NOTHING = contextlib.nullcontext()
 
@@ -42,8 +43,12 @@ def span(
 
 def _configured_tracer() -> Any:
     """eventkeep's tracer once the application has set a tracer provider, else None."""
-    global _tracer
-    from opentelemetry import trace
+    global _tracer, _trace
+    trace = _trace
+    if trace is None:  # imported once: an import statement per call cost appends 2-3%
+        from opentelemetry import trace
+
+        _trace = trace
 
     # The API's global before asking for it: get_tracer_provider() reads the environment on
     # every call until a provider is set (a provider named there is loaded by that call).

@@ -73,6 +73,7 @@ class _Event(NamedTuple):
     schema_version: int
     data: bytes
     metadata: bytes
+    tags: tuple[str, ...] = ()
 
 
 def rechain(conn: psycopg.Connection[Any], stream_id: str) -> None:

@@ -88,6 +88,7 @@ class _Event(NamedTuple):
     schema_version: int
     data: bytes
     metadata: bytes
+    tags: tuple[str, ...] = ()
 
 
 def rechain(conn: sqlite3.Connection, stream_id: str) -> None:

@@ -26,6 +26,7 @@ from eventkeep import (
     upcasts,
 )
 from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES, Codec
+from eventkeep.store.event_classes import MAX_DEPTH, class_plan
 
 
 class Suit(enum.Enum):
@@ -294,11 +295,51 @@ class _AnyValues(Event):
 
 
 def test_only_event_classes_that_can_hold_a_float_pay_for_the_nan_walk() -> None:
-    from eventkeep.store.codec import _may_hold_float
+    assert class_plan(_NoFloats).may_hold_float is False
+    assert class_plan(_NestedFloat).may_hold_float is True
+    assert class_plan(_AnyValues).may_hold_float is True
 
-    assert _may_hold_float(_NoFloats) is False
-    assert _may_hold_float(_NestedFloat) is True
-    assert _may_hold_float(_AnyValues) is True
+
+class _Tree(Event):
+    __event_type__ = "unit.Tree"
+    children: list[_Tree] = []
+
+
+class _Grid(Event):
+    __event_type__ = "unit.Grid"
+    rows: list[list[int]] = []
+
+
+def test_only_event_classes_whose_types_do_not_bound_their_depth_pay_for_the_depth_walk() -> None:
+    assert class_plan(_NoFloats).may_nest_too_deeply is False  # {"tags": [...]}: 2 levels
+    assert class_plan(_Grid).may_nest_too_deeply is False  # 3 levels, whatever the data
+    assert class_plan(_NestedFloat).may_nest_too_deeply is False
+    assert class_plan(_AnyValues).may_nest_too_deeply is True  # Any: any depth
+    assert class_plan(_Tree).may_nest_too_deeply is True  # recursive
+
+
+def test_a_recursive_event_nested_too_deeply_is_refused_and_nothing_is_stored() -> None:
+    store = eventkeep.open_store("memory://")
+    tree = _Tree()
+    for _ in range(MAX_DEPTH):
+        tree = _Tree(children=[tree])
+    with pytest.raises(ValidationError, match="nested too deeply"):
+        store.append("s", [tree])
+    assert store.head_position() == 0
+    shallow = _Tree(children=[_Tree(children=[_Tree()])])
+    store.append("s", [shallow])
+    assert [r.event for r in store.read_stream("s")] == [shallow]
+
+
+def test_an_abstract_event_class_is_refused_every_time() -> None:
+    class _Base(Event):
+        __abstract__ = True
+
+    store = eventkeep.open_store("memory://")
+    for _ in range(2):  # the refusal is never cached as a plan
+        with pytest.raises(ValidationError, match="abstract"):
+            store.append("s", [_Base()])
+    assert store.head_position() == 0
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 import eventkeep
 from eventkeep import Personal
+from eventkeep.store import personal
 from eventkeep.store.personal import holds_personal_any
 
 ENVELOPE = b'{"email":{"$eventkeep:personal":["c-1","QUJD"]}}'
@@ -39,3 +43,19 @@ def test_plain_pages_are_marked_and_personal_ones_revealed() -> None:
         assert mixed[-1].data["email"] == "ann@example.com"
         store.forget("c-1")
         assert next(iter(store.read_stream("c-1"))).data["email"] == "[redacted]"
+
+
+_PIECES = st.sampled_from(['{"', '"$', "$", "eventkeep", ":personal", '":[', '"', "r", "{", "["])
+
+
+@given(parts=st.lists(_PIECES, max_size=30))
+def test_finding_the_markers_agrees_with_a_substring_search(parts: list[str]) -> None:
+    # holds_personal and holds_reserved_key find each "$" by memchr, then compare the marker
+    # there: whatever the text, the answer must be that of a plain substring search.
+    text = "".join(parts)
+    envelope = personal.ENVELOPE_PREFIX.decode()
+    reserved = personal.RESERVED_KEY_JSON.decode()
+    assert personal.holds_personal(text) == (envelope in text)
+    assert personal.holds_personal(text.encode()) == (envelope in text)
+    assert personal.holds_personal_any([text, "{}"]) == (envelope in text)
+    assert personal.holds_reserved_key(text.encode()) == (reserved in text)

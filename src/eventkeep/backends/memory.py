@@ -221,9 +221,19 @@ class MemoryStore(EventStore):
         )
 
     def _read_stream_page(
-        self, stream_id: str, low: int, high: int | None, backwards: bool, limit: int
+        self,
+        stream_id: str,
+        low: int,
+        high: int | None,
+        backwards: bool,
+        limit: int,
+        live: bool = False,
     ) -> list[RecordedEvent]:
         with self._lock:
+            if live:
+                meta = self._meta.get(stream_id)
+                if meta is not None and meta.deletion is not None:
+                    return []
             positions = self._streams.get(stream_id, [])
             top = len(positions) if high is None else min(high, len(positions))
             if backwards:

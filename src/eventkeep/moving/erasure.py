@@ -27,7 +27,7 @@ from typing import Any
 from eventkeep.errors import IntegrityError, ValidationError
 from eventkeep.store.base import EventStore
 from eventkeep.store.hashing import ChainRow
-from eventkeep.store.personal import ENVELOPE_PREFIX
+from eventkeep.store.personal import holds_personal
 from eventkeep.store.recorded import from_micros, to_micros
 from eventkeep.store.shredding import subjects_in
 from eventkeep.store.transfer import export_events
@@ -127,7 +127,7 @@ class KeyCarrier:
         """Copy the keys of the subjects ``rows`` hold that no earlier page held."""
         subjects: set[str] = set()
         for row in rows:
-            if ENVELOPE_PREFIX in row.data:
+            if holds_personal(row.data):
                 subjects |= subjects_in(row.data)
         subjects -= self._seen
         if subjects:

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 COPY_BATCH_SIZE = 5000
-"""Events per transaction of ``copy_store`` (measured in benchmarks/copy.py)."""
+"""Events per transaction of ``copy_store`` (measured in benchmarks/copying.py)."""
 
 
 class CopyReport(NamedTuple):

@@ -174,7 +174,7 @@ class Appending(abc.ABC):
         if not batches:
             raise ValidationError("append_many needs at least one StreamAppend")
         streams = [b.stream_id for b in batches]
-        if len(set(streams)) != len(streams):
+        if len(streams) > 1 and len(set(streams)) != len(streams):
             raise ValidationError("append_many takes each stream at most once")
         for stream_id in streams:
             if stream_id.startswith(STREAMLESS_PREFIX):
@@ -182,9 +182,10 @@ class Appending(abc.ABC):
                     f"stream ids starting with {STREAMLESS_PREFIX!r} are reserved for "
                     f"append_events (one stream per append), got {stream_id!r}"
                 )
-        ids = [ev.event_id for b in batches for ev in b.events]
-        if len(set(ids)) != len(ids):
-            raise ValidationError("the same event id appears twice in one append")
+        if len(batches) > 1 or len(batches[0].events) > 1:  # one event cannot repeat its id
+            ids = [ev.event_id for b in batches for ev in b.events]
+            if len(set(ids)) != len(ids):
+                raise ValidationError("the same event id appears twice in one append")
         return batches
 
     def _prepare(self, item: Any) -> PreparedAppend:

@@ -23,16 +23,16 @@ import enum
 import math
 import os
 import random
-import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
 from eventkeep.errors import EventTooLargeError, SerializationError, ValidationError
+from eventkeep.store.event_classes import MAX_DEPTH, class_plan, nested_too_deeply
 from eventkeep.store.events import Event, NewEvent, RawEvent, TypeRegistry
 from eventkeep.store.personal import (
     RESERVED_KEY,
@@ -59,10 +59,9 @@ __all__ = [
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 """Default limit on one event's encoded data plus metadata (1 MiB)."""
 
-MAX_DEPTH = 128
-"""Deepest nesting of objects and arrays in one event's data or metadata."""
 
 _EMPTY = b"{}"
+_new_tuple = tuple.__new__
 
 
 class PreparedEvent(NamedTuple):
@@ -97,11 +96,13 @@ class Codec:
 
     def prepare(self, item: Any, call_metadata: Mapping[str, Any] | None) -> PreparedEvent:
         """Check and encode one item of an append call (an Event, RawEvent or NewEvent)."""
-        tags = event_tags(item)
         event_id: bytes | None = None
         new_keys: dict[str, bytes] = {}
         metadata: Mapping[str, Any] | None = call_metadata
+        original = item
+        tagged = False
         if type(item) is NewEvent:
+            tagged = item.tags is not None
             given_id = item.event_id
             if given_id is not None:
                 if not isinstance(given_id, uuid.UUID):
@@ -115,12 +116,13 @@ class Codec:
                     metadata = {**call_metadata, **own} if call_metadata else own
             item = item.event
         if isinstance(item, Event):
-            # The hot path (every event an aggregate records): error texts are only built when
-            # needed. Types that cannot hold a float skip the NaN/infinity check altogether.
+            # The hot path (every event an aggregate records): which checks an event needs
+            # depends on its class alone (see event_classes), and error texts are only built
+            # when needed.
             cls = type(item)
-            if cls.__abstract__:
-                raise ValidationError(f"{cls.__qualname__} is abstract and cannot be appended")
-            type_name, schema_version = cls.__event_type__, cls.__schema_version__
+            plan = class_plan(cls)
+            type_name = plan.type_name
+            schema_version = plan.schema_version
             try:
                 data = self._encoder.encode(item)
             except RecursionError:
@@ -129,19 +131,20 @@ class Codec:
                 raise SerializationError(
                     f"event {type_name!r} cannot be encoded to JSON: {exc}"
                 ) from exc
-            if _may_hold_float(cls) and b"null" in data:
+            # bytes.find, not ``in``: CPython's ``in`` on bytes first tries the needle as an
+            # int, which costs twice the search itself on event-sized data.
+            if plan.may_hold_float and data.find(b"null") != -1:
                 _refuse_non_finite(item, f"event {type_name!r}")
-            if _nested_too_deeply(data):
+            if plan.may_nest_too_deeply and nested_too_deeply(data):
                 raise _too_deep_error(f"event {type_name!r}")
-            untyped = _untyped_fields(cls)
-            if untyped:
-                self._check_untyped_fields(item, cls, untyped, data, f"event {type_name!r}")
+            if plan.untyped:
+                self._check_untyped_fields(item, cls, plan.untyped, data, f"event {type_name!r}")
             if holds_reserved_key(data):
                 raise _reserved_error(type_name)
-            spec = personal_fields(cls)
-            if spec:
+            if plan.personal:
                 event_id = event_id or new_event_id()
-                data = self._seal(data, spec, event_id, new_keys)
+                data = self._seal(data, plan.personal, event_id, new_keys)
+            tagged = tagged or plan.tagged
         elif isinstance(item, RawEvent):
             type_name = check_name(item.type, what="event type")
             schema_version = item.schema_version
@@ -170,6 +173,7 @@ class Codec:
                 "append takes eventkeep.Event, RawEvent or NewEvent instances, "
                 f"got {type(item).__name__}: {item!r:.80}"
             )
+        tags = event_tags(original) if tagged else ()
         if metadata:
             if not isinstance(metadata, Mapping):
                 raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}")
@@ -184,18 +188,18 @@ class Codec:
                 size=size,
                 limit=self.max_event_bytes,
             )
-        if new_keys:
-            return PreparedEvent(
+        # tuple.__new__ skips the NamedTuple's Python-level __new__ (a third of the cost).
+        return _new_tuple(
+            PreparedEvent,
+            (
                 event_id or new_event_id(),
                 type_name,
                 schema_version,
                 data,
                 meta,
                 tags,
-                tuple(new_keys.items()),
-            )
-        return PreparedEvent(
-            event_id or new_event_id(), type_name, schema_version, data, meta, tags
+                tuple(new_keys.items()) if new_keys else (),
+            ),
         )
 
     def _seal(
@@ -229,7 +233,7 @@ class Codec:
             out = self._encoder.encode(value)
         except (TypeError, ValueError, OverflowError) as exc:
             raise SerializationError(f"{what} cannot be encoded to JSON: {exc}") from exc
-        if may_hold_float and b"null" in out:
+        if may_hold_float and out.find(b"null") != -1:
             _refuse_non_finite(value, what)
         return out
 
@@ -243,7 +247,7 @@ class Codec:
         except (TypeError, ValueError, OverflowError) as exc:
             _explain(value, what, root)
             raise SerializationError(f"{root} of {what} cannot be encoded to JSON: {exc}") from exc
-        if _nested_too_deeply(out):
+        if nested_too_deeply(out):
             raise _too_deep_error(f"{root} of {what}")
         try:
             same = self._any_decoder.decode(out) == value
@@ -393,104 +397,6 @@ def _v7() -> int:
     return (_time_ns() // 1_000_000) << 80 | _V7 | (rand & _HIGH12) << 2 | (rand & _LOW62)
 
 
-_FLOAT_FREE: dict[type, bool] = {}
-_FLOAT_FREE_SCALARS = (
-    msgspec.inspect.IntType,
-    msgspec.inspect.StrType,
-    msgspec.inspect.BoolType,
-    msgspec.inspect.NoneType,
-    msgspec.inspect.DecimalType,
-    msgspec.inspect.DateTimeType,
-    msgspec.inspect.DateType,
-    msgspec.inspect.TimeType,
-    msgspec.inspect.TimeDeltaType,
-    msgspec.inspect.UUIDType,
-    msgspec.inspect.EnumType,
-    msgspec.inspect.LiteralType,
-    msgspec.inspect.BytesType,
-    msgspec.inspect.ByteArrayType,
-    msgspec.inspect.RawType,
-)
-
-
-def _may_hold_float(cls: type) -> bool:
-    """False when no field of ``cls``, however deeply nested, is typed to hold a float.
-
-    Such events skip the NaN/infinity walk (msgspec writes both as ``null``, so the walk runs
-    when the output holds a null, which every Optional field set to None causes). Structs do
-    not check types on construction: a float smuggled into a field typed ``int`` is the
-    caller's type error, refused on read rather than on append.
-    """
-    known = _FLOAT_FREE.get(cls)
-    if known is None:
-        try:
-            known = _FLOAT_FREE[cls] = _floaty(msgspec.inspect.type_info(cls), set())
-        except (TypeError, ValueError):  # a type msgspec cannot describe: check every time
-            known = _FLOAT_FREE[cls] = True
-    return known
-
-
-def _floaty(info: msgspec.inspect.Type, seen: set[type]) -> bool:
-    ins = msgspec.inspect
-    return _somewhere_in(
-        info,
-        lambda leaf: (
-            isinstance(leaf, ins.FloatType | ins.AnyType | ins.CustomType)
-            or not isinstance(leaf, _FLOAT_FREE_SCALARS)
-        ),  # anything unknown: assume it might
-        seen,
-    )
-
-
-def _somewhere_in(
-    info: msgspec.inspect.Type, leaf: Callable[[msgspec.inspect.Type], bool], seen: set[type]
-) -> bool:
-    """True if ``leaf`` holds for some type that ``info`` is built of (its fields, members,
-    items, keys and values, recursively; each class once)."""
-    ins = msgspec.inspect
-    if isinstance(
-        info, ins.StructType | ins.DataclassType | ins.TypedDictType | ins.NamedTupleType
-    ):
-        if info.cls in seen:
-            return False
-        seen.add(info.cls)
-        return any(_somewhere_in(field.type, leaf, seen) for field in info.fields)
-    if isinstance(info, ins.UnionType):
-        return any(_somewhere_in(member, leaf, seen) for member in info.types)
-    if isinstance(info, ins.TupleType):
-        return any(_somewhere_in(member, leaf, seen) for member in info.item_types)
-    if isinstance(info, ins.ListType | ins.SetType | ins.FrozenSetType | ins.VarTupleType):
-        return _somewhere_in(info.item_type, leaf, seen)
-    if isinstance(info, ins.DictType | ins.FrozenDictType):
-        return _somewhere_in(info.key_type, leaf, seen) or _somewhere_in(
-            info.value_type, leaf, seen
-        )
-    if isinstance(info, ins.Metadata):
-        return _somewhere_in(info.type, leaf, seen)
-    return leaf(info)
-
-
-_STRUCTURE = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-
-
-def _nested_too_deeply(out: bytes) -> bool:
-    """True if the JSON ``out`` nests objects and arrays deeper than MAX_DEPTH."""
-    if out.count(b"[") + out.count(b"{") <= MAX_DEPTH:
-        return False
-    depth = 0
-    for token in _STRUCTURE.findall(out):
-        first = token[0]
-        if first == 0x22:  # a string: brackets inside it do not count
-            continue
-        if first in (0x5B, 0x7B):
-            depth += 1
-            if depth > MAX_DEPTH:
-                return True
-        else:
-            depth -= 1
-    return False
-
-
 def _too_deep_error(what: str) -> ValidationError:
     return ValidationError(f"{what} is nested too deeply (the limit is {MAX_DEPTH} levels)")
 
@@ -560,27 +466,6 @@ def _explain(value: Any, what: str, root: str) -> None:
         else:
             problem = f"a {type(item).__name__}, which JSON cannot represent"
         raise SerializationError(f"{what}: {path} is {problem}")
-
-
-def _untyped_fields(cls: type) -> tuple[str, ...]:
-    """The names of the fields of ``cls`` whose declared type holds ``Any`` somewhere."""
-    known = _UNTYPED.get(cls)
-    if known is None:
-        try:
-            info = msgspec.inspect.type_info(cls)
-            fields = getattr(info, "fields", ())
-            known = tuple(f.name for f in fields if _holds_any(f.type, set()))
-        except (TypeError, ValueError):
-            known = ()
-        _UNTYPED[cls] = known
-    return known
-
-
-_UNTYPED: dict[type, tuple[str, ...]] = {}
-
-
-def _holds_any(info: msgspec.inspect.Type, seen: set[type]) -> bool:
-    return _somewhere_in(info, lambda leaf: isinstance(leaf, msgspec.inspect.AnyType), seen)
 
 
 def _refuse_non_finite(value: Any, what: str) -> None:

@@ -81,6 +81,8 @@ class ChainedEvent(Protocol):
     def data(self) -> bytes: ...
     @property
     def metadata(self) -> bytes: ...
+    @property
+    def tags(self) -> tuple[str, ...]: ...
 
     # and, optionally, ``tags``: a tuple of str (none when missing)
 
@@ -101,7 +103,7 @@ def chain_events(
     for ev in events:
         version += 1
         # chain_hash, inlined: this loop runs once per appended event.
-        tags = getattr(ev, "tags", None)  # events of callers older than tags have none
+        tags = ev.tags
         fields = (
             stream_id,
             version,

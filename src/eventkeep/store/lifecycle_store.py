@@ -370,9 +370,17 @@ class LifecycleMixin:
     def _lifecycle_low(self, stream_id: str, low: int, archived: bool) -> int:
         """The first version ``read_stream`` may return: raises for a deleted stream (unless
         ``archived``), and starts a revived one after its deletion."""
-        meta = self._stream_meta(stream_id)
-        if meta is None or meta.deletion is None or archived:
+        if archived:
             return low
+        after_deletion = self._deletion_low(stream_id, low)
+        return low if after_deletion is None else after_deletion
+
+    def _deletion_low(self, stream_id: str, low: int) -> int | None:
+        """None for a stream never deleted; raises for a deleted one; for a revived one, the
+        first version a read may return."""
+        meta = self._stream_meta(stream_id)
+        if meta is None or meta.deletion is None:
+            return None
         deleted = self._deleted(stream_id, meta)
         if deleted is not None:
             raise deleted

@@ -36,6 +36,7 @@ __all__ = [
     "ENVELOPE_PREFIX",
     "REDACTED",
     "RESERVED_KEY",
+    "RESERVED_KEY_JSON",
     "Personal",
     "PersonalField",
     "check_personal_fields",
@@ -53,8 +54,8 @@ RESERVED_KEY = "$eventkeep:personal"
 ENVELOPE_PREFIX = b'{"$eventkeep:personal":['
 """How every stored encrypted value starts: a bytes ``in`` finds ciphertext before parsing."""
 _PREFIX_STR = ENVELOPE_PREFIX.decode()
-_RESERVED_B = b'"$eventkeep:personal"'
-_RESERVED_S = _RESERVED_B.decode()
+RESERVED_KEY_JSON = b'"$eventkeep:personal"'
+"""The reserved key as encoded JSON: a bytes ``in`` finds it in user data."""
 
 _UNSET: Any = object()
 
@@ -100,10 +101,10 @@ class PersonalField(NamedTuple):
 
 
 def holds_personal(raw: bytes | str) -> bool:
-    """True if stored data ``raw`` holds an encrypted value (a substring search, no parsing)."""
+    """True if stored data ``raw`` holds an encrypted value (no parsing; see :func:`_marked`)."""
     if isinstance(raw, str):
-        return _PREFIX_STR in raw
-    return ENVELOPE_PREFIX in raw
+        return _marked(raw, _PREFIX_STR, "$", 2)
+    return _marked(raw, ENVELOPE_PREFIX, b"$", 2)
 
 
 def holds_personal_any(raws: list[bytes | str]) -> bool:
@@ -112,15 +113,32 @@ def holds_personal_any(raws: list[bytes | str]) -> bool:
     would only cost the per-event search)."""
     try:
         if isinstance(raws[0], str):
-            return _PREFIX_STR in "".join(raws)  # type: ignore[arg-type]
-        return ENVELOPE_PREFIX in b"".join(raws)  # type: ignore[arg-type]
+            return _marked("".join(raws), _PREFIX_STR, "$", 2)  # type: ignore[arg-type]
+        return _marked(b"".join(raws), ENVELOPE_PREFIX, b"$", 2)  # type: ignore[arg-type]
     except TypeError:  # str and bytes mixed
         return any(holds_personal(raw) for raw in raws)
 
 
 def holds_reserved_key(data: bytes) -> bool:
     """True if encoded user data uses the reserved key anywhere (as a key or a value)."""
-    return _RESERVED_B in data
+    return _marked(data, RESERVED_KEY_JSON, b"$", 1)
+
+
+def _marked(text: Any, needle: Any, dollar: Any, offset: int) -> bool:
+    """Whether ``needle`` (whose ``offset``-th character is its first ``$``) occurs in
+    ``text``: each ``$`` found by memchr, then the needle compared there.
+
+    A plain substring search of these needles can cost 8-10 ns per byte: CPython's search
+    skips by the last character's distance in the needle, and letters of "personal" in the
+    data make those skips short (measured: 15-21 us for 2 KB of "r"; 0.14 us to find no
+    ``$`` in the same data). Most stored data holds no ``$`` at all.
+    """
+    at = text.find(dollar, offset)
+    while at != -1:
+        if text.startswith(needle, at - offset):
+            return True
+        at = text.find(dollar, at + 1)
+    return False
 
 
 def _declared(cls: type) -> dict[str, tuple[Any, Personal | None]]:

@@ -51,6 +51,7 @@ class Head(NamedTuple):
 
 
 NEW_STREAM = Head(0, GENESIS, 0)
+_new_tuple = tuple.__new__
 """The head of a stream that holds no events."""
 
 
@@ -106,18 +107,21 @@ class Plan(NamedTuple):
             hashes = chain_events(
                 head.last_hash, stream_id, head.version, batch.events, recorded_at_us
             )
-            rows.extend(
-                PlannedRow(
-                    stream_id,
-                    version,
-                    ev.event_id,
-                    ev.type,
-                    ev.schema_version,
-                    recorded_at_us,
-                    ev.data,
-                    ev.metadata,
-                    digest,
-                    ev.tags,
+            rows += [
+                _new_tuple(  # PlannedRow(...) without its Python-level __new__: once per event
+                    PlannedRow,
+                    (
+                        stream_id,
+                        version,
+                        ev.event_id,
+                        ev.type,
+                        ev.schema_version,
+                        recorded_at_us,
+                        ev.data,
+                        ev.metadata,
+                        digest,
+                        ev.tags,
+                    ),
                 )
                 for version, ev, digest in zip(
                     range(head.version + 1, head.version + len(hashes) + 1),
@@ -125,7 +129,7 @@ class Plan(NamedTuple):
                     hashes,
                     strict=True,
                 )
-            )
+            ]
         return rows
 
     def results(self, first_position: int) -> list[AppendResult]:

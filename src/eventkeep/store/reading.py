@@ -32,7 +32,7 @@ class Reading(abc.ABC):
 
     if TYPE_CHECKING:  # LifecycleMixin's and Erasure's
 
-        def _lifecycle_low(self, stream_id: str, low: int, archived: bool) -> int: ...
+        def _deletion_low(self, stream_id: str, low: int) -> int | None: ...
 
         def _archived_stream(
             self, stream_id: str, low: int, high: int | None, backwards: bool, remaining: int | None
@@ -66,35 +66,40 @@ class Reading(abc.ABC):
         remaining = check_optional_count(limit, what="limit")
         backwards = check_flag(backwards, what="backwards")
         archived = check_flag(archived, what="archived")
-        return self._stream_reader(stream_id, low, high, backwards, remaining, archived)
-
-    def _stream_reader(
-        self,
-        stream_id: str,
-        low: int,
-        high: int | None,
-        backwards: bool,
-        remaining: int | None,
-        archived: bool,
-    ) -> Iterator[RecordedEvent]:
-        # Nothing is read before the first next(): the arguments are checked by read_stream
-        # at once, but the store (a deleted stream's tombstone included) only when iterated,
-        # so that eventkeep.aio can check them on the event loop and read on a store thread.
-        low = self._lifecycle_low(stream_id, low, archived)
+        # Nothing is read before the first next(): the arguments are checked here at once, but
+        # the store (a deleted stream's tombstone included) only when iterated, so that
+        # eventkeep.aio can check them on the event loop and read on a store thread. Both are
+        # generators; the live one is returned as it is (no generator around it per event).
         if archived:
-            yield from self._archived_stream(stream_id, low, high, backwards, remaining)
-        else:
-            yield from self._paged_stream(stream_id, low, high, backwards, remaining)
+            return self._archived_reader(stream_id, low, high, backwards, remaining)
+        return self._paged_stream(stream_id, low, high, backwards, remaining)
+
+    def _archived_reader(
+        self, stream_id: str, low: int, high: int | None, backwards: bool, remaining: int | None
+    ) -> Iterator[RecordedEvent]:
+        yield from self._archived_stream(stream_id, low, high, backwards, remaining)
 
     def _paged_stream(
         self, stream_id: str, low: int, high: int | None, backwards: bool, remaining: int | None
     ) -> Iterator[RecordedEvent]:
+        # The first page is read ``live``: the backend returns nothing if the stream was ever
+        # deleted, so a stream read is one statement. Only an empty first page looks for a
+        # tombstone (raising for a deleted stream, starting a revived one after its deletion).
+        live = True
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
             with span("eventkeep.read", stream_id=stream_id):
                 page = self._with_personal(
-                    self._read_stream_page(stream_id, low, high, backwards, size)
+                    self._read_stream_page(stream_id, low, high, backwards, size, live)
                 )
+            if live:
+                live = False
+                if not page:
+                    after_deletion = self._deletion_low(stream_id, low)
+                    if after_deletion is None:
+                        return  # never deleted: the stream holds nothing in the range
+                    low = after_deletion
+                    continue
             yield from page
             if len(page) < size:
                 return
@@ -228,8 +233,17 @@ class Reading(abc.ABC):
 
     @abc.abstractmethod
     def _read_stream_page(
-        self, stream_id: str, low: int, high: int | None, backwards: bool, limit: int
-    ) -> list[RecordedEvent]: ...
+        self,
+        stream_id: str,
+        low: int,
+        high: int | None,
+        backwards: bool,
+        limit: int,
+        live: bool = False,
+    ) -> list[RecordedEvent]:
+        """Up to ``limit`` of the stream's events from version ``low`` up to ``high`` (None:
+        the end), in order or ``backwards``; ``live``: none at all if the stream has a
+        tombstone (``StreamMeta.deletion``), in the same statement."""
 
     @abc.abstractmethod
     def _read_all_page(

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import msgspec
 
 from eventkeep.errors import ConfigurationError, KeyConflictError, ValidationError
-from eventkeep.store.personal import ENVELOPE_PREFIX, REDACTED
+from eventkeep.store.personal import ENVELOPE_PREFIX, REDACTED, holds_personal
 
 __all__ = [
     "ForgetReport",
@@ -145,7 +145,7 @@ class ForgetReport(NamedTuple):
 def subjects_in(data: bytes | str) -> set[str]:
     """The data subjects whose encrypted values stored data ``data`` holds."""
     raw = data.encode() if isinstance(data, str) else data
-    if ENVELOPE_PREFIX not in raw:
+    if not holds_personal(raw):
         return set()
     return {_subject_of(group) for group in _SUBJECTS.findall(raw)}
 

@@ -254,6 +254,34 @@ class AppendContract(ContractBase):
             assert str(event_id) in str(caught.value)
             assert_unchanged(store, before)
 
+    @pytest.mark.parametrize("count", [2, 33, 100, 129, 300])
+    def test_a_long_append_is_stored_whole_and_in_order(
+        self, store: EventStore, count: int
+    ) -> None:
+        # Backends may insert a long append in several statements (SQLite: chunks of 128, 64
+        # and 32 rows and the rest); none of that may show.
+        store.append("before", deposits(1))
+        result = store.append("long", deposits(*range(1, count + 1)))
+        assert result.versions == tuple(range(1, count + 1))
+        assert result.positions == tuple(range(2, count + 2))
+        read = list(store.read_stream("long"))
+        assert [r.event for r in read] == deposits(*range(1, count + 1))
+        assert [r.position for r in read] == list(result.positions)
+        assert store.verify().ok
+
+    @pytest.mark.parametrize("count", [33, 100, 300])
+    def test_a_long_append_reusing_a_stored_event_id_last_writes_nothing(
+        self, store: EventStore, count: int
+    ) -> None:
+        taken = with_ids(*deposits(0))
+        store.append("a", taken)
+        before = state(store)
+        events = [*with_ids(*deposits(*range(1, count))), taken[0]]
+        with pytest.raises(DuplicateEventIdError):
+            store.append("b", events)
+        assert_unchanged(store, before)
+        assert store.append("b", events[:-1]).positions[0] == 2  # nothing was left half-written
+
     def test_an_event_id_reused_in_another_stream_raises_and_writes_nothing(
         self, store: EventStore
     ) -> None:

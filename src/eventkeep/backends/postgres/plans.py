@@ -617,10 +617,16 @@ def _event_params(row: PlannedRow, now: Any) -> tuple[Any, ...]:
 # -- the reads: one statement each -------------------------------------------------------------
 
 
-def stream_page(stream_id: str, low: int, high: int | None, backwards: bool, limit: int) -> Run:
-    """A page of a stream's events (rows of ``sql.RECORD_COLUMNS``)."""
-    statement = sql.READ_STREAM_BACKWARDS if backwards else sql.READ_STREAM_FORWARDS
-    return Run(statement, (stream_id, low, 2**62 if high is None else high, limit))
+def stream_page(
+    stream_id: str, low: int, high: int | None, backwards: bool, limit: int, live: bool = False
+) -> Run:
+    """A page of a stream's events (rows of ``sql.RECORD_COLUMNS``); ``live``: none if the
+    stream has a tombstone."""
+    statement = sql.read_stream(backwards=backwards, live=live)
+    top = 2**62 if high is None else high
+    if live:
+        return Run(statement, (stream_id, low, top, stream_id, limit))
+    return Run(statement, (stream_id, low, top, limit))
 
 
 def all_page(after: int, limit: int, types: tuple[str, ...] | None, prefix: str | None) -> Run:

@@ -236,15 +236,29 @@ _RECORD = (
 RECORD_COLUMNS = _RECORD
 """The columns of a read (for :mod:`eventkeep.backends.postgres.dcb`)."""
 
-READ_STREAM_FORWARDS = (
-    f"SELECT {_RECORD} FROM events WHERE stream_id = %s AND version >= %s AND version <= %s "
-    "ORDER BY version LIMIT %s"
+# A stream read that returns nothing when the stream has a tombstone (``live`` reads: one
+# statement for the common case; see ``EventStore._paged_stream``).
+_NOT_DELETED = (
+    " AND NOT EXISTS (SELECT 1 FROM eventkeep_stream_meta "
+    "WHERE stream_id = %s AND deleted_version IS NOT NULL)"
 )
 
-READ_STREAM_BACKWARDS = (
-    f"SELECT {_RECORD} FROM events WHERE stream_id = %s AND version >= %s AND version <= %s "
-    "ORDER BY version DESC LIMIT %s"
-)
+
+def read_stream(*, backwards: bool, live: bool) -> str:
+    """The statement of a page of a stream: parameters stream id, lowest and highest version,
+    (the stream id again when ``live``,) limit."""
+    return _READ_STREAM[backwards, live]
+
+
+_READ_STREAM = {
+    (backwards, live): (
+        f"SELECT {_RECORD} FROM events WHERE stream_id = %s AND version >= %s "
+        f"AND version <= %s{_NOT_DELETED if live else ''} "
+        f"ORDER BY version{' DESC' if backwards else ''} LIMIT %s"
+    )
+    for backwards in (False, True)
+    for live in (False, True)
+}
 
 # ``{where}`` adds the optional type and stream-prefix filters below.
 READ_ALL = f"SELECT {_RECORD} FROM events WHERE position > %s{{where}} ORDER BY position LIMIT %s"

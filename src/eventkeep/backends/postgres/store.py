@@ -267,9 +267,15 @@ class PostgresStore(EventStore):
     # -- reading ------------------------------------------------------------------------------
 
     def _read_stream_page(
-        self, stream_id: str, low: int, high: int | None, backwards: bool, limit: int
+        self,
+        stream_id: str,
+        low: int,
+        high: int | None,
+        backwards: bool,
+        limit: int,
+        live: bool = False,
     ) -> list[RecordedEvent]:
-        return self._read_page(plans.stream_page(stream_id, low, high, backwards, limit))
+        return self._read_page(plans.stream_page(stream_id, low, high, backwards, limit, live))
 
     def _read_all_page(
         self, after: int, limit: int, types: tuple[str, ...] | None, prefix: str | None

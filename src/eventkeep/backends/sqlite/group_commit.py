@@ -29,6 +29,7 @@ class GroupCommit:
     url: str
     _lock: threading.RLock
     _group: threading.Condition
+    _group_lock: threading.Lock
     _queued: list[_PendingAppend]
     _leading: bool
     _waiting: int
@@ -53,7 +54,10 @@ class GroupCommit:
 
     def _start_group_commit(self) -> None:
         """Appends queued by threads, and whether one of them is writing a group."""
-        self._group = threading.Condition(threading.Lock())
+        # The condition's lock, taken directly where nobody waits: ``with condition`` costs
+        # a Python-level call, twice per append.
+        self._group_lock = threading.Lock()
+        self._group = threading.Condition(self._group_lock)
         self._queued = []
         self._leading = False
         self._waiting = 0  # threads waiting in the queue
@@ -68,7 +72,7 @@ class GroupCommit:
         append queued by then (its own included) and writes them in one transaction. Threads
         that queue meanwhile wait, and one of them leads the next group.
         """
-        with self._group:
+        with self._group_lock:
             # Nobody leading, nobody queued, the writer free: write at once, without the queue
             # (threads that append meanwhile queue, and one of them leads the next group).
             alone = not self._leading and not self._queued and self._lock.acquire(blocking=False)
@@ -81,7 +85,7 @@ class GroupCommit:
                     return self._append_with(cur, batches, now, condition)
             finally:
                 self._lock.release()
-                with self._group:
+                with self._group_lock:
                     self._leading = False
                     if self._waiting:
                         self._group.notify_all()

@@ -38,11 +38,18 @@ class SQLiteReads:
         def _snapshot(self) -> contextlib.AbstractContextManager[sqlite3.Cursor]: ...
 
     def _read_stream_page(
-        self, stream_id: str, low: int, high: int | None, backwards: bool, limit: int
+        self,
+        stream_id: str,
+        low: int,
+        high: int | None,
+        backwards: bool,
+        limit: int,
+        live: bool = False,
     ) -> list[RecordedEvent]:
-        statement = sql.READ_STREAM_BACKWARDS if backwards else sql.READ_STREAM_FORWARDS
+        statement = sql.read_stream(backwards=backwards, live=live)
         top = high if high is not None else 2**62
-        rows = self._query(statement, (stream_id, low, top, limit), page=True)
+        params = (stream_id, low, top, stream_id, limit) if live else (stream_id, low, top, limit)
+        rows = self._query(statement, params, page=True)
         return _records(rows, self.codec)
 
     def _read_all_page(

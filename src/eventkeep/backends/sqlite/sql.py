@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 # Columns in the order RecordedEvent takes them (codec last, added in Python).
 _RECORD = (
     "stream_id, version, position, event_id, type, schema_version, data, metadata, recorded_at, "
@@ -25,6 +27,24 @@ INSERT_EVENT = (
     "metadata, hash, tags) VALUES (?, ?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?)"
 )
 
+
+@functools.cache
+def insert_events(rows: int, *, at: bool, tagged: bool) -> str:
+    """One INSERT of ``rows`` events (one statement is all or none, with no savepoint, and
+    costs a quarter less per row than the same rows through executemany). ``at``: each row
+    starts with its position; ``tagged``: each row ends with its tags (else they are NULL).
+    Callers use a handful of row counts (see ``writing.chunk_sizes``), so the texts stay few
+    and their prepared statements stay cached."""
+    position = "position, " if at else ""
+    values = "(" + ("?, " if at else "") + _EVENT_VALUES + (", ?)" if tagged else ", NULL)")
+    return (
+        f"INSERT INTO events ({position}stream_id, version, event_id, type, schema_version, "
+        f"recorded_at, data, metadata, hash, tags) VALUES " + ", ".join([values] * rows)
+    )
+
+
+_EVENT_VALUES = "?, ?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?"
+
 INSERT_TAG = "INSERT INTO event_tags (tag, position, type) VALUES (?, ?, ?)"
 
 LAST_INSERT_POSITION = "SELECT last_insert_rowid()"
@@ -41,15 +61,29 @@ STORED_IDENTITIES = (
     "FROM events WHERE event_id IN ({marks})"
 )
 
-READ_STREAM_FORWARDS = (
-    f"SELECT {_RECORD} FROM events WHERE stream_id = ? AND version >= ? AND version <= ? "
-    "ORDER BY version LIMIT ?"
+# A stream read that returns nothing when the stream has a tombstone (``live`` reads: one
+# statement for the common case; see ``EventStore._paged_stream``).
+_NOT_DELETED = (
+    " AND NOT EXISTS (SELECT 1 FROM eventkeep_stream_meta "
+    "WHERE stream_id = ? AND deleted_version IS NOT NULL)"
 )
 
-READ_STREAM_BACKWARDS = (
-    f"SELECT {_RECORD} FROM events WHERE stream_id = ? AND version >= ? AND version <= ? "
-    "ORDER BY version DESC LIMIT ?"
-)
+
+def read_stream(*, backwards: bool, live: bool) -> str:
+    """The statement of a page of a stream: parameters stream id, lowest and highest version,
+    (the stream id again when ``live``,) limit."""
+    return _READ_STREAM[backwards, live]
+
+
+_READ_STREAM = {
+    (backwards, live): (
+        f"SELECT {_RECORD} FROM events WHERE stream_id = ? AND version >= ? "
+        f"AND version <= ?{_NOT_DELETED if live else ''} "
+        f"ORDER BY version{' DESC' if backwards else ''} LIMIT ?"
+    )
+    for backwards in (False, True)
+    for live in (False, True)
+}
 
 # ``{where}`` adds the optional type and stream-prefix filters.
 READ_ALL = f"SELECT {_RECORD} FROM events WHERE position > ?{{where}} ORDER BY position LIMIT ?"
@@ -77,12 +111,6 @@ HEAD_POSITION = (
 POSITION_FLOOR = (
     "SELECT MAX(last_position) FROM eventkeep_removed "
     "WHERE last_position > (SELECT COALESCE(MAX(position), 0) FROM events)"
-)
-
-INSERT_EVENT_AT = (
-    "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
-    "recorded_at, data, metadata, hash, tags) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?)"
 )
 
 COUNT_EVENTS = "SELECT COUNT(*) FROM events"

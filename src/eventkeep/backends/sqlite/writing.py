@@ -5,8 +5,10 @@ insert the planned rows, their tags and the new stream heads. The store's group 
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 from eventkeep.backends.sqlite import dcb, keys, sql
@@ -18,6 +20,8 @@ from eventkeep.store.types import AppendResult, PreparedAppend, StoredIdentity
 __all__ = ["Known", "append_in", "insert_at", "last_recorded_at"]
 
 _MAX_PARAMS = 500
+_TAGS = operator.itemgetter(9)  # PlannedRow.tags
+_UNTAGGED = operator.itemgetter(slice(0, 9))  # PlannedRow but its tags
 _MAX_KNOWN_HEADS = 4096
 
 
@@ -56,14 +60,15 @@ class Known:
             self._data_version = version
             self.forget()
 
-    def wrote(self, rows: list[PlannedRow]) -> None:
-        """``rows`` were inserted (in the open transaction)."""
+    def wrote(self, written: list[tuple[int, PlannedRow]], recorded_at: int) -> None:
+        """Rows were inserted (in the open transaction): ``written``, the streams' new heads
+        (``planner.new_heads``), at ``recorded_at``."""
         heads = self.heads
         if len(heads) > _MAX_KNOWN_HEADS:
             heads.clear()
-        for _, row in new_heads(rows):
+        for _, row in written:
             heads[row.stream_id] = Head(row.version, row.hash)
-        self.last_recorded_at = rows[-1].recorded_at_us
+        self.last_recorded_at = recorded_at
         self.no_floor = True  # the log's last position is now an event's
 
 
@@ -107,20 +112,26 @@ def append_in(
             continue
         first = last - len(rows) + 1
         results = plan.results(first)
-        tagged = [
-            (tag, first + offset, row.type) for offset, row in enumerate(rows) for tag in row.tags
-        ]
-        if tagged:
-            cur.executemany(sql.INSERT_TAG, tagged)
-        cur.executemany(
-            sql.UPSERT_STREAM,
-            [
-                (row.stream_id, row.version, first + offset, row.hash)
-                for offset, row in new_heads(rows)
-            ],
-        )
+        if any(map(_TAGS, rows)):
+            cur.executemany(
+                sql.INSERT_TAG,
+                [
+                    (tag, first + offset, row.type)
+                    for offset, row in enumerate(rows)
+                    for tag in row.tags
+                ],
+            )
+        written = new_heads(rows)
+        if len(written) == 1:
+            offset, row = written[0]
+            cur.execute(sql.UPSERT_STREAM, (row.stream_id, row.version, first + offset, row.hash))
+        else:
+            cur.executemany(
+                sql.UPSERT_STREAM,
+                [(row.stream_id, row.version, first + offset, row.hash) for offset, row in written],
+            )
         if known is not None:
-            known.wrote(rows)
+            known.wrote(written, rows[-1].recorded_at_us)
             known.last_position = last
         return results
 
@@ -157,20 +168,10 @@ def _insert(cur: sqlite3.Cursor, rows: list[PlannedRow], known: Known | None) ->
     if floor is not None:  # the log's last events were removed: number above them
         first = int(floor) + 1
         return insert_at(cur, rows, range(first, first + len(rows)))
-    if len(rows) == 1:  # one statement undoes itself when refused: no savepoint needed
-        cur.execute(sql.INSERT_EVENT, _params(rows[0]))
-        last = cur.lastrowid
-        assert last is not None
-        return last
-    cur.execute(sql.INSERT_SAVEPOINT)
-    try:
-        cur.executemany(sql.INSERT_EVENT, [_params(row) for row in rows])
-    except sqlite3.IntegrityError:
-        cur.execute(sql.ROLLBACK_TO_INSERT_SAVEPOINT)
-        cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
-        raise
-    cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
-    return int(cur.execute(sql.LAST_INSERT_POSITION).fetchone()[0])
+    _insert_rows(cur, rows, None)
+    last = cur.lastrowid
+    assert last is not None
+    return last
 
 
 def _position_floor(cur: sqlite3.Cursor) -> int | None:
@@ -181,18 +182,65 @@ def _position_floor(cur: sqlite3.Cursor) -> int | None:
 
 def insert_at(cur: sqlite3.Cursor, rows: list[PlannedRow], positions: Sequence[int]) -> int:
     """Insert ``rows`` at ``positions`` (ascending), all or none; returns the last one."""
+    _insert_rows(cur, rows, positions)
+    return positions[-1]
+
+
+def chunk_sizes(count: int, most: int) -> list[int]:
+    """How many rows each INSERT of ``count`` rows takes: one statement for up to 32 rows,
+    else chunks of 128, 64 and 32 rows and one for the rest. So a connection prepares at most
+    34 texts per kind of insert (sqlite3 caches 128 per connection), and ``most`` rows (the
+    connection's limit on parameters) are never exceeded."""
+    sizes = [size for size in (128, 64, 32) if size <= most] or [max(most, 1)]
+    if count <= sizes[-1]:
+        return [count]
+    out: list[int] = []
+    for size in sizes:
+        while count >= size:
+            out.append(size)
+            count -= size
+    if count:
+        out.append(count)
+    return out
+
+
+def _insert_rows(
+    cur: sqlite3.Cursor, rows: list[PlannedRow], positions: Sequence[int] | None
+) -> None:
+    """INSERT ``rows`` in as few multi-row statements as :func:`chunk_sizes` allows, all or
+    none: one statement undoes itself when refused, several run in a savepoint."""
+    at = positions is not None
+    tagged = any(map(_TAGS, rows))  # map with an itemgetter: no Python frame per row
+    if len(rows) == 1 and not tagged and not at:  # the most common append: one event
+        cur.execute(sql.insert_events(1, at=False, tagged=False), _UNTAGGED(rows[0]))
+        return
+    if tagged:
+        params: list[Any] = [
+            (*row[:9], encode_tags(row.tags) if row.tags else None) for row in rows
+        ]
+    else:
+        params = list(map(_UNTAGGED, rows))
+    if positions is not None:
+        params = [(position, *row) for position, row in zip(positions, params, strict=True)]
+    per_row = len(params[0])
+    most = cur.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // per_row
+    sizes = chunk_sizes(len(params), most)
+    flat = chain.from_iterable
+    if len(sizes) == 1:
+        cur.execute(sql.insert_events(sizes[0], at=at, tagged=tagged), list(flat(params)))
+        return
     cur.execute(sql.INSERT_SAVEPOINT)
     try:
-        cur.executemany(
-            sql.INSERT_EVENT_AT,
-            [(position, *_params(row)) for position, row in zip(positions, rows, strict=True)],
-        )
+        start = 0
+        for size in sizes:
+            statement = sql.insert_events(size, at=at, tagged=tagged)
+            cur.execute(statement, list(flat(params[start : start + size])))
+            start += size
     except sqlite3.IntegrityError:
         cur.execute(sql.ROLLBACK_TO_INSERT_SAVEPOINT)
         cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
         raise
     cur.execute(sql.RELEASE_INSERT_SAVEPOINT)
-    return positions[-1]
 
 
 def _heads(
@@ -222,9 +270,3 @@ def _stored_identities(
         for row in cur.execute(statement, chunk):
             stored[row[0]] = StoredIdentity(*row)
     return stored
-
-
-def _params(row: PlannedRow) -> tuple[Any, ...]:
-    """INSERT_EVENT's parameters: the row, its tags encoded (NULL when it has none)."""
-    tags = row.tags
-    return (*row[:9], encode_tags(tags) if tags else None)

@@ -13,8 +13,8 @@
 Clients run in this process on one asyncio loop (raw sockets for the subscribers: 1,000 httpx
 clients would measure httpx); the server is a separate process, as in production.
 
-    python -m benchmarks.http                       # both parts, PostgreSQL
-    python -m benchmarks.http --part live --subscribers 200 --seconds 5
+    python -m benchmarks.http_server                       # both parts, PostgreSQL
+    python -m benchmarks.http_server --part live --subscribers 200 --seconds 5
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ first copy. PostgreSQL is a throwaway durable cluster (``pg.py``) or
 
 ::
 
-    python -m benchmarks.copy
-    python -m benchmarks.copy --events 50000 --batch 5000 --profile
+    python -m benchmarks.copying
+    python -m benchmarks.copying --events 50000 --batch 5000 --profile
 """
 
 from __future__ import annotations
