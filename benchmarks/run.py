@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import shutil
@@ -67,6 +68,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--catchup-backends", type=_csv, default=["sqlite"], help="default: sqlite")
     parser.add_argument("--writer-seconds", type=float, help="per concurrency level")
     parser.add_argument("--output", type=Path, help="default: benchmarks/results (full runs)")
+    parser.add_argument(
+        "--skip-dcb",
+        action="store_true",
+        help="leave out the DCB appends (python -m benchmarks.dcb's first part)",
+    )
     args = parser.parse_args(argv)
     unknown = set(args.workloads) - set(ALL)
     if unknown:
@@ -106,6 +112,7 @@ class Harness:
         self.payloads = [int(p) for p in args.payloads]
         self.tmp = Path(tempfile.mkdtemp(prefix="eventkeep-bench-"))
         self.server: Any = None
+        self.dcb: list[str] = []
         if "eventsourcing" in self.systems and es.eventsourcing is None:
             log(f"note: {es.MISSING}")
             self.notes.append(es.MISSING)
@@ -228,6 +235,20 @@ class Harness:
                     finally:
                         subject.close()
 
+    def run_dcb(self) -> None:
+        """``python -m benchmarks.dcb``'s appends (a conditional append against a plain one and
+        against eventsourcing's DCB recorder), about 10 s; its query reads over stores of up to
+        1,000,000 events take minutes to fill, and stay in ``python -m benchmarks.dcb``."""
+        if self.args.skip_dcb:
+            return
+        from benchmarks import dcb
+
+        ops, repeats = (30, 1) if self.args.quick else (300, self.sizes.repeats)
+        log("DCB appends ...")
+        folder = self.tmp / "dcb"
+        folder.mkdir(exist_ok=True)
+        self.dcb = dcb.appends(self.backends, ops, repeats, self.server, folder)
+
     def _catchup(self, subject: Any, system: str, backend: str, payload: int) -> None:
         sizes = self.sizes
         started = time.perf_counter()
@@ -293,6 +314,7 @@ class Harness:
             self.run_suites()
             self.run_writers()
             self.run_catchup()
+            self.run_dcb()
         finally:
             if self.server is not None:
                 self.server.close()
@@ -309,9 +331,21 @@ class Harness:
         if out is None:
             out = Path(tempfile.mkdtemp(prefix="eventkeep-bench-")) if self.args.quick else RESULTS
         text = report.write(self.rows, meta, self.notes, out)
+        if self.dcb:
+            text = _add_dcb(out, text, self.dcb)
         print(text)
         log(f"results written to {out} ({meta['wall_seconds']}s)")
         return 0
+
+
+def _add_dcb(out: Path, text: str, lines: list[str]) -> str:
+    """The DCB section added to ``results.md`` (and, as its lines, to ``results.json``)."""
+    text = text.rstrip("\n") + "\n\n# DCB (python -m benchmarks.dcb)\n\n" + "\n".join(lines) + "\n"
+    (out / "results.md").write_text(text)
+    document = json.loads((out / "results.json").read_text())
+    document["dcb"] = lines
+    (out / "results.json").write_text(json.dumps(document, indent=1) + "\n")
+    return text
 
 
 def _cpu_model() -> str:

@@ -112,8 +112,7 @@ class MemoryStore(EventStore):
             }
             matched = None
             if condition is not None:
-                query = condition.fail_if_events_match
-                matched = next(self._matching(query, condition.after or 0), None)
+                matched = self._first_match(condition.fail_if_events_match, condition.after or 0)
             heads = self._heads(batches)
             plan = plan_append(batches, heads, stored, condition, matched)
             if plan.conflict is not None:
@@ -284,6 +283,26 @@ class MemoryStore(EventStore):
             if position > last:  # an event matching several items comes once
                 last = position
                 yield position
+
+    def _first_match(self, query: Query, after: int) -> int | None:
+        """The first position matching ``query`` after ``after`` (a condition's check): the
+        least of each walk's first match, without merging the walks."""
+        log = self._log
+        if after >= len(log):
+            return None
+        if query.matches_all:
+            return next(self._matching(query, after), None)
+        first: int | None = None
+        for item in query.items:
+            if item.tags:
+                candidates = [self._by_tag.get(item.tags[0], [])]
+            else:
+                candidates = [self._by_type.get(name, []) for name in item.types]
+            for positions in candidates:
+                found = next(_walk(log, positions, after, item), None)
+                if found is not None and (first is None or found < first):
+                    first = found
+        return first
 
     def _read_query_page(self, query: Query, after: int, limit: int) -> list[RecordedEvent]:
         with self._lock:

@@ -55,6 +55,13 @@ STREAMLESS_PREFIX = "$dcb:"
 per append). Other appends should not use stream ids starting with it."""
 
 
+_SEQUENCES = (list, tuple)
+_CHECKED_TYPES: set[str] = set()
+"""Event type names already validated by a QueryItem (validation is pure: a name valid once
+is valid always)."""
+_MOST_CHECKED_TYPES = 10_000
+
+
 class QueryItem:
     """Events of any of ``types`` (any type when empty) carrying all of ``tags``."""
 
@@ -64,24 +71,36 @@ class QueryItem:
     tags: tuple[str, ...]
 
     def __init__(self, types: Iterable[str | type[Event]] = (), tags: Iterable[str] = ()) -> None:
-        if isinstance(types, str | bytes) or (isinstance(types, type) and issubclass(types, Event)):
-            raise ValidationError(
-                f"QueryItem types must be a list of type names or Event classes, got {types!r}"
-            )
-        if not isinstance(types, Iterable):
-            raise ValidationError(f"QueryItem types must be a list, got {type(types).__name__}")
+        # Lists and tuples skip the abstract Iterable checks (a query is built per decision).
+        if type(types) not in _SEQUENCES:
+            if isinstance(types, str | bytes) or (
+                isinstance(types, type) and issubclass(types, Event)
+            ):
+                raise ValidationError(
+                    f"QueryItem types must be a list of type names or Event classes, got {types!r}"
+                )
+            if not isinstance(types, Iterable):
+                raise ValidationError(f"QueryItem types must be a list, got {type(types).__name__}")
         names: list[str] = []
         for item in types:
-            if isinstance(item, str):
+            if type(item) is str and item in _CHECKED_TYPES:
+                names.append(item)
+            elif isinstance(item, str):
                 names.append(check_name(item, what="event type name"))
+                if len(_CHECKED_TYPES) < _MOST_CHECKED_TYPES:
+                    _CHECKED_TYPES.add(item)
             elif isinstance(item, type) and issubclass(item, Event):
                 names.extend((item.__event_type__, *item.__aliases__))
             else:
                 raise ValidationError(
                     f"QueryItem types takes type names or Event classes, got {item!r}"
                 )
-        self.types = tuple(dict.fromkeys(names))
-        self.tags = tuple(sorted(set(tag_list(tags, "QueryItem tags"))))
+        self.types = tuple(dict.fromkeys(names)) if len(names) > 1 else tuple(names)
+        if type(tags) in _SEQUENCES:
+            checked = tuple(check_tag(tag) for tag in tags)
+        else:
+            checked = tag_list(tags, "QueryItem tags")
+        self.tags = tuple(sorted(set(checked))) if len(checked) > 1 else checked
         self._type_set = frozenset(self.types)
 
     def matches(self, type_name: str, tags: Iterable[str]) -> bool:
@@ -112,7 +131,9 @@ class Query:
     items: tuple[QueryItem, ...]
 
     def __init__(self, items: Iterable[QueryItem]) -> None:
-        if isinstance(items, QueryItem) or not isinstance(items, Iterable):
+        if type(items) not in _SEQUENCES and (
+            isinstance(items, QueryItem) or not isinstance(items, Iterable)
+        ):
             raise ValidationError(f"Query takes a list of QueryItem, got {type(items).__name__}")
         listed = list(items)
         for item in listed:

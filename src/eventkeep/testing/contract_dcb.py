@@ -159,6 +159,30 @@ class DcbContract(ContractBase):
         assert caught.value.after == 0
         assert_unchanged(store, before)
 
+    def test_conditions_at_the_head_pass_and_one_behind_it_see_the_last_append(
+        self, store: EventStore
+    ) -> None:
+        # Backends may skip the probe when the position is the head (nothing can follow it):
+        # at the head and one behind it, the outcome is the probe's.
+        query = items(tags=["seat:9"])
+        head = store.append_events([tagged("Booked", "seat:9")]).positions[0]
+        second = store.append_events(
+            [tagged("Booked", "seat:9")], condition=AppendCondition(query, head)
+        )
+        assert second.positions == (head + 1,)
+        before = state(store)
+        with pytest.raises(AppendConditionError) as caught:
+            store.append_events(
+                [tagged("Booked", "seat:9")], condition=AppendCondition(query, head)
+            )
+        assert caught.value.position == head + 1
+        assert_unchanged(store, before)
+        at_head = AppendCondition(query, head + 1)
+        third = store.append("s", [tagged("Booked", "seat:9")], condition=at_head)
+        with pytest.raises(AppendConditionError) as caught:
+            store.append_many([StreamAppend("t", [tagged("Booked", "seat:9")])], condition=at_head)
+        assert caught.value.position == third.positions[0]
+
     def test_a_condition_without_a_position_fails_if_any_matching_event_exists(
         self, store: EventStore
     ) -> None:

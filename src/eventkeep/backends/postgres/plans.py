@@ -22,6 +22,7 @@ append) is described in ``writer.py``'s docstring.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, Literal, NamedTuple
@@ -196,7 +197,11 @@ def append(
     """Append ``batches`` atomically (on an autocommit connection configured for the store).
     ``known``: the store's :class:`Known`, used (one round trip) and kept up to date."""
     if condition is not None:
-        return (yield from _append_conditional(batches, condition))
+        if known is not None:
+            sent = yield from _append_known_conditional(batches, condition, known)
+            if sent is not None:
+                return sent
+        return (yield from _append_conditional(batches, condition, known))
     if known is not None:
         sent = yield from _append_known(batches, known)
         if sent is not None:
@@ -265,8 +270,49 @@ def _append_known(
     return plan.results(first)
 
 
+def _append_known_conditional(
+    batches: list[PreparedAppend], condition: AppendCondition, known: Known
+) -> Generator[Op, Any, list[AppendResult] | None]:
+    """A conditional append in one round trip, or None (nothing written) to append the usual
+    way; as :func:`_append_known`, when every stream's head is known and the clock is.
+
+    The one insert statement checks the condition itself: from its own snapshot, before any
+    lock, it reads the first event matching the query after the condition's position and the
+    head position, and ``eventkeep_append_position_unmatched`` (migration 0013) raises SQLSTATE
+    EKC03 if there is a match, or takes the sequencer's lock and raises EKC01 unless the head
+    is still the one that snapshot saw (no append committed between the check and the lock:
+    the check still holds), or EKC02 if the clock was behind. A match or a moved head is
+    decided under the lock (``_append_checked_locked``: a failed condition, or a re-send of an
+    append already stored, whose own events match); a refused head, event id or clock as in
+    ``_append_known``, the usual way.
+    """
+    heads = known.heads(batches)
+    if heads is None:
+        return None
+    plan = plan_append(batches, heads, None, condition, None)
+    if plan.needs_ids or plan.conflict is not None or not plan.writes:
+        return None
+    rows = plan.rows(max(known.now_us(), plan.time_floor()))
+    query, after = condition.fail_if_events_match, condition.after or 0
+    try:
+        first = yield from _send(rows, match=dcb.first_match(query, after))
+    except _RACES:
+        known.refused(batches)
+        return None
+    except pgerrors.Error as exc:
+        if exc.sqlstate in (sql.CONDITION_MATCHED, sql.HEAD_MOVED):
+            return (yield from _append_checked_locked(batches, condition, known))
+        if exc.sqlstate != sql.CLOCK_BEHIND:
+            raise
+        known.refused(batches)
+        return None
+    known.sent()
+    known.wrote(rows)
+    return plan.results(first)
+
+
 def _append_conditional(
-    batches: list[PreparedAppend], condition: AppendCondition
+    batches: list[PreparedAppend], condition: AppendCondition, known: Known | None = None
 ) -> Generator[Op, Any, list[AppendResult]]:
     """A conditional append in two round trips and one short lock, as one without a condition:
     (1) the heads, the clock, and the condition's first match with the head position (one
@@ -284,9 +330,11 @@ def _append_conditional(
             batches, stored, lock=False, condition=condition
         )
         assert checked is not None
+        if known is not None:
+            known.clock(clock)
         matched, head = checked
         if matched is not None:
-            return (yield from _append_checked_locked(batches, condition))
+            return (yield from _append_checked_locked(batches, condition, known))
         plan = plan_append(batches, heads, stored, condition, None)
         if plan.needs_ids:
             stored = yield from _stored_identities(batches)
@@ -295,21 +343,24 @@ def _append_conditional(
             raise plan.conflict
         if not plan.writes:
             return _replayed(plan)
+        rows = plan.rows(max(clock, plan.time_floor()))
         try:
-            first = yield from _send(plan.rows(max(clock, plan.time_floor())), head)
+            first = yield from _send(rows, head)
         except _RACES:
             stored = stored if stored is not None else {}
             continue
         except pgerrors.Error as exc:
             if exc.sqlstate != sql.HEAD_MOVED:
                 raise
-            return (yield from _append_checked_locked(batches, condition))
+            return (yield from _append_checked_locked(batches, condition, known))
+        if known is not None:
+            known.wrote(rows)
         return plan.results(first)
-    return (yield from _append_checked_locked(batches, condition))
+    return (yield from _append_checked_locked(batches, condition, known))
 
 
 def _append_checked_locked(
-    batches: list[PreparedAppend], condition: AppendCondition
+    batches: list[PreparedAppend], condition: AppendCondition, known: Known | None = None
 ) -> Generator[Op, Any, list[AppendResult]]:
     """A conditional append checked under the lock, in two round trips: (1) BEGIN, the
     sequencer's lock, the heads and the condition's first match, pipelined; plan; (2) the
@@ -340,8 +391,8 @@ def _append_checked_locked(
         if plan.needs_ids or plan.conflict is not None or not plan.writes:
             yield Run(sql.ROLLBACK, fetch="none")
             return (yield from _append_locked(batches, condition))
-        insert = _insert(plan.rows(max(int(rows[0][4]), plan.time_floor())))
-        first, _ = yield Pipeline((insert, Run(sql.COMMIT, fetch="none")))
+        written = plan.rows(max(int(rows[0][4]), plan.time_floor()))
+        first, _ = yield Pipeline((_insert(written), Run(sql.COMMIT, fetch="none")))
     except pgerrors.UniqueViolation:
         yield Rollback()
         return (yield from _append_locked(batches, condition))
@@ -351,6 +402,9 @@ def _append_checked_locked(
         yield Rollback()
         raise
     assert first is not None
+    if known is not None:
+        known.clock(int(rows[0][4]))
+        known.wrote(written)
     return plan.results(int(first[0]))
 
 
@@ -474,27 +528,44 @@ def _replayed(plan: Plan) -> list[AppendResult]:
 
 
 def _send(
-    rows: list[PlannedRow], guard: int | None = None, *, not_before: bool = False
+    rows: list[PlannedRow],
+    guard: int | None = None,
+    *,
+    not_before: bool = False,
+    match: tuple[str, list[Any]] | None = None,
 ) -> Generator[Op, Any, int]:
     """Send the one statement that inserts a plan's rows, numbered after the head position,
     and upserts the heads; returns the first position. ``guard``: the head position at which
     a condition was checked; the statement fails (SQLSTATE EKC01) if the head moved.
     ``not_before``: the statement fails (SQLSTATE EKC02) if the log's last event was recorded
-    after the rows' time (an append whose time was not read from the server)."""
-    found = yield _insert(rows, guard, not_before=not_before)
+    after the rows' time (an append whose time was not read from the server). ``match``: a
+    condition's ``dcb.first_match`` statement, checked by the insert statement itself (SQLSTATE
+    EKC03 if it finds an event, EKC01 if the head moved after it, EKC02 as ``not_before``)."""
+    found = yield _insert(rows, guard, not_before=not_before, match=match)
     assert found is not None
     return int(found[0])
 
 
-def _insert(rows: list[PlannedRow], guard: int | None = None, *, not_before: bool = False) -> Run:
+def _insert(
+    rows: list[PlannedRow],
+    guard: int | None = None,
+    *,
+    not_before: bool = False,
+    match: tuple[str, list[Any]] | None = None,
+) -> Run:
     """The one statement that inserts a plan's ``rows`` (stamped with one time) and upserts
     the heads (its row: the first position)."""
     now = from_micros(rows[0].recorded_at_us)
     tagged = any(row.tags for row in rows)
-    first: tuple[Any, ...] = () if guard is None else (guard,)
-    variants = _GUARDED if guard is not None else _NOT_BEFORE if not_before else None
-    if not_before:
-        first = (now,)
+    first: tuple[Any, ...] = ()
+    variant: Callable[[str], str] = str
+    if match is not None:
+        first = (*match[1], now)
+        variant = functools.partial(_unmatched, match=match[0])
+    elif guard is not None:
+        first, variant = (guard,), _GUARDED.__getitem__
+    elif not_before:
+        first, variant = (now,), _NOT_BEFORE.__getitem__
     params: tuple[Any, ...]
     if len(rows) == 1:
         row = rows[0]
@@ -504,7 +575,7 @@ def _insert(rows: list[PlannedRow], guard: int | None = None, *, not_before: boo
             params = (*params[:-5], encode_tags(row.tags), *params[-4:], list(row.tags))
         else:
             statement = sql.APPEND_EVENT
-        return Run(variants[statement] if variants else statement, params, "one")
+        return Run(variant(statement), params, "one")
     s, v, e, t, sv, _, d, m, h, g = (list(column) for column in zip(*rows, strict=True))
     last = [row for _, row in new_heads(rows)]
     hs = [r.stream_id for r in last]
@@ -520,7 +591,12 @@ def _insert(rows: list[PlannedRow], guard: int | None = None, *, not_before: boo
         params = (*params, offsets, names, kinds)
     else:
         statement = sql.APPEND_EVENTS
-    return Run(variants[statement] if variants else statement, (*first, *params), "one")
+    return Run(variant(statement), (*first, *params), "one")
+
+
+@functools.lru_cache(maxsize=512)
+def _unmatched(statement: str, match: str) -> str:
+    return sql.unmatched(statement, match)
 
 
 def _event_params(row: PlannedRow, now: Any) -> tuple[Any, ...]:

@@ -32,11 +32,14 @@ then reads locked heads: nothing can change them before it commits, so it cannot
 An ``ANY`` append therefore always goes through, however busy the stream. See
 ``migrations/0004_uncontended_numbering.sql`` and ``docs/postgres.md``.
 
-An append with a condition (:class:`eventkeep.store.dcb.AppendCondition`) takes that locked
-path at once: with the sequencer's lock held, no append can commit between the check ("the
-first event matching the query after P", an index probe, read beside the heads in the same
-round trip) and the insert. It adds no lock of its own, and appends without a condition are
-unchanged.
+An append with a condition (:class:`eventkeep.store.dcb.AppendCondition`) is checked where no
+append can commit in between: by the insert statement itself when the store knows its heads and
+the clock (one round trip: the statement reads "the first event matching the query after P"
+and the head position from its snapshot, and its numbering function refuses the insert if
+either a match was found or the head moved before it took the sequencer's lock, migration
+0013), else read beside the heads and proven by the same head check (two round trips), else
+under the sequencer's lock. It adds no lock of its own. See ``plans._append_known_conditional``
+and docs/dcb.md.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ class Known:
     already known.
     """
 
-    __slots__ = ("_data_version", "heads", "last_recorded_at", "no_floor")
+    __slots__ = ("_data_version", "heads", "last_position", "last_recorded_at", "no_floor")
 
     def __init__(self) -> None:
         self._data_version: int | None = None
@@ -50,6 +50,8 @@ class Known:
         self.last_recorded_at: int | None = None
         self.no_floor = False
         self.heads: dict[str, Head] = {}
+        # DCB: the log's last event, which this connection wrote (see _condition_matched).
+        self.last_position: int | None = None
 
     def check(self, cur: sqlite3.Cursor) -> None:
         """At the start of an append's write transaction (the write lock held)."""
@@ -89,10 +91,7 @@ def append_in(
     """
     keys.store_new_keys(cur, batches, now)
     heads = _heads(cur, batches, known)
-    matched = None
-    if condition is not None:
-        statement, params = dcb.first_match(condition.fail_if_events_match, condition.after or 0)
-        matched = cur.execute(statement, params).fetchone()[0]
+    matched = None if condition is None else _condition_matched(cur, condition, known)
     stored: dict[bytes, StoredIdentity] | None = None
     while True:
         plan = plan_append(batches, heads, stored, condition, matched)
@@ -133,7 +132,26 @@ def append_in(
             )
         if known is not None:
             known.wrote(written, rows[-1].recorded_at_us)
+            known.last_position = last
         return results
+
+
+def _condition_matched(
+    cur: sqlite3.Cursor, condition: AppendCondition, known: Known | None
+) -> int | None:
+    """The first event matching ``condition``'s query after its position, or None.
+
+    When the condition's position is at (or past) the log's last event, as known from this
+    connection's own last append (nothing committed by anyone else since, see
+    :class:`Known`), no event can lie after it: the probe is skipped. That is the usual
+    case of a decision that read its query and appended next.
+    """
+    after = condition.after or 0
+    if known is not None and known.last_position is not None and after >= known.last_position:
+        return None
+    statement, params = dcb.first_match(condition.fail_if_events_match, after)
+    found: int | None = cur.execute(statement, params).fetchone()[0]
+    return found
 
 
 def last_recorded_at(cur: sqlite3.Cursor, known: Known | None = None) -> int:
