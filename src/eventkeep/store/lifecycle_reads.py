@@ -46,7 +46,13 @@ class LifecycleReads:
 
         def _stream_version(self, stream_id: str) -> int: ...
         def _paged_stream(
-            self, stream_id: str, low: int, high: int | None, backwards: bool, remaining: int | None
+            self,
+            stream_id: str,
+            low: int,
+            high: int | None,
+            backwards: bool,
+            remaining: int | None,
+            live: bool = True,
         ) -> Iterator[RecordedEvent]: ...
         def _with_personal(self, page: Sequence[RecordedEvent]) -> Sequence[RecordedEvent]: ...
         def _anchor_source(self) -> contextlib.AbstractContextManager[AnchorSource]: ...
@@ -124,7 +130,7 @@ class LifecycleReads:
                         )
                     )
                 previous = removal.last_hash
-        live = self._paged_stream(stream_id, max(low, first_live), high, False, None)
+        live = self._paged_stream(stream_id, max(low, first_live), high, False, None, False)
         events.extend(live)
         if backwards:
             events.reverse()

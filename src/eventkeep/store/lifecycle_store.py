@@ -83,7 +83,13 @@ class LifecycleMixin(LifecycleReads):
 
         def _stream_version(self, stream_id: str) -> int: ...
         def _paged_stream(
-            self, stream_id: str, low: int, high: int | None, backwards: bool, remaining: int | None
+            self,
+            stream_id: str,
+            low: int,
+            high: int | None,
+            backwards: bool,
+            remaining: int | None,
+            live: bool = True,
         ) -> Iterator[RecordedEvent]: ...
         def joined_transaction(self) -> Any: ...
         def _clock(self, floor: int = 0) -> int: ...
@@ -202,7 +208,7 @@ class LifecycleMixin(LifecycleReads):
         if retention.max_age is not None:
             cutoff = round((moment - retention.max_age) * 1_000_000)
             low = self.first_version(stream_id)
-            for event in self._paged_stream(stream_id, low, None, False, None):
+            for event in self._paged_stream(stream_id, low, None, False, None, False):
                 if to_micros(event.recorded_at) >= cutoff:
                     break
                 through = max(through, event.version)

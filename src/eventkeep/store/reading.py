@@ -80,12 +80,18 @@ class Reading(abc.ABC):
         yield from self._archived_stream(stream_id, low, high, backwards, remaining)
 
     def _paged_stream(
-        self, stream_id: str, low: int, high: int | None, backwards: bool, remaining: int | None
+        self,
+        stream_id: str,
+        low: int,
+        high: int | None,
+        backwards: bool,
+        remaining: int | None,
+        live: bool = True,
     ) -> Iterator[RecordedEvent]:
         # The first page is read ``live``: the backend returns nothing if the stream was ever
         # deleted, so a stream read is one statement. Only an empty first page looks for a
         # tombstone (raising for a deleted stream, starting a revived one after its deletion).
-        live = True
+        # ``live=False``: whatever is stored, tombstone or not (archived reads).
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
             with span("eventkeep.read", stream_id=stream_id):

@@ -76,6 +76,21 @@ class LifecycleContract(ContractBase):
 
     # -- deleting -----------------------------------------------------------------------------
 
+    @pytest.mark.parametrize("hard", [False, True])
+    def test_a_deleted_stream_reads_back_whole_with_archived_and_raises_without(
+        self, lstore: EventStore, hard: bool
+    ) -> None:
+        # A stream read checks for a tombstone in the statement that reads its first page;
+        # archived reads (and retention's walk) read what is stored, tombstone or not.
+        self.fill(lstore, count=3)
+        lstore.delete_stream("order-1", hard=hard)
+        with pytest.raises(StreamDeletedError):
+            list(lstore.read_stream("order-1"))
+        assert _versions(lstore, "order-1", archived=True) == [1, 2, 3]
+        lstore.append("order-1", deposits(4), expected_version=3)  # revived
+        assert _versions(lstore, "order-1") == [4]
+        assert _versions(lstore, "order-1", archived=True) == [1, 2, 3, 4]
+
     def test_a_soft_deleted_stream_reads_as_deleted_saying_when_by_whom_and_why(
         self, lstore: EventStore
     ) -> None:
