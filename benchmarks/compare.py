@@ -2,11 +2,12 @@
 
     python -m benchmarks.compare --before /path/to/old/checkout --after . [--rounds 5]
 
-Runs the harness (``python -m benchmarks --quick --systems eventkeep``; ``--full``: its full
-sizes, one repetition) once per round for each tree, alternating (before, after, before,
-after, ...) so that both see the same machine, and prints each workload's median throughput
-for both and their ratio (after / before). Each tree's
-``src`` comes first on ``PYTHONPATH``; everything else (drivers, the PostgreSQL binaries, the
+Runs the harness (``python -m benchmarks --quick --systems eventkeep --skip-dcb``; ``--full``:
+its full sizes, one repetition; the DCB appends are left out, since older trees have no DCB)
+once per round for each tree, alternating (before, after, before, after, ...) so that both see
+the same machine, and prints each workload's median throughput for both and their ratio
+(after / before). Each tree's ``src`` comes first on ``PYTHONPATH``; everything else (drivers,
+the PostgreSQL binaries, the
 harness itself) is this checkout's.
 """
 
@@ -32,7 +33,16 @@ def run_once(tree: Path, harness_args: list[str], full: bool) -> dict[str, float
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "src"), str(Path.cwd())])}
     sizes = ["--repeats", "1", "--output", tempfile.mkdtemp()] if full else ["--quick"]
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks", *sizes, "--systems", "eventkeep", *harness_args],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            *sizes,
+            "--systems",
+            "eventkeep",
+            "--skip-dcb",
+            *harness_args,
+        ],
         capture_output=True,
         text=True,
         env=env,
