@@ -198,7 +198,7 @@ def append(
     ``known``: the store's :class:`Known`, used (one round trip) and kept up to date."""
     if condition is not None:
         if known is not None:
-            sent = yield from _append_known_conditional(batches, condition, known)
+            sent = yield from _append_known(batches, known, condition)
             if sent is not None:
                 return sent
         return (yield from _append_conditional(batches, condition, known))
@@ -235,7 +235,7 @@ def append(
 
 
 def _append_known(
-    batches: list[PreparedAppend], known: Known
+    batches: list[PreparedAppend], known: Known, condition: AppendCondition | None = None
 ) -> Generator[Op, Any, list[AppendResult] | None]:
     """The append in one round trip, or None (nothing written) to append the usual way.
 
@@ -247,44 +247,15 @@ def _append_known(
     (SQLSTATE EKC02) if the log's last event was recorded after that time: then nothing was
     written, and the append is done the usual way, which decides what each of these means.
     A conflict, a replay or a plan that needs the stored ids is never decided here.
-    """
-    heads = known.heads(batches)
-    if heads is None:
-        return None
-    plan = plan_append(batches, heads, None)
-    if plan.needs_ids or plan.conflict is not None or not plan.writes:
-        return None
-    rows = plan.rows(max(known.now_us(), plan.time_floor()))
-    try:
-        first = yield from _send(rows, not_before=True)
-    except _RACES:
-        known.refused(batches)
-        return None
-    except pgerrors.Error as exc:
-        if exc.sqlstate != sql.CLOCK_BEHIND:
-            raise
-        known.refused(batches)
-        return None
-    known.sent()
-    known.wrote(rows)
-    return plan.results(first)
 
-
-def _append_known_conditional(
-    batches: list[PreparedAppend], condition: AppendCondition, known: Known
-) -> Generator[Op, Any, list[AppendResult] | None]:
-    """A conditional append in one round trip, or None (nothing written) to append the usual
-    way; as :func:`_append_known`, when every stream's head is known and the clock is.
-
-    The one insert statement checks the condition itself: from its own snapshot, before any
-    lock, it reads the first event matching the query after the condition's position and the
-    head position, and ``eventkeep_append_position_unmatched`` (migration 0013) raises SQLSTATE
+    With a ``condition`` the statement checks it too: from its own snapshot, before any lock,
+    it reads the first event matching the query after the condition's position and the head
+    position, and ``eventkeep_append_position_unmatched`` (migration 0013) raises SQLSTATE
     EKC03 if there is a match, or takes the sequencer's lock and raises EKC01 unless the head
     is still the one that snapshot saw (no append committed between the check and the lock:
-    the check still holds), or EKC02 if the clock was behind. A match or a moved head is
-    decided under the lock (``_append_checked_locked``: a failed condition, or a re-send of an
-    append already stored, whose own events match); a refused head, event id or clock as in
-    ``_append_known``, the usual way.
+    the check still holds). A match or a moved head is decided under the lock
+    (``_append_checked_locked``: a failed condition, or a re-send of an append already
+    stored, whose own events match).
     """
     heads = known.heads(batches)
     if heads is None:
@@ -293,14 +264,18 @@ def _append_known_conditional(
     if plan.needs_ids or plan.conflict is not None or not plan.writes:
         return None
     rows = plan.rows(max(known.now_us(), plan.time_floor()))
-    query, after = condition.fail_if_events_match, condition.after or 0
+    if condition is None:
+        send = _send(rows, not_before=True)
+    else:
+        query, after = condition.fail_if_events_match, condition.after or 0
+        send = _send(rows, match=dcb.first_match(query, after))
     try:
-        first = yield from _send(rows, match=dcb.first_match(query, after))
+        first = yield from send
     except _RACES:
         known.refused(batches)
         return None
     except pgerrors.Error as exc:
-        if exc.sqlstate in (sql.CONDITION_MATCHED, sql.HEAD_MOVED):
+        if condition is not None and exc.sqlstate in (sql.CONDITION_MATCHED, sql.HEAD_MOVED):
             return (yield from _append_checked_locked(batches, condition, known))
         if exc.sqlstate != sql.CLOCK_BEHIND:
             raise

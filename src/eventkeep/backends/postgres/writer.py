@@ -38,7 +38,7 @@ the clock (one round trip: the statement reads "the first event matching the que
 and the head position from its snapshot, and its numbering function refuses the insert if
 either a match was found or the head moved before it took the sequencer's lock, migration
 0013), else read beside the heads and proven by the same head check (two round trips), else
-under the sequencer's lock. It adds no lock of its own. See ``plans._append_known_conditional``
+under the sequencer's lock. It adds no lock of its own. See ``plans._append_known``
 and docs/dcb.md.
 """
 

@@ -1,4 +1,4 @@
--- A conditional append in one round trip (see plans._append_known_conditional): the client
+-- A conditional append in one round trip (see plans._append_known with a condition): the client
 -- knows the heads of its streams and the server's clock (plans.Known), and sends the insert
 -- at once. The statement itself reads, from its own snapshot (taken when it starts, before any
 -- lock), the first event matching the append condition's query after its position and the
