@@ -56,3 +56,23 @@ def own_cluster(pg_server: PgServer) -> Iterator[Cluster]:
         yield private
     finally:
         private.destroy()
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements each round trip of the synchronous driver sends (pipelines as one)."""
+    from eventkeep.backends.postgres import writer  # psycopg: imported only when used
+    from eventkeep.backends.postgres.plans import Pipeline, Run
+
+    sent: list[str] = []
+    original = writer._do
+
+    def do(conn: Any, op: Any) -> Any:
+        if isinstance(op, Run):
+            sent.append(str(op.statement))
+        elif isinstance(op, Pipeline):
+            sent.append(" | ".join(str(step.statement) for step in op.steps))
+        return original(conn, op)
+
+    monkeypatch.setattr(writer, "_do", do)
+    return sent

@@ -19,8 +19,7 @@ import pytest
 
 import eventkeep
 from eventkeep import AppendCondition, AppendConditionError, NewEvent, Query, QueryItem, RawEvent
-from eventkeep.backends.postgres import plans, writer
-from eventkeep.backends.postgres.plans import Pipeline, Run
+from eventkeep.backends.postgres import plans
 from pg_fixtures import PgServer, fresh_store_url
 
 QUERY = Query(
@@ -41,23 +40,6 @@ def stores(pg_server: PgServer, request: pytest.FixtureRequest) -> Iterator[tupl
     with eventkeep.open_store(url) as store, eventkeep.open_store(url) as other:
         store.append("setup", [RawEvent("Noted", {})])  # reads first: learns the clock
         yield store, other
-
-
-@pytest.fixture
-def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The statements each round trip of the synchronous driver sends (pipelines as one)."""
-    sent: list[str] = []
-    original = writer._do
-
-    def do(conn: Any, op: Any) -> Any:
-        if isinstance(op, Run):
-            sent.append(str(op.statement))
-        elif isinstance(op, Pipeline):
-            sent.append(" | ".join(str(step.statement) for step in op.steps))
-        return original(conn, op)
-
-    monkeypatch.setattr(writer, "_do", do)
-    return sent
 
 
 @pytest.fixture

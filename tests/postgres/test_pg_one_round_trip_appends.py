@@ -14,8 +14,7 @@ import pytest
 
 import eventkeep
 from eventkeep import ANY, NO_STREAM, ConcurrencyError, RawEvent
-from eventkeep.backends.postgres import sql, writer
-from eventkeep.backends.postgres.plans import Pipeline, Run
+from eventkeep.backends.postgres import sql
 from eventkeep.store.events import NewEvent
 from pg_fixtures import PgServer, fresh_store_url
 
@@ -25,23 +24,6 @@ def stores(pg_server: PgServer, request: pytest.FixtureRequest) -> Iterator[tupl
     url = fresh_store_url(request, pg_server)
     with eventkeep.open_store(url) as store, eventkeep.open_store(url) as other:
         yield store, other
-
-
-@pytest.fixture
-def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The statements each round trip of the synchronous driver sends (pipelines as one)."""
-    sent: list[str] = []
-    original = writer._do
-
-    def do(conn: Any, op: Any) -> Any:
-        if isinstance(op, Run):
-            sent.append(str(op.statement))
-        elif isinstance(op, Pipeline):
-            sent.append(" | ".join(str(step.statement) for step in op.steps))
-        return original(conn, op)
-
-    monkeypatch.setattr(writer, "_do", do)
-    return sent
 
 
 def one(n: int) -> list[RawEvent]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 from uuid import UUID
 
@@ -211,12 +211,7 @@ def append(
         heads, clock, stored, _ = yield from _read(batches, stored, lock=False)
         if known is not None:
             known.clock(clock)
-        plan = plan_append(batches, heads, stored)
-        if plan.needs_ids:
-            stored = yield from _stored_identities(batches)
-            plan = plan_append(batches, heads, stored)
-        if plan.conflict is not None:
-            raise plan.conflict
+        plan, stored = yield from _planned(batches, heads, stored)
         if not plan.writes:
             return _replayed(plan)
         rows = plan.rows(max(clock, plan.time_floor()))
@@ -310,12 +305,7 @@ def _append_conditional(
         matched, head = checked
         if matched is not None:
             return (yield from _append_checked_locked(batches, condition, known))
-        plan = plan_append(batches, heads, stored, condition, None)
-        if plan.needs_ids:
-            stored = yield from _stored_identities(batches)
-            plan = plan_append(batches, heads, stored, condition, None)
-        if plan.conflict is not None:
-            raise plan.conflict
+        plan, stored = yield from _planned(batches, heads, stored, condition)
         if not plan.writes:
             return _replayed(plan)
         rows = plan.rows(max(clock, plan.time_floor()))
@@ -424,12 +414,7 @@ def _append_under_lock(
     check sees every append that committed before, and none can commit before this one does."""
     heads, clock, _, checked = yield from _read(batches, None, lock=True, condition=condition)
     matched = None if checked is None else checked[0]
-    plan = plan_append(batches, heads, None, condition, matched)
-    if plan.needs_ids:
-        stored = yield from _stored_identities(batches)
-        plan = plan_append(batches, heads, stored, condition, matched)
-    if plan.conflict is not None:
-        raise plan.conflict
+    plan, _ = yield from _planned(batches, heads, None, condition, matched)
     if not plan.writes:
         return _replayed(plan)
     try:
@@ -445,6 +430,24 @@ def _append_under_lock(
             return _replayed(plan)
         first = yield from _send(plan.rows(max(clock, plan.time_floor())))
     return plan.results(first)
+
+
+def _planned(
+    batches: list[PreparedAppend],
+    heads: Mapping[str, Head],
+    stored: _Stored | None,
+    condition: AppendCondition | None = None,
+    matched: int | None = None,
+) -> Generator[Op, Any, tuple[Plan, _Stored | None]]:
+    """The plan for ``heads`` (its stored event ids read when it needs them), and the ids it
+    was made with; a conflict raised."""
+    plan = plan_append(batches, heads, stored, condition, matched)
+    if plan.needs_ids:
+        stored = yield from _stored_identities(batches)
+        plan = plan_append(batches, heads, stored, condition, matched)
+    if plan.conflict is not None:
+        raise plan.conflict
+    return plan, stored
 
 
 def _read(
