@@ -206,8 +206,7 @@ class PostgresStore(EventStore):
             if self._replica is not None and (tx.appended or self._local.wrote):
                 self._replica.wrote(conn)
 
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[psycopg.Connection[Any]]:
+    def _reading(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
         """The connection to read on: this thread's open store transaction's, or a pooled one.
 
         Reading through the open transaction shows its own appends (a reactor loading an
@@ -215,6 +214,12 @@ class PostgresStore(EventStore):
         it appends), as SQLite and the memory store do. It also keeps a transaction that holds
         the sequencer lock from waiting for itself on another connection.
         """
+        if self._replica is None and getattr(self._local, "conn", None) is None:
+            return self._db.connection()  # the usual case, without a generator around it
+        return self._reading_elsewhere()
+
+    @contextlib.contextmanager
+    def _reading_elsewhere(self) -> Iterator[psycopg.Connection[Any]]:
         conn = getattr(self._local, "conn", None)
         if conn is None and self._replica is not None:
             with self._replica.reading() as replica:
