@@ -263,3 +263,35 @@ def test_without_psycopg_open_store_explains_what_to_install() -> None:
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
     )
     assert "pip install 'eventkeep[postgres]'" in out.stdout
+
+
+def test_a_connection_an_error_left_in_a_transaction_goes_back_to_the_pool_rolled_back(
+    target: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    with eventkeep.open_store(target.url, pool_min_size=1, pool_max_size=1) as store:
+        assert isinstance(store, PostgresStore)
+        db = store._db
+
+        def driver_error_in_a_transaction() -> None:
+            with db.connection() as conn:
+                conn.execute("BEGIN")
+                conn.execute("SELECT 1/0")  # a driver error inside the lease: translated
+
+        def other_error_in_a_transaction() -> None:
+            with db.connection() as conn:
+                conn.execute("BEGIN")
+                conn.execute("CREATE TEMP TABLE lease_probe (n int)")
+                raise KeyError("not a driver error: passes through untouched")
+
+        with pytest.raises(eventkeep.EventkeepError) as raised:
+            driver_error_in_a_transaction()
+        assert "division by zero" in str(raised.value)
+        assert isinstance(raised.value.__cause__, psycopg.Error)
+        with pytest.raises(KeyError):
+            other_error_in_a_transaction()
+        with db.connection() as again:  # the pool's only connection, both times
+            assert again.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            assert again.execute("SELECT to_regclass('pg_temp.lease_probe')").fetchone() == (None,)
+        assert "rolling back returned connection" not in caplog.text
+        store.append("after", events_with_ids(uuid.uuid4()))
+        assert store.stream_version("after") == 1
