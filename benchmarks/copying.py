@@ -5,8 +5,8 @@ tagged, streams of 10 events) is copied into an empty PostgreSQL store with
 :func:`eventkeep.moving.copy_store`, then that store into a new SQLite file; events per second
 of each copy, each copy verified. Beside them, in the same run, the ceiling the schema allows
 here: the same rows, already in memory, sent by binary COPY into an empty store's events
-table with no check and no head or tag written (what the server costs alone: the generated
-jsonb columns, five indexes, the commits). ``--profile`` prints the top of a cProfile of the
+table with no check and no head or tag written (what the server costs alone: five indexes,
+the triggers, the commits). ``--profile`` prints the top of a cProfile of the
 first copy. PostgreSQL is a throwaway durable cluster (``pg.py``) or
 ``$EVENTKEEP_BENCH_POSTGRES_URL``.
 

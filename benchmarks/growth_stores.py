@@ -435,7 +435,7 @@ class PostgresSide(Side):
             if who != "eventkeep":
                 return
             conn.execute(f"SET search_path TO {self.store_schema()}")
-            names = ("data_bytes", "metadata_bytes", "data", "metadata", "hash", "tags")
+            names = ("data_bytes", "metadata_bytes", "hash", "tags")
             sizes = ", ".join(f"avg(coalesce(pg_column_size({c}), 0))" for c in names)
             row = conn.execute(
                 f"SELECT {sizes}, avg(pg_column_size(e.*)) FROM events AS e "

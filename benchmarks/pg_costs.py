@@ -188,7 +188,6 @@ def store_vs_floor(url: str, ops: int, rounds: int) -> list[str]:
 PIECES: list[tuple[str, list[str]]] = [
     ("the schema as shipped", []),
     ("- stream head check (trigger)", ["DROP TRIGGER streams_head_matches ON streams"]),
-    ("- generated jsonb columns", ["ALTER TABLE events DROP COLUMN data, DROP COLUMN metadata"]),
     ("- events_by_category index", ["DROP INDEX events_by_category"]),
     ("- pg_notify", []),
     ("- stream head upsert", []),
@@ -200,13 +199,13 @@ def statement_for(step: int) -> str:
     from eventkeep.backends.postgres import sql
 
     statement = sql.APPEND_EVENT
-    if step >= 4:
+    if step >= 3:
         statement = statement.replace(
             ", pg_notify('eventkeep_' || current_schema(), max(position)::text)", ""
         )
-    if step >= 5:
+    if step >= 4:
         statement = statement.split(", head AS")[0] + " SELECT min(position) FROM inserted"
-    if step >= 6:
+    if step >= 5:
         statement = statement.replace(
             "(SELECT eventkeep_append_position()) + 1", "nextval('bench_positions')"
         )
@@ -256,7 +255,7 @@ def attribution(url: str, ops: int, rounds: int) -> list[str]:
 
 
 def _statement_op(conn: Any, statement: str, step: int) -> Callable[[int], None]:
-    with_head = step < 5
+    with_head = step < 4
 
     def op(n: int) -> None:
         stream = f"s-{step}-{n}"

@@ -34,7 +34,7 @@ def test_the_forgotten_subjects_key_row_is_gone_and_the_epoch_moved(sql: Any) ->
 
 
 def test_the_stored_data_holds_no_plaintext_and_jsonb_shows_the_envelope(sql: Any) -> None:
-    rows = sql.execute("SELECT data_bytes, data FROM events ORDER BY position").fetchall()
+    rows = sql.execute("SELECT data_bytes, data FROM events_json ORDER BY position").fetchall()
     assert len(rows) == 2
     assert all(b"@example.com" not in bytes(raw) for raw, _ in rows)
     assert all(set(data["email"]) == {"$eventkeep:personal"} for _, data in rows)

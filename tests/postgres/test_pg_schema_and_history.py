@@ -14,7 +14,7 @@ import pytest
 from pg_harness import raw_connection
 
 import eventkeep
-from eventkeep import RawEvent
+from eventkeep import RawEvent, StreamAppend
 from eventkeep.backends.postgres import PostgresStore
 from eventkeep.testing.events import Deposited
 from pg_cluster import Cluster
@@ -60,18 +60,42 @@ def test_data_and_metadata_are_queryable_jsonb_beside_the_exact_bytes(
         metadata={"correlation_id": "c-1"},
     )
     row = sql.execute(
-        "SELECT data ->> 'amount', data_bytes, metadata ->> 'correlation_id' FROM events "
+        "SELECT data ->> 'amount', data_bytes, metadata ->> 'correlation_id' FROM events_json "
         "WHERE stream_id = 'account-1' AND version = 1"
     ).fetchone()
     assert row[0] == "10.50"
     assert bytes(row[1]) == b'{"amount":"10.50"}'
     found = sql.execute(
-        'SELECT stream_id FROM events WHERE data @> \'{"tags": ["b"]}\' '
+        'SELECT stream_id FROM events_json WHERE data @> \'{"tags": ["b"]}\' '
         "AND metadata ->> 'correlation_id' = 'c-1'"
     ).fetchall()
     assert found == [("account-2",)]
     (big,) = [e for e in pg_store.read_all() if e.stream_id == "account-2"]
     assert big.data == {"x": 1e300, "tags": ["a", "b"]}  # exact, though jsonb is numeric
+
+
+def test_the_jsonb_copies_are_computed_by_the_view_not_stored_and_an_index_of_yours_serves_them(
+    pg_store: PostgresStore, sql: Any
+) -> None:
+    columns = sql.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = 'events' ORDER BY 1"
+    ).fetchall()
+    assert ("data_bytes",) in columns
+    assert ("data",) not in columns
+    assert ("metadata",) not in columns
+    pg_store.append_many(
+        [
+            StreamAppend(f"order-{n}", [RawEvent("pg.Ordered", {"sku": f"s{n % 50}", "n": n})])
+            for n in range(2000)
+        ]
+    )
+    sql.execute("CREATE INDEX events_data_gin ON events USING gin (eventkeep_json(data_bytes))")
+    sql.execute("ANALYZE events")
+    query = 'SELECT count(*) FROM events_json WHERE data @> \'{"sku": "s7"}\''
+    plan = "\n".join(row[0] for row in sql.execute("EXPLAIN " + query).fetchall())
+    assert "events_data_gin" in plan
+    assert sql.execute(query).fetchone() == (40,)
 
 
 def test_an_event_holding_a_nul_character_is_stored_exactly_without_a_jsonb_copy(
@@ -80,7 +104,7 @@ def test_an_event_holding_a_nul_character_is_stored_exactly_without_a_jsonb_copy
     pg_store.append("nul", [RawEvent("pg.Nul", {"text": "a\x00b"})])
     (event,) = pg_store.read_stream("nul")
     assert event.data == {"text": "a\x00b"}
-    assert sql.execute("SELECT data FROM events WHERE stream_id = 'nul'").fetchone() == (None,)
+    assert sql.execute("SELECT data FROM events_json WHERE stream_id = 'nul'").fetchone() == (None,)
     assert pg_store.verify().ok
 
 
