@@ -30,7 +30,12 @@ import psycopg
 from psycopg import sql as pg_sql
 
 from eventkeep.backends.postgres import keys, lifecycle, moving, plans, sql, writer
-from eventkeep.backends.postgres.connection import Database, check_schema_name
+from eventkeep.backends.postgres.connection import (
+    Database,
+    check_schema_name,
+    release_large,
+    reused_cursor,
+)
 from eventkeep.backends.postgres.faults import first_line
 from eventkeep.backends.postgres.listen import Listener
 from eventkeep.backends.postgres.plans import prefix_successor, prefix_where
@@ -293,7 +298,9 @@ class PostgresStore(EventStore):
     def _read_page(self, step: plans.Run) -> list[RecordedEvent]:
         """One read statement of ``plans.py`` (the asyncio API runs the same ones)."""
         with self._reading() as conn:
-            rows = conn.execute(step.statement, step.params, binary=True).fetchall()
+            cur = reused_cursor(conn, binary=True)
+            rows = cur.execute(step.statement, step.params).fetchall()
+            release_large(conn, cur, len(rows))
         return plans.records(rows, self.codec)
 
     def _stream_version(self, stream_id: str) -> int:

@@ -44,12 +44,12 @@ and docs/dcb.md.
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import psycopg
 
 from eventkeep.backends.postgres import plans, sql
+from eventkeep.backends.postgres.connection import reused_cursor
 from eventkeep.backends.postgres.plans import (
     InTransaction,
     Op,
@@ -122,23 +122,8 @@ def _do(conn: psycopg.Connection[Any], op: Op) -> Any:
     raise AssertionError(f"not an operation: {op!r}")  # pragma: no cover
 
 
-_CURSORS: weakref.WeakKeyDictionary[psycopg.Connection[Any], dict[bool, psycopg.Cursor[Any]]] = (
-    weakref.WeakKeyDictionary()
-)
-"""Per connection, one cursor per format for the statements run one at a time: a new cursor
-per statement costs 20-25 µs of client CPU here (a new transformer, its adapters and dumpers
-looked up again), about 8% of a one-event append's. A connection is used by one thread at a
-time (a pool lease or a store transaction), and each statement's rows are fetched before the
-next statement runs."""
-
-
 def _reused_cursor(conn: psycopg.Connection[Any], step: Run) -> psycopg.Cursor[Any]:
-    cursors = _CURSORS.get(conn)
-    if cursors is None:
-        cursors = _CURSORS[conn] = {}
-    cur = cursors.get(step.binary)
-    if cur is None:
-        cur = cursors[step.binary] = conn.cursor(binary=step.binary)
+    cur = reused_cursor(conn, step.binary)
     cur.execute(step.statement, step.params)
     return cur
 
