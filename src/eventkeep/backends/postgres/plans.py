@@ -550,7 +550,7 @@ def _insert(
         params = (*first, *_event_params(row, now), row.stream_id, row.version, row.hash, now)
         if tagged:
             statement = sql.APPEND_TAGGED_EVENT
-            params = (*params[:-5], encode_tags(row.tags), *params[-4:], list(row.tags))
+            params = (*params[:-5], encode_tags(row.tags), *params[-4:])
         else:
             statement = sql.APPEND_EVENT
         return Run(variant(statement), params, "one")

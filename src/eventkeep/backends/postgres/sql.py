@@ -129,13 +129,17 @@ APPEND_EVENT = (
     f"SELECT min(position), {_NOTIFY} FROM inserted"
 )
 
-# APPEND_EVENT for an event with tags (its last parameter, a text[]): their index rows too.
+# APPEND_EVENT for an event with tags: their index rows too, read from the event's own tags
+# column (a JSON array of strings) as inserted. Not from a text[] parameter: psycopg adapts a
+# list in Python, about 70 us of client CPU for two tags, against a few us of the server's for
+# the JSON.
 APPEND_TAGGED_EVENT = APPEND_EVENT.replace(
-    "RETURNING position), ", "RETURNING position, type), "
+    "RETURNING position), ", "RETURNING position, type, tags), "
 ).replace(
     " SELECT min(position),",
     ", tagged AS (INSERT INTO event_tags (tag, position, type) "
-    "SELECT g.tag, i.position, i.type FROM inserted AS i, unnest(%s::text[]) AS g (tag)) "
+    "SELECT g.tag, i.position, i.type FROM inserted AS i, "
+    "json_array_elements_text(i.tags::json) AS g (tag)) "
     "SELECT min(position),",
 )
 
