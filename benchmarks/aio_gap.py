@@ -1,0 +1,164 @@
+"""Where the asyncio reads' gap to the synchronous API goes: each read comparison of
+``benchmarks.aio`` alternated many times in one process, with the wall clock, the process's
+CPU time and the loop thread's own CPU time (``time.thread_time``) of every run (not a test).
+
+    python -m benchmarks.aio_gap                       # SQLite and PostgreSQL, 21 alternations
+    python -m benchmarks.aio_gap --backend sqlite --rounds 41
+    python -m benchmarks.aio_gap --gc freeze           # hypotheses, never shipped: see docs/aio.md
+    python -m benchmarks.aio_gap --gc disable
+    python -m benchmarks.aio_gap --switch 0.0005       # sys.setswitchinterval
+
+For each comparison the minimum and the median of each side are printed, and async/sync of
+both (a ratio of minimums is what a quiet machine gives; the median what this one gave). The
+loop thread's CPU time is the asyncio API's own cost on the loop (``async for``, hand-overs);
+the rest of the async side's CPU time ran on the store threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import eventkeep.aio.events
+from benchmarks.aio import (
+    Stores,
+    async_catch_up,
+    async_reads,
+    async_reads_by_page,
+    fill,
+    postgres,
+    sync_catch_up,
+    sync_reads,
+)
+
+
+class Runs:
+    """Wall clock, process CPU and loop-thread CPU of each run of one side."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.loop: list[float] = []
+
+    def time(self, run: Callable[[], float]) -> None:
+        cpu, loop = time.process_time(), time.thread_time()
+        self.wall.append(run())
+        self.loop.append(time.thread_time() - loop)
+        self.cpu.append(time.process_time() - cpu)
+
+
+def _line(name: str, values: list[float], sync: list[float]) -> str:
+    low, mid = min(values), statistics.median(values)
+    return (
+        f"    {name:<22} min {low * 1e3:7.2f} ms  median {mid * 1e3:7.2f} ms"
+        f"   async/sync: min {min(sync) / low:5.2f}x  median {statistics.median(sync) / mid:5.2f}x"
+    )
+
+
+def _ahead(on: bool, run: Callable[[], float]) -> Callable[[], float]:
+    def timed() -> float:
+        eventkeep.aio.events.READ_AHEAD = on
+        return run()
+
+    return timed
+
+
+def compare(
+    name: str,
+    sync: Callable[[], float],
+    asynchronous: Callable[[], float],
+    rounds: int,
+    ab: bool,
+) -> None:
+    """``ab``: the async side twice, without and with read-ahead, alternated with sync."""
+    variants = {"async": _ahead(True, asynchronous)}
+    if ab:
+        variants = {
+            "async, no read-ahead": _ahead(False, asynchronous),
+            "async, read-ahead": _ahead(True, asynchronous),
+        }
+    s = Runs()
+    sides = {label: Runs() for label in variants}
+    for _ in range(rounds):
+        s.time(sync)
+        for label, run in variants.items():
+            sides[label].time(run)
+    print(name, flush=True)
+    for label, a in sides.items():
+        print(f"  {label}", flush=True)
+        print(_line("wall", a.wall, s.wall), flush=True)
+        print(_line("CPU", a.cpu, s.cpu), flush=True)
+        print(
+            f"    {'loop thread CPU':<22} min {min(a.loop) * 1e3:7.2f} ms  median "
+            f"{statistics.median(a.loop) * 1e3:7.2f} ms",
+            flush=True,
+        )
+    eventkeep.aio.events.READ_AHEAD = True
+
+
+@contextlib.contextmanager
+def _backend(name: str, tmp: str) -> Iterator[str]:
+    if name == "sqlite":
+        yield f"sqlite:///{Path(tmp) / 'gap.db'}"
+    else:
+        with postgres() as url:
+            yield url
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--log", type=int, default=20000)
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--gc", choices=("on", "freeze", "disable"), default="on")
+    parser.add_argument("--switch", type=float, default=None)
+    parser.add_argument("--only", choices=("reads", "pages", "catch-up"), default=None)
+    parser.add_argument("--ab", action="store_true", help="async without and with read-ahead")
+    args = parser.parse_args(argv)
+    if args.switch is not None:
+        sys.setswitchinterval(args.switch)
+    backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+    print(
+        f"gc {args.gc}, switch interval {sys.getswitchinterval()} s, {args.rounds} alternations",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in backends:
+            with _backend(backend, tmp) as url:
+                fill(url, args.log)
+                stores = Stores(url)
+                if args.gc == "freeze":
+                    gc.collect()
+                    gc.freeze()
+                elif args.gc == "disable":
+                    gc.disable()
+                try:
+                    comparisons = {
+                        "reads": ("async for", sync_reads, async_reads),
+                        "pages": (".pages()", sync_reads, async_reads_by_page),
+                        "catch-up": ("catch-up", sync_catch_up, async_catch_up),
+                    }
+                    for key, (label, sync, asynchronous) in comparisons.items():
+                        if args.only in (None, key):
+                            compare(
+                                f"{backend} {label}",
+                                sync(stores),
+                                asynchronous(stores),
+                                args.rounds,
+                                args.ab,
+                            )
+                finally:
+                    gc.enable()
+                    gc.unfreeze()
+                    stores.close()
+
+
+if __name__ == "__main__":
+    main()
