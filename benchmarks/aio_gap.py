@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import eventkeep.aio.events
 from benchmarks.aio import (
     Stores,
     async_catch_up,
@@ -62,28 +61,13 @@ def _line(name: str, values: list[float], sync: list[float]) -> str:
     )
 
 
-def _ahead(on: bool, run: Callable[[], float]) -> Callable[[], float]:
-    def timed() -> float:
-        eventkeep.aio.events.READ_AHEAD = on
-        return run()
-
-    return timed
-
-
 def compare(
     name: str,
     sync: Callable[[], float],
-    asynchronous: Callable[[], float],
+    variants: dict[str, Callable[[], float]],
     rounds: int,
-    ab: bool,
 ) -> None:
-    """``ab``: the async side twice, without and with read-ahead, alternated with sync."""
-    variants = {"async": _ahead(True, asynchronous)}
-    if ab:
-        variants = {
-            "async, no read-ahead": _ahead(False, asynchronous),
-            "async, read-ahead": _ahead(True, asynchronous),
-        }
+    """Each of ``variants`` (async sides) alternated with ``sync``, ``rounds`` times."""
     s = Runs()
     sides = {label: Runs() for label in variants}
     for _ in range(rounds):
@@ -100,7 +84,6 @@ def compare(
             f"{statistics.median(a.loop) * 1e3:7.2f} ms",
             flush=True,
         )
-    eventkeep.aio.events.READ_AHEAD = True
 
 
 @contextlib.contextmanager
@@ -120,7 +103,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gc", choices=("on", "freeze", "disable"), default="on")
     parser.add_argument("--switch", type=float, default=None)
     parser.add_argument("--only", choices=("reads", "pages", "catch-up"), default=None)
-    parser.add_argument("--ab", action="store_true", help="async without and with read-ahead")
     args = parser.parse_args(argv)
     if args.switch is not None:
         sys.setswitchinterval(args.switch)
@@ -150,9 +132,8 @@ def main(argv: list[str] | None = None) -> None:
                             compare(
                                 f"{backend} {label}",
                                 sync(stores),
-                                asynchronous(stores),
+                                {"async": asynchronous(stores)},
                                 args.rounds,
-                                args.ab,
                             )
                 finally:
                     gc.enable()

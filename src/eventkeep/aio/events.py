@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from eventkeep.store.hashing import ChainRow
 from eventkeep.store.recorded import RecordedEvent
@@ -19,11 +18,7 @@ from eventkeep.store.validation import (
     check_stream_id,
 )
 
-__all__ = ["READ_AHEAD", "Call", "Events", "Handed", "Rows", "stream_read"]
-
-READ_AHEAD = True
-"""Whether reads outside a transaction fetch the next hand-over while the caller goes through
-the current one (see :class:`Handed`); a switch for ``benchmarks/aio_gap.py``'s A/B runs."""
+__all__ = ["Call", "Events", "Handed", "Rows", "stream_read"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -51,24 +46,25 @@ class Handed(AsyncIterator[R], Generic[R]):
         self,
         events: Iterator[R] | Callable[[], Iterator[R]],
         call: Call[list[R]],
-        *,
-        ahead: bool = False,
     ) -> None:
         self._events = events
         self._call = call
         self._rest: Iterator[R] = iter(())  # the current hand-over's items not yet handed out
         self._done = False
-        self._ahead = ahead and READ_AHEAD
-        self._next: asyncio.Task[list[R]] | None = None  # the hand-over being read ahead
 
     async def _fetch(self) -> list[R]:
         # One item more than a page: to take it, the store thread reads the next page, so a
         # read that ends on a page's end (a 1,000-event stream) is over in one hand-over, not
         # two (the second one only finding the end).
+        size = PAGE_SIZE + 1
         events = self._events
         if isinstance(events, Iterator):
-            return await self._call(functools.partial(_take, events, _HAND_OVER))
-        return await self._call(functools.partial(self._open, events, _HAND_OVER))
+            page = await self._call(functools.partial(_take, events, size))
+        else:
+            page = await self._call(functools.partial(self._open, events, size))
+        if len(page) < size:
+            self._done = True
+        return page
 
     def _open(self, opener: Callable[[], Iterator[R]], count: int) -> list[R]:
         """On the store thread: open the items, then take the first hand-over."""
@@ -82,16 +78,13 @@ class Handed(AsyncIterator[R], Generic[R]):
         return self._each()
 
     async def _each(self) -> AsyncIterator[R]:
-        try:
-            while True:
-                # The hand-over's iterator is where __anext__, pages() and list() go on from:
-                # a plain for over it, nothing stored per item.
-                for item in self._rest:
-                    yield item
-                if not await self._turn_page():
-                    return
-        finally:
-            self._stop()
+        while True:
+            # The hand-over's iterator is where __anext__, pages() and list() go on from: a
+            # plain for over it, nothing stored per item.
+            for item in self._rest:
+                yield item
+            if not await self._turn_page():
+                return
 
     async def __anext__(self) -> R:
         for item in self._rest:
@@ -103,39 +96,20 @@ class Handed(AsyncIterator[R], Generic[R]):
     async def pages(self) -> AsyncIterator[list[R]]:
         """The remaining events a hand-over at a time, as lists: the cheapest way through a
         long read (``async for`` costs CPython about 0.1 µs per item more)."""
-        try:
-            rest = list(self._rest)
-            if rest:
-                yield rest
-            while page := await self._turn_page():
-                self._rest = iter(())  # all of it handed out here
-                yield page
-        finally:
-            self._stop()
+        rest = list(self._rest)
+        if rest:
+            yield rest
+        while page := await self._turn_page():
+            self._rest = iter(())  # all of it handed out here
+            yield page
 
     async def _turn_page(self) -> list[R]:
-        """The next hand-over, its items in ``_rest`` too; empty at the end. With read-ahead,
-        the one after it is asked for at once, before the caller goes through this one."""
+        """The next hand-over, its items in ``_rest`` too; empty at the end."""
         if self._done:
             return []
-        coming, self._next = self._next, None
-        page = await (self._fetch() if coming is None else coming)
-        if len(page) < _HAND_OVER:
-            self._done = True
-        elif self._ahead:
-            self._next = asyncio.ensure_future(self._fetch())
+        page = await self._fetch()
         self._rest = iter(page)
         return page
-
-    def _stop(self) -> None:
-        """The caller is done with the read (its end, a ``break``, a cancellation): a
-        hand-over still being read ahead is cancelled if it has not started on its store
-        thread, else it runs to its end there and its items are dropped."""
-        self._done = True
-        coming, self._next = self._next, None
-        if coming is not None:
-            coming.cancel()
-            coming.add_done_callback(_dropped)
 
     async def list(self) -> list[R]:
         """Every remaining event, in a list."""
@@ -183,16 +157,6 @@ def stream_read(
         limit=limit,
         archived=archived,
     )
-
-
-_HAND_OVER = PAGE_SIZE + 1
-"""Items per hand-over (see ``Handed._fetch``)."""
-
-
-def _dropped(task: asyncio.Task[Any]) -> None:
-    """A read-ahead nobody will take: its error (such as a closed store's) is not reported."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _take(events: Iterator[T], count: int) -> list[T]:

@@ -22,7 +22,7 @@ import contextvars
 import functools
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -49,7 +49,6 @@ from eventkeep.store.codec import Codec
 from eventkeep.store.dcb import AppendCondition, Query, QueryResult
 from eventkeep.store.events import Event, TypeRegistry
 from eventkeep.store.hashing import VerifyReport
-from eventkeep.store.recorded import RecordedEvent
 from eventkeep.store.types import POLL_INTERVALS, AppendItem
 from eventkeep.store.validation import check_count, check_seconds
 
@@ -232,7 +231,7 @@ class AsyncEventStore(LifecycleMethods):
             limit=limit,
             archived=archived,
         )
-        return self._events(events)
+        return Events(events, self._caller())
 
     def read_all(
         self,
@@ -244,17 +243,7 @@ class AsyncEventStore(LifecycleMethods):
     ) -> Events:
         """See ``EventStore.read_all``."""
         events = self.sync.read_all(after, limit, types=types, stream_prefix=stream_prefix)
-        return self._events(events)
-
-    def _events(
-        self, events: Iterator[RecordedEvent] | Callable[[], Iterator[RecordedEvent]]
-    ) -> Events:
-        """A read's ``Events``: read ahead outside a transaction (inside, the next page is read
-        when asked for, after the transaction's calls before it, as on the synchronous API)."""
-        tx = self.joined_transaction()
-        if tx is not None:
-            return Events(events, tx.call)
-        return Events(events, self._in_pool, ahead=True)
+        return Events(events, self._caller())
 
     async def read(
         self, query: Query, *, after: int | None = None, limit: int | None = None
