@@ -7,6 +7,7 @@ CPU time and the loop thread's own CPU time (``time.thread_time``) of every run 
     python -m benchmarks.aio_gap --gc freeze           # hypotheses, never shipped: see docs/aio.md
     python -m benchmarks.aio_gap --gc disable
     python -m benchmarks.aio_gap --switch 0.0005       # sys.setswitchinterval
+    python -m benchmarks.aio_gap --versus wrap_future  # the hand-over before 2026-11-30 too
 
 For each comparison the minimum and the median of each side are printed, and async/sync of
 both (a ratio of minimums is what a quiet machine gives; the median what this one gave). The
@@ -17,6 +18,7 @@ the rest of the async side's CPU time ran on the store threads.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import gc
 import statistics
@@ -25,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from benchmarks.aio import (
     Stores,
@@ -36,6 +39,9 @@ from benchmarks.aio import (
     sync_catch_up,
     sync_reads,
 )
+from eventkeep.aio._threads import StoreThreads
+
+T = TypeVar("T")
 
 
 class Runs:
@@ -59,6 +65,24 @@ def _line(name: str, values: list[float], sync: list[float]) -> str:
         f"    {name:<22} min {low * 1e3:7.2f} ms  median {mid * 1e3:7.2f} ms"
         f"   async/sync: min {min(sync) / low:5.2f}x  median {statistics.median(sync) / mid:5.2f}x"
     )
+
+
+async def _wrapped_call(self: StoreThreads, fn: Callable[[], T]) -> T:
+    """The hand-over as it was until 2026-11-30: ``submit`` (a ``concurrent.futures.Future``)
+    awaited through ``asyncio.wrap_future``."""
+    return await asyncio.wrap_future(self.submit(fn))
+
+
+def _with_call(call: Callable[..., Any], run: Callable[[], float]) -> Callable[[], float]:
+    def timed() -> float:
+        shipped = StoreThreads.call
+        StoreThreads.call = call  # type: ignore[method-assign]
+        try:
+            return run()
+        finally:
+            StoreThreads.call = shipped  # type: ignore[method-assign]
+
+    return timed
 
 
 def compare(
@@ -86,6 +110,12 @@ def compare(
         )
 
 
+def _variants(run: Callable[[], float], versus: str | None) -> dict[str, Callable[[], float]]:
+    if versus == "wrap_future":
+        return {"async, wrap_future hand-over": _with_call(_wrapped_call, run), "async": run}
+    return {"async": run}
+
+
 @contextlib.contextmanager
 def _backend(name: str, tmp: str) -> Iterator[str]:
     if name == "sqlite":
@@ -102,6 +132,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--gc", choices=("on", "freeze", "disable"), default="on")
     parser.add_argument("--switch", type=float, default=None)
+    parser.add_argument(
+        "--versus",
+        choices=("wrap_future",),
+        default=None,
+        help="also the async side with an earlier variant (alternated)",
+    )
     parser.add_argument("--only", choices=("reads", "pages", "catch-up"), default=None)
     args = parser.parse_args(argv)
     if args.switch is not None:
@@ -132,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
                             compare(
                                 f"{backend} {label}",
                                 sync(stores),
-                                {"async": asynchronous(stores)},
+                                _variants(asynchronous(stores), args.versus),
                                 args.rounds,
                             )
                 finally:
