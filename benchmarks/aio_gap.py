@@ -8,6 +8,7 @@ CPU time and the loop thread's own CPU time (``time.thread_time``) of every run 
     python -m benchmarks.aio_gap --gc disable
     python -m benchmarks.aio_gap --switch 0.0005       # sys.setswitchinterval
     python -m benchmarks.aio_gap --versus wrap_future  # the hand-over before 2026-11-30 too
+    python -m benchmarks.aio_gap --versus pages        # hand-overs of 1, 2 and 4 pages
 
 For each comparison the minimum and the median of each side are printed, and async/sync of
 both (a ratio of minimums is what a quiet machine gives; the median what this one gave). The
@@ -29,6 +30,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import eventkeep.aio.events
+import eventkeep.aio.projections
 from benchmarks.aio import (
     Stores,
     async_catch_up,
@@ -40,6 +43,7 @@ from benchmarks.aio import (
     sync_reads,
 )
 from eventkeep.aio._threads import StoreThreads
+from eventkeep.store.types import PAGE_SIZE
 
 T = TypeVar("T")
 
@@ -110,9 +114,26 @@ def compare(
         )
 
 
+def _with_pages(pages: int, run: Callable[[], float]) -> Callable[[], float]:
+    """``run`` with hand-overs of ``pages`` pages (reads) and ``2 * pages`` batches (catch-up)."""
+
+    def timed() -> float:
+        shipped = eventkeep.aio.events.HAND_OVER, eventkeep.aio.projections.MOST_BATCHES
+        eventkeep.aio.events.HAND_OVER = pages * PAGE_SIZE + 1
+        eventkeep.aio.projections.MOST_BATCHES = 2 * pages
+        try:
+            return run()
+        finally:
+            eventkeep.aio.events.HAND_OVER, eventkeep.aio.projections.MOST_BATCHES = shipped
+
+    return timed
+
+
 def _variants(run: Callable[[], float], versus: str | None) -> dict[str, Callable[[], float]]:
     if versus == "wrap_future":
         return {"async, wrap_future hand-over": _with_call(_wrapped_call, run), "async": run}
+    if versus == "pages":
+        return {f"async, {n} pages a hand-over": _with_pages(n, run) for n in (1, 2, 4)}
     return {"async": run}
 
 
@@ -134,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--switch", type=float, default=None)
     parser.add_argument(
         "--versus",
-        choices=("wrap_future",),
+        choices=("wrap_future", "pages"),
         default=None,
         help="also the async side with an earlier variant (alternated)",
     )

@@ -34,12 +34,13 @@ from eventkeep.store.recorded import RecordedEvent
 
 __all__ = ["MOST_BATCHES", "AsyncRunner", "AsyncSubscription"]
 
-MOST_BATCHES = 2
+MOST_BATCHES = 4
 """The most batches one hand-over from a store thread carries while a subscription catches up:
-1,000 events at the default batch size, a backend page, as ``Events`` hands over (see there
-why few; measured by ``benchmarks/aio_floor.py``: a catch-up of 20,000 events at 16 batches a
-hand-over spent 10 ms in 20-odd garbage collections, at 4 batches 5 ms, at one batch and on
-the synchronous API under 1 ms)."""
+2,000 events at the default batch size, two backend pages, as ``Events`` hands over (see
+there why few: ``benchmarks/aio_gap.py --versus pages`` measured 4 batches as well as or
+better than 2, and 8 worse; before 2026-11-30 an idle store thread kept its last hand-over
+alive, and a catch-up of 20,000 events spent 5 ms in garbage collections at 4 batches and
+10 ms at 16, ``benchmarks/aio_floor.py``)."""
 
 
 class AsyncSubscription:
