@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import itertools
 import statistics
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import eventkeep.aio
 import eventkeep.aio.events
 import eventkeep.aio.projections
 from benchmarks.aio import (
@@ -43,9 +45,57 @@ from benchmarks.aio import (
     sync_reads,
 )
 from eventkeep.aio._threads import StoreThreads
+from eventkeep.projections import HandlerContext, Projection, Runner, handles
 from eventkeep.store.types import PAGE_SIZE
 
 T = TypeVar("T")
+
+
+_names = itertools.count()
+
+
+class _Count(Projection):
+    """Counts the benchmark's events; external (its checkpoint saved once per batch)."""
+
+    transactional = False
+    batch_size = 500
+
+    name = "bench.count"
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    @handles("bench.Happened")
+    def counted(self, event: object, ctx: HandlerContext) -> None:
+        self.count += 1
+
+
+def _fresh() -> _Count:
+    """A new projection each run, so that it catches up from position 0."""
+    named = type("Count", (_Count,), {"name": f"bench.count.{next(_names)}"})
+    return named()  # type: ignore[no-any-return]
+
+
+def sync_runner(stores: Stores) -> Callable[[], float]:
+    """A projection's catch-up by ``Runner`` (the whole log)."""
+
+    def run() -> float:
+        start = time.perf_counter()
+        Runner(stores.sync, [_fresh()]).run(until_caught_up=True)
+        return time.perf_counter() - start
+
+    return run
+
+
+def async_runner(stores: Stores) -> Callable[[], float]:
+    """The same by ``AsyncRunner`` (the synchronous runner on a thread of its own)."""
+
+    async def main() -> float:
+        start = time.perf_counter()
+        await eventkeep.aio.AsyncRunner(stores.aio, [_fresh()]).run(until_caught_up=True)
+        return time.perf_counter() - start
+
+    return lambda: stores.run(main())
 
 
 class Runs:
@@ -159,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="also the async side with an earlier variant (alternated)",
     )
-    parser.add_argument("--only", choices=("reads", "pages", "catch-up"), default=None)
+    parser.add_argument("--only", choices=("reads", "pages", "catch-up", "runner"), default=None)
     args = parser.parse_args(argv)
     if args.switch is not None:
         sys.setswitchinterval(args.switch)
@@ -183,6 +233,7 @@ def main(argv: list[str] | None = None) -> None:
                         "reads": ("async for", sync_reads, async_reads),
                         "pages": (".pages()", sync_reads, async_reads_by_page),
                         "catch-up": ("catch-up", sync_catch_up, async_catch_up),
+                        "runner": ("projection runner catch-up", sync_runner, async_runner),
                     }
                     for key, (label, sync, asynchronous) in comparisons.items():
                         if args.only in (None, key):

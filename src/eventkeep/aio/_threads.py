@@ -102,7 +102,7 @@ class StoreThreads:
         ``call_soon_threadsafe`` straight into an asyncio future: 25-30 µs of CPU a call and
         back here, against 45-50 µs through ``submit`` and ``asyncio.wrap_future`` (a
         ``concurrent.futures.Future``, its condition variable, and callbacks both ways); a
-        read hands over once a page (``benchmarks/aio_gap.py``)."""
+        read hands over once every two pages (``benchmarks/aio_gap.py``)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._put(functools.partial(_run_for, fn, loop, future))
