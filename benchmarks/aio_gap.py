@@ -9,6 +9,7 @@ CPU time and the loop thread's own CPU time (``time.thread_time``) of every run 
     python -m benchmarks.aio_gap --switch 0.0005       # sys.setswitchinterval
     python -m benchmarks.aio_gap --versus wrap_future  # the hand-over before 2026-11-30 too
     python -m benchmarks.aio_gap --versus pages        # hand-overs of 1, 2 and 4 pages
+    python -m benchmarks.aio_gap --versus batches --only catch-up   # 1, 2, 4 batches
 
 For each comparison the minimum and the median of each side are printed, and async/sync of
 both (a ratio of minimums is what a quiet machine gives; the median what this one gave). The
@@ -179,9 +180,25 @@ def _with_pages(pages: int, run: Callable[[], float]) -> Callable[[], float]:
     return timed
 
 
+def _with_batches(batches: int, run: Callable[[], float]) -> Callable[[], float]:
+    """``run`` with catch-up hand-overs of at most ``batches`` batches."""
+
+    def timed() -> float:
+        shipped = eventkeep.aio.projections.MOST_BATCHES
+        eventkeep.aio.projections.MOST_BATCHES = batches
+        try:
+            return run()
+        finally:
+            eventkeep.aio.projections.MOST_BATCHES = shipped
+
+    return timed
+
+
 def _variants(run: Callable[[], float], versus: str | None) -> dict[str, Callable[[], float]]:
     if versus == "wrap_future":
         return {"async, wrap_future hand-over": _with_call(_wrapped_call, run), "async": run}
+    if versus == "batches":
+        return {f"async, {n} batches a hand-over": _with_batches(n, run) for n in (1, 2, 4)}
     if versus == "pages":
         return {f"async, {n} pages a hand-over": _with_pages(n, run) for n in (1, 2, 4)}
     return {"async": run}
@@ -205,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--switch", type=float, default=None)
     parser.add_argument(
         "--versus",
-        choices=("wrap_future", "pages"),
+        choices=("wrap_future", "pages", "batches"),
         default=None,
         help="also the async side with an earlier variant (alternated)",
     )
