@@ -27,16 +27,17 @@ Call = Callable[[Callable[[], T]], Awaitable[T]]
 
 
 class Handed(AsyncIterator[R], Generic[R]):
-    """Items read a page at a time on a store thread, handed out one by one.
+    """Items read two pages at a time on a store thread, handed out one by one.
 
-    Each hand-over from a store thread to the loop is one page of the backend's
-    (``PAGE_SIZE`` events), as the synchronous reads hold one page at a time: a thread switch
-    costs about 60 µs of CPU here (``benchmarks/aio_floor.py``), while events kept alive by
-    the thousands cost the garbage collector more (collections triggered, survivors
-    promoted, now and then a full collection; hand-overs that grew to 16 pages measured
-    0.86-0.91x of the synchronous reads against 0.92x for one page). (Reading the next
-    hand-over while the caller goes through the current one was tried too: on CPython the two
-    threads then contend for the GIL, and it cost CPU without saving time.)
+    Each hand-over from a store thread to the loop is two pages of the backend's
+    (``HAND_OVER``): a hand-over costs little itself (25-30 µs of CPU for an empty call,
+    ``StoreThreads.call``), but switching threads between two pieces of real work costs more
+    (the work after it runs slower), while events kept alive by the thousands cost the
+    garbage collector (collections triggered, survivors promoted). ``benchmarks/aio_gap.py
+    --versus pages``: 2 pages measured as well as or better than 1 page, and 4 pages worse
+    (see docs/aio.md). Reading the next hand-over while the caller goes through the current
+    one was measured too (2026-11-30, ``git log``): no gain, since a caller that holds the
+    GIL leaves the store thread nothing to do meanwhile.
 
     ``events``: the items, or a function returning them that is called on the store thread of
     the first hand-over (a read whose start does I/O, such as a stream's deletion check).
@@ -53,10 +54,10 @@ class Handed(AsyncIterator[R], Generic[R]):
         self._done = False
 
     async def _fetch(self) -> list[R]:
-        # One item more than a page: to take it, the store thread reads the next page, so a
-        # read that ends on a page's end (a 1,000-event stream) is over in one hand-over, not
-        # two (the second one only finding the end).
-        size = PAGE_SIZE + 1
+        # One item more than whole pages: to take it, the store thread reads the next page,
+        # so a read that ends on a page's end (a 1,000-event stream) is over in one
+        # hand-over, not two (the second one only finding the end).
+        size = HAND_OVER
         events = self._events
         if isinstance(events, Iterator):
             page = await self._call(functools.partial(_take, events, size))
@@ -157,6 +158,10 @@ def stream_read(
         limit=limit,
         archived=archived,
     )
+
+
+HAND_OVER = 2 * PAGE_SIZE + 1
+"""Items per hand-over from a store thread (see :class:`Handed` and ``Handed._fetch``)."""
 
 
 def _take(events: Iterator[T], count: int) -> list[T]:

@@ -34,12 +34,18 @@ from eventkeep.store.recorded import RecordedEvent
 
 __all__ = ["MOST_BATCHES", "AsyncRunner", "AsyncSubscription"]
 
-MOST_BATCHES = 2
-"""The most batches one hand-over from a store thread carries while a subscription catches up:
-1,000 events at the default batch size, a backend page, as ``Events`` hands over (see there
-why few; measured by ``benchmarks/aio_floor.py``: a catch-up of 20,000 events at 16 batches a
-hand-over spent 10 ms in 20-odd garbage collections, at 4 batches 5 ms, at one batch and on
-the synchronous API under 1 ms)."""
+MOST_BATCHES = 1
+"""The most batches one hand-over from a store thread carries while a subscription catches up.
+
+One, as the synchronous subscription holds one batch at a time: a batch of 500 events is
+about as many new objects as the garbage collector lets pass before a young collection (700),
+and the batch before it is freed meanwhile, so a catch-up collects almost never, synchronous or
+asynchronous. Two or four batches a hand-over keep more alive at once: a catch-up of 20,000
+events on SQLite (collections timed as ``benchmarks/aio_floor.py`` times them, 41
+alternations, medians; 2026-11-30, load 7) spent
+0.15 ms collecting synchronously and at one batch, 7 ms at two and 11 ms at four (now and
+then a full collection, which costs what the whole heap costs), more than the hand-overs
+saved: CPU minimum 51.3 ms at one batch, 52.9 at two, 52.7 at four, 48.4 synchronously."""
 
 
 class AsyncSubscription:
@@ -87,8 +93,8 @@ class AsyncSubscription:
     ) -> AsyncIterator[Batch]:
         """Non-empty batches until ``stop`` is set (or ``idle_timeout`` seconds pass with
         nothing new); the position advances as each batch is taken. While it is behind, one
-        hand-over from the store thread carries several batches (twice as many each time, up
-        to ``MOST_BATCHES``): catching up costs few thread switches."""
+        hand-over from the store thread carries up to ``MOST_BATCHES`` batches (twice as many
+        each time; see there why one)."""
         coming: list[Batch] = []
         ahead = 1
         while stop is None or not stop.is_set():
