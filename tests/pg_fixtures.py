@@ -204,30 +204,47 @@ def with_schema(url: str, schema: str) -> str:
 
 
 def tamper_postgres(
-    url: str, schema: str, stream_id: str, version: int, data: bytes = TAMPERED_DATA
+    url: str,
+    schema: str,
+    stream_id: str,
+    version: int,
+    data: bytes = TAMPERED_DATA,
+    *,
+    applied: bool = False,
 ) -> None:
     """Edit one stored event's bytes behind the triggers' back, as an intruder with DDL rights:
     disable the append-only UPDATE trigger, UPDATE the row, enable the trigger, in one
-    transaction.
+    transaction. ``applied``: commit once a synchronous standby replayed it (``APPLIED``), so
+    that a store reading from the replica sees the edit at once.
     """
     import psycopg
 
-    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
-        conn.execute(f"ALTER TABLE {schema}.events DISABLE TRIGGER events_refuse_update")
-        updated = conn.execute(
-            f"UPDATE {schema}.events SET data_bytes = %s WHERE stream_id = %s AND version = %s",
-            (data, stream_id, version),
-        ).rowcount
-        if updated != 1:
-            raise LookupError(f"no event {stream_id!r}@{version} in schema {schema} to tamper with")
-        conn.execute(f"ALTER TABLE {schema}.events ENABLE TRIGGER events_refuse_update")
+    with psycopg.connect(url, autocommit=True) as conn:
+        if applied:
+            conn.execute("SET synchronous_commit = remote_apply")
+        with conn.transaction():
+            conn.execute(f"ALTER TABLE {schema}.events DISABLE TRIGGER events_refuse_update")
+            updated = conn.execute(
+                f"UPDATE {schema}.events SET data_bytes = %s WHERE stream_id = %s AND version = %s",
+                (data, stream_id, version),
+            ).rowcount
+            if updated != 1:
+                raise LookupError(
+                    f"no event {stream_id!r}@{version} in schema {schema} to tamper with"
+                )
+            conn.execute(f"ALTER TABLE {schema}.events ENABLE TRIGGER events_refuse_update")
 
 
-def delete_postgres(url: str, schema: str, stream_id: str, version: int) -> None:
-    """Delete one stored event behind the operations log, as an intruder with DDL rights."""
+def delete_postgres(
+    url: str, schema: str, stream_id: str, version: int, *, applied: bool = False
+) -> None:
+    """Delete one stored event behind the operations log, as an intruder with DDL rights
+    (``applied``: as for :func:`tamper_postgres`)."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        if applied:
+            conn.execute("SET LOCAL synchronous_commit = remote_apply")
         conn.execute(f"ALTER TABLE {schema}.events DISABLE TRIGGER events_refuse_delete")
         deleted = conn.execute(
             f"DELETE FROM {schema}.events WHERE stream_id = %s AND version = %s",

@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 
-from pg_fixtures import APPLIED, ReplicaPair, fresh_store_url, require_driver
+from pg_fixtures import (
+    APPLIED,
+    ReplicaPair,
+    delete_postgres,
+    fresh_store_url,
+    require_driver,
+    tamper_postgres,
+)
 
 require_driver()
 
@@ -24,6 +31,7 @@ import test_postgres  # noqa: E402 - the class by its module: collected once, th
 
 import eventkeep  # noqa: E402 - after the check that the driver is there
 from eventkeep import EventStore  # noqa: E402
+from eventkeep.backends.postgres import PostgresStore  # noqa: E402
 from pg_fixtures import PgServer  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -53,6 +61,16 @@ class TestPostgresStoreReadingFromAReplica(test_postgres.TestPostgresStore):
         pair: ReplicaPair = request.getfixturevalue("pg_replica")
         self.server = PgServer(pair.primary.url, pair.primary)
         self.urls: dict[int, str] = {}
+
+    def tamper(self, store: EventStore, stream_id: str, version: int) -> None:
+        # Committed once the replica replayed it, as the stores' own commits are (APPLIED):
+        # else a read from the replica may come before the edit.
+        assert isinstance(store, PostgresStore)
+        tamper_postgres(self.server.url, store.schema, stream_id, version, applied=True)
+
+    def delete_behind_the_log(self, store: EventStore, stream_id: str, version: int) -> None:
+        assert isinstance(store, PostgresStore)
+        delete_postgres(self.server.url, store.schema, stream_id, version, applied=True)
 
     def reopen(self, store: EventStore) -> EventStore:
         url = self.urls.get(id(store))
