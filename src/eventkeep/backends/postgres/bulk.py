@@ -26,7 +26,9 @@ The state is durable and checked:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -189,6 +191,10 @@ class BulkLoad:
             found += conn.execute(LOADED_HEADS, binary=True).fetchall()
         self._heads = {s: TargetHead(int(v), bytes(h)) for s, v, h in found}
         self._encoded: dict[int, bytes] = {}
+        self._conns = [conn, db.connect()]  # the first holds the lock and runs the DDL
+        self._writers = ThreadPoolExecutor(2, thread_name_prefix="eventkeep-bulk")
+        self._writing: list[Future[None] | None] = [None, None]
+        self._turn = 0
 
     def prepare(self, plan: ImportPlan) -> None:
         """Encode a batch planned ahead (on the copy's reading thread, while this one waits
@@ -199,11 +205,16 @@ class BulkLoad:
     def import_rows(
         self, rows: list[ChainRow], removed_floor: int, ahead: ImportPlan | None
     ) -> int:
-        """Plan and write one batch, in one transaction (as ``moving.import_rows`` does, but
+        """Plan one batch and hand it to a writer (as ``moving.import_rows`` plans, but with
         the heads, the log's head and its last time known here, not read from tables that
         lack their indexes now; and no lookup of stored events: a bulk load only ever
-        appends to its own prefix, after the event it stopped at)."""
-        conn = self._conn
+        appends to its own prefix, after the event it stopped at).
+
+        Batches alternate between two connections, so that the server parses one batch's
+        JSON (the generated ``jsonb`` columns: most of its work) while it receives the next
+        one's rows, on two cores. Each commits only after the batch before it committed: the
+        store always holds a prefix of the copy, whatever is killed when. Returns the rows
+        planned; :meth:`finish` raises what a write raised."""
         known = self._heads
         heads = {s: h for s in dict.fromkeys(r.stream_id for r in rows) if (h := known.get(s))}
         top = max(self._last, self._removed_top)
@@ -214,29 +225,56 @@ class BulkLoad:
             return 0
         if ahead is None or planned is not ahead.rows:
             encoded = None
+        for row in planned:
+            known[row.stream_id] = TargetHead(row.version, row.hash)
+        last = planned[-1]
+        self._last, self._last_at = last.position, last.recorded_at_us
+        slot = self._turn
+        self._turn = 1 - slot
+        busy = self._writing[slot]
+        if busy is not None:
+            busy.result()  # its connection is free again (and it committed)
+        before = self._writing[1 - slot]
+        self._writing[slot] = self._writers.submit(
+            self._write, self._conns[slot], planned, encoded, before
+        )
+        return len(planned)
+
+    def _write(
+        self,
+        conn: psycopg.Connection[Any],
+        planned: list[ChainRow],
+        encoded: bytes | None,
+        before: Future[None] | None,
+    ) -> None:
         last = planned[-1]
         with self._db.translate(), conn.transaction():
             try:
                 copy_rows(conn, planned, encoded)
             except UniqueViolation as exc:
                 raise IntegrityError(
-                    f"the copy's batch ending at position {rows[-1].position} holds an event "
+                    f"the copy's batch ending at position {last.position} holds an event "
                     "already stored at its stream and version in the target: the target is "
                     "not a copy of this source; nothing of this batch was imported"
                 ) from exc
+            if before is not None:
+                before.result()  # raises (and rolls this batch back) if it failed
             with conn.pipeline():
                 conn.execute(LOADED, (last.position, from_micros(last.recorded_at_us)))
                 conn.execute(sql.NOTIFY_HEAD, (last.position,))
-        for row in planned:
-            known[row.stream_id] = TargetHead(row.version, row.hash)
-        self._last, self._last_at = last.position, last.recorded_at_us
         self._wrote()
-        return len(planned)
+
+    def _drain(self) -> None:
+        for slot, busy in enumerate(self._writing):
+            if busy is not None:
+                self._writing[slot] = None
+                busy.result()
 
     def finish(self) -> None:
-        """Build the dropped indexes, write the streams' heads and end the load, in one
-        transaction (killed meanwhile: nothing of it happened, and the copy run again
-        finishes it)."""
+        """Wait for the batches handed to the writers; then build the dropped indexes, write
+        the streams' heads and end the load, in one transaction (killed meanwhile: nothing
+        of it happened, and the copy run again finishes it)."""
+        self._drain()
         conn = self._conn
         with self._db.translate(), conn.transaction():
             found = conn.execute(STATE).fetchone()
@@ -257,9 +295,13 @@ class BulkLoad:
         self._wrote()
 
     def close(self) -> None:
-        """Close the load's connection, letting go of the lock (the load's row stays until
-        :meth:`finish`)."""
-        self._conn.close()
+        """Close the load's connections, letting go of the lock (the load's row stays until
+        :meth:`finish`; a batch not committed yet is rolled back)."""
+        with contextlib.suppress(Exception):
+            self._drain()
+        self._writers.shutdown()
+        for conn in self._conns:
+            conn.close()
 
 
 def _one(conn: psycopg.Connection[Any], statement: str) -> Any:
