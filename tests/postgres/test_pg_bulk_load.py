@@ -7,6 +7,7 @@ in bulk mode: tests/postgres/test_pg_moving_history.py.)"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 
@@ -152,3 +153,27 @@ def test_an_interrupted_bulk_load_is_resumed_by_the_next_copy_even_with_bulk_fal
 def test_allow_bulk_load_must_be_a_bool(target: Target) -> None:
     with pytest.raises(eventkeep.ConfigurationError, match="allow_bulk_load"):
         eventkeep.open_store(target.url, allow_bulk_load="yes")
+
+
+class Registered(eventkeep.Event):
+    __event_type__ = "test.bulk.Registered"
+    customer_id: str
+    email: Annotated[str, eventkeep.Personal(subject="customer_id")]
+
+
+def test_a_bulk_load_carries_the_keys_of_personal_data_page_by_page(
+    tmp_path: Path, target: Target
+) -> None:
+    source_url = f"sqlite:///{tmp_path / 'personal.db'}"
+    with eventkeep.open_store(source_url) as source:
+        for n in range(600):
+            source.append(f"customer-{n}", [Registered(str(n), f"p{n}@example.com")])
+        source.forget("7", by="dpo")
+    with eventkeep.open_store(source_url) as source, eventkeep.open_store(target.url) as copy:
+        copy_store(source, copy, batch_size=100, bulk=True)
+        emails = [e.event.email for e in copy.read_all()]  # type: ignore[union-attr]
+        assert emails[:9] == [f"p{n}@example.com" if n != 7 else "[redacted]" for n in range(9)]
+        assert emails[599] == "p599@example.com"
+        assert [f.subject for f in copy.forgotten_subjects()] == ["7"]
+        assert copy.verify().ok
+    assert_bulk_load_finished(target)
