@@ -177,3 +177,54 @@ def test_a_bulk_load_carries_the_keys_of_personal_data_page_by_page(
         assert [f.subject for f in copy.forgotten_subjects()] == ["7"]
         assert copy.verify().ok
     assert_bulk_load_finished(target)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_the_finish_is_one_transaction_a_failed_one_leaves_the_load_to_run_again(
+    tmp_path: Path, target: Target
+) -> None:
+    """A copy stopped midway leaves the load recorded; a finish that fails (here a statement
+    of its own that cannot run, put into the record) builds nothing and leaves the record;
+    the copy run again once it can finishes."""
+    import psycopg
+
+    source_url = _source(tmp_path, 2000)
+
+    def stop_after_two(report: eventkeep.moving.ImportReport) -> None:
+        if report.written >= 400:
+            raise _Stop
+
+    with (
+        eventkeep.open_store(source_url) as source,
+        eventkeep.open_store(target.url) as copy,
+        pytest.raises(_Stop),
+    ):
+        copy_store(source, copy, batch_size=200, bulk=True, on_batch=stop_after_two)
+    [(_, stopped_at)] = bulk_state(target)
+    assert stopped_at >= 400
+    record = f"{target.schema}.eventkeep_bulk_load"
+    with psycopg.connect(target.base_url, autocommit=True) as conn:
+        conn.execute(f"UPDATE {record} SET rebuild = rebuild || 'SELECT 1 / 0'::text")
+    with (
+        eventkeep.open_store(source_url) as source,
+        eventkeep.open_store(target.url, allow_bulk_load=True) as copy,
+        pytest.raises(eventkeep.EventkeepError, match="division by zero"),
+    ):
+        copy_store(source, copy, batch_size=200)
+    assert event_indexes(target) == ["events_pkey"]  # the indexes built before: rolled back
+    [(_, loaded)] = bulk_state(target)
+    assert loaded == 2001
+    with psycopg.connect(target.base_url, autocommit=True) as conn:
+        conn.execute(f"UPDATE {record} SET rebuild = trim_array(rebuild, 1)")
+    with (
+        eventkeep.open_store(source_url) as source,
+        eventkeep.open_store(target.url, allow_bulk_load=True) as copy,
+    ):
+        report = copy_store(source, copy, batch_size=200)
+        assert report.written == 0
+        assert copy.verify().ok
+        same_history(source, copy)
+    assert_bulk_load_finished(target)
