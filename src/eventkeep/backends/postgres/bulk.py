@@ -102,6 +102,13 @@ WRITE_HEADS = (
     "WHERE streams.version <> excluded.version"
 )
 
+# A batch's commit does not wait for its WAL to reach the disk: a server crash may lose the
+# last batches, and with them (same transactions) the load's record of them, so the copy run
+# again writes them again. The finish's commit waits, as every other commit does: a copy
+# reported done is durable.
+NO_FLUSH_WAIT = "SET synchronous_commit = off"
+FLUSH_WAIT = "SET LOCAL synchronous_commit = on"
+
 # The sort of an index build: one pass in memory for a few million events.
 BUILD_MEMORY = "SET LOCAL maintenance_work_mem = '256MB'"
 
@@ -192,6 +199,8 @@ class BulkLoad:
         self._heads = {s: TargetHead(int(v), bytes(h)) for s, v, h in found}
         self._encoded: dict[int, bytes] = {}
         self._conns = [conn, db.connect()]  # the first holds the lock and runs the DDL
+        for each in self._conns:
+            each.execute(NO_FLUSH_WAIT)
         self._writers = ThreadPoolExecutor(2, thread_name_prefix="eventkeep-bulk")
         self._writing: list[Future[None] | None] = [None, None]
         self._turn = 0
@@ -281,6 +290,7 @@ class BulkLoad:
             if found is None:
                 return
             conn.execute(BUILD_MEMORY)
+            conn.execute(FLUSH_WAIT)
             for statement in found[2]:
                 try:
                     conn.execute(statement)
