@@ -17,9 +17,11 @@ The state is durable and checked:
 - the loading connection (its own, outside the pool) holds the sequencer's lock for the
   whole load (a session advisory lock): appends from store objects opened before the load
   wait for it, and give up after their lock_timeout;
-- a batch commits its events, their tags and the load's last position in one transaction:
-  SIGKILLed, the copy run again resumes after the last committed batch; the streams' heads
-  are written by the finish, from the events (the head trigger checks each, as always);
+- a batch commits its events, their tags and the load's last position in one transaction,
+  and only after the batch before it committed (two connections take batches in turn): the
+  store holds a prefix of the copy whatever is killed when, and the copy run again resumes
+  after its last committed batch; the streams' heads are written by the finish, from the
+  events (the head trigger checks each, as always);
 - the append-only triggers stay in place: an UPDATE or DELETE is refused as always, and a
   unique index that cannot be built (an event id twice) fails the finish, leaving the row.
 """
@@ -48,8 +50,6 @@ __all__ = ["BulkLoad", "check_not_loading", "start_or_resume"]
 STATE = (
     "SELECT source, started_at, rebuild, last_position, last_recorded_at FROM eventkeep_bulk_load"
 )
-
-STATE_EXISTS = "SELECT to_regclass('eventkeep_bulk_load') IS NOT NULL"
 
 # The whole load holds the sequencer's lock (the key eventkeep_sequencer_lock() takes per
 # transaction), at session level: appends wait for it, and this session's own batches and
@@ -234,8 +234,8 @@ class BulkLoad:
             return 0
         if ahead is None or planned is not ahead.rows:
             encoded = None
-        for row in planned:
-            known[row.stream_id] = TargetHead(row.version, row.hash)
+        for stream_id, row in {row.stream_id: row for row in planned}.items():
+            known[stream_id] = TargetHead(row.version, row.hash)
         last = planned[-1]
         self._last, self._last_at = last.position, last.recorded_at_us
         slot = self._turn
