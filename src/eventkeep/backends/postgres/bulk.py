@@ -280,29 +280,44 @@ class BulkLoad:
                 busy.result()
 
     def finish(self) -> None:
-        """Wait for the batches handed to the writers; then build the dropped indexes, write
-        the streams' heads and end the load, in one transaction (killed meanwhile: nothing
-        of it happened, and the copy run again finishes it)."""
+        """Wait for the batches handed to the writers; then build the dropped indexes and end
+        the load in one transaction (killed meanwhile: nothing of it happened, and the copy
+        run again finishes it), while the other connection writes the streams' heads in a
+        transaction of its own that commits first (idempotent: run again, it changes
+        nothing)."""
         self._drain()
         conn = self._conn
         with self._db.translate(), conn.transaction():
             found = conn.execute(STATE).fetchone()
             if found is None:
                 return
+            heads = self._writers.submit(self._write_heads, self._conns[1])
             conn.execute(BUILD_MEMORY)
             conn.execute(FLUSH_WAIT)
-            for statement in found[2]:
-                try:
-                    conn.execute(statement)
-                except UniqueViolation as exc:
-                    raise IntegrityError(
-                        f"the copied events break a unique index ({statement}): the copy "
-                        "holds an event id, or a position, twice; the store stays in its "
-                        "bulk load (it refuses to open) until that is resolved"
-                    ) from exc
-            conn.execute(WRITE_HEADS)
+            # CREATE INDEX lets the heads' statement read the events meanwhile; ALTER TABLE
+            # (a unique constraint's index) would not: those go after it.
+            plain = [s for s in found[2] if not s.startswith("ALTER TABLE")]
+            for statement in plain + [s for s in found[2] if s not in plain]:
+                if statement not in plain:
+                    heads.result()
+                self._build(conn, statement)
+            heads.result()
             conn.execute(END_LOAD)
         self._wrote()
+
+    def _write_heads(self, conn: psycopg.Connection[Any]) -> None:
+        with self._db.translate(), conn.transaction():
+            conn.execute(WRITE_HEADS)
+
+    def _build(self, conn: psycopg.Connection[Any], statement: str) -> None:
+        try:
+            conn.execute(statement)
+        except UniqueViolation as exc:
+            raise IntegrityError(
+                f"the copied events break a unique index ({statement}): the copy holds an "
+                "event id, or a position, twice; the store stays in its bulk load (it "
+                "refuses to open) until that is resolved"
+            ) from exc
 
     def close(self) -> None:
         """Close the load's connections, letting go of the lock (the load's row stays until
