@@ -99,6 +99,7 @@ class Costs:
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self._started[0]
         self.client = time.process_time() - self._started[1]
+        time.sleep(1.0)  # the postmaster reaps the backends of connections just closed
         after = self._server_cpu()
         self.server = sum(cpu - self._server.get(pid, 0.0) for pid, cpu in after.items())
         if self._observer is not None:
