@@ -38,7 +38,7 @@ from psycopg.errors import UniqueViolation
 
 from eventkeep.backends.postgres import sql
 from eventkeep.backends.postgres.connection import Database
-from eventkeep.backends.postgres.moving import copy_rows, encode_rows
+from eventkeep.backends.postgres.moving import Encoded, copy_rows, encode_rows
 from eventkeep.errors import IntegrityError
 from eventkeep.store.hashing import ChainRow
 from eventkeep.store.importing import ImportPlan, Numbering, TargetHead, choose_plan
@@ -197,7 +197,7 @@ class BulkLoad:
         if last_position:  # resumed: the heads of what the load wrote are in its events
             found += conn.execute(LOADED_HEADS, binary=True).fetchall()
         self._heads = {s: TargetHead(int(v), bytes(h)) for s, v, h in found}
-        self._encoded: dict[int, bytes] = {}
+        self._encoded: dict[int, Encoded] = {}
         self._conns = [conn, db.connect()]  # the first holds the lock and runs the DDL
         for each in self._conns:
             each.execute(NO_FLUSH_WAIT)
@@ -253,7 +253,7 @@ class BulkLoad:
         self,
         conn: psycopg.Connection[Any],
         planned: list[ChainRow],
-        encoded: bytes | None,
+        encoded: Encoded | None,
         before: Future[None] | None,
     ) -> None:
         last = planned[-1]
