@@ -198,9 +198,9 @@ class _Prefetch:
     ) -> None:
         try:
             while after < head and not self._stop.is_set():
-                page = [
-                    row for row in source._export_page(after, size, None) if row.position <= head
-                ]
+                page = source._export_page(after, size, None)
+                if page and page[-1].position > head:  # the last page: events appended since
+                    page = [row for row in page if row.position <= head]
                 if not page:
                     break
                 plan = predictor.plan(page)
