@@ -227,10 +227,11 @@ def test_migrations_are_recorded_and_reopening_runs_none(
         (13, "conditional_append_in_one_statement"),
         (14, "flat_numbering"),
         (15, "json_copies_in_a_view"),
+        (16, "bulk_load_state"),
     ]
     with eventkeep.open_store(target.url):
         pass
-    assert admin.execute("SELECT count(*) FROM eventkeep_migrations").fetchone() == (15,)
+    assert admin.execute("SELECT count(*) FROM eventkeep_migrations").fetchone() == (16,)
 
 
 def test_stores_opened_at_once_on_a_new_schema_migrate_it_once(target: Target) -> None:

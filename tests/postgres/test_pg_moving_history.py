@@ -13,6 +13,7 @@ import eventkeep
 from eventkeep.moving import copy_store, export_file, import_file
 from eventkeep.testing.contract_carry import lifecycle_state, with_lifecycle
 from moving_helpers import eventkeep_process, fill, kill_when, same_history
+from pg_bulk_helpers import assert_bulk_load_finished, assert_bulk_load_left
 from pg_fixtures import Target
 
 
@@ -129,11 +130,19 @@ def test_a_tampered_export_is_refused_by_postgres(tmp_path: Path, target: Target
         assert destination.head_position() == 0
 
 
-def _killed_and_resumed(source_url: str, target_url: str, total: int) -> None:
+def _killed_and_resumed(
+    source_url: str, target_url: str, total: int, bulk: Target | None = None
+) -> None:
+    """Copy, SIGKILL the copy midway, copy again: the copy is whole and verifies. ``bulk``:
+    the target is an empty PostgreSQL store, which the copy bulk loads: killed, it refuses a
+    normal open and lacks its secondary indexes, yet refuses UPDATE and DELETE as always; the
+    copy run again builds them."""
     with eventkeep.open_store(target_url) as watched:
         process = eventkeep_process("copy", source_url, target_url, "--batch-size", "200")
         held = kill_when(process, watched, total // 10, total // 2)
         assert 0 < held < total
+    if bulk is not None:
+        assert_bulk_load_left(bulk, held)
     finished = eventkeep_process("copy", source_url, target_url, "--batch-size", "200")
     out, err = finished.communicate(timeout=300)
     assert finished.returncode == 0, err
@@ -150,7 +159,8 @@ def test_copy_sqlite_to_postgres_killed_midway_is_finished_by_running_it_again(
     source_url = f"sqlite:///{tmp_path / 'big.db'}"
     with eventkeep.open_store(source_url, synchronous="OFF") as source:
         fill(source, 30_000)
-    _killed_and_resumed(source_url, target.url, 30_000)
+    _killed_and_resumed(source_url, target.url, 30_000, bulk=target)
+    assert_bulk_load_finished(target)
 
 
 def test_copy_postgres_to_sqlite_killed_midway_is_finished_by_running_it_again(
@@ -174,7 +184,10 @@ def test_copy_of_a_store_with_removals_killed_midway_is_finished_with_its_lifecy
         source.delete_stream("account-30", by="test")
         source.set_retention("account-40", max_count=1)  # all below the kill
         source.compact(by="test")
-    _killed_and_resumed(source_url, f"{target.url}&archive_dir={tmp_path / 'copied'}", 30_000)
+    _killed_and_resumed(
+        source_url, f"{target.url}&archive_dir={tmp_path / 'copied'}", 30_000, bulk=target
+    )
+    assert_bulk_load_finished(target)
     with (
         eventkeep.open_store(source_url) as source,
         eventkeep.open_store(target.url, archive_dir=tmp_path / "copied") as copy,

@@ -169,16 +169,20 @@ def import_(store: EventStore, file: IO[bytes], batch_size: int, archives: Path 
         )
 
 
-def _open(url: str, *, create: bool) -> EventStore:
-    """A store named on the command line (not --store): a source must exist."""
+def _open(url: str, *, create: bool, copying_into: bool = False) -> EventStore:
+    """A store named on the command line (not --store): a source must exist. The target of
+    a copy may be in the middle of the bulk load an interrupted copy left (PostgreSQL)."""
     scheme, _, rest = url.partition("://")
     if not create and scheme.lower() == "sqlite":
         path = rest.partition("?")[0][1:]
         if path and path != ":memory:" and not Path(path).exists():
             fail(f"no event store at {display_url(url)}: {path} does not exist", EXIT_NOT_FOUND)
     options: dict[str, Any] = {}
-    if not create and scheme.lower() in ("postgresql", "postgres"):
-        options["create"] = False
+    if scheme.lower() in ("postgresql", "postgres"):
+        if not create:
+            options["create"] = False
+        if copying_into:
+            options["allow_bulk_load"] = True
     return eventkeep.open_store(url, **options)
 
 
@@ -200,8 +204,10 @@ def copy(ctx: click.Context, source_url: str, target_url: str, batch_size: int) 
     passes on the copy); the stream lifecycle (operations log, removals, stream metadata) goes
     first, and the archive files too when both stores have an archive directory. Interrupted
     (even killed), the same command finishes the copy: it resumes after the destination's last
-    event, which must be the source's event there. Snapshots and projection checkpoints are
-    not copied (docs/moving.md).
+    event, which must be the source's event there. Into an empty PostgreSQL store, 10,000
+    events or more are bulk loaded: its secondary indexes are built at the end (until then
+    the store refuses to open; run the same command again to finish). Snapshots and
+    projection checkpoints are not copied (docs/moving.md).
 
     \b
     Examples:
@@ -211,7 +217,7 @@ def copy(ctx: click.Context, source_url: str, target_url: str, batch_size: int) 
     ctx.meta["eventkeep.writes"] = True
     source = _open(source_url, create=False)
     ctx.call_on_close(source.close)
-    target = _open(target_url, create=True)
+    target = _open(target_url, create=True, copying_into=True)
     ctx.call_on_close(target.close)
     after = resume_position(source, target)
     total = max(source.head_position() - after, 0)  # positions: removed ones count too

@@ -20,6 +20,7 @@ from eventkeep.moving.jsonl import (
 )
 from eventkeep.moving.lifecycle import ArchiveCopy, take_archives
 from eventkeep.moving.transfer import (
+    BULK_LOAD_FROM,
     COPY_BATCH_SIZE,
     CopyReport,
     copy_store,
@@ -30,6 +31,7 @@ from eventkeep.moving.transfer import (
 from eventkeep.store.importing import ImportReport
 
 __all__ = [
+    "BULK_LOAD_FROM",
     "COPY_BATCH_SIZE",
     "FORMAT",
     "FORMAT_VERSION",

@@ -27,7 +27,7 @@ from typing import Any
 from eventkeep.errors import IntegrityError, ValidationError
 from eventkeep.store.base import EventStore
 from eventkeep.store.hashing import ChainRow
-from eventkeep.store.personal import holds_personal
+from eventkeep.store.personal import holds_personal, holds_personal_any
 from eventkeep.store.recorded import from_micros, to_micros
 from eventkeep.store.shredding import subjects_in
 from eventkeep.store.transfer import export_events
@@ -126,6 +126,8 @@ class KeyCarrier:
     def carry(self, rows: list[ChainRow]) -> None:
         """Copy the keys of the subjects ``rows`` hold that no earlier page held."""
         subjects: set[str] = set()
+        if not holds_personal_any([row.data for row in rows]):  # one search of the page
+            return
         for row in rows:
             if holds_personal(row.data):
                 subjects |= subjects_in(row.data)

@@ -31,6 +31,7 @@ from eventkeep.store.transfer import (
 )
 
 __all__ = [
+    "BULK_LOAD_FROM",
     "COPY_BATCH_SIZE",
     "CopyReport",
     "check_row",
@@ -42,6 +43,11 @@ __all__ = [
 
 COPY_BATCH_SIZE = 5000
 """Events per transaction of ``copy_store`` (measured in benchmarks/copying.py)."""
+
+BULK_LOAD_FROM = 10_000
+"""Events to copy from which ``copy_store`` bulk loads an empty target that can (PostgreSQL:
+its indexes built once at the end, benchmarks/README.md); below it, the index builds would
+cost more than they save."""
 
 
 class CopyReport(NamedTuple):
@@ -110,6 +116,7 @@ def copy_store(
     *,
     batch_size: int = COPY_BATCH_SIZE,
     on_batch: Progress | None = None,
+    bulk: bool | None = None,
 ) -> CopyReport:
     """Copy every event of ``source`` into ``target`` one to one (ids, versions, order,
     ``recorded_at``, bytes, tags, hashes), ``batch_size`` per transaction of the target.
@@ -125,6 +132,12 @@ def copy_store(
     archive directory, the archive files the operations name; events keep their positions,
     gaps included; the keys of personal data are copied page by page, each page's before its
     events. Snapshots and projection checkpoints are not copied (docs/moving.md).
+
+    ``bulk``: whether to bulk load an empty target that can be (PostgreSQL: the events table's
+    secondary indexes dropped, then built once the events are in; the store refuses to open
+    normally until then, and this same call, run again, finishes an interrupted load). None:
+    when at least :data:`BULK_LOAD_FROM` events are to be copied. An unfinished bulk load is
+    resumed whatever ``bulk`` says.
     """
     if source is target:
         raise ValidationError("copy_store needs two different stores")
@@ -139,8 +152,17 @@ def copy_store(
     keys = KeyCarrier(source, target)
     floor = removed_floor(target, carried)
     predictor = Predictor(*_target_state(target, floor), floor)
-    with _Prefetch(source, after, head, batch_size, predictor, keys.carry) as batches:
-        report = import_batches(target, batches, floor, on_batch)
+    start = bulk if bulk is not None else head - after >= BULK_LOAD_FROM
+    loader = target._bulk_load(source.url, start)
+    prepare = None if loader is None else loader.prepare
+    try:
+        with _Prefetch(source, after, head, batch_size, predictor, keys.carry, prepare) as batches:
+            report = import_batches(target, batches, floor, on_batch, loader)
+        if loader is not None:
+            loader.finish()
+    finally:
+        if loader is not None:
+            loader.close()
     copied = archives.copied if archives is not None else 0
     return CopyReport(report.written, report.skipped, after, head, copied)
 
@@ -149,8 +171,9 @@ class _Prefetch:
     """The source's events up to ``head``, read page by page on a thread of their own while
     the target writes the previous page (the two overlap: reading waits on one database,
     writing on the other). The same thread plans each page ahead (``predictor``), so the
-    writer's transaction, which appends wait for, does not. ``before_page`` runs on the
-    writer's thread before a page's events are written."""
+    writer's transaction, which appends wait for, does not; and ``prepare`` (a bulk load's)
+    readies each plan for writing. ``before_page`` runs on the writer's thread before a
+    page's events are written."""
 
     def __init__(
         self,
@@ -160,8 +183,10 @@ class _Prefetch:
         size: int,
         predictor: Predictor,
         before_page: Callable[[list[ChainRow]], None],
+        prepare: Callable[[ImportPlan], None] | None = None,
     ) -> None:
         self._before_page = before_page
+        self._prepare = prepare
         self._pages: queue.Queue[_Page | BaseException | None] = queue.Queue(2)
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -173,12 +198,15 @@ class _Prefetch:
     ) -> None:
         try:
             while after < head and not self._stop.is_set():
-                page = [
-                    row for row in source._export_page(after, size, None) if row.position <= head
-                ]
+                page = source._export_page(after, size, None)
+                if page and page[-1].position > head:  # the last page: events appended since
+                    page = [row for row in page if row.position <= head]
                 if not page:
                     break
-                self._put((page, predictor.plan(page)))
+                plan = predictor.plan(page)
+                if plan is not None and self._prepare is not None:
+                    self._prepare(plan)
+                self._put((page, plan))
                 after = page[-1].position
             self._put(None)
         except BaseException as exc:  # handed to the writing thread, raised there

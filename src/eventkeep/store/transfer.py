@@ -22,6 +22,7 @@ from eventkeep.store.validation import (
 )
 
 __all__ = [
+    "BulkLoader",
     "Progress",
     "Transfer",
     "check_outside_transaction",
@@ -140,12 +141,15 @@ def import_batches(
     batches: Iterable[tuple[list[ChainRow], ImportPlan | None]],
     floor: int,
     on_batch: Progress | None = None,
+    loader: BulkLoader | None = None,
 ) -> ImportReport:
     """Write ``batches`` of exported events in log order (each with the plan made ahead for
-    it, if any: :class:`~eventkeep.store.importing.ImportPlan`), a transaction each."""
+    it, if any: :class:`~eventkeep.store.importing.ImportPlan`), a transaction each; through
+    ``loader`` when the store is being bulk loaded."""
+    write = store._import_rows if loader is None else loader.import_rows
     written = skipped = last = 0
     for batch, ahead in batches:
-        done = store._import_rows(batch, floor, ahead)
+        done = write(batch, floor, ahead)
         written, skipped, last = written + done, skipped + len(batch) - done, batch[-1].position
         if on_batch is not None:
             on_batch(ImportReport(written, skipped, last))
@@ -192,6 +196,27 @@ def check_row(row: Any) -> ChainRow:
 def _check_bytes(value: Any, what: str, size: int) -> None:
     if not isinstance(value, bytes) or len(value) != size:
         raise ValidationError(f"{what} must be {size} bytes, got {value!r:.80}")
+
+
+class BulkLoader(Protocol):
+    """A backend's faster way to fill an empty store (``copy_store`` into PostgreSQL: its
+    secondary indexes built once at the end; :mod:`eventkeep.backends.postgres.bulk`).
+    Batches go through :meth:`import_rows` as through ``EventStore._import_rows``, then
+    :meth:`finish` makes the store whole again; :meth:`close` in any case. Interrupted before
+    ``finish``, the store says so and the copy run again resumes the load."""
+
+    def prepare(self, plan: ImportPlan) -> None:
+        """Called on the copy's reading thread with each batch planned ahead: work that can
+        be done before the batch's turn (encoding its rows)."""
+        ...
+
+    def import_rows(
+        self, rows: list[ChainRow], removed_floor: int, ahead: ImportPlan | None
+    ) -> int: ...
+
+    def finish(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Transfer:
@@ -243,3 +268,9 @@ class Transfer:
     def _last_event_position(self) -> int:
         """The position of the last stored event (0: none), below any removed ones."""
         raise ConfigurationError(f"{type(self).__name__} cannot import events")
+
+    def _bulk_load(self, source_url: str, start: bool) -> BulkLoader | None:
+        """The bulk load this store is in the middle of (a copy was interrupted), resumed;
+        else, when ``start``, a new one if the store can (it holds no event); else None: the
+        copy imports batch by batch. Backends without a bulk mode: always None."""
+        return None

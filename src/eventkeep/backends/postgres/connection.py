@@ -10,7 +10,7 @@ import re
 import select
 import struct
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -237,8 +237,9 @@ class Database:
                 "(append an event to create it, or check the schema option)"
             )
 
-    def migrate(self) -> None:
-        """Create the schema or bring it up to date; refuse a schema newer than this code."""
+    def migrate(self, then: Callable[[psycopg.Connection[Any]], None] | None = None) -> None:
+        """Create the schema or bring it up to date; refuse a schema newer than this code.
+        ``then``: a check of the store, run last on the same connection (in its schema)."""
         migrations = load_migrations("eventkeep.backends.postgres")
         latest = migrations[-1].version
         schema = quoted(self.schema)
@@ -250,6 +251,8 @@ class Database:
                 current = _one(conn, sql.SCHEMA_VERSION_OF.format(schema=schema))
                 _check_version(self.url, current, latest)
                 if current == latest:
+                    if then is not None:
+                        then(conn)
                     return
             with conn.transaction():
                 conn.execute(sql.MIGRATION_LOCK, (self.schema,))
@@ -261,6 +264,8 @@ class Database:
                 for migration in migrations[current:]:
                     conn.execute(migration.sql)
                     conn.execute(sql.RECORD_MIGRATION, (migration.version, migration.name))
+            if then is not None:
+                then(conn)
 
 
 def _one(conn: psycopg.Connection[Any], statement: str) -> int:

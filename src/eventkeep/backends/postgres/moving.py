@@ -11,10 +11,10 @@ place throughout: an import only inserts.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import psycopg
-from psycopg.adapt import PyFormat
 from psycopg.errors import UniqueViolation
 
 from eventkeep.backends.postgres import sql
@@ -23,7 +23,7 @@ from eventkeep.store.importing import ImportPlan, Numbering, TargetHead, choose_
 from eventkeep.store.recorded import decode_tags, from_micros
 from eventkeep.store.tags import encode_tags
 
-__all__ = ["PG_EPOCH_US", "chain_rows", "import_rows"]
+__all__ = ["PG_EPOCH_US", "Encoded", "chain_rows", "copy_rows", "encode_rows", "import_rows"]
 
 PG_EPOCH_US = 946_684_800_000_000
 """2000-01-01 (PostgreSQL's epoch) in microseconds since the Unix epoch."""
@@ -92,7 +92,7 @@ def _import(
         planned = choose_plan(rows, heads, stored, int(last[1]) if last else 0, numbering, ahead)
         if not planned:
             return 0
-        _copy(conn, planned)
+        copy_rows(conn, planned)
         last_of: dict[str, ChainRow] = {row.stream_id: row for row in planned}
         with conn.pipeline():
             conn.execute(
@@ -108,35 +108,86 @@ def _import(
     return len(planned)
 
 
-def _copy(conn: psycopg.Connection[Any], rows: list[ChainRow]) -> None:
-    """The rows (and their tags) by binary COPY, at their planned positions."""
-    epoch = PG_EPOCH_US
+Encoded = tuple[bytes, bytes | None]
+"""A batch's binary COPY data: its events', and its tags' (None: no tag)."""
+
+
+def copy_rows(
+    conn: psycopg.Connection[Any], rows: list[ChainRow], encoded: Encoded | None = None
+) -> None:
+    """The rows (and their tags) by binary COPY, at their planned positions; ``encoded``:
+    their COPY data (:func:`encode_rows`) made ahead, on another thread."""
+    events, tags = encode_rows(rows) if encoded is None else encoded
     with conn.cursor() as cur:
-        # bytea columns by the dumper of bytes (C), not the one set_types finds by type oid
-        # (dbapi20's Binary, in Python: a fifth of the client's time, measured).
-        cur.adapters.register_dumper(bytes, cur.adapters.get_dumper(bytes, PyFormat.BINARY))
         with cur.copy(sql.COPY_EVENTS) as copy:
-            copy.set_types(list(sql.COPY_EVENT_TYPES))
-            write = copy.write_row
-            for row in rows:
-                write(
-                    (
-                        row.position,
-                        row.stream_id,
-                        row.version,
-                        row.event_id,
-                        row.type,
-                        row.schema_version,
-                        row.recorded_at_us - epoch,
-                        row.data,
-                        row.metadata,
-                        row.hash,
-                        encode_tags(row.tags) if row.tags else None,
-                    )
-                )
-        tagged = [(tag, row.position, row.type) for row in rows for tag in row.tags]
-        if tagged:
+            copy.write(events)
+        if tags is not None:
             with cur.copy(sql.COPY_TAGS) as copy:
-                copy.set_types(list(sql.COPY_TAG_TYPES))
-                for item in tagged:
-                    copy.write_row(item)
+                copy.write(tags)
+
+
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no header extension
+_COPY_TRAILER = b"\xff\xff"
+_ROW_START = struct.Struct("!hiqi").pack  # 11 fields; the position (8 bytes); stream id's size
+_SIZED_INT8 = struct.Struct("!iq").pack
+_SIZE = struct.Struct("!i").pack
+_UUID_SIZE = _SIZE(16)
+_INT4_SIZE = _SIZE(4)
+_HASH_SIZE = _SIZE(32)
+_NULL = _SIZE(-1)
+_TAG_FIELDS = struct.pack("!h", 3)  # tag, position, type
+
+
+def encode_rows(rows: list[ChainRow]) -> Encoded:
+    """The binary COPY data of ``rows`` for :data:`sql.COPY_EVENTS` (columns as in
+    :data:`sql.COPY_EVENT_TYPES`: the event id's 16 bytes for its uuid, ``recorded_at`` as
+    microseconds since PostgreSQL's epoch), and of their tags for :data:`sql.COPY_TAGS`.
+    Built with ``struct``, about half the client time of psycopg's ``write_row`` per row
+    (measured), and on the reading thread of a copy."""
+    epoch = PG_EPOCH_US
+    size = _SIZE
+    out = [_COPY_HEADER]
+    add = out.append
+    tag_rows = [_COPY_HEADER]
+    for row in rows:
+        stream = row.stream_id.encode()
+        kind = row.type.encode()
+        data, metadata = row.data, row.metadata
+        tags = _NULL
+        if row.tags:
+            text = encode_tags(row.tags).encode()  # type: ignore[union-attr]
+            tags = size(len(text)) + text
+            at = _SIZED_INT8(8, row.position)
+            for tag in row.tags:
+                name = tag.encode()
+                tag_rows.append(
+                    b"".join((_TAG_FIELDS, size(len(name)), name, at, size(len(kind)), kind))
+                )
+        add(
+            b"".join(
+                (
+                    _ROW_START(11, 8, row.position, len(stream)),
+                    stream,
+                    _SIZED_INT8(8, row.version),
+                    _UUID_SIZE,
+                    row.event_id,
+                    size(len(kind)),
+                    kind,
+                    _INT4_SIZE,
+                    size(row.schema_version),
+                    _SIZED_INT8(8, row.recorded_at_us - epoch),
+                    size(len(data)),
+                    data,
+                    size(len(metadata)),
+                    metadata,
+                    _HASH_SIZE,
+                    row.hash,
+                    tags,
+                )
+            )
+        )
+    add(_COPY_TRAILER)
+    if len(tag_rows) == 1:
+        return b"".join(out), None
+    tag_rows.append(_COPY_TRAILER)
+    return b"".join(out), b"".join(tag_rows)

@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 from psycopg import sql as pg_sql
 
-from eventkeep.backends.postgres import keys, lifecycle, moving, plans, sql, writer
+from eventkeep.backends.postgres import bulk, keys, lifecycle, moving, plans, sql, writer
 from eventkeep.backends.postgres.connection import (
     Database,
     check_schema_name,
@@ -68,6 +68,7 @@ from eventkeep.store.lifecycle_store import Prepare
 from eventkeep.store.recorded import RecordedEvent, decode_tags, from_micros
 from eventkeep.store.replicas import ReplicaLag
 from eventkeep.store.shredding import ForgottenSubject, KeyStore
+from eventkeep.store.transfer import BulkLoader
 from eventkeep.store.validation import check_count, check_seconds
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresStore"]
@@ -88,6 +89,11 @@ class PostgresStore(EventStore):
     connection settings but another server): reads of the log go to it, writes to the primary;
     see :mod:`eventkeep.backends.postgres.replica` for the rule that keeps a store object's
     reads consistent with its writes, and ``replica_wait``.
+
+    A store that an interrupted ``eventkeep copy`` left in the middle of its bulk load (its
+    events table without its secondary indexes: :mod:`eventkeep.backends.postgres.bulk`)
+    refuses to open (``IntegrityError``: run the copy again); ``allow_bulk_load=True`` is
+    for the copy that finishes it.
     """
 
     def __init__(
@@ -112,14 +118,16 @@ class PostgresStore(EventStore):
         read_host: str | None = None,
         read_port: int | str | None = None,
         replica_wait: float = REPLICA_WAIT,
+        allow_bulk_load: bool = False,
         **params: Any,
     ) -> None:
         super().__init__(registry=registry, max_event_bytes=max_event_bytes, key_store=key_store)
         # Archives of removed events: no file to put them next to, so operations that remove
         # events need archive_dir (soft deletes and reads do not).
         self._set_archive_dir(archive_dir, None)
-        if not isinstance(create, bool):
-            raise ConfigurationError(f"create must be True or False, got {create!r}")
+        for name, flag in (("create", create), ("allow_bulk_load", allow_bulk_load)):
+            if not isinstance(flag, bool):
+                raise ConfigurationError(f"{name} must be True or False, got {flag!r}")
         if pool_size is not None:
             pool_max_size = pool_size
         _check_int(pool_min_size, "pool_min_size", 0)
@@ -159,7 +167,7 @@ class PostgresStore(EventStore):
         try:
             if not create:
                 self._db.require_store()
-            self._db.migrate()
+            self._db.migrate(None if allow_bulk_load else self._refuse_bulk_load)
             self._db.open()
             if self._replica is not None:
                 self._replica.open()
@@ -273,6 +281,14 @@ class PostgresStore(EventStore):
     def _last_event_position(self) -> int:
         with self._reading() as conn:
             return _scalar(conn, sql.LAST_EVENT_POSITION)
+
+    def _refuse_bulk_load(self, conn: psycopg.Connection[Any]) -> None:
+        bulk.check_not_loading(conn, self.url)
+
+    def _bulk_load(self, source_url: str, start: bool) -> BulkLoader | None:
+        """The unfinished bulk load of this store, or a new one when ``start`` and the store
+        holds no event (:mod:`eventkeep.backends.postgres.bulk`)."""
+        return bulk.start_or_resume(self._db, source_url, start, self._wrote)
 
     # -- reading ------------------------------------------------------------------------------
 
