@@ -158,7 +158,32 @@ class ReplicaPair:
         raise RuntimeError("the replica did not become a synchronous standby")
 
     def pause_replay(self) -> None:
+        """Pause the replica's replay once it has replayed all the primary wrote so far: a
+        pause requested while it lags would leave a store's earlier writes unreplayed, and the
+        store's reads would then go to the primary (after its ``wait``)."""
+        self.caught_up()
         self.on_replica("SELECT pg_wal_replay_pause()")
+
+    def caught_up(self) -> None:
+        """Wait until the replica has replayed the primary's WAL as it is now."""
+        import psycopg
+
+        from eventkeep.backends.postgres.replica import lsn_number, record_end
+
+        with psycopg.connect(self.primary.url, autocommit=True, connect_timeout=10) as conn:
+            # What a store takes as its floor when it reads on the primary (replica.py).
+            row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+            # A commit with a transaction id flushes the WAL up to it, the record before it
+            # included: the walsender sends only flushed WAL.
+            conn.execute("SELECT pg_current_xact_id()")
+        lsn = record_end(lsn_number(row[0] if row else None))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            (replayed,) = self.on_replica("SELECT pg_last_wal_replay_lsn()::text")
+            if lsn_number(replayed) >= lsn:
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"the replica did not replay the primary's WAL up to {lsn}")
 
     def resume_replay(self) -> None:
         self.on_replica("SELECT pg_wal_replay_resume()")
