@@ -220,9 +220,9 @@ class BulkLoad:
         appends to its own prefix, after the event it stopped at).
 
         Batches alternate between two connections, so that the server writes one batch while
-        it receives the next one's rows, on two cores. Each commits only after the batch before it committed: the
-        store always holds a prefix of the copy, whatever is killed when. Returns the rows
-        planned; :meth:`finish` raises what a write raised."""
+        it receives the next one's rows, on two cores. Each commits only after the batch
+        before it committed: the store always holds a prefix of the copy, whatever is killed
+        when. Returns the rows planned; :meth:`finish` raises what a write raised."""
         known = self._heads
         heads = {s: h for s in dict.fromkeys(r.stream_id for r in rows) if (h := known.get(s))}
         top = max(self._last, self._removed_top)
