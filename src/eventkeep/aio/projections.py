@@ -34,18 +34,17 @@ from eventkeep.store.recorded import RecordedEvent
 
 __all__ = ["MOST_BATCHES", "AsyncRunner", "AsyncSubscription"]
 
-MOST_BATCHES = 1
-"""The most batches one hand-over from a store thread carries while a subscription catches up.
+MOST_BATCHES = 4
+"""The most batches one hand-over from a store thread carries while a subscription catches up
+(the first hand-over carries one, then two, then four).
 
-One, as the synchronous subscription holds one batch at a time: a batch of 500 events is
-about as many new objects as the garbage collector lets pass before a young collection (700),
-and the batch before it is freed meanwhile, so a catch-up collects almost never, synchronous or
-asynchronous. Two or four batches a hand-over keep more alive at once: a catch-up of 20,000
-events on SQLite (collections timed as ``benchmarks/aio_floor.py`` times them, 41
-alternations, medians; 2026-11-30, load 7) spent
-0.15 ms collecting synchronously and at one batch, 7 ms at two and 11 ms at four (now and
-then a full collection, which costs what the whole heap costs), more than the hand-overs
-saved: CPU minimum 51.3 ms at one batch, 52.9 at two, 52.7 at four, 48.4 synchronously."""
+Until recorded events were left out of the garbage collector's tracking (a ``msgspec.Struct``
+with ``gc=False``, 2026-11-30), each batch held alive across a hand-over was about as many new
+tracked objects as CPython lets pass before a young collection, so two or four batches a
+hand-over cost collections (on SQLite 7 and 11 ms of a 55 ms catch-up of 20,000 events,
+against 0.15 ms at one batch) and one batch was kept. A catch-up now collects never, at one
+batch or at sixteen (``benchmarks/aio_floor.py``), and fewer hand-overs are fewer switches
+between the store thread and the loop (``benchmarks/aio_gap.py --versus batches``)."""
 
 
 class AsyncSubscription:
