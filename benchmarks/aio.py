@@ -14,7 +14,9 @@ each side and their ratio are printed):
 2. **Reads** (SQLite and PostgreSQL): ``read_stream`` of a 1,000-event stream five times and
    ``read_all`` of the whole log (``--log`` events), one reader, every event iterated (``for``
    against ``async for``); each side's store is opened once, before the runs (warm
-   connections, a service's steady state); and the same reads through ``Events.pages()``.
+   connections, a service's steady state); the same reads with each event's ``.event`` taken
+   (its data decoded: what the main benchmark's read workload does with every event); and the
+   same reads through ``Events.pages()``.
 3. **Catch-up** (SQLite and PostgreSQL): a subscription from position 0 to the head, in
    batches of 500 (``Subscription.batches`` against ``AsyncSubscription.batches``).
 
@@ -138,17 +140,24 @@ class Stores:
         self.runner.close()
 
 
-def sync_reads(stores: Stores) -> Callable[[], float]:
+def sync_reads(stores: Stores, *, decode: bool = False) -> Callable[[], float]:
+    """The reads on the synchronous API; with ``decode``, each event's ``.event`` is taken
+    (its data decoded, as the main benchmark's read workload does)."""
+
     def run() -> float:
         store = stores.sync
         start = time.perf_counter()
         for _ in range(5):
             count = 0
-            for _ in store.read_stream("long-stream"):
+            for recorded in store.read_stream("long-stream"):
+                if decode:
+                    recorded.event  # noqa: B018 - decode
                 count += 1
             assert count == 1000
         count = 0
-        for _ in store.read_all():
+        for recorded in store.read_all():
+            if decode:
+                recorded.event  # noqa: B018 - decode
             count += 1
         assert count > 0
         return time.perf_counter() - start
@@ -156,17 +165,21 @@ def sync_reads(stores: Stores) -> Callable[[], float]:
     return run
 
 
-def async_reads(stores: Stores) -> Callable[[], float]:
+def async_reads(stores: Stores, *, decode: bool = False) -> Callable[[], float]:
     async def main() -> float:
         store = stores.aio
         start = time.perf_counter()
         for _ in range(5):
             count = 0
-            async for _ in store.read_stream("long-stream"):
+            async for recorded in store.read_stream("long-stream"):
+                if decode:
+                    recorded.event  # noqa: B018 - decode
                 count += 1
             assert count == 1000
         count = 0
-        async for _ in store.read_all():
+        async for recorded in store.read_all():
+            if decode:
+                recorded.event  # noqa: B018 - decode
             count += 1
         assert count > 0
         return time.perf_counter() - start
@@ -317,6 +330,14 @@ def main(argv: list[str] | None = None) -> None:
                         f"{label} reads (events read)",
                         sync_reads(stores),
                         async_reads(stores),
+                        args.repeats,
+                        events,
+                        cpu=True,
+                    )
+                    compare(
+                        f"{label} reads, each event decoded (.event)",
+                        sync_reads(stores, decode=True),
+                        async_reads(stores, decode=True),
                         args.repeats,
                         events,
                         cpu=True,
