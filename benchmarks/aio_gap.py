@@ -198,9 +198,9 @@ def _variants(run: Callable[[], float], versus: str | None) -> dict[str, Callabl
     if versus == "wrap_future":
         return {"async, wrap_future hand-over": _with_call(_wrapped_call, run), "async": run}
     if versus == "batches":
-        return {f"async, {n} batches a hand-over": _with_batches(n, run) for n in (1, 2, 4)}
+        return {f"async, {n} batches a hand-over": _with_batches(n, run) for n in (1, 4, 16)}
     if versus == "pages":
-        return {f"async, {n} pages a hand-over": _with_pages(n, run) for n in (1, 2, 4)}
+        return {f"async, {n} pages a hand-over": _with_pages(n, run) for n in (2, 4, 8)}
     return {"async": run}
 
 

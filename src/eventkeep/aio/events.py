@@ -27,17 +27,18 @@ Call = Callable[[Callable[[], T]], Awaitable[T]]
 
 
 class Handed(AsyncIterator[R], Generic[R]):
-    """Items read two pages at a time on a store thread, handed out one by one.
+    """Items read a few pages at a time on a store thread, handed out one by one.
 
-    Each hand-over from a store thread to the loop is two pages of the backend's
-    (``HAND_OVER``): a hand-over costs little itself (25-30 µs of CPU for an empty call,
-    ``StoreThreads.call``), but switching threads between two pieces of real work costs more
-    (the work after it runs slower), while events kept alive by the thousands cost the
-    garbage collector (collections triggered, survivors promoted). ``benchmarks/aio_gap.py
-    --versus pages``: 2 pages measured as well as or better than 1 page, and 4 pages worse
-    (see docs/aio.md). Reading the next hand-over while the caller goes through the current
-    one was measured too (2026-11-30, ``git log``): no gain, since a caller that holds the
-    GIL leaves the store thread nothing to do meanwhile.
+    The first hand-over from a store thread to the loop is one page of the backend's, the next
+    ones two, then four (``HAND_OVER``): a hand-over costs little itself (25-30 µs of CPU for
+    an empty call, ``StoreThreads.call``), but switching threads between two pieces of real
+    work costs more (the work after it runs slower). Until recorded events were left out of
+    the garbage collector's tracking (2026-11-30), events kept alive by the thousands cost
+    collections, and 2 pages a hand-over measured best; now 4 pages measure as well as or
+    better than 2, with less of the loop thread's CPU (``benchmarks/aio_gap.py --versus
+    pages``, docs/aio.md). Reading the next hand-over while the caller goes through the
+    current one was measured too (2026-11-30, ``git log``): no gain, since a caller that
+    holds the GIL leaves the store thread nothing to do meanwhile.
 
     ``events``: the items, or a function returning them that is called on the store thread of
     the first hand-over (a read whose start does I/O, such as a stream's deletion check).
@@ -52,12 +53,15 @@ class Handed(AsyncIterator[R], Generic[R]):
         self._call = call
         self._rest: Iterator[R] = iter(())  # the current hand-over's items not yet handed out
         self._done = False
+        self._size = FIRST_HAND_OVER
 
     async def _fetch(self) -> list[R]:
         # One item more than whole pages: to take it, the store thread reads the next page,
         # so a read that ends on a page's end (a 1,000-event stream) is over in one
-        # hand-over, not two (the second one only finding the end).
-        size = HAND_OVER
+        # hand-over, not two (the second one only finding the end). The first hand-over is
+        # a page, the next ones twice as many pages each time, up to HAND_OVER.
+        size = self._size
+        self._size = min(2 * size - 1, HAND_OVER)
         events = self._events
         if isinstance(events, Iterator):
             page = await self._call(functools.partial(_take, events, size))
@@ -160,8 +164,14 @@ def stream_read(
     )
 
 
-HAND_OVER = 2 * PAGE_SIZE + 1
-"""Items per hand-over from a store thread (see :class:`Handed` and ``Handed._fetch``)."""
+HAND_OVER = 4 * PAGE_SIZE + 1
+"""The most items a hand-over from a store thread carries (see :class:`Handed` and
+``Handed._fetch``): four pages since recorded events cost the garbage collector nothing
+(2026-11-30; ``benchmarks/aio_gap.py --versus pages``)."""
+
+FIRST_HAND_OVER = PAGE_SIZE + 1
+"""The first hand-over of a read: one page, so that the first event comes as soon as the
+synchronous API's would."""
 
 
 def _take(events: Iterator[T], count: int) -> list[T]:
