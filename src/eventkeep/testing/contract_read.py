@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from decimal import Decimal
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 
 from eventkeep.store import PAGE_SIZE, AppendResult, EventStore, StreamAppend, StreamInfo
 from eventkeep.store.events import RawEvent
+from eventkeep.store.recorded import RecordedEvent
 from eventkeep.testing.base import (
     ContractBase,
     deposits,
@@ -128,6 +130,24 @@ class ReadContract(ContractBase):
         events = list(store.read_all())
         assert keys(events) == written(results)
         assert is_strictly_increasing(positions(events))
+
+    def test_read_events_are_recorded_events_the_garbage_collector_does_not_track(
+        self, store: EventStore
+    ) -> None:
+        """Every backend hands out the one ``RecordedEvent`` type, untracked by the collector
+        (a ``msgspec.Struct`` with ``gc=False``: long reads trigger no collections), read
+        from a stream, from the log and from a query, decoded or not."""
+        seed(store)
+        read = [
+            *store.read_stream("account-1"),
+            *store.read_all(),
+            *store.read_all(types=["contract.Deposited"]),
+        ]
+        assert read
+        for recorded in read:
+            assert type(recorded) is RecordedEvent
+            recorded.event  # noqa: B018 - decoded, and still untracked
+            assert not gc.is_tracked(recorded)
 
     def test_read_all_after_a_position_yields_only_later_events(self, store: EventStore) -> None:
         everything = written(seed(store))
