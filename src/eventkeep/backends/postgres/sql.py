@@ -16,7 +16,10 @@ CONFIGURE_SESSION = (
     "SET lock_timeout TO {lock_timeout_ms}; "
     # A session that sits idle inside a transaction (its client frozen, stopped or stuck) is
     # ended by the server, which releases the sequencer and row locks it holds.
-    "SET idle_in_transaction_session_timeout TO {idle_ms}"
+    "SET idle_in_transaction_session_timeout TO {idle_ms}; "
+    # Read by the numbering functions (migration 0017): appends outside a store transaction
+    # commit asynchronously and the client flushes after them (FLUSH_WAL), sharing the flush.
+    "SET eventkeep.group_commit TO {group_commit}"
 )
 
 MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(1163547985, hashtext(%s))"
@@ -229,6 +232,22 @@ def conditional(statement: str) -> str:
     return statement.replace(_HEAD_POSITION, _HEAD_POSITION_AT, 1)
 
 
+# Group commit (migration 0017_group_commit.sql): returns once the WAL is flushed past
+# everything inserted before it (a synchronous commit of its own, shared with concurrent
+# writers' flushes), at once if it already is. Sent after an append, in the same round trip.
+FLUSH_WAL = "SELECT eventkeep_flush_wal()"
+
+# The same for a reader that is about to return events it has not seen flushed: the head
+# position comes from this statement's snapshot, taken before the function reads the WAL
+# insert position, so every position up to it is flushed when this returns.
+FLUSH_WAL_HEAD = (
+    "SELECT eventkeep_flush_wal(), greatest((SELECT coalesce(max(position), 0) FROM events), "
+    "(SELECT coalesce(max(last_position), 0) FROM eventkeep_removed))"
+)
+
+# The same up to a WAL position read earlier (a replica store's read served by the primary).
+FLUSH_WAL_TO = "SELECT eventkeep_flush_wal(%s::pg_lsn)"
+
 # -- reading ------------------------------------------------------------------------------------
 
 # Columns in the order RecordedEvent takes them (codec last, added in Python).
@@ -430,7 +449,8 @@ EXPORT_ROWS = (
 # An import's first statements, in its transaction after the sequencer's lock: the heads of
 # its streams, the events stored under its event ids (a probe per id), and the log's head
 # position with its last event's time.
-APPEND_POSITION = "SELECT eventkeep_append_position()"
+# (Through eventkeep_sequencer_lock(): an import commits synchronously, migration 0017.)
+APPEND_POSITION = "SELECT eventkeep_append_position() FROM eventkeep_sequencer_lock()"
 
 IMPORT_HEADS = "SELECT stream_id, version, last_hash FROM streams WHERE stream_id = ANY (%s)"
 
