@@ -18,7 +18,6 @@ from eventkeep.backends.postgres.plans import (
     Run,
     Steps,
 )
-from eventkeep.backends.postgres.writer import separate
 
 __all__ = ["run"]
 
@@ -45,12 +44,8 @@ async def _do(conn: psycopg.AsyncConnection[Any], op: Op) -> Any:
     if isinstance(op, Run):
         return await _fetch(await _execute(conn, op), op)
     if isinstance(op, Pipeline):
-        async with conn.pipeline() as pipeline:
-            cursors = []
-            for step in op.steps:
-                cursors.append(await _execute(conn, step))
-                if op.separate:
-                    separate(pipeline)
+        async with conn.pipeline():
+            cursors = [await _execute(conn, step) for step in op.steps]
         return [await _fetch(cur, step) for cur, step in zip(cursors, op.steps, strict=True)]
     if isinstance(op, InTransaction):
         async with conn.transaction():

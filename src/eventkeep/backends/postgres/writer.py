@@ -8,13 +8,13 @@ The append: read the heads, then one transaction that numbers and writes the eve
 2. Write (one round trip, one statement, its own transaction): insert the events and upsert the
    heads (``VALUES`` for one event, binary arrays for more), numbered above the head position
    that ``eventkeep_append_position()`` returns once it holds the sequencer's lock; notify the
-   store's channel; commit (synchronously; with group commit, asynchronously, and a second,
-   synchronous commit in the same round trip waits for a flush that concurrent appends share:
-   ``plans.Flush``, migration ``0017_group_commit.sql``). The statement and its parameters are
-   on the server before the lock is taken, and the commit follows at once: the lock is held
-   from its grant to the commit, never while the server waits for a client. Appends are
-   numbered in commit order: every snapshot that sees position N sees every position below N,
-   so a reader never skips an event.
+   store's channel; commit (synchronously; with group commit, asynchronously, and a third
+   round trip, a synchronous commit of its own, waits for a flush that concurrent appends
+   share: ``plans.Flush``, migration ``0017_group_commit.sql``). The statement and its
+   parameters are on the server before the lock is taken, and the commit follows at once:
+   the lock is held from its grant to the commit, never while the server waits for a
+   client. Appends are numbered in commit order: every snapshot that sees position N sees
+   every position below N, so a reader never skips an event.
 
 A head read in step 1 can be stale by step 2: another writer appended to the stream in between.
 Then the events' primary key ``(stream_id, version)`` refuses the insert (versions are dense, so
@@ -63,7 +63,7 @@ from eventkeep.backends.postgres.plans import (
 from eventkeep.store import AppendResult, PreparedAppend
 from eventkeep.store.dcb import AppendCondition
 
-__all__ = ["append", "append_in_transaction", "run", "separate"]
+__all__ = ["append", "append_in_transaction", "run"]
 
 
 def append(
@@ -114,12 +114,8 @@ def _do(conn: psycopg.Connection[Any], op: Op) -> Any:
     if isinstance(op, Run):
         return _fetch(_reused_cursor(conn, op), op)
     if isinstance(op, Pipeline):
-        with conn.pipeline() as pipeline:
-            cursors = []
-            for step in op.steps:
-                cursors.append(_execute(conn, step))
-                if op.separate:
-                    separate(pipeline)
+        with conn.pipeline():
+            cursors = [_execute(conn, step) for step in op.steps]
         return [_fetch(cur, step) for cur, step in zip(cursors, op.steps, strict=True)]
     if isinstance(op, InTransaction):
         with conn.transaction():
@@ -129,20 +125,6 @@ def _do(conn: psycopg.Connection[Any], op: Op) -> Any:
             conn.execute(sql.ROLLBACK)
         return None
     raise AssertionError(f"not an operation: {op!r}")  # pragma: no cover
-
-
-def separate(pipeline: psycopg.Pipeline | psycopg.AsyncPipeline) -> None:
-    """End the implicit transaction of the statements queued in ``pipeline`` so far, without
-    waiting for their results: a Sync message queued behind them (one round trip for the
-    whole pipeline). psycopg's public ``Pipeline.sync()`` also waits for the results, which
-    would make each step a round trip of its own."""
-    enqueue = getattr(pipeline, "_enqueue_sync", None)
-    if enqueue is None:  # pragma: no cover - a psycopg without it: correct, one more round trip
-        if isinstance(pipeline, psycopg.Pipeline):
-            pipeline.sync()
-            return
-        raise AssertionError("this psycopg's async pipeline has no _enqueue_sync")
-    enqueue()
 
 
 def _reused_cursor(conn: psycopg.Connection[Any], step: Run) -> psycopg.Cursor[Any]:
