@@ -30,6 +30,7 @@ from pg_harness import Workers, check_acknowledged, raw_connection, wait_until
 import eventkeep
 from eventkeep import BackendUnavailableError, ConfigurationError, RawEvent
 from eventkeep.backends.postgres import plans, writer
+from eventkeep.backends.postgres.durable import Durable
 from pg_cluster import Cluster, start_cluster
 from pg_fixtures import Target, new_schema_name, with_schema
 
@@ -255,3 +256,60 @@ def test_group_commit_is_an_option_of_the_url_and_of_open_store(target: Target) 
         eventkeep.open_store(target.url + "&group_commit=maybe")
     with pytest.raises(ConfigurationError, match="group_commit must be True or False"):
         eventkeep.open_store(target.url, group_commit="yes")
+
+
+def test_an_append_is_followed_by_one_flush_and_a_read_of_it_by_none(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statements: list[str] = []
+    original = writer._do
+
+    def do(conn: psycopg.Connection[Any], op: plans.Op) -> Any:
+        if isinstance(op, plans.Run):
+            statements.append(str(op.statement))
+        return original(conn, op)
+
+    monkeypatch.setattr(writer, "_do", do)
+    with eventkeep.open_store(target.url) as store:
+        store.append("acct-1", [RawEvent("t.Opened", {"n": 0})])
+        statements.clear()
+        appended = store.append("acct-1", [RawEvent("t.Deposited", {"n": 1})], expected_version=1)
+        assert len(statements) == 2  # the insert (heads known), then the flush
+        assert statements[-1] == plans.sql.FLUSH_WAL
+        # Its own appends are known flushed: reading them back costs no flush.
+        reading = _count_flushes_on_reads(store, monkeypatch)
+        assert [e.position for e in store.read_all()] == [1, appended.position]
+        assert store.head_position() == appended.position
+        assert reading == []
+
+
+def _count_flushes_on_reads(store: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The flushes ``store``'s reads make from now on (the top position each one covers)."""
+    flushed: list[int] = []
+    original = Durable.flush
+
+    def flush(self: Durable, conn: psycopg.Connection[Any], top: int = 0) -> int:
+        if self is store._durable:
+            flushed.append(top)
+        return original(self, conn, top)
+
+    monkeypatch.setattr(Durable, "flush", flush)
+    return flushed
+
+
+def test_a_reader_flushes_once_for_what_others_wrote_and_not_again_behind_the_head(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with eventkeep.open_store(target.url) as store, eventkeep.open_store(target.url) as reader:
+        for n in range(30):
+            store.append(f"acct-{n}", [RawEvent("t.Opened", {"n": n})])
+        flushed = _count_flushes_on_reads(reader, monkeypatch)
+        pages = [
+            [e.position for e in reader.read_all(after=after, limit=10)]
+            for after in (0, 10, 20, 30)
+        ]
+        assert pages == [list(range(1, 11)), list(range(11, 21)), list(range(21, 31)), []]
+        assert flushed == [10]  # the first page: then the head (30) is known flushed
+        store.append("acct-x", [RawEvent("t.Opened", {"n": 30})])
+        assert reader.head_position() == 31
+        assert flushed == [10, 31]
