@@ -193,8 +193,8 @@ _MOST_KNOWN_HEADS = 10_000
 class Flush:
     """Group commit (``group_commit=True``): whether the WAL is known flushed past the append's
     commit. An append's own transaction then commits asynchronously (migration
-    ``0017_group_commit.sql``) and the statement is pipelined with ``eventkeep_flush_wal()``,
-    in a transaction of its own (:func:`_send`); a path that commits otherwise (under the
+    ``0017_group_commit.sql``) and ``eventkeep_flush_wal()`` follows the statement, in a
+    transaction of its own (:func:`_send`); a path that commits otherwise (under the
     sequencer's lock, synchronously) or writes nothing (a replayed retry, which may have found
     another writer's events not yet flushed) gets one ``eventkeep_flush_wal()`` at the end."""
 

@@ -234,7 +234,7 @@ def conditional(statement: str) -> str:
 
 # Group commit (migration 0017_group_commit.sql): returns once the WAL is flushed past
 # everything inserted before it (a synchronous commit of its own, shared with concurrent
-# writers' flushes), at once if it already is. Sent after an append, in the same round trip.
+# writers' flushes), at once if it already is. Sent after an append (plans.Flush).
 FLUSH_WAL = "SELECT eventkeep_flush_wal()"
 
 # The same for a reader that is about to return events it has not seen flushed: the head
