@@ -116,6 +116,20 @@ def _accepting(cluster: Cluster) -> Any:
     return accepting
 
 
+def _holding_the_sequencer(cluster: Cluster, schema: str) -> psycopg.Connection[Any]:
+    conn = raw_connection(cluster.url, schema)
+    conn.execute("BEGIN")
+    conn.execute("SELECT eventkeep_sequencer_lock()")
+    return conn
+
+
+def _waiting_for_the_sequencer(holder: psycopg.Connection[Any]) -> bool:
+    row = holder.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    ).fetchone()
+    return row is not None and row[0] == 1
+
+
 def _stored(cluster: Cluster, schema: str) -> dict[int, str]:
     conn = raw_connection(cluster.url, schema)
     try:
@@ -143,8 +157,14 @@ def test_no_event_a_reader_returned_is_lost_or_renumbered_when_the_server_crashe
             except BaseException as exc:  # the crash ends its connection: outcome unknown
                 failure.append(exc)
 
+        # Another append holds the sequencer's lock (a transaction of another session that
+        # numbered an event): this append waits for it, so it commits asynchronously.
+        holder = _holding_the_sequencer(cluster, store.schema)  # type: ignore[attr-defined]
         thread = threading.Thread(target=append)
         thread.start()
+        wait_until(lambda: _waiting_for_the_sequencer(holder), "the append to wait for the lock")
+        holder.execute("ROLLBACK")
+        holder.close()
         assert paused.reached.wait(30)
         # Committed (asynchronously), not flushed: another store object reads it.
         seen = {e.position: str(e.event_id) for e in reader.read_all()}
@@ -274,7 +294,7 @@ def test_group_commit_is_an_option_of_the_url_and_of_open_store(target: Target) 
         eventkeep.open_store(target.url, group_commit="yes")
 
 
-def test_an_append_is_followed_by_one_flush_and_a_read_of_it_by_none(
+def test_an_append_that_gets_the_lock_at_once_commits_synchronously_and_sends_no_flush(
     target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     statements: list[str] = []
@@ -290,8 +310,8 @@ def test_an_append_is_followed_by_one_flush_and_a_read_of_it_by_none(
         store.append("acct-1", [RawEvent("t.Opened", {"n": 0})])
         statements.clear()
         appended = store.append("acct-1", [RawEvent("t.Deposited", {"n": 1})], expected_version=1)
-        assert len(statements) == 2  # the insert (heads known), then the flush
-        assert statements[-1] == plans.sql.FLUSH_WAL
+        assert len(statements) == 1  # the insert (heads known), committed synchronously
+        assert plans.sql.FLUSH_WAL not in statements
         # Its own appends are known flushed: reading them back costs no flush.
         reading = _count_flushes_on_reads(store, monkeypatch)
         assert [e.position for e in store.read_all()] == [1, appended.position]

@@ -192,11 +192,12 @@ _MOST_KNOWN_HEADS = 10_000
 
 class Flush:
     """Group commit (``group_commit=True``): whether the WAL is known flushed past the append's
-    commit. An append's own transaction then commits asynchronously (migration
-    ``0017_group_commit.sql``) and ``eventkeep_flush_wal()`` follows the statement, in a
-    transaction of its own (:func:`_send`); a path that commits otherwise (under the
-    sequencer's lock, synchronously) or writes nothing (a replayed retry, which may have found
-    another writer's events not yet flushed) gets one ``eventkeep_flush_wal()`` at the end."""
+    commit. An append's own transaction that had to wait for the sequencer's lock then commits
+    asynchronously (migration ``0017_group_commit.sql``) and ``eventkeep_flush_wal()`` follows
+    the statement, in a transaction of its own (:func:`_send`); a path that commits otherwise
+    (under the sequencer's lock, synchronously) or writes nothing (a replayed retry, which may
+    have found another writer's events not yet flushed) gets one ``eventkeep_flush_wal()`` at
+    the end."""
 
     __slots__ = ("done",)
 
@@ -560,20 +561,20 @@ def _send(
     after the rows' time (an append whose time was not read from the server). ``match``: a
     condition's ``dcb.first_match`` statement, checked by the insert statement itself (SQLSTATE
     EKC03 if it finds an event, EKC01 if the head moved after it, EKC02 as ``not_before``).
-    ``flush`` (group commit): the statement commits asynchronously and ``eventkeep_flush_wal()``
-    follows it, committed on its own, which returns once the WAL is flushed past the append's
-    commit (flushes of concurrent writers are shared). A second round trip, not a pipeline:
+    ``flush`` (group commit): a statement that found the sequencer's lock taken commits
+    asynchronously (and says so, its third column), and ``eventkeep_flush_wal()`` follows it,
+    committed on its own, which returns once the WAL is flushed past the append's commit
+    (flushes of concurrent writers are shared); one that got the lock at once committed
+    synchronously, as without group commit. A second round trip, not a pipeline:
     on loopback psycopg's pipeline mode (with a Sync between the two, so that each commits on
     its own) cost 76-88 µs of client CPU against 41-60 for two plain statements (and 23-28 for
     the insert alone), and more wall time too (122-145 against 75-117 µs)."""
-    insert = _insert(rows, guard, not_before=not_before, match=match)
-    if flush is None:
-        found = yield insert
-    else:
-        found = yield insert
-        yield _FLUSH_WAL
-        flush.done = True
+    found = yield _insert(rows, guard, not_before=not_before, match=match)
     assert found is not None
+    if flush is not None:
+        if found[2]:  # committed asynchronously: it found another append holding the lock
+            yield _FLUSH_WAL
+        flush.done = True
     return int(found[0])
 
 

@@ -123,7 +123,13 @@ UPSERT_HEADS = (
 # store's channel (wait_for_events).
 _HEAD_POSITION = "(SELECT eventkeep_append_position())"
 
-_NOTIFY = "pg_notify('eventkeep_' || current_schema(), max(position)::text)"
+# The third column: whether the append committed asynchronously (group commit, migration
+# 0017: it found the sequencer's lock taken), so that its client must flush (FLUSH_WAL) before
+# it reports the append stored. Evaluated after the numbering function, which set it.
+_NOTIFY = (
+    "pg_notify('eventkeep_' || current_schema(), max(position)::text), "
+    "current_setting('synchronous_commit') = 'off'"
+)
 
 APPEND_EVENT = (
     f"WITH inserted AS (INSERT INTO events (position, {_EVENT_COLUMNS}) "

@@ -3,12 +3,16 @@
 -- Until now every append committed synchronously while it held the sequencer's lock, and
 -- PostgreSQL releases a transaction's locks only after its commit record is flushed: the lock
 -- was held through every fdatasync, so appends flushed one after another. Now, in a session
--- that sets eventkeep.group_commit to on (PostgresStore(group_commit=True), the default), the
--- numbering functions make the append's own transaction commit with synchronous_commit off:
--- its commit record goes into the WAL buffers under the lock and the lock goes at once. The
--- client then calls eventkeep_flush_wal() before it reports the append stored: a second,
--- synchronous commit whose flush covers the first, and which concurrent writers' flushes
--- share (PostgreSQL's XLogFlush writes everything inserted so far for every waiter at once).
+-- that sets eventkeep.group_commit to on (PostgresStore(group_commit=True), the default), an
+-- append that finds the sequencer's lock taken (another append holds it: there is contention)
+-- commits with synchronous_commit off once it has the lock: its commit record goes into the
+-- WAL buffers under the lock and the lock goes at once. Its statement says so (the append
+-- statements return current_setting('synchronous_commit') = 'off'), and the client then calls
+-- eventkeep_flush_wal() before it reports the append stored: a second, synchronous commit
+-- whose flush covers the first, and which concurrent writers' flushes share (PostgreSQL's
+-- XLogFlush writes everything inserted so far for every waiter at once). An append that gets
+-- the lock at once commits synchronously, as before: a lone writer pays nothing for group
+-- commit (no second commit, no second round trip).
 --
 -- Positions still follow commit order (the lock is held to the commit record), so a snapshot
 -- that shows position N shows every position below it. What changes is that a reader could
@@ -57,23 +61,32 @@ END
 $$;
 
 -- The numbering functions of 0014 with the commit mode decided as above: asynchronous in a
--- group-commit session when the transaction did not take the lock through
--- eventkeep_sequencer_lock(), otherwise synchronous even where the session is not.
+-- group-commit session when the lock was taken by another append and the transaction did not
+-- take it through eventkeep_sequencer_lock(), otherwise synchronous even where the session is
+-- not.
 CREATE OR REPLACE FUNCTION eventkeep_append_position() RETURNS bigint
     LANGUAGE plpgsql VOLATILE
     SET search_path FROM CURRENT
 AS $$
 DECLARE
+    lock_key bigint;
     last_event bigint;
     last_removed bigint;
 BEGIN
-    PERFORM pg_advisory_xact_lock(
-        (x'454b5351'::bigint << 32) | quote_ident(current_schema())::regnamespace::oid::bigint);
-    IF current_setting('eventkeep.group_commit', true) = 'on'
-            AND current_setting('eventkeep.sequenced', true) IS DISTINCT FROM 'on' THEN
-        PERFORM set_config('synchronous_commit', 'off', true);
-    ELSIF current_setting('synchronous_commit') = 'off' THEN
-        PERFORM set_config('synchronous_commit', 'on', true);
+    lock_key := (x'454b5351'::bigint << 32)
+        | quote_ident(current_schema())::regnamespace::oid::bigint;
+    IF pg_try_advisory_xact_lock(lock_key) THEN
+        IF current_setting('synchronous_commit') = 'off' THEN
+            PERFORM set_config('synchronous_commit', 'on', true);
+        END IF;
+    ELSE
+        PERFORM pg_advisory_xact_lock(lock_key);
+        IF current_setting('eventkeep.group_commit', true) = 'on'
+                AND current_setting('eventkeep.sequenced', true) IS DISTINCT FROM 'on' THEN
+            PERFORM set_config('synchronous_commit', 'off', true);
+        ELSIF current_setting('synchronous_commit') = 'off' THEN
+            PERFORM set_config('synchronous_commit', 'on', true);
+        END IF;
     END IF;
     SELECT (SELECT e.position FROM events AS e WHERE e.position IS NOT NULL
             ORDER BY e.position DESC LIMIT 1),
@@ -89,17 +102,25 @@ CREATE OR REPLACE FUNCTION eventkeep_append_position_not_before(recorded_at time
     SET search_path FROM CURRENT
 AS $$
 DECLARE
+    lock_key bigint;
     last_event bigint;
     last_recorded timestamptz;
     last_removed bigint;
 BEGIN
-    PERFORM pg_advisory_xact_lock(
-        (x'454b5351'::bigint << 32) | quote_ident(current_schema())::regnamespace::oid::bigint);
-    IF current_setting('eventkeep.group_commit', true) = 'on'
-            AND current_setting('eventkeep.sequenced', true) IS DISTINCT FROM 'on' THEN
-        PERFORM set_config('synchronous_commit', 'off', true);
-    ELSIF current_setting('synchronous_commit') = 'off' THEN
-        PERFORM set_config('synchronous_commit', 'on', true);
+    lock_key := (x'454b5351'::bigint << 32)
+        | quote_ident(current_schema())::regnamespace::oid::bigint;
+    IF pg_try_advisory_xact_lock(lock_key) THEN
+        IF current_setting('synchronous_commit') = 'off' THEN
+            PERFORM set_config('synchronous_commit', 'on', true);
+        END IF;
+    ELSE
+        PERFORM pg_advisory_xact_lock(lock_key);
+        IF current_setting('eventkeep.group_commit', true) = 'on'
+                AND current_setting('eventkeep.sequenced', true) IS DISTINCT FROM 'on' THEN
+            PERFORM set_config('synchronous_commit', 'off', true);
+        ELSIF current_setting('synchronous_commit') = 'off' THEN
+            PERFORM set_config('synchronous_commit', 'on', true);
+        END IF;
     END IF;
     SELECT e.position, e.recorded_at INTO last_event, last_recorded FROM events AS e
         WHERE e.position IS NOT NULL ORDER BY e.position DESC LIMIT 1;
@@ -117,16 +138,24 @@ CREATE OR REPLACE FUNCTION eventkeep_append_position_at(expected bigint) RETURNS
     SET search_path FROM CURRENT
 AS $$
 DECLARE
+    lock_key bigint;
     head bigint;
     last_removed bigint;
 BEGIN
-    PERFORM pg_advisory_xact_lock(
-        (x'454b5351'::bigint << 32) | quote_ident(current_schema())::regnamespace::oid::bigint);
-    IF current_setting('eventkeep.group_commit', true) = 'on'
-            AND current_setting('eventkeep.sequenced', true) IS DISTINCT FROM 'on' THEN
-        PERFORM set_config('synchronous_commit', 'off', true);
-    ELSIF current_setting('synchronous_commit') = 'off' THEN
-        PERFORM set_config('synchronous_commit', 'on', true);
+    lock_key := (x'454b5351'::bigint << 32)
+        | quote_ident(current_schema())::regnamespace::oid::bigint;
+    IF pg_try_advisory_xact_lock(lock_key) THEN
+        IF current_setting('synchronous_commit') = 'off' THEN
+            PERFORM set_config('synchronous_commit', 'on', true);
+        END IF;
+    ELSE
+        PERFORM pg_advisory_xact_lock(lock_key);
+        IF current_setting('eventkeep.group_commit', true) = 'on'
+                AND current_setting('eventkeep.sequenced', true) IS DISTINCT FROM 'on' THEN
+            PERFORM set_config('synchronous_commit', 'off', true);
+        ELSIF current_setting('synchronous_commit') = 'off' THEN
+            PERFORM set_config('synchronous_commit', 'on', true);
+        END IF;
     END IF;
     SELECT e.position INTO head FROM events AS e
         WHERE e.position IS NOT NULL ORDER BY e.position DESC LIMIT 1;
@@ -147,6 +176,7 @@ CREATE OR REPLACE FUNCTION eventkeep_append_position_unmatched(
     SET search_path FROM CURRENT
 AS $$
 DECLARE
+    lock_key bigint;
     head bigint;
     last_recorded timestamptz;
     last_removed bigint;
@@ -155,13 +185,20 @@ BEGIN
         RAISE EXCEPTION 'eventkeep: an event matching the append condition is at position %',
             first_match USING ERRCODE = 'EKC03';
     END IF;
-    PERFORM pg_advisory_xact_lock(
-        (x'454b5351'::bigint << 32) | quote_ident(current_schema())::regnamespace::oid::bigint);
-    IF current_setting('eventkeep.group_commit', true) = 'on'
-            AND current_setting('eventkeep.sequenced', true) IS DISTINCT FROM 'on' THEN
-        PERFORM set_config('synchronous_commit', 'off', true);
-    ELSIF current_setting('synchronous_commit') = 'off' THEN
-        PERFORM set_config('synchronous_commit', 'on', true);
+    lock_key := (x'454b5351'::bigint << 32)
+        | quote_ident(current_schema())::regnamespace::oid::bigint;
+    IF pg_try_advisory_xact_lock(lock_key) THEN
+        IF current_setting('synchronous_commit') = 'off' THEN
+            PERFORM set_config('synchronous_commit', 'on', true);
+        END IF;
+    ELSE
+        PERFORM pg_advisory_xact_lock(lock_key);
+        IF current_setting('eventkeep.group_commit', true) = 'on'
+                AND current_setting('eventkeep.sequenced', true) IS DISTINCT FROM 'on' THEN
+            PERFORM set_config('synchronous_commit', 'off', true);
+        ELSIF current_setting('synchronous_commit') = 'off' THEN
+            PERFORM set_config('synchronous_commit', 'on', true);
+        END IF;
     END IF;
     SELECT e.position, e.recorded_at INTO head, last_recorded FROM events AS e
         WHERE e.position IS NOT NULL ORDER BY e.position DESC LIMIT 1;
