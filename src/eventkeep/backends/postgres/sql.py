@@ -455,7 +455,8 @@ EXPORT_ROWS = (
 # An import's first statements, in its transaction after the sequencer's lock: the heads of
 # its streams, the events stored under its event ids (a probe per id), and the log's head
 # position with its last event's time.
-# (Through eventkeep_sequencer_lock(): an import commits synchronously, migration 0017.)
+# (The lock taken first: the numbering function then gets it at once, so an import commits
+# synchronously even in a group-commit session, migration 0017.)
 APPEND_POSITION = "SELECT eventkeep_append_position() FROM eventkeep_sequencer_lock()"
 
 IMPORT_HEADS = "SELECT stream_id, version, last_hash FROM streams WHERE stream_id = ANY (%s)"

@@ -23,21 +23,9 @@
 --
 -- Transactions that take the lock with eventkeep_sequencer_lock() first (store transactions,
 -- the locked and checked append paths, imports, lifecycle operations) keep committing
--- synchronously: they hold the lock across client round trips anyway, and their commit stays
--- the one thing that says they are stored. A session without the setting (an older eventkeep)
--- commits every append synchronously, as before.
-
-CREATE OR REPLACE FUNCTION eventkeep_sequencer_lock() RETURNS void
-    LANGUAGE plpgsql VOLATILE
-    SET search_path FROM CURRENT
-AS $$
-BEGIN
-    PERFORM pg_advisory_xact_lock(
-        (x'454b5351'::bigint << 32) | quote_ident(current_schema())::regnamespace::oid::bigint);
-    -- Read by the numbering functions: this transaction commits synchronously.
-    PERFORM set_config('eventkeep.sequenced', 'on', true);
-END
-$$;
+-- synchronously: they already hold the lock when they number, so they get it "at once". They
+-- hold it across client round trips anyway, and their commit stays the one thing that says
+-- they are stored. A session without the setting commits every append synchronously.
 
 -- Flush the WAL up to `upto` (NULL: everything inserted so far) unless it already is: a
 -- transaction that writes one WAL record (an empty logical decoding message, which assigns
@@ -61,9 +49,8 @@ END
 $$;
 
 -- The numbering functions of 0014 with the commit mode decided as above: asynchronous in a
--- group-commit session when the lock was taken by another append and the transaction did not
--- take it through eventkeep_sequencer_lock(), otherwise synchronous even where the session is
--- not.
+-- group-commit session when another transaction held the lock, otherwise synchronous even
+-- where the session is not.
 CREATE OR REPLACE FUNCTION eventkeep_append_position() RETURNS bigint
     LANGUAGE plpgsql VOLATILE
     SET search_path FROM CURRENT
@@ -81,8 +68,7 @@ BEGIN
         END IF;
     ELSE
         PERFORM pg_advisory_xact_lock(lock_key);
-        IF current_setting('eventkeep.group_commit', true) = 'on'
-                AND current_setting('eventkeep.sequenced', true) IS DISTINCT FROM 'on' THEN
+        IF current_setting('eventkeep.group_commit', true) = 'on' THEN
             PERFORM set_config('synchronous_commit', 'off', true);
         ELSIF current_setting('synchronous_commit') = 'off' THEN
             PERFORM set_config('synchronous_commit', 'on', true);
@@ -115,8 +101,7 @@ BEGIN
         END IF;
     ELSE
         PERFORM pg_advisory_xact_lock(lock_key);
-        IF current_setting('eventkeep.group_commit', true) = 'on'
-                AND current_setting('eventkeep.sequenced', true) IS DISTINCT FROM 'on' THEN
+        IF current_setting('eventkeep.group_commit', true) = 'on' THEN
             PERFORM set_config('synchronous_commit', 'off', true);
         ELSIF current_setting('synchronous_commit') = 'off' THEN
             PERFORM set_config('synchronous_commit', 'on', true);
@@ -150,8 +135,7 @@ BEGIN
         END IF;
     ELSE
         PERFORM pg_advisory_xact_lock(lock_key);
-        IF current_setting('eventkeep.group_commit', true) = 'on'
-                AND current_setting('eventkeep.sequenced', true) IS DISTINCT FROM 'on' THEN
+        IF current_setting('eventkeep.group_commit', true) = 'on' THEN
             PERFORM set_config('synchronous_commit', 'off', true);
         ELSIF current_setting('synchronous_commit') = 'off' THEN
             PERFORM set_config('synchronous_commit', 'on', true);
@@ -193,8 +177,7 @@ BEGIN
         END IF;
     ELSE
         PERFORM pg_advisory_xact_lock(lock_key);
-        IF current_setting('eventkeep.group_commit', true) = 'on'
-                AND current_setting('eventkeep.sequenced', true) IS DISTINCT FROM 'on' THEN
+        IF current_setting('eventkeep.group_commit', true) = 'on' THEN
             PERFORM set_config('synchronous_commit', 'off', true);
         ELSIF current_setting('synchronous_commit') = 'off' THEN
             PERFORM set_config('synchronous_commit', 'on', true);
