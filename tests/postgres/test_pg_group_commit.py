@@ -207,6 +207,36 @@ def test_an_acknowledged_append_and_a_committed_store_transaction_survive_an_imm
     assert sorted(stored) == [appended.position, in_transaction.position]
 
 
+def test_appends_that_waited_for_the_lock_in_a_store_transaction_and_an_import_commit_durably(
+    slow_wal_writer: Cluster,
+) -> None:
+    cluster = slow_wal_writer
+    url = with_schema(cluster.url, new_schema_name())
+    with eventkeep.open_store(url) as store, eventkeep.open_store("memory://") as source:
+        source.append("imported-1", [RawEvent("t.Opened", {"n": 9})])
+        schema = store.schema  # type: ignore[attr-defined]
+        done: list[Any] = []
+
+        def in_transaction() -> None:
+            with store.transaction() as tx:
+                done.append(tx.append("acct-1", [RawEvent("t.Opened", {"n": 0})]))
+
+        def imported() -> None:
+            done.append(store.import_(source.export()))
+
+        for work, stored in ((imported, [1]), (in_transaction, [1, 2])):  # the import's is older
+            holder = _holding_the_sequencer(cluster, schema)
+            thread = threading.Thread(target=work)
+            thread.start()
+            wait_until(lambda h=holder: _waiting_for_the_sequencer(h), "the wait for the lock")
+            holder.execute("ROLLBACK")
+            holder.close()
+            thread.join(60)
+            _crash(cluster)  # at once: nothing but its own commit could have flushed it
+            assert sorted(_stored(cluster, schema)) == stored
+        assert len(done) == 2
+
+
 def test_without_group_commit_an_append_sends_no_flush_and_survives_an_immediate_crash(
     slow_wal_writer: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
