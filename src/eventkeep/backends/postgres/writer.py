@@ -8,9 +8,10 @@ The append: read the heads, then one transaction that numbers and writes the eve
 2. Write (one round trip, one statement, its own transaction): insert the events and upsert the
    heads (``VALUES`` for one event, binary arrays for more), numbered above the head position
    that ``eventkeep_append_position()`` returns once it holds the sequencer's lock; notify the
-   store's channel; commit (synchronously; with group commit, asynchronously, and a third
-   round trip, a synchronous commit of its own, waits for a flush that concurrent appends
-   share: ``plans.Flush``, migration ``0017_group_commit.sql``). The statement and its
+   store's channel; commit (synchronously; with group commit, when the statement had to wait
+   for the lock, asynchronously, and one more round trip, a synchronous commit of its own,
+   waits for a flush that concurrent appends share: ``plans.Flush``, migration
+   ``0017_group_commit.sql``). The statement and its
    parameters are on the server before the lock is taken, and the commit follows at once:
    the lock is held from its grant to the commit, never while the server waits for a
    client. Appends are numbered in commit order: every snapshot that sees position N sees
