@@ -4,7 +4,8 @@ Two parts, side by side in one run, on a throwaway durable cluster (``pg.py``) o
 ``$EVENTKEEP_BENCH_POSTGRES_URL``:
 
 1. **Store vs floor.** eventkeep's single-event append with an expected version (a new stream
-   each time, through ``store.append``) against the raw floor (one autocommit ``INSERT`` of the
+   each time, through ``store.append``; with group commit, the default, and without) against
+   the raw floor (one autocommit ``INSERT`` of the
    same row into a table with the same unique keys, ``systems/raw.py``). For each: the server's
    CPU per append (user + system time of the server backends serving this client, read from
    ``/proc``: CPU time, not wall time, so another busy process on the machine inflates it much
@@ -141,6 +142,9 @@ def store_vs_floor(url: str, ops: int, rounds: int) -> list[str]:
     with contextlib.ExitStack() as stack:
         observer = stack.enter_context(psycopg.connect(url, autocommit=True))
         store = stack.enter_context(eventkeep.open_store(url))
+        synchronous = stack.enter_context(
+            eventkeep.open_store(url, schema="bench_sync", group_commit=False)
+        )
         raw = stack.enter_context(psycopg.connect(url, autocommit=True))
         raw.execute(_RAW_TABLE)
         raw.execute("CREATE INDEX ON raw_events (type, position)")
@@ -151,6 +155,10 @@ def store_vs_floor(url: str, ops: int, rounds: int) -> list[str]:
 
         variants = {
             "eventkeep store.append": (eventkeep_append(store, "ek"), all_backends),
+            "eventkeep store.append, group_commit=False": (
+                eventkeep_append(synchronous, "sync"),
+                all_backends,
+            ),
             "raw INSERT (floor)": (raw_append(raw, "raw"), lambda: [raw_pid]),
         }
         for op, _ in variants.values():  # warm-up: pool, prepared statements, caches

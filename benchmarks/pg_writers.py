@@ -3,6 +3,12 @@
     python benchmarks/pg_writers.py                      # a throwaway durable cluster (fsync on)
     python benchmarks/pg_writers.py --url postgresql://user@host/db
     python benchmarks/pg_writers.py --seconds 10 --repeats 5 --batch 1 --batch 10
+    python benchmarks/pg_writers.py --writers 1 --writers 4 --writers 8 --batch 1 \
+        --group-commit on --group-commit off        # group commit against one commit per append
+
+``--group-commit`` (``on``, ``off``, or both, alternated run by run): the store option. The
+table then also gives the WAL flushes (``pg_stat_wal.wal_sync``, the whole server's, walwriter
+included) per append of each configuration: below 1 when concurrent appends share flushes.
 
 Each writer is an OS process with its own store (one pooled connection in use), appending to
 streams of its own (expected versions checked) for a fixed time after a common start signal.
@@ -64,6 +70,19 @@ def worker(url: str, folder: Path, name: str, seconds: float, batch: int) -> Non
     (folder / f"{name}.json").write_text(json.dumps(latencies))
 
 
+WAL_SYNCS = "SELECT wal_sync FROM pg_stat_wal"
+
+
+def wal_syncs(base: str) -> int:
+    """The server's WAL flushes so far (backends report theirs when they end, and every
+    writer's backend has ended when this is read)."""
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as conn:
+        row = conn.execute(WAL_SYNCS).fetchone()
+    return int(row[0]) if row else 0
+
+
 def run(url: str, writers: int, seconds: float, batch: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -116,6 +135,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--writers", type=int, action="append")
     parser.add_argument("--batch", type=int, action="append")
+    parser.add_argument("--group-commit", choices=("on", "off"), action="append")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -140,38 +160,50 @@ def main() -> int:
 def report(base: str, args: Any, own_cluster: bool) -> int:
     import psycopg
 
-    configs = [(b, w) for b in args.batch or [1, 10] for w in args.writers or [1, 4]]
-    runs: dict[tuple[int, int], list[dict[str, float]]] = {c: [] for c in configs}
+    modes = args.group_commit or ["on"]
+    configs = [
+        (b, w, m) for b in args.batch or [1, 10] for w in args.writers or [1, 4] for m in modes
+    ]
+    runs: dict[tuple[int, int, str], list[dict[str, float]]] = {c: [] for c in configs}
     for _ in range(args.repeats):  # interleaved, so that a busy moment hits every config alike
-        for batch, writers in configs:
+        for batch, writers, mode in configs:
             schema = f"ek_bench_{uuid.uuid4().hex[:10]}"
             sep = "&" if "?" in base else "?"
+            url = f"{base}{sep}schema={schema}&group_commit={mode}"
             try:
-                result = run(f"{base}{sep}schema={schema}", writers, args.seconds, batch)
-                runs[(batch, writers)].append(result)
+                time.sleep(0.5)  # the backends of the run before have reported their flushes
+                syncs = wal_syncs(base)
+                result = run(url, writers, args.seconds, batch)
+                time.sleep(0.5)
+                result["syncs_per_append"] = (wal_syncs(base) - syncs) / (
+                    result["appends_per_s"] * args.seconds
+                )
+                runs[(batch, writers, mode)].append(result)
             finally:
                 with psycopg.connect(base, autocommit=True) as conn:
                     conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     where = "a throwaway cluster, fsync on" if own_cluster else "the given server"
     print(f"\nPostgreSQL appends ({where}; {args.seconds:g}s per run, {args.repeats} runs each)\n")
     print(
-        "| events/append | writers | events/s (median) | best run | appends/s | p50 ms | p99 ms "
-        "| vs 1 writer (median) |"
+        "| events/append | writers | group commit | events/s (median) | best run | appends/s "
+        "| p50 ms | p99 ms | vs 1 writer (median) | WAL flushes/append |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    single: dict[int, float] = {}
-    for batch, writers in configs:
-        ordered = sorted(runs[(batch, writers)], key=lambda r: r["events_per_s"])
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    single: dict[tuple[int, str], float] = {}
+    for batch, writers, mode in configs:
+        ordered = sorted(runs[(batch, writers, mode)], key=lambda r: r["events_per_s"])
         r = ordered[len(ordered) // 2]
         if writers == 1:
-            single[batch] = r["events_per_s"]
-        ratio = r["events_per_s"] / single[batch] if batch in single else float("nan")
+            single[batch, mode] = r["events_per_s"]
+        one = single.get((batch, mode))
+        ratio = r["events_per_s"] / one if one else float("nan")
         print(
-            f"| {batch} | {writers} | {r['events_per_s']:,.0f} | "
+            f"| {batch} | {writers} | {mode} | {r['events_per_s']:,.0f} | "
             f"{ordered[-1]['events_per_s']:,.0f} | {r['appends_per_s']:,.0f} "
-            f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {ratio:.2f}x |"
+            f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {ratio:.2f}x "
+            f"| {r['syncs_per_append']:.2f} |"
         )
-    every = {f"{b}x{w}": [round(x["events_per_s"]) for x in v] for (b, w), v in runs.items()}
+    every = {f"{b}x{w} {m}": [round(x["events_per_s"]) for x in v] for (b, w, m), v in runs.items()}
     print(f"\nevery run (events/s, events/append x writers): {every}")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end")
     return 0

@@ -28,6 +28,9 @@ __all__ = ["DEFAULT_STORE_URL", "open_store", "redact"]
 
 DEFAULT_STORE_URL = "sqlite:///eventkeep.db"
 
+_BOOL_OPTIONS = {"group_commit"}
+_BOOLEANS = {"on": True, "true": True, "yes": True, "1": True}
+_BOOLEANS.update({"off": False, "false": False, "no": False, "0": False})
 _INT_OPTIONS = {"max_event_bytes", "pool_size", "pool_min_size", "pool_max_size", "read_port"}
 _FLOAT_OPTIONS = {
     "busy_timeout",
@@ -150,6 +153,12 @@ def _parse_options(query: str) -> dict[str, Any]:
                 options[key] = int(value)
             elif key in _FLOAT_OPTIONS:
                 options[key] = float(value)
+            elif key in _BOOL_OPTIONS:
+                if value.lower() not in _BOOLEANS:
+                    raise ConfigurationError(
+                        f"store URL option {key}={value!r} must be on or off (true or false)"
+                    )
+                options[key] = _BOOLEANS[value.lower()]
             else:
                 options[key] = value
         except ValueError:

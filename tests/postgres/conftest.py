@@ -60,15 +60,17 @@ def own_cluster(pg_server: PgServer) -> Iterator[Cluster]:
 
 @pytest.fixture
 def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The statements each round trip of the synchronous driver sends (pipelines as one)."""
-    from eventkeep.backends.postgres import writer  # psycopg: imported only when used
+    """The statements each round trip of the synchronous driver sends (pipelines as one) to
+    decide and write an append. Not the group commit's flush that follows a written append
+    (``sql.FLUSH_WAL``, one more round trip: ``test_pg_group_commit.py`` counts those)."""
+    from eventkeep.backends.postgres import sql, writer  # psycopg: imported only when used
     from eventkeep.backends.postgres.plans import Pipeline, Run
 
     sent: list[str] = []
     original = writer._do
 
     def do(conn: Any, op: Any) -> Any:
-        if isinstance(op, Run):
+        if isinstance(op, Run) and op.statement != sql.FLUSH_WAL:
             sent.append(str(op.statement))
         elif isinstance(op, Pipeline):
             sent.append(" | ".join(str(step.statement) for step in op.steps))

@@ -228,10 +228,11 @@ def test_migrations_are_recorded_and_reopening_runs_none(
         (14, "flat_numbering"),
         (15, "json_copies_in_a_view"),
         (16, "bulk_load_state"),
+        (17, "group_commit"),
     ]
     with eventkeep.open_store(target.url):
         pass
-    assert admin.execute("SELECT count(*) FROM eventkeep_migrations").fetchone() == (16,)
+    assert admin.execute("SELECT count(*) FROM eventkeep_migrations").fetchone() == (17,)
 
 
 def test_stores_opened_at_once_on_a_new_schema_migrate_it_once(target: Target) -> None:

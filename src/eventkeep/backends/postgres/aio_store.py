@@ -140,7 +140,11 @@ class NativePostgres:
             results: list[AppendResult] = await self._offload(sent)
         else:
             with span("eventkeep.append", streams=len(batches)):
-                results = await self._run(plans.append(batches, condition, store._known))
+                group = store._db.group_commit
+                steps = plans.append(batches, condition, store._known, group_commit=group)
+                results = await self._run(steps)
+                if group and results:
+                    store._durable.learned(*(r.position for r in results))
             if any(ev.keys for batch in batches for ev in batch.events):
                 # PostgreSQL stores the keys of personal data through its key store, never in
                 # the append: no KeyConflictError to retry, only the keys made to cache.
@@ -156,7 +160,11 @@ class NativePostgres:
         return int(row[0]) if row else 0
 
     async def head_position(self) -> int:
-        return await self.scalar(plans.head_position())
+        head = await self.scalar(plans.head_position())
+        if self.store._durable.needs(head):  # group commit: flushed before it is returned
+            row = await self._run(_one(plans.Run(sql.FLUSH_WAL_HEAD, None, "one", False)))
+            self.store._durable.learned(head, int(row[1]) if row else 0)
+        return head
 
     async def stream_version(self, stream_id: str) -> int:
         step = plans.Run(sql.STREAM_VERSION, (check_stream_id(stream_id),), "one", False)

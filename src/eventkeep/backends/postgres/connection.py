@@ -98,8 +98,10 @@ class Database:
         lock_timeout: float,
         idle_in_transaction_timeout: float,
         params: dict[str, Any],
+        group_commit: bool = True,
     ) -> None:
         self.schema = schema
+        self.group_commit = group_commit
         self.pool_min_size = pool_min_size
         self.pool_max_size = pool_max_size
         self.pool_timeout = pool_timeout
@@ -114,6 +116,7 @@ class Database:
             schema=quoted(schema),
             lock_timeout_ms=max(1, round(lock_timeout * 1000)),
             idle_ms=max(1, round(idle_in_transaction_timeout * 1000)),
+            group_commit="on" if group_commit else "off",
         )
         self.idle_in_transaction_timeout = idle_in_transaction_timeout
         self._pool = ConnectionPool(

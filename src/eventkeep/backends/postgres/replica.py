@@ -9,6 +9,10 @@ and metadata, ``wait_for_events``) go to the replica, through a pool of its own.
 sequencer's lock is held to the commit), and a streaming replica replays the primary's WAL in
 commit order, so a replica snapshot that shows position N shows every event below N.
 
+**Group commit.** A replica needs no bound of its own: the primary sends only WAL it has
+flushed, so a replica never shows an event a crash of the primary could take back. A read
+the primary serves instead is flushed before it is returned (``reading``; ``durable.py``).
+
 **Session consistency.** A store object's reads never see less than it has seen or written:
 
 - it keeps a *floor*: the highest position it appended, and the primary's WAL position after its
@@ -113,12 +117,15 @@ def record_end(insert_lsn: int) -> int:
 class ReplicaReads:
     """The replica's pool, the store object's floor, and where each read goes."""
 
-    def __init__(self, primary: Database, replica: Database, wait: float) -> None:
+    def __init__(
+        self, primary: Database, replica: Database, wait: float, group_commit: bool = False
+    ) -> None:
         if not isinstance(wait, int | float) or isinstance(wait, bool) or not wait >= 0:
             raise ConfigurationError(f"replica_wait must be seconds >= 0, got {wait!r}")
         self.primary = primary
         self.replica = replica
         self.wait = float(wait)
+        self.group_commit = group_commit
         self._lock = threading.Lock()
         self._floor_position = 0
         self._floor_lsn = 0
@@ -185,6 +192,12 @@ class ReplicaReads:
             finally:
                 if conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
                     conn.execute(sql.ROLLBACK)
+            if self.group_commit and row is not None:
+                # Group commit: what the snapshot showed may not be flushed yet (a replica
+                # only ever has flushed WAL). Its insert position, read after the snapshot was
+                # taken, is past every commit it saw: flush up to there before the caller
+                # returns what it read (durable.py).
+                conn.execute(sql.FLUSH_WAL_TO, (row[1],))
 
     @contextlib.contextmanager
     def _on_replica(self) -> Iterator[psycopg.Connection[Any]]:

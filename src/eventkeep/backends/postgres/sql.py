@@ -16,7 +16,10 @@ CONFIGURE_SESSION = (
     "SET lock_timeout TO {lock_timeout_ms}; "
     # A session that sits idle inside a transaction (its client frozen, stopped or stuck) is
     # ended by the server, which releases the sequencer and row locks it holds.
-    "SET idle_in_transaction_session_timeout TO {idle_ms}"
+    "SET idle_in_transaction_session_timeout TO {idle_ms}; "
+    # Read by the numbering functions (migration 0017): appends outside a store transaction
+    # commit asynchronously and the client flushes after them (FLUSH_WAL), sharing the flush.
+    "SET eventkeep.group_commit TO {group_commit}"
 )
 
 MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(1163547985, hashtext(%s))"
@@ -120,7 +123,13 @@ UPSERT_HEADS = (
 # store's channel (wait_for_events).
 _HEAD_POSITION = "(SELECT eventkeep_append_position())"
 
-_NOTIFY = "pg_notify('eventkeep_' || current_schema(), max(position)::text)"
+# The third column: whether the append committed asynchronously (group commit, migration
+# 0017: it found the sequencer's lock taken), so that its client must flush (FLUSH_WAL) before
+# it reports the append stored. Evaluated after the numbering function, which set it.
+_NOTIFY = (
+    "pg_notify('eventkeep_' || current_schema(), max(position)::text), "
+    "current_setting('synchronous_commit') = 'off'"
+)
 
 APPEND_EVENT = (
     f"WITH inserted AS (INSERT INTO events (position, {_EVENT_COLUMNS}) "
@@ -228,6 +237,22 @@ def conditional(statement: str) -> str:
     append checked at a head position (its first parameter)."""
     return statement.replace(_HEAD_POSITION, _HEAD_POSITION_AT, 1)
 
+
+# Group commit (migration 0017_group_commit.sql): returns once the WAL is flushed past
+# everything inserted before it (a synchronous commit of its own, shared with concurrent
+# writers' flushes), at once if it already is. Sent after an append (plans.Flush).
+FLUSH_WAL = "SELECT eventkeep_flush_wal()"
+
+# The same for a reader that is about to return events it has not seen flushed: the head
+# position comes from this statement's snapshot, taken before the function reads the WAL
+# insert position, so every position up to it is flushed when this returns.
+FLUSH_WAL_HEAD = (
+    "SELECT eventkeep_flush_wal(), greatest((SELECT coalesce(max(position), 0) FROM events), "
+    "(SELECT coalesce(max(last_position), 0) FROM eventkeep_removed))"
+)
+
+# The same up to a WAL position read earlier (a replica store's read served by the primary).
+FLUSH_WAL_TO = "SELECT eventkeep_flush_wal(%s::pg_lsn)"
 
 # -- reading ------------------------------------------------------------------------------------
 
@@ -430,7 +455,9 @@ EXPORT_ROWS = (
 # An import's first statements, in its transaction after the sequencer's lock: the heads of
 # its streams, the events stored under its event ids (a probe per id), and the log's head
 # position with its last event's time.
-APPEND_POSITION = "SELECT eventkeep_append_position()"
+# (The lock taken first: the numbering function then gets it at once, so an import commits
+# synchronously even in a group-commit session, migration 0017.)
+APPEND_POSITION = "SELECT eventkeep_append_position() FROM eventkeep_sequencer_lock()"
 
 IMPORT_HEADS = "SELECT stream_id, version, last_hash FROM streams WHERE stream_id = ANY (%s)"
 

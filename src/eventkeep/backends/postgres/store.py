@@ -10,6 +10,10 @@
 - Events keep their exact JSON bytes (hashed and read back) and a generated ``jsonb`` copy for
   queries; triggers refuse UPDATE (except the one-time numbering of rows an older eventkeep left
   unnumbered), DELETE and TRUNCATE.
+- Group commit (``group_commit=True``, the default): an append commits asynchronously under
+  the sequencer's lock and is acknowledged after a second, synchronous commit whose WAL flush
+  concurrent appends share; reads of the primary flush what they return first
+  (``durable.py``, ``migrations/0017_group_commit.sql``).
 - ``wait_for_events`` wakes readers with LISTEN/NOTIFY, with a bounded poll fallback.
 - ``read_url=`` (or ``read_host=``/``read_port=``): reads of the log served by a streaming
   replica, writes by the primary, each store object seeing its own writes (``replica.py``).
@@ -36,6 +40,7 @@ from eventkeep.backends.postgres.connection import (
     release_large,
     reused_cursor,
 )
+from eventkeep.backends.postgres.durable import Durable
 from eventkeep.backends.postgres.faults import first_line
 from eventkeep.backends.postgres.listen import Listener
 from eventkeep.backends.postgres.plans import prefix_successor, prefix_where
@@ -94,6 +99,12 @@ class PostgresStore(EventStore):
     events table without its secondary indexes: :mod:`eventkeep.backends.postgres.bulk`)
     refuses to open (``IntegrityError``: run the copy again); ``allow_bulk_load=True`` is
     for the copy that finishes it.
+
+    ``group_commit`` (default True): appends outside a store transaction commit
+    asynchronously and then wait for a flush that concurrent appends share, and reads of the
+    primary make sure what they return is flushed (``durable.py``, migration
+    ``0017_group_commit.sql``); False: each append commits synchronously under the sequencer's
+    lock, as before.
     """
 
     def __init__(
@@ -119,13 +130,18 @@ class PostgresStore(EventStore):
         read_port: int | str | None = None,
         replica_wait: float = REPLICA_WAIT,
         allow_bulk_load: bool = False,
+        group_commit: bool = True,
         **params: Any,
     ) -> None:
         super().__init__(registry=registry, max_event_bytes=max_event_bytes, key_store=key_store)
         # Archives of removed events: no file to put them next to, so operations that remove
         # events need archive_dir (soft deletes and reads do not).
         self._set_archive_dir(archive_dir, None)
-        for name, flag in (("create", create), ("allow_bulk_load", allow_bulk_load)):
+        for name, flag in (
+            ("create", create),
+            ("allow_bulk_load", allow_bulk_load),
+            ("group_commit", group_commit),
+        ):
             if not isinstance(flag, bool):
                 raise ConfigurationError(f"{name} must be True or False, got {flag!r}")
         if pool_size is not None:
@@ -153,6 +169,7 @@ class PostgresStore(EventStore):
             "connect_timeout": float(connect_timeout),
             "lock_timeout": float(lock_timeout),
             "idle_in_transaction_timeout": float(idle_in_transaction_timeout),
+            "group_commit": group_commit,
         }
         self._db = Database(dsn, params=params, **settings)
         self.url = self._db.url
@@ -160,9 +177,10 @@ class PostgresStore(EventStore):
         read_dsn, read_params = _read_target(dsn, params, read_url, read_host, read_port)
         if read_dsn is not None:
             replica = Database(read_dsn, params=read_params, **settings)
-            self._replica = ReplicaReads(self._db, replica, replica_wait)
+            self._replica = ReplicaReads(self._db, replica, replica_wait, group_commit)
         self._listener = Listener(self._db, float(poll_interval))
         self._known = plans.Known()  # heads and clock learned from this object's appends
+        self._durable = Durable(group_commit)  # the highest position known flushed
         self._local = threading.local()  # .conn: this thread's open store transaction
         try:
             if not create:
@@ -256,7 +274,9 @@ class PostgresStore(EventStore):
         self, batches: list[PreparedAppend], condition: AppendCondition | None = None
     ) -> list[AppendResult]:
         with self._db.connection() as conn:
-            results = writer.append(conn, batches, condition, self._known)
+            results = writer.append(conn, batches, condition, self._known, self._db.group_commit)
+        if self._durable.enabled and results:
+            self._durable.learned(*(r.position for r in results))
         if self._replica is not None and results:
             self._replica.appended(max(r.position for r in results))
         return results
@@ -268,6 +288,8 @@ class PostgresStore(EventStore):
         statement = sql.EXPORT_ROWS.format(where=where)
         with self._reading() as conn:
             rows = conn.execute(statement, [after, *params, limit], binary=True).fetchall()
+            if self._bounded():
+                self._durable.page(conn, rows)
         return moving.chain_rows(rows)
 
     def _import_rows(
@@ -280,7 +302,10 @@ class PostgresStore(EventStore):
 
     def _last_event_position(self) -> int:
         with self._reading() as conn:
-            return _scalar(conn, sql.LAST_EVENT_POSITION)
+            position = _scalar(conn, sql.LAST_EVENT_POSITION)
+            if self._bounded():
+                self._durable.head(conn, position)
+        return position
 
     def _refuse_bulk_load(self, conn: psycopg.Connection[Any]) -> None:
         bulk.check_not_loading(conn, self.url)
@@ -317,7 +342,19 @@ class PostgresStore(EventStore):
             cur = reused_cursor(conn, binary=True)
             rows = cur.execute(step.statement, step.params).fetchall()
             release_large(conn, cur, len(rows))
+            if self._bounded():
+                self._durable.page(conn, rows)
         return plans.records(rows, self.codec)
+
+    def _bounded(self) -> bool:
+        """Whether a read that ``_reading()`` served must be flushed before it is returned:
+        group commit, on the primary, outside a store transaction (``durable.py``; the
+        replica's reads are bounded in ``replica.py``)."""
+        return (
+            self._durable.enabled
+            and self._replica is None
+            and getattr(self._local, "conn", None) is None
+        )
 
     def _stream_version(self, stream_id: str) -> int:
         with self._reading() as conn:
@@ -338,7 +375,10 @@ class PostgresStore(EventStore):
 
     def _head_position(self) -> int:
         with self._reading() as conn:
-            return _scalar(conn, sql.HEAD_POSITION)
+            head = _scalar(conn, sql.HEAD_POSITION)
+            if self._bounded():
+                self._durable.head(conn, head)
+        return head
 
     def _stats(self) -> StoreStats:
         with self._db.connection() as conn, _snapshot(conn):
@@ -411,8 +451,12 @@ class PostgresStore(EventStore):
 
     @contextlib.contextmanager
     def _anchor_source(self) -> Iterator[AnchorSource]:
-        with self._db.connection() as conn, _snapshot(conn):
-            yield _ConnectionSource(conn)
+        with self._db.connection() as conn:
+            # Group commit: an anchor covers only events flushed before its snapshot (one
+            # over events a crash takes back would fail every later check).
+            ceiling = self._durable.flush(conn) if self._durable.enabled else None
+            with _snapshot(conn):
+                yield _ConnectionSource(conn, ceiling)
 
     # -- lifecycle (see eventkeep.store.lifecycle_store and backends.postgres.lifecycle) ------
 
@@ -570,11 +614,13 @@ def _chain_row(row: Any) -> ChainRow:
 class _ConnectionSource:
     """Anchor rows read in one snapshot transaction of a connection."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], ceiling: int | None = None) -> None:
         self._conn = conn
+        self._ceiling = ceiling  # group commit: the head flushed before the snapshot
 
     def head_position(self) -> int:
-        return _scalar(self._conn, sql.HEAD_POSITION)
+        head = _scalar(self._conn, sql.HEAD_POSITION)
+        return head if self._ceiling is None else min(head, self._ceiling)
 
     def rows(self, after: int, upto: int) -> Iterator[AnchorRow]:
         with self._conn.cursor(name="eventkeep_anchor", binary=True) as cur:

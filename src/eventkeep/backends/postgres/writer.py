@@ -8,11 +8,14 @@ The append: read the heads, then one transaction that numbers and writes the eve
 2. Write (one round trip, one statement, its own transaction): insert the events and upsert the
    heads (``VALUES`` for one event, binary arrays for more), numbered above the head position
    that ``eventkeep_append_position()`` returns once it holds the sequencer's lock; notify the
-   store's channel; commit, synchronously. The statement and its parameters are on the server
-   before the lock is taken, and the commit follows at once: the lock is held from its grant
-   to the commit, never while the server waits for a client. Appends are numbered in commit
-   order: every snapshot that sees position N sees every position below N, so a reader never
-   skips an event.
+   store's channel; commit (synchronously; with group commit, when the statement had to wait
+   for the lock, asynchronously, and one more round trip, a synchronous commit of its own,
+   waits for a flush that concurrent appends share: ``plans.Flush``, migration
+   ``0017_group_commit.sql``). The statement and its
+   parameters are on the server before the lock is taken, and the commit follows at once:
+   the lock is held from its grant to the commit, never while the server waits for a
+   client. Appends are numbered in commit order: every snapshot that sees position N sees
+   every position below N, so a reader never skips an event.
 
 A head read in step 1 can be stale by step 2: another writer appended to the stream in between.
 Then the events' primary key ``(stream_id, version)`` refuses the insert (versions are dense, so
@@ -69,10 +72,13 @@ def append(
     batches: list[PreparedAppend],
     condition: AppendCondition | None = None,
     known: plans.Known | None = None,
+    group_commit: bool = False,
 ) -> list[AppendResult]:
     """Append ``batches`` atomically on ``conn`` (autocommit, configured for the store);
-    ``known``: the store's :class:`~eventkeep.backends.postgres.plans.Known`."""
-    result: list[AppendResult] = run(conn, plans.append(batches, condition, known))
+    ``known``: the store's :class:`~eventkeep.backends.postgres.plans.Known`;
+    ``group_commit``: see :class:`~eventkeep.backends.postgres.plans.Flush`."""
+    steps = plans.append(batches, condition, known, group_commit=group_commit)
+    result: list[AppendResult] = run(conn, steps)
     return result
 
 
