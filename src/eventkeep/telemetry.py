@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["ENABLED", "span"]
+__all__ = ["ENABLED", "prepare", "span"]
 
 ENABLED = importlib.util.find_spec("opentelemetry") is not None
 """Whether ``opentelemetry-api`` is importable (checked once, without importing it)."""
@@ -39,6 +39,17 @@ def span(
     if tracer is None:
         return _NOTHING
     return _otel_span(tracer, name, traceparent, attributes)
+
+
+def prepare() -> None:
+    """Import now what the first span would import (``opentelemetry.trace`` and its
+    propagation: about 15-20 ms of CPU, once per process), for a caller that must not pay it
+    later where it would block an event loop: ``eventkeep.aio`` calls it where it builds an
+    async store, on a thread or before the loop runs."""
+    if ENABLED and _trace is None:
+        import opentelemetry.propagate  # noqa: F401 - imported for its cost, not its names
+
+        _configured_tracer()
 
 
 def _configured_tracer() -> Any:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from eventkeep import telemetry
 from eventkeep.aio import native
 from eventkeep.aio._threads import StoreThreads, TransactionThreads, whole
 from eventkeep.aio.batching import Batcher
@@ -78,6 +79,7 @@ class AsyncEventStore(LifecycleMethods):
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise ConfigurationError(f"threads must be an int >= 1, got {threads!r}")
         self.sync = store
+        telemetry.prepare()  # not on the loop: the first span's import would block it ~15 ms
         number = next(_numbers)
         self._pool = StoreThreads(f"eventkeep-aio-{number}", threads)
         self._tx_threads = TransactionThreads(f"eventkeep-aio-{number}")
