@@ -7,12 +7,12 @@
   and transaction that numbers them under the sequencer's lock, held only from its grant to the
   commit, on the server; so positions follow commit order and a reader never skips an event
   (``writer.py``, ``migrations/0004_uncontended_numbering.sql``, ``docs/postgres.md``).
-- Events keep their exact JSON bytes (hashed and read back) and a generated ``jsonb`` copy for
-  queries; triggers refuse UPDATE (except the one-time numbering of rows an older eventkeep left
-  unnumbered), DELETE and TRUNCATE.
-- Group commit (``group_commit=True``, the default): an append commits asynchronously under
-  the sequencer's lock and is acknowledged after a second, synchronous commit whose WAL flush
-  concurrent appends share; reads of the primary flush what they return first
+- Events keep their exact JSON bytes (hashed and read back); the view ``events_json`` gives
+  queries their ``jsonb`` (migration 0015); triggers refuse UPDATE (except the one-time
+  numbering of rows an older eventkeep left unnumbered), DELETE and TRUNCATE.
+- Group commit (``group_commit=True``, the default): an append that waited for the sequencer's
+  lock commits asynchronously under it and is acknowledged after a second, synchronous commit
+  whose WAL flush concurrent appends share; reads of the primary flush what they return first
   (``durable.py``, ``migrations/0017_group_commit.sql``).
 - ``wait_for_events`` wakes readers with LISTEN/NOTIFY, with a bounded poll fallback.
 - ``read_url=`` (or ``read_host=``/``read_port=``): reads of the log served by a streaming
