@@ -80,22 +80,42 @@ async def life_of_data(store: eventkeep.aio.AsyncEventStore) -> None:
 
 
 class LoopWatch:
-    """Every callback the loop runs: its wall time and the loop thread's CPU time in it."""
+    """Every callback the loop runs: its wall time and the loop thread's CPU time in it, less
+    the garbage collections that ran on the loop thread meanwhile (the runtime's, not
+    eventkeep's: a collection runs on whichever thread allocates past the threshold; their
+    time is kept in ``collected`` and shown when the check fails)."""
 
     def __init__(self) -> None:
         self.slow: list[tuple[float, float]] = []  # (wall, cpu) of callbacks over 5 ms wall
         self.most_cpu = 0.0
         self.busiest = ""
+        self.collected = 0.0  # CPU seconds of collections on the loop thread, in callbacks
         self._run = asyncio.events.Handle._run
+        self._loop_thread = threading.get_ident()
+        self._in_gc = 0.0
+        self._gc_started = 0.0
+
+    def _on_gc(self, phase: str, info: dict[str, object]) -> None:
+        if threading.get_ident() != self._loop_thread:
+            return
+        if phase == "start":
+            self._gc_started = time.thread_time()
+        else:
+            self._in_gc += time.thread_time() - self._gc_started
 
     def __enter__(self) -> LoopWatch:
         run = self._run
         watch = self
+        self._loop_thread = threading.get_ident()  # asyncio.run runs the loop on this thread
+        gc.callbacks.append(self._on_gc)
 
         def timed(handle: asyncio.Handle) -> None:
+            watch._in_gc = 0.0
             wall, cpu = time.perf_counter(), time.thread_time()
             run(handle)
             wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+            watch.collected += watch._in_gc
+            cpu -= watch._in_gc
             if cpu > watch.most_cpu:
                 watch.most_cpu, watch.busiest = cpu, _where(handle)
             if wall > BLOCKING:
@@ -106,6 +126,7 @@ class LoopWatch:
 
     def __exit__(self, *exc: object) -> None:
         asyncio.events.Handle._run = self._run  # type: ignore[method-assign]
+        gc.callbacks.remove(self._on_gc)
 
 
 def _where(handle: asyncio.Handle) -> str:
@@ -174,7 +195,7 @@ def test_the_event_loop_never_waits_for_the_database_nor_works_for_more_than_5_m
     ]
     assert len(reported) >= len([wall for wall, _ in watch.slow if wall > BLOCKING * 1.2])
     assert all(took < HOLD / 2 for took in reported), reported
-    assert watch.most_cpu < BLOCKING, (watch.busiest, watch.slow)
+    assert watch.most_cpu < BLOCKING, (watch.busiest, watch.slow, watch.collected)
 
 
 def test_the_detection_finds_a_callback_that_blocks(caplog: pytest.LogCaptureFixture) -> None:
