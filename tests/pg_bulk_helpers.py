@@ -11,7 +11,13 @@ import pytest
 import eventkeep
 from pg_fixtures import Target
 
-SECONDARY = ["events_by_category", "events_by_type", "events_event_id_key", "events_position"]
+SECONDARY = [
+    "events_by_category",
+    "events_by_type",
+    "events_event_id_key",
+    "events_position",
+    "events_stream_starts",
+]
 """The events table's indexes a bulk load drops and builds again (all but its primary key)."""
 
 

@@ -77,12 +77,12 @@ def test_a_connection_lost_mid_append_raises_backend_unavailable_and_a_retry_sto
     with eventkeep.open_store(f"{target.url}&application_name=lost_mid_append") as store:
         store.append("account-1", events_with_ids(uuid.uuid4()), expected_version=0)
         ids = (uuid.uuid4(), uuid.uuid4())
-        # Hold the stream's head so the append stops inside its write transaction, then cut
+        # Hold the sequencer's lock so the append stops inside its write statement, then cut
         # its connection there.
         admin.execute("BEGIN")
-        admin.execute("SELECT * FROM streams WHERE stream_id = 'account-1' FOR UPDATE")
+        admin.execute("SELECT eventkeep_sequencer_lock()")
         call = Background(lambda: store.append("account-1", events_with_ids(*ids), 1))
-        backend = backend_waiting_on(admin, "lost_mid_append", "transactionid")
+        backend = backend_waiting_on(admin, "lost_mid_append", "advisory")
         admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
         call.join()
         admin.execute("ROLLBACK")
@@ -159,11 +159,11 @@ def test_an_exhausted_pool_times_out_with_a_clear_error(
     ) as store:
         store.append("busy", events_with_ids(uuid.uuid4()))
         admin.execute("BEGIN")
-        admin.execute("SELECT * FROM streams WHERE stream_id = 'busy' FOR UPDATE")
+        admin.execute("SELECT eventkeep_sequencer_lock()")
         stuck = Background(lambda: store.append("busy", events_with_ids(uuid.uuid4())))
         wait_until(
             lambda: admin.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'transactionid'"
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'advisory'"
             ).fetchone(),
             "the append to hold the pool's only connection",
         )
@@ -229,10 +229,11 @@ def test_migrations_are_recorded_and_reopening_runs_none(
         (15, "json_copies_in_a_view"),
         (16, "bulk_load_state"),
         (17, "group_commit"),
+        (18, "heads_from_the_events"),
     ]
     with eventkeep.open_store(target.url):
         pass
-    assert admin.execute("SELECT count(*) FROM eventkeep_migrations").fetchone() == (17,)
+    assert admin.execute("SELECT count(*) FROM eventkeep_migrations").fetchone() == (18,)
 
 
 def test_stores_opened_at_once_on_a_new_schema_migrate_it_once(target: Target) -> None:

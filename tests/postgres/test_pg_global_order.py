@@ -28,11 +28,18 @@ def test_a_writer_never_waits_for_an_open_transaction_on_another_stream(
     holder = raw_connection(target.base_url, target.schema)
     try:
         holder.execute("BEGIN")
-        holder.execute("SELECT * FROM streams WHERE stream_id = 'a' FOR UPDATE")
-        # The transaction stays open while other streams are written and read in full.
+        # Row locks on a stream's events (the last of which is its head, migration 0018).
+        holder.execute("SELECT * FROM events WHERE stream_id = 'a' FOR UPDATE")
+        # The transaction stays open while other streams are written and read in full, and
+        # while its own stream is appended to.
         results = [pg_store.append(f"b-{n}", one(n)) for n in range(5)]
         assert [r.position for r in results] == [2, 3, 4, 5, 6]
-        assert [e.stream_id for e in pg_store.read_all()] == ["a", *(f"b-{n}" for n in range(5))]
+        assert pg_store.append("a", one(), expected_version=1).position == 7
+        assert [e.stream_id for e in pg_store.read_all()] == [
+            "a",
+            *(f"b-{n}" for n in range(5)),
+            "a",
+        ]
         holder.execute("ROLLBACK")
     finally:
         holder.close()

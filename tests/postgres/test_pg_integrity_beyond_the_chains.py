@@ -1,5 +1,6 @@
-"""What the hash chains alone do not see, on PostgreSQL: the indexes (amcheck), the stream heads
-table, positions, and (with an anchor) a history rewritten by someone with DDL rights.
+"""What the hash chains alone do not see, on PostgreSQL: the indexes (amcheck), positions, and
+(with an anchor) a history rewritten by someone with DDL rights. (No stream head is stored,
+migration 0018: a stream's head is its last event.)
 
 Every intrusion runs through a raw psycopg connection of the schema's owner, in one transaction
 with the eventkeep triggers disabled, as such an administrator would.
@@ -58,13 +59,11 @@ def raw(target: Target) -> Iterator[psycopg.Connection[Any]]:
 
 
 def intrude(target: Target, intrusion: Intrusion) -> None:
-    """Run ``intrusion`` in one transaction with the user triggers of events and streams off."""
+    """Run ``intrusion`` in one transaction with the user triggers of the events off."""
     with raw(target) as conn, conn.transaction():
-        for table in ("events", "streams"):
-            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        conn.execute("ALTER TABLE events DISABLE TRIGGER USER")
         intrusion(conn)
-        for table in ("events", "streams"):
-            conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+        conn.execute("ALTER TABLE events ENABLE TRIGGER USER")
 
 
 class _Event(NamedTuple):
@@ -77,7 +76,7 @@ class _Event(NamedTuple):
 
 
 def rechain(conn: psycopg.Connection[Any], stream_id: str) -> None:
-    """Recompute a stream's hash chain (and its head) with the public algorithm."""
+    """Recompute a stream's hash chain with the public algorithm."""
     rows = conn.execute(
         "SELECT version, event_id, type, schema_version, data_bytes, metadata_bytes, "
         "(extract(epoch FROM recorded_at) * 1000000)::bigint FROM events "
@@ -92,10 +91,6 @@ def rechain(conn: psycopg.Connection[Any], stream_id: str) -> None:
             "UPDATE events SET hash = %s WHERE stream_id = %s AND version = %s",
             (previous, stream_id, version),
         )
-    conn.execute(
-        "UPDATE streams SET version = %s, last_hash = %s WHERE stream_id = %s",
-        (rows[-1][0], previous, stream_id),
-    )
 
 
 def position_of(conn: psycopg.Connection[Any], stream_id: str, version: int) -> int:
@@ -205,71 +200,6 @@ def test_without_amcheck_the_report_says_the_indexes_were_not_checked(
     assert any("skipped" in item for item in quick.not_checked)
 
 
-# -- the stream heads ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "statement",
-    [
-        "UPDATE streams SET version = 2 WHERE stream_id = 'beta'",
-        "UPDATE streams SET version = 6 WHERE stream_id = 'beta'",
-        "UPDATE streams SET last_hash = '\\x00' WHERE stream_id = 'beta'",
-        "UPDATE streams SET stream_id = 'other' WHERE stream_id = 'beta'",
-        "INSERT INTO streams VALUES ('ghost', 1, '\\x00', now())",
-        "INSERT INTO streams SELECT stream_id, 1, last_hash, last_recorded_at FROM streams "
-        "WHERE stream_id = 'beta' ON CONFLICT (stream_id) DO UPDATE SET version = 1",
-    ],
-    ids=["back", "ahead", "hash", "rename", "ghost", "upsert"],
-)
-def test_a_head_that_does_not_match_its_last_event_is_refused(
-    store: PostgresStore, target: Target, statement: str
-) -> None:
-    with raw(target) as conn:
-        before = conn.execute("SELECT * FROM streams ORDER BY stream_id").fetchall()
-        with pytest.raises(psycopg.errors.RestrictViolation, match="stream head must name"):
-            conn.execute(statement)
-        assert conn.execute("SELECT * FROM streams ORDER BY stream_id").fetchall() == before
-    # Appends, which write heads (in the same statement as their events), still go through.
-    store.append("beta", [RawEvent("Deposited", {})], 5)
-    store.append_many(
-        [
-            StreamAppend("new", [RawEvent("Deposited", {}) for _ in range(3)]),
-            StreamAppend("gamma", [RawEvent("Deposited", {})], 3),
-        ]
-    )
-    with store.transaction() as tx:
-        tx.append("alpha", [RawEvent("Deposited", {})], 4)
-        tx.append("beta", [RawEvent("Deposited", {})], 6)
-    assert [store.stream_version(s) for s in ("alpha", "beta", "gamma", "new")] == [5, 7, 4, 3]
-    assert store.verify().ok
-
-
-@pytest.mark.parametrize(
-    "statement", ["DELETE FROM streams WHERE stream_id = 'gamma'", "TRUNCATE streams"]
-)
-def test_a_head_cannot_be_deleted(store: PostgresStore, target: Target, statement: str) -> None:
-    with raw(target) as conn, pytest.raises(psycopg.errors.RestrictViolation, match="refused"):
-        conn.execute(statement)
-    assert store.verify().ok
-
-
-@pytest.mark.parametrize(
-    ("change", "version", "reason"),
-    [
-        ("version = 2", 3, "head says version 2"),
-        ("last_hash = '\\x00'", 5, "another hash"),
-    ],
-    ids=["moved-back", "hash"],
-)
-def test_a_head_changed_behind_the_triggers_is_reported(
-    store: PostgresStore, target: Target, change: str, version: int, reason: str
-) -> None:
-    intrude(target, lambda c: c.execute(f"UPDATE streams SET {change} WHERE stream_id = 'beta'"))
-    report = store.verify()
-    assert [(b.stream_id, b.version) for b in report.broken] == [("beta", version)]
-    assert reason in report.broken[0].reason
-
-
 # -- positions -----------------------------------------------------------------------------------
 
 
@@ -298,12 +228,11 @@ def edit_and_rechain(conn: psycopg.Connection[Any]) -> None:
 
 def delete_a_stream(conn: psycopg.Connection[Any]) -> None:
     conn.execute("DELETE FROM events WHERE stream_id = 'gamma'")
-    conn.execute("DELETE FROM streams WHERE stream_id = 'gamma'")
 
 
 def cut_a_tail(conn: psycopg.Connection[Any]) -> None:
     conn.execute("DELETE FROM events WHERE stream_id = 'beta' AND version > 3")
-    rechain(conn, "beta")  # the head moves back to version 3
+    rechain(conn, "beta")  # the head is version 3 now
 
 
 def forge_an_event(conn: psycopg.Connection[Any]) -> None:
@@ -320,7 +249,6 @@ def swap_across_streams(conn: psycopg.Connection[Any]) -> None:
 
 def empty_the_store(conn: psycopg.Connection[Any]) -> None:
     conn.execute("DELETE FROM events")
-    conn.execute("DELETE FROM streams")
 
 
 @pytest.mark.parametrize(
@@ -365,7 +293,6 @@ def test_another_stores_history_in_the_schema_is_found(
                 "SELECT position, stream_id, version, event_id, type, schema_version, "
                 f"recorded_at, data_bytes, metadata_bytes, hash FROM {other_schema}.events"
             )
-            conn.execute(f"INSERT INTO streams SELECT * FROM {other_schema}.streams")
 
         intrude(target, replace)
     finally:

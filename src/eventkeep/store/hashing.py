@@ -200,7 +200,7 @@ class ChainStart(NamedTuple):
 
 def verify_chains(
     rows: Iterable[ChainRow],
-    heads: Mapping[str, int | StreamHead],
+    heads: Mapping[str, int | StreamHead] | None,
     starts: Mapping[str, ChainStart] | None = None,
     progress: Callable[[int], object] | None = None,
 ) -> VerifyReport:
@@ -212,7 +212,8 @@ def verify_chains(
 
     ``heads`` maps each stream to its head as the store keeps it (a version, or a
     :class:`StreamHead`), so that a deleted tail (or a stream whose events vanished entirely)
-    is caught, and so is a head that does not match its chain's last event. Within a stream,
+    is caught, and so is a head that does not match its chain's last event; None for a store
+    that keeps no heads (PostgreSQL: a stream's head is its last event). Within a stream,
     positions must increase with versions (a swap of two events' positions breaks that).
 
     ``progress(events_checked)`` is called every ``PROGRESS_EVERY`` events, and at the end.
@@ -299,6 +300,9 @@ def verify_chains(
         seen[current] = (expected_version - 1, last_position, previous)
     if progress is not None:
         progress(events)
+    if heads is None:
+        broken.sort(key=lambda link: link.stream_id)
+        return VerifyReport(events, len(seen), tuple(broken))
     reported = {link.stream_id for link in broken}
     for stream_id, kept in sorted(heads.items()):
         if stream_id in reported:

@@ -20,8 +20,7 @@ The state is durable and checked:
 - a batch commits its events, their tags and the load's last position in one transaction,
   and only after the batch before it committed (two connections take batches in turn): the
   store holds a prefix of the copy whatever is killed when, and the copy run again resumes
-  after its last committed batch; the streams' heads are written by the finish, from the
-  events (the head trigger checks each, as always);
+  after its last committed batch;
 - the append-only triggers stay in place: an UPDATE or DELETE is refused as always, and a
   unique index that cannot be built (an event id twice) fails the finish, leaving the row.
 """
@@ -83,23 +82,16 @@ END_LOAD = "DELETE FROM eventkeep_bulk_load"
 
 REMOVED_TOP = "SELECT coalesce(max(last_position), 0) FROM eventkeep_removed"
 
-ALL_HEADS = "SELECT stream_id, version, last_hash FROM streams"
+# The head of every stream (its last event, or its last removed one).
+ALL_HEADS = (
+    f"SELECT h.stream_id, h.version, h.hash FROM ({sql.STREAM_IDS}) AS s CROSS JOIN LATERAL "
+    f"({sql.HEAD_OF.format(id='s.stream_id')}) AS h"
+)
 
 # The last event of every stream the load wrote (along the primary key, which it keeps).
 LOADED_HEADS = (
     "SELECT DISTINCT ON (stream_id) stream_id, version, hash FROM events "
     "ORDER BY stream_id, version DESC"
-)
-
-# The finish: every stream's head from its last event (streams whose events were all removed
-# keep the head their operation left); the head trigger checks each.
-WRITE_HEADS = (
-    "INSERT INTO streams (stream_id, version, last_hash, last_recorded_at) "
-    "SELECT DISTINCT ON (stream_id) stream_id, version, hash, recorded_at FROM events "
-    "ORDER BY stream_id, version DESC "
-    "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
-    "last_hash = excluded.last_hash, last_recorded_at = excluded.last_recorded_at "
-    "WHERE streams.version <> excluded.version"
 )
 
 # A batch's commit does not wait for its WAL to reach the disk: a server crash may lose the
@@ -174,10 +166,8 @@ class BulkLoad:
     """One bulk load in progress on ``conn``: batches written with :meth:`import_rows`, then
     :meth:`finish`; :meth:`close` lets go of the lock (the state stays until ``finish``).
 
-    The streams' heads are kept here, not upserted batch by batch (four arrays sent and a
-    trigger probe per stream, each batch): read once when the load starts or resumes, kept
-    up to date from the planned rows, and written by :meth:`finish` from the events, where
-    the head trigger checks each as usual."""
+    The streams' heads are kept here: read once when the load starts or resumes (from the
+    events, migration 0018), then kept up to date from the planned rows."""
 
     def __init__(
         self,
@@ -281,32 +271,19 @@ class BulkLoad:
     def finish(self) -> None:
         """Wait for the batches handed to the writers; then build the dropped indexes and end
         the load in one transaction (killed meanwhile: nothing of it happened, and the copy
-        run again finishes it), while the other connection writes the streams' heads in a
-        transaction of its own that commits first (idempotent: run again, it changes
-        nothing)."""
+        run again finishes it)."""
         self._drain()
         conn = self._conn
         with self._db.translate(), conn.transaction():
             found = conn.execute(STATE).fetchone()
             if found is None:
                 return
-            heads = self._writers.submit(self._write_heads, self._conns[1])
             conn.execute(BUILD_MEMORY)
             conn.execute(FLUSH_WAIT)
-            # CREATE INDEX lets the heads' statement read the events meanwhile; ALTER TABLE
-            # (a unique constraint's index) would not: those go after it.
-            plain = [s for s in found[2] if not s.startswith("ALTER TABLE")]
-            for statement in plain + [s for s in found[2] if s not in plain]:
-                if statement not in plain:
-                    heads.result()
+            for statement in found[2]:
                 self._build(conn, statement)
-            heads.result()
             conn.execute(END_LOAD)
         self._wrote()
-
-    def _write_heads(self, conn: psycopg.Connection[Any]) -> None:
-        with self._db.translate(), conn.transaction():
-            conn.execute(WRITE_HEADS)
 
     def _build(self, conn: psycopg.Connection[Any], statement: str) -> None:
         try:

@@ -6,11 +6,11 @@ Functions over a cursor, so that the store decides the connection and transactio
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import psycopg
 
+from eventkeep.backends.postgres import sql
 from eventkeep.store.hashing import ChainRow
 from eventkeep.store.lifecycle import (
     Deletion,
@@ -29,7 +29,6 @@ __all__ = [
     "REMOVALS_OF",
     "STREAM_META",
     "STREAM_METAS",
-    "carry_heads",
     "carry_operation",
     "meta_of",
     "remove",
@@ -94,8 +93,6 @@ SELECT_STREAM_PREFIX = (
 )
 
 SELECT_LOG_PREFIX = f"SELECT {_CHAIN_COLUMNS} FROM events WHERE position <= %s ORDER BY position"
-
-STREAM_VERSION = "SELECT version FROM streams WHERE stream_id = %s"
 
 DELETE_EVENTS = "DELETE FROM events WHERE stream_id = %s AND version BETWEEN %s AND %s"
 
@@ -182,7 +179,7 @@ def remove(
         rows = [_chain_row(row) for row in found.fetchall()]
     version = 0
     if stream_id is not None:
-        head = cur.execute(STREAM_VERSION, (stream_id,)).fetchone()
+        head = cur.execute(sql.STREAM_VERSION, (stream_id,)).fetchone()
         version = int(head[0]) if head else 0
     planned = prepare(rows, version)
     if planned is None:
@@ -205,12 +202,6 @@ def remove(
 
 OPERATION_EXISTS = "SELECT 1 FROM eventkeep_operations WHERE operation_id = %s"
 
-STREAM_HAS_HEAD = "SELECT 1 FROM streams WHERE stream_id = %s"
-
-INSERT_HEAD = (
-    "INSERT INTO streams (stream_id, version, last_hash, last_recorded_at) VALUES (%s, %s, %s, %s)"
-)
-
 
 def carry_operation(conn: psycopg.Connection[Any], op: Operation, removals: list[Removal]) -> bool:
     """Write another store's operation and its removals, in the transaction open on ``conn``,
@@ -223,22 +214,6 @@ def carry_operation(conn: psycopg.Connection[Any], op: Operation, removals: list
             many.executemany(INSERT_REMOVAL, removals)
         conn.execute(CLOSE_OPERATION, (op.operation_id,))
     return True
-
-
-def carry_heads(
-    conn: psycopg.Connection[Any], removals: list[Removal], recorded_at: list[datetime]
-) -> int:
-    """Write the head of each removal's stream that has none here (it names the removal's last
-    event, which the head trigger allows while no event of the stream is stored);
-    ``recorded_at``: each head's time (its operation's)."""
-    written = 0
-    for removal, at in zip(removals, recorded_at, strict=True):
-        if conn.execute(STREAM_HAS_HEAD, (removal.stream_id,)).fetchone() is None:
-            conn.execute(
-                INSERT_HEAD, (removal.stream_id, removal.last_version, removal.last_hash, at)
-            )
-            written += 1
-    return written
 
 
 def _chain_row(row: Any) -> ChainRow:

@@ -4,9 +4,9 @@ An import batch is one transaction: the sequencer's lock first (appends wait; po
 in commit order), then, pipelined, the heads of its streams and the log's last event; the plan
 (:func:`eventkeep.store.importing.plan_import`, or the plan ``copy_store`` made ahead on its
 reading thread when the target is as it predicted); then the rows by binary ``COPY``, numbered
-above the head, their tags by ``COPY``, and the streams' heads upserted (the head trigger
-checks each against its last event, as for every append). The append-only triggers stay in
-place throughout: an import only inserts.
+above the head, and their tags by ``COPY``. A stream's head is its last event (migration
+0018): nothing else is written. The append-only triggers stay in place throughout: an import
+only inserts.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from psycopg.errors import UniqueViolation
 from eventkeep.backends.postgres import sql
 from eventkeep.store.hashing import ChainRow
 from eventkeep.store.importing import ImportPlan, Numbering, TargetHead, choose_plan
-from eventkeep.store.recorded import decode_tags, from_micros
+from eventkeep.store.recorded import decode_tags
 from eventkeep.store.tags import encode_tags
 
 __all__ = ["PG_EPOCH_US", "Encoded", "chain_rows", "copy_rows", "encode_rows", "import_rows"]
@@ -93,18 +93,7 @@ def _import(
         if not planned:
             return 0
         copy_rows(conn, planned)
-        last_of: dict[str, ChainRow] = {row.stream_id: row for row in planned}
-        with conn.pipeline():
-            conn.execute(
-                sql.UPSERT_IMPORTED_HEADS,
-                (
-                    list(last_of),
-                    [row.version for row in last_of.values()],
-                    [row.hash for row in last_of.values()],
-                    [from_micros(row.recorded_at_us) for row in last_of.values()],
-                ),
-            )
-            conn.execute(sql.NOTIFY_HEAD, (planned[-1].position,))
+        conn.execute(sql.NOTIFY_HEAD, (planned[-1].position,))
     return len(planned)
 
 

@@ -245,7 +245,7 @@ def _append(
             return sent
     stored: _Stored | None = None
     for _ in range(_OPTIMISTIC_ATTEMPTS):
-        heads, clock, stored, _ = yield from _read(batches, stored, lock=False)
+        heads, clock, stored, _ = yield from _read(batches, stored)
         if known is not None:
             known.clock(clock)
         plan, stored = yield from _planned(batches, heads, stored)
@@ -339,9 +339,7 @@ def _append_conditional(
     """
     stored: _Stored | None = None
     for _ in range(_OPTIMISTIC_ATTEMPTS):
-        heads, clock, stored, checked = yield from _read(
-            batches, stored, lock=False, condition=condition
-        )
+        heads, clock, stored, checked = yield from _read(batches, stored, condition=condition)
         assert checked is not None
         if known is not None:
             known.clock(clock)
@@ -381,9 +379,9 @@ def _append_checked_locked(
     """
     query, after = condition.fail_if_events_match, condition.after or 0
     if len(batches) == 1:
-        heads_step = Run(sql.LOCK_HEAD, (batches[0].stream_id,))
+        heads_step = Run(sql.HEAD, (batches[0].stream_id,))
     else:
-        heads_step = Run(sql.LOCK_HEADS, (sorted(b.stream_id for b in batches),))
+        heads_step = Run(sql.HEADS, (sorted(b.stream_id for b in batches),))
     try:
         _, _, rows, found = yield Pipeline(
             (
@@ -433,11 +431,11 @@ def append_in_transaction(
 
     Each call runs in a savepoint, so a ConcurrencyError (or any error) undoes this call only.
     It first takes the sequencer's lock, which the transaction then holds until it ends, and
-    locks the heads of its streams: it writes the events numbered above the head position and
-    returns their positions. Other appends wait for the transaction to end, so every snapshot
-    that sees one of its positions sees every position below it, as always; and its positions
-    become visible only with its commit (which is synchronous). See ``docs/postgres.md``,
-    "Store transactions".
+    reads the heads of its streams, which no other append can move meanwhile: it writes the
+    events numbered above the head position and returns their positions. Other appends wait
+    for the transaction to end, so every snapshot that sees one of its positions sees every
+    position below it, as always; and its positions become visible only with its commit
+    (which is synchronous). See ``docs/postgres.md``, "Store transactions".
     """
     result: list[AppendResult] = yield InTransaction(_locked_steps(batches, condition))
     return result
@@ -455,7 +453,7 @@ def _append_under_lock(
 ) -> Generator[Op, Any, list[AppendResult]]:
     """Plan and write with the sequencer's lock held by the open transaction: the condition's
     check sees every append that committed before, and none can commit before this one does."""
-    heads, clock, _, checked = yield from _read(batches, None, lock=True, condition=condition)
+    heads, clock, _, checked = yield from _read(batches, None, condition=condition)
     matched = None if checked is None else checked[0]
     plan, _ = yield from _planned(batches, heads, None, condition, matched)
     if not plan.writes:
@@ -464,7 +462,8 @@ def _append_under_lock(
         # A savepoint: the event-id index may refuse the insert.
         first = yield InTransaction(_send(plan.rows(max(clock, plan.time_floor()))))
     except pgerrors.UniqueViolation:
-        # Heads are locked, so only an event id can be stored: a retry, or a reused id.
+        # No append can move a head past the lock, so only an event id can be stored: a
+        # retry, or a reused id.
         stored = yield from _stored_identities(batches)
         plan = plan_append(batches, heads, stored, condition, matched)
         if plan.conflict is not None:
@@ -497,7 +496,6 @@ def _read(
     batches: list[PreparedAppend],
     stored: _Stored | None,
     *,
-    lock: bool,
     condition: AppendCondition | None = None,
 ) -> Generator[Op, Any, tuple[dict[str, Head], int, _Stored | None, _Checked]]:
     """The heads of the streams written and the server's clock (microseconds), in one round
@@ -506,10 +504,10 @@ def _read(
     event matching it after its position (None: none does) and the head position, both from
     one snapshot."""
     if len(batches) == 1:
-        statement = sql.LOCK_HEAD if lock else sql.HEAD
+        statement = sql.HEAD
         params: list[Any] = [batches[0].stream_id]
     else:
-        statement = sql.LOCK_HEADS if lock else sql.HEADS
+        statement = sql.HEADS
         params = [sorted(b.stream_id for b in batches)]
     if condition is not None:
         # The condition's first match and the head position, in the same statement: one
@@ -590,8 +588,8 @@ def _insert(
     not_before: bool = False,
     match: tuple[str, list[Any]] | None = None,
 ) -> Run:
-    """The one statement that inserts a plan's ``rows`` (stamped with one time) and upserts
-    the heads (its row: the first position)."""
+    """The one statement that inserts a plan's ``rows`` (stamped with one time) and registers
+    the new streams among theirs (its row: the first position)."""
     now = from_micros(rows[0].recorded_at_us)
     tagged = any(row.tags for row in rows)
     first: tuple[Any, ...] = ()
@@ -606,20 +604,16 @@ def _insert(
     params: tuple[Any, ...]
     if len(rows) == 1:
         row = rows[0]
-        params = (*first, *_event_params(row, now), row.stream_id, row.version, row.hash, now)
+        params = (*first, *_event_params(row, now))
         if tagged:
             statement = sql.APPEND_TAGGED_EVENT
-            params = (*params[:-5], encode_tags(row.tags), *params[-4:])
+            params = (*params[:-1], encode_tags(row.tags))
         else:
             statement = sql.APPEND_EVENT
         return Run(variant(statement), params, "one")
     s, v, e, t, sv, _, d, m, h, g = (list(column) for column in zip(*rows, strict=True))
-    last = [row for _, row in new_heads(rows)]
-    hs = [r.stream_id for r in last]
-    hv = [r.version for r in last]
-    hh = [r.hash for r in last]
     tags = [encode_tags(x) for x in g]
-    params = (now, s, v, [UUID(bytes=x) for x in e], t, sv, d, m, h, tags, now, hs, hv, hh)
+    params = (now, s, v, [UUID(bytes=x) for x in e], t, sv, d, m, h, tags)
     if tagged:
         offsets = [n for n, row in enumerate(rows, 1) for _ in row.tags]
         names = [tag for row in rows for tag in row.tags]

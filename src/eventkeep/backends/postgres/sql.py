@@ -56,37 +56,45 @@ _CLOCK = (
     "WHERE position IS NOT NULL ORDER BY position DESC LIMIT 1)) AS now) AS c"
 )
 
+# A stream's head, where ``{id}`` is its id: its last event, backwards along the primary key
+# (stream_id, version), or the last removed one (migration 0009) if higher, timed at its
+# operation. No head is stored (migration 0018): the append's unique check reads the same page.
+HEAD_OF = (
+    "SELECT x.stream_id, x.version, x.hash, x.recorded_at FROM ("
+    "(SELECT stream_id, version, hash, recorded_at FROM events WHERE stream_id = {id} "
+    "ORDER BY version DESC LIMIT 1) UNION ALL "
+    "(SELECT r.stream_id, r.last_version, r.last_hash, "
+    "timestamptz 'epoch' + o.recorded_at * interval '1 microsecond' "
+    "FROM eventkeep_removed AS r JOIN eventkeep_operations AS o USING (operation_id) "
+    "WHERE r.stream_id = {id} ORDER BY r.last_version DESC LIMIT 1)"
+    ") AS x ORDER BY x.version DESC LIMIT 1"
+)
+
 # An append's first round trip (no transaction, no lock): the heads of the streams written and
 # the clock. A stream without a head is new (a row of NULLs here).
 HEADS = (
-    "SELECT h.stream_id, h.version, h.last_hash, h.last_recorded_at, c.now FROM "
+    "SELECT h.stream_id, h.version, h.hash, h.recorded_at, c.now FROM "
     f"{_CLOCK} "
-    "LEFT JOIN LATERAL (SELECT stream_id, version, last_hash, last_recorded_at FROM streams "
-    "WHERE stream_id = ANY (%s::text[])) AS h ON true"
+    "LEFT JOIN LATERAL (SELECT h.* FROM unnest(%s::text[]) AS q (id) CROSS JOIN LATERAL "
+    f"({HEAD_OF.format(id='q.id')}) AS h) AS h ON true"
 )
 
 # The same for the common append to one stream (scalar parameters are cheaper than arrays).
 HEAD = (
-    "SELECT h.stream_id, h.version, h.last_hash, h.last_recorded_at, c.now FROM "
+    "SELECT h.stream_id, h.version, h.hash, h.recorded_at, c.now FROM "
     f"{_CLOCK} "
-    "LEFT JOIN LATERAL (SELECT stream_id, version, last_hash, last_recorded_at FROM streams "
-    "WHERE stream_id = %s) AS h ON true"
+    "LEFT JOIN LATERAL (SELECT h.* FROM (SELECT %s::text AS id) AS q CROSS JOIN LATERAL "
+    f"({HEAD_OF.format(id='q.id')}) AS h) AS h ON true"
 )
 
 
 def with_columns(statement: str, select: str) -> str:
-    """HEAD, HEADS, LOCK_HEAD or LOCK_HEADS with the columns of ``select`` (one row) added
-    after the clock, from the same snapshot; its parameters follow the statement's."""
+    """HEAD or HEADS with the columns of ``select`` (one row) added after the clock, from the
+    same snapshot; its parameters follow the statement's."""
     return (
         statement.replace(" c.now FROM ", " c.now, m.* FROM ", 1) + f" CROSS JOIN ({select}) AS m"
     )
 
-
-# Inside a store transaction, which holds the sequencer's lock (SEQUENCER_LOCK, below): the
-# heads, locked in one order (so that multi-stream appends never deadlock each other).
-LOCK_HEADS = HEADS.replace(") AS h ON true", " ORDER BY stream_id FOR UPDATE) AS h ON true")
-
-LOCK_HEAD = HEAD.replace(") AS h ON true", " FOR UPDATE) AS h ON true")
 
 # Asked only when an append does not fit the stream (to tell a retry from a conflict) or hit the
 # event id index: appends that go through pay nothing for idempotency but the unique index.
@@ -101,26 +109,10 @@ _EVENT_COLUMNS = (
     "metadata_bytes, hash, tags"
 )
 
-UPSERT_HEAD = (
-    "INSERT INTO streams (stream_id, version, last_hash, last_recorded_at) "
-    "VALUES (%s, %s, %s, %s) "
-    "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
-    "last_hash = excluded.last_hash, last_recorded_at = excluded.last_recorded_at"
-)
-
-UPSERT_HEADS = (
-    "INSERT INTO streams (stream_id, version, last_hash, last_recorded_at) "
-    "SELECT s, v, h, %s::timestamptz FROM unnest(%s::text[], %s::bigint[], %s::bytea[]) "
-    "AS u (s, v, h) "
-    "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
-    "last_hash = excluded.last_hash, last_recorded_at = excluded.last_recorded_at"
-)
-
-# An append of one event, and its stream's new head, in one statement and transaction: the
-# position comes from eventkeep_append_position() (migrations/0004_uncontended_numbering.sql),
-# which takes the sequencer's lock (held to the commit) and returns the head position read
-# after the lock was granted. The statement returns the event's position and notifies the
-# store's channel (wait_for_events).
+# An append of one event, in one statement and transaction: the position comes from
+# eventkeep_append_position() (migration 0004), which takes the sequencer's lock (held to the
+# commit) and returns the head position read after the lock was granted. The statement returns
+# the event's position and notifies the store's channel (wait_for_events).
 _HEAD_POSITION = "(SELECT eventkeep_append_position())"
 
 # The third column: whether the append committed asynchronously (group commit, migration
@@ -133,8 +125,8 @@ _NOTIFY = (
 
 APPEND_EVENT = (
     f"WITH inserted AS (INSERT INTO events (position, {_EVENT_COLUMNS}) "
-    f"SELECT {_HEAD_POSITION} + 1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s RETURNING position), "
-    f"head AS ({UPSERT_HEAD}) "
+    f"SELECT {_HEAD_POSITION} + 1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s "
+    "RETURNING position) "
     f"SELECT min(position), {_NOTIFY} FROM inserted"
 )
 
@@ -143,7 +135,7 @@ APPEND_EVENT = (
 # list in Python, about 70 us of client CPU for two tags, against a few us of the server's for
 # the JSON.
 APPEND_TAGGED_EVENT = APPEND_EVENT.replace(
-    "RETURNING position), ", "RETURNING position, type, tags), "
+    "RETURNING position) ", "RETURNING position, type, tags) "
 ).replace(
     " SELECT min(position),",
     ", tagged AS (INSERT INTO event_tags (tag, position, type) "
@@ -152,17 +144,15 @@ APPEND_TAGGED_EVENT = APPEND_EVENT.replace(
     "SELECT min(position),",
 )
 
-# An append of several events (one array per column, the timestamp shared), and the new heads
-# of their streams, in one statement, numbered in order; returns the first position. ``%b``:
-# the arrays travel in binary, which beat both text arrays and binary COPY (one more round trip)
-# at 20, 100 and 1,000 events.
+# An append of several events (one array per column, the timestamp shared), in one statement,
+# numbered in order; returns the first position. ``%b``: the arrays travel in binary, which
+# beat both text arrays and binary COPY (one more round trip) at 20, 100 and 1,000 events.
 APPEND_EVENTS = (
     f"WITH inserted AS (INSERT INTO events (position, {_EVENT_COLUMNS}) "
     f"SELECT {_HEAD_POSITION} + n, s, v, e, t, sv, %b::timestamptz, d, m, h, g FROM unnest("
     "%b::text[], %b::bigint[], %b::uuid[], %b::text[], %b::int[], %b::bytea[], %b::bytea[], "
     "%b::bytea[], %b::text[]) WITH ORDINALITY AS u (s, v, e, t, sv, d, m, h, g, n) "
-    "RETURNING position), "
-    f"head AS ({UPSERT_HEADS.replace('%s', '%b')}) "
+    "RETURNING position) "
     f"SELECT min(position), {_NOTIFY} FROM inserted"
 )
 
@@ -302,21 +292,41 @@ WHERE_PREFIX_OPEN = " AND stream_id >= %s AND starts_with(stream_id, %s)"
 # For a prefix holding a '-': the category index narrows the scan, in position order.
 WHERE_CATEGORY = " AND split_part(stream_id, '-', 1) = %s"
 
-STREAM_VERSION = "SELECT version FROM streams WHERE stream_id = %s"
-
-# A stream whose every event was removed is listed too, at its last removed event's position
-# (as SQLite's head row and the memory store say).
-LIST_STREAMS = (
-    "SELECT s.stream_id, s.version, coalesce(e.position, r.last_position) FROM streams AS s "
-    "LEFT JOIN events AS e ON e.stream_id = s.stream_id AND e.version = s.version "
-    "LEFT JOIN eventkeep_removed AS r ON e.position IS NULL AND r.stream_id = s.stream_id "
-    "AND r.last_version = s.version "
-    "WHERE true{where} ORDER BY s.stream_id LIMIT %s"
+# A stream's version and its last event's position, where ``{id}`` is its id: its last event, or
+# the last removed one if higher (as HEAD reads it).
+_VERSION_OF = (
+    "SELECT x.version, x.position FROM ("
+    "(SELECT version, position FROM events WHERE stream_id = {id} "
+    "ORDER BY version DESC LIMIT 1) UNION ALL "
+    "(SELECT last_version, last_position FROM eventkeep_removed WHERE stream_id = {id} "
+    "ORDER BY last_version DESC LIMIT 1)"
+    ") AS x ORDER BY x.version DESC LIMIT 1"
 )
 
-LIST_WHERE_PREFIX_RANGE = " AND s.stream_id >= %s AND s.stream_id < %s"
+# 0 for a stream that does not exist.
+STREAM_VERSION = (
+    "SELECT coalesce((SELECT h.version FROM "
+    f"({_VERSION_OF.format(id='q.id')}) AS h), 0) FROM (SELECT %s::text AS id) AS q"
+)
 
-LIST_WHERE_PREFIX_OPEN = " AND s.stream_id >= %s AND starts_with(s.stream_id, %s)"
+# Every stream's id: the streams whose version 1 is stored (the partial index
+# events_stream_starts, migration 0018) and those whose version 1 a logged operation removed.
+STREAM_IDS = (
+    "SELECT stream_id FROM events WHERE version = 1 "
+    "UNION SELECT stream_id FROM eventkeep_removed WHERE first_version = 1"
+)
+
+# A page of streams, each with its version and its last event's position. A stream whose every
+# event was removed is listed too, at its last removed event's position (as SQLite's head row
+# and the memory store say). ``{where}``: WHERE_PREFIX_RANGE or WHERE_PREFIX_OPEN, in both
+# branches (their parameters twice), or nothing.
+LIST_STREAMS = (
+    "SELECT s.stream_id, h.version, h.position FROM ("
+    "SELECT stream_id FROM events WHERE version = 1{where} UNION "
+    "SELECT stream_id FROM eventkeep_removed WHERE first_version = 1{where} "
+    "ORDER BY stream_id LIMIT %s) AS s CROSS JOIN LATERAL "
+    f"({_VERSION_OF.format(id='s.stream_id')}) AS h ORDER BY s.stream_id"
+)
 
 # The log's head: its last event, or the last removed one if higher (migration 0009), written
 # out: calling eventkeep_head_position() took 236 µs a read, this 62 µs (every store.read of
@@ -325,7 +335,7 @@ HEAD_POSITION = f"SELECT {HEAD_POSITION_INLINE}"
 
 COUNT_EVENTS = "SELECT count(*) FROM events"
 
-COUNT_STREAMS = "SELECT count(*) FROM streams"
+COUNT_STREAMS = f"SELECT count(*) FROM ({STREAM_IDS}) AS s"
 
 COUNT_BY_TYPE = "SELECT type, count(*) FROM events GROUP BY type ORDER BY type"
 
@@ -333,8 +343,6 @@ CHAIN_ROWS = (
     "SELECT stream_id, version, position, event_id, type, schema_version, recorded_at, "
     "data_bytes, metadata_bytes, hash, tags FROM events ORDER BY stream_id, version"
 )
-
-STREAM_HEADS = "SELECT stream_id, version, last_hash FROM streams"
 
 # (event tags not in event_tags, event_tags entries not among the event tags): both 0 when the
 # index holds exactly what the (hashed) tags of the events say.
@@ -459,7 +467,10 @@ EXPORT_ROWS = (
 # synchronously even in a group-commit session, migration 0017.)
 APPEND_POSITION = "SELECT eventkeep_append_position() FROM eventkeep_sequencer_lock()"
 
-IMPORT_HEADS = "SELECT stream_id, version, last_hash FROM streams WHERE stream_id = ANY (%s)"
+IMPORT_HEADS = (
+    "SELECT h.stream_id, h.version, h.hash FROM unnest(%s::text[]) AS q (id) CROSS JOIN LATERAL "
+    f"({HEAD_OF.format(id='q.id')}) AS h"
+)
 
 STORED_EVENTS = (
     "SELECT e.stream_id, e.version, e.position, e.event_id, e.type, e.schema_version, "
@@ -496,14 +507,5 @@ COPY_EVENT_TYPES = (
 COPY_TAGS = "COPY event_tags (tag, position, type) FROM STDIN (FORMAT BINARY)"
 
 COPY_TAG_TYPES = ("text", "int8", "text")
-
-# The imported streams' new heads, each with its last event's time.
-UPSERT_IMPORTED_HEADS = (
-    "INSERT INTO streams (stream_id, version, last_hash, last_recorded_at) "
-    "SELECT s, v, h, t FROM unnest(%s::text[], %s::bigint[], %s::bytea[], %s::timestamptz[]) "
-    "AS u (s, v, h, t) "
-    "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
-    "last_hash = excluded.last_hash, last_recorded_at = excluded.last_recorded_at"
-)
 
 NOTIFY_HEAD = "SELECT pg_notify('eventkeep_' || current_schema(), %s::text)"

@@ -60,7 +60,7 @@ from eventkeep.store.base import Transaction
 from eventkeep.store.codec import DEFAULT_MAX_EVENT_BYTES
 from eventkeep.store.dcb import AppendCondition, Query
 from eventkeep.store.events import TypeRegistry
-from eventkeep.store.hashing import ChainRow, StreamHead, VerifyReport, verify_chains
+from eventkeep.store.hashing import ChainRow, VerifyReport, verify_chains
 from eventkeep.store.importing import ImportPlan
 from eventkeep.store.lifecycle import (
     Operation,
@@ -366,8 +366,8 @@ class PostgresStore(EventStore):
         params: list[Any] = []
         if prefix:
             high = prefix_successor(prefix)
-            where = sql.LIST_WHERE_PREFIX_OPEN if high is None else sql.LIST_WHERE_PREFIX_RANGE
-            params.extend((prefix, prefix if high is None else high))
+            where = sql.WHERE_PREFIX_OPEN if high is None else sql.WHERE_PREFIX_RANGE
+            params.extend((prefix, prefix if high is None else high) * 2)
         params.append(limit)
         with self._reading() as conn:
             rows = conn.execute(sql.LIST_STREAMS.format(where=where), params).fetchall()
@@ -390,16 +390,12 @@ class PostgresStore(EventStore):
 
     def _verify(self, progress: Callable[[int], object] | None = None) -> VerifyReport:
         with self._db.connection() as conn, _snapshot(conn):
-            heads = {
-                str(s): StreamHead(int(v), None, bytes(h))
-                for s, v, h in conn.execute(sql.STREAM_HEADS)
-            }
             removed = [lifecycle.removal_of(row) for row in conn.execute(lifecycle.REMOVALS)]
             with conn.cursor(name="eventkeep_verify", binary=True) as cur:
                 cur.itersize = 2000
                 cur.execute(sql.CHAIN_ROWS)
                 rows = (_chain_row(row) for row in cur)
-                return verify_chains(rows, heads, chain_starts(removed), progress)
+                return verify_chains(rows, None, chain_starts(removed), progress)
 
     def _check_storage(self) -> StorageCheck:
         indexes = self._check_indexes()
@@ -507,12 +503,9 @@ class PostgresStore(EventStore):
         return carried
 
     def _carry_heads(self, removals: list[Removal]) -> int:
-        times = {op.operation_id: op.recorded_at for op in self._operations()}
-        at = [from_micros(times.get(r.operation_id, 0)) for r in removals]
-        with self._db.connection() as conn, conn.transaction():
-            written = lifecycle.carry_heads(conn, removals, at)
-        self._wrote()
-        return written
+        # A stream's head is its last event or its last removed one (migration 0018): the
+        # removals carried before are the heads. Nothing to write.
+        return 0
 
     # -- projections' bookkeeping ------------------------------------------------------------
 
