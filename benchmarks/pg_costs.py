@@ -195,10 +195,9 @@ def store_vs_floor(url: str, ops: int, rounds: int) -> list[str]:
 
 PIECES: list[tuple[str, list[str]]] = [
     ("the schema as shipped", []),
-    ("- stream head check (trigger)", ["DROP TRIGGER streams_head_matches ON streams"]),
+    ("- the streams' index (events_stream_starts)", ["DROP INDEX events_stream_starts"]),
     ("- events_by_category index", ["DROP INDEX events_by_category"]),
     ("- pg_notify", []),
-    ("- stream head upsert", []),
     ("- numbering function (a sequence instead)", ["CREATE SEQUENCE bench_positions"]),
 ]
 
@@ -212,8 +211,6 @@ def statement_for(step: int) -> str:
             ", pg_notify('eventkeep_' || current_schema(), max(position)::text)", ""
         )
     if step >= 4:
-        statement = statement.split(", head AS")[0] + " SELECT min(position) FROM inserted"
-    if step >= 5:
         statement = statement.replace(
             "(SELECT eventkeep_append_position()) + 1", "nextval('bench_positions')"
         )

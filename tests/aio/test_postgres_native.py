@@ -31,15 +31,25 @@ def url(pg_server: PgServer, request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def plan_reads(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Every first read of an append plan (``plans._read``), whoever drives it: its ``lock``."""
-    original = plans._read
+    """Every first read of an append plan (``plans._read``), whoever drives it: whether it is
+    made under the sequencer's lock (by ``plans._append_under_lock``)."""
+    original_read, original_locked = plans._read, plans._append_under_lock
     seen: list[bool] = []
+    locked: list[bool] = []
 
     def read(*args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs["lock"])
-        return (yield from original(*args, **kwargs))
+        seen.append(bool(locked))
+        return (yield from original_read(*args, **kwargs))
+
+    def under_lock(*args: Any, **kwargs: Any) -> Any:
+        locked.append(True)
+        try:
+            return (yield from original_locked(*args, **kwargs))
+        finally:
+            locked.pop()
 
     monkeypatch.setattr(plans, "_read", read)
+    monkeypatch.setattr(plans, "_append_under_lock", under_lock)
     return seen
 
 

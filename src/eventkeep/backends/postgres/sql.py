@@ -311,20 +311,23 @@ STREAM_VERSION = (
 
 # Every stream's id: the streams whose version 1 is stored (the partial index
 # events_stream_starts, migration 0018) and those whose version 1 a logged operation removed.
+# The two never share a stream (UNION ALL: no set to deduplicate, so a page of them is read in
+# order from the two indexes and stops at its limit).
 STREAM_IDS = (
     "SELECT stream_id FROM events WHERE version = 1 "
-    "UNION SELECT stream_id FROM eventkeep_removed WHERE first_version = 1"
+    "UNION ALL SELECT stream_id FROM eventkeep_removed WHERE first_version = 1"
 )
 
 # A page of streams, each with its version and its last event's position. A stream whose every
 # event was removed is listed too, at its last removed event's position (as SQLite's head row
 # and the memory store say). ``{where}``: WHERE_PREFIX_RANGE or WHERE_PREFIX_OPEN, in both
-# branches (their parameters twice), or nothing.
+# branches (their parameters twice), or nothing; the limit is given three times (each branch
+# reads its index in order up to it: one sort of both made the planner sort every match).
 LIST_STREAMS = (
     "SELECT s.stream_id, h.version, h.position FROM ("
-    "SELECT stream_id FROM events WHERE version = 1{where} UNION "
-    "SELECT stream_id FROM eventkeep_removed WHERE first_version = 1{where} "
-    "ORDER BY stream_id LIMIT %s) AS s CROSS JOIN LATERAL "
+    "(SELECT stream_id FROM events WHERE version = 1{where} ORDER BY stream_id LIMIT %s) "
+    "UNION ALL (SELECT stream_id FROM eventkeep_removed WHERE first_version = 1{where} "
+    "ORDER BY stream_id LIMIT %s) ORDER BY stream_id LIMIT %s) AS s CROSS JOIN LATERAL "
     f"({_VERSION_OF.format(id='s.stream_id')}) AS h ORDER BY s.stream_id"
 )
 

@@ -107,6 +107,9 @@ class PostgresStore(EventStore):
     lock, as before.
     """
 
+    # No stream head is stored (migration 0018): a stream's head is its last event.
+    _STORES_HEADS = False
+
     def __init__(
         self,
         dsn: str,
@@ -363,12 +366,12 @@ class PostgresStore(EventStore):
 
     def _list_streams(self, prefix: str, limit: int | None) -> list[StreamInfo]:
         where = ""
-        params: list[Any] = []
+        bounds: tuple[str, ...] = ()
         if prefix:
             high = prefix_successor(prefix)
             where = sql.WHERE_PREFIX_OPEN if high is None else sql.WHERE_PREFIX_RANGE
-            params.extend((prefix, prefix if high is None else high) * 2)
-        params.append(limit)
+            bounds = (prefix, prefix if high is None else high)
+        params = [*bounds, limit, *bounds, limit, limit]
         with self._reading() as conn:
             rows = conn.execute(sql.LIST_STREAMS.format(where=where), params).fetchall()
         return [StreamInfo(*row) for row in rows]
