@@ -260,8 +260,6 @@ def attribution(url: str, ops: int, rounds: int) -> list[str]:
 
 
 def _statement_op(conn: Any, statement: str, step: int) -> Callable[[int], None]:
-    with_head = step < 4
-
     def op(n: int) -> None:
         stream = f"s-{step}-{n}"
         digest = hashlib.sha256(stream.encode()).digest()
@@ -278,8 +276,6 @@ def _statement_op(conn: Any, statement: str, step: int) -> Callable[[int], None]
             digest,
             None,
         )
-        if with_head:
-            params += (stream, 1, digest, now)
         conn.execute(statement, params, prepare=True)
 
     return op
