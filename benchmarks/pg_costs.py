@@ -212,7 +212,8 @@ def statement_for(step: int) -> str:
         )
     if step >= 4:
         statement = statement.replace(
-            "(SELECT eventkeep_append_position()) + 1", "nextval('bench_positions')"
+            "(SELECT eventkeep_append_position(ARRAY[%s::text], ARRAY[%s::bigint])) + 1",
+            "nextval('bench_positions')",
         )
     return statement
 
@@ -264,7 +265,9 @@ def _statement_op(conn: Any, statement: str, step: int) -> Callable[[int], None]
         stream = f"s-{step}-{n}"
         digest = hashlib.sha256(stream.encode()).digest()
         now = datetime.datetime.now(datetime.UTC)
+        numbering = (stream, 1) if step < 4 else ()  # the numbering function's streams
         params: tuple[Any, ...] = (
+            *numbering,
             stream,
             1,
             uuid.uuid4(),

@@ -27,6 +27,7 @@ from eventkeep.store.dcb import Query, QueryItem
 from eventkeep.store.events import NewEvent
 from eventkeep.store.personal import REDACTED
 from eventkeep.store.recorded import to_micros
+from eventkeep.store.types import StreamInfo
 from eventkeep.testing.base import ContractBase, StoreFactory, deposits
 from eventkeep.testing.events import CustomerRegistered, Deposited
 
@@ -142,6 +143,53 @@ class LifecycleContract(ContractBase):
         report = lstore.verify()
         assert report.ok, report
         assert any(op.operation_id in line for line in report.checked)
+
+    def test_a_stream_whose_events_were_all_removed_keeps_its_head_listing_and_chain(
+        self, lstore: EventStore
+    ) -> None:
+        # Its head is the last removed event (SQLite and memory keep a head row; PostgreSQL
+        # reads it from the logged removal): listed and counted there, appended to after it.
+        self.fill(lstore, "order-7", 3)
+        self.fill(lstore, "order-8", 2)
+        last = lstore.list_streams("order-7")[0].last_position
+        lstore.delete_stream("order-7", hard=True)
+        assert lstore.list_streams() == [
+            StreamInfo("order-7", 3, last),
+            StreamInfo("order-8", 2, lstore.head_position()),
+        ]
+        assert lstore.stats().streams == 2
+        assert lstore.stream_version("order-7") == 3
+        with pytest.raises(ConcurrencyError):
+            lstore.append("order-7", deposits(9), expected_version=NO_STREAM)
+        revived = lstore.append("order-7", deposits(9), expected_version=3)
+        assert revived.versions == (4,)
+        assert lstore.list_streams("order-7") == [StreamInfo("order-7", 4, revived.position)]
+        assert _versions(lstore, "order-7", archived=True) == [1, 2, 3, 4]
+        report = lstore.verify()
+        assert report.ok, report
+
+    def test_a_head_known_from_before_a_removal_by_another_handle_never_writes_a_removed_version(
+        self, lstore: EventStore, archives: Path
+    ) -> None:
+        # The first handle learned the stream's head (version 2) from its own appends; the
+        # second appends version 3 and removes the whole stream. The first, expecting version 2
+        # or a new stream, must conflict with version 3, not write version 3 or 1 again.
+        self.fill(lstore, "order-7", 2)
+        other = self.reopen(lstore)
+        try:
+            other._set_archive_dir(str(archives), None)
+            other.append("order-7", deposits(3), expected_version=2)
+            other.delete_stream("order-7", hard=True)
+            for expected in (2, NO_STREAM, 0):
+                with pytest.raises(ConcurrencyError):
+                    lstore.append("order-7", deposits(9), expected_version=expected)
+            assert lstore.append("order-7", deposits(9), expected_version=3).versions == (4,)
+            assert lstore.stream_version("order-7") == 4
+            report = lstore.verify()
+            assert report.ok, report
+        finally:
+            if other is not lstore:
+                other.close()
 
     def test_deleting_a_stream_that_does_not_exist_is_refused(self, lstore: EventStore) -> None:
         with pytest.raises(ValidationError):

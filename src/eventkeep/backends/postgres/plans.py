@@ -260,6 +260,10 @@ def _append(
             # again, with the event ids this time.
             stored = stored if stored is not None else {}
             continue
+        except pgerrors.Error as exc:
+            if exc.sqlstate != sql.VERSION_REMOVED:
+                raise
+            continue  # a logged operation removed the stream's events since the heads' read
         if known is not None:
             known.wrote(rows)
         return plan.results(first)
@@ -312,9 +316,9 @@ def _append_known(
     except pgerrors.Error as exc:
         if condition is not None and exc.sqlstate in (sql.CONDITION_MATCHED, sql.HEAD_MOVED):
             return (yield from _append_checked_locked(batches, condition, known))
-        if exc.sqlstate != sql.CLOCK_BEHIND:
+        if exc.sqlstate not in (sql.CLOCK_BEHIND, sql.VERSION_REMOVED):
             raise
-        known.refused(batches)
+        known.refused(batches)  # the clock, or a head gone with its removed events
         return None
     known.sent()
     known.wrote(rows)
@@ -356,7 +360,7 @@ def _append_conditional(
             stored = stored if stored is not None else {}
             continue
         except pgerrors.Error as exc:
-            if exc.sqlstate != sql.HEAD_MOVED:
+            if exc.sqlstate not in (sql.HEAD_MOVED, sql.VERSION_REMOVED):
                 raise
             return (yield from _append_checked_locked(batches, condition, known))
         if known is not None:
@@ -604,7 +608,7 @@ def _insert(
     params: tuple[Any, ...]
     if len(rows) == 1:
         row = rows[0]
-        params = (*first, *_event_params(row, now))
+        params = (*first, row.stream_id, row.version, *_event_params(row, now))
         if tagged:
             statement = sql.APPEND_TAGGED_EVENT
             params = (*params[:-1], encode_tags(row.tags))
@@ -613,7 +617,12 @@ def _insert(
         return Run(variant(statement), params, "one")
     s, v, e, t, sv, _, d, m, h, g = (list(column) for column in zip(*rows, strict=True))
     tags = [encode_tags(x) for x in g]
-    params = (now, s, v, [UUID(bytes=x) for x in e], t, sv, d, m, h, tags)
+    # Each stream's first version written: the numbering refuses one a logged operation removed.
+    firsts: dict[str, int] = {}
+    for row in rows:
+        firsts.setdefault(row.stream_id, row.version)
+    params = (list(firsts), list(firsts.values()), now, s, v)
+    params += ([UUID(bytes=x) for x in e], t, sv, d, m, h, tags)
     if tagged:
         offsets = [n for n, row in enumerate(rows, 1) for _ in row.tags]
         names = [tag for row in rows for tag in row.tags]

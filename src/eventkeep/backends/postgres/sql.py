@@ -110,10 +110,18 @@ _EVENT_COLUMNS = (
 )
 
 # An append of one event, in one statement and transaction: the position comes from
-# eventkeep_append_position() (migration 0004), which takes the sequencer's lock (held to the
-# commit) and returns the head position read after the lock was granted. The statement returns
-# the event's position and notifies the store's channel (wait_for_events).
-_HEAD_POSITION = "(SELECT eventkeep_append_position())"
+# eventkeep_append_position(streams, first versions) (migrations 0004, 0018), which takes the
+# sequencer's lock (held to the commit), refuses a version a logged operation removed (SQLSTATE
+# EKC04) and returns the head position read after the lock was granted. Its parameters come
+# first: the appended streams and the first version written to each (one stream here, many in
+# APPEND_EVENTS). The statement returns the event's position and notifies the store's channel
+# (wait_for_events). The variants below replace _HEAD_POSITION with another numbering function
+# whose own parameters come before the streams.
+_HEAD_POSITION = "(SELECT eventkeep_append_position("
+_ONE_STREAM = "ARRAY[%s::text], ARRAY[%s::bigint]))"
+_STREAMS = "%b::text[], %b::bigint[]))"
+
+VERSION_REMOVED = "EKC04"
 
 # The third column: whether the append committed asynchronously (group commit, migration
 # 0017: it found the sequencer's lock taken), so that its client must flush (FLUSH_WAL) before
@@ -125,7 +133,7 @@ _NOTIFY = (
 
 APPEND_EVENT = (
     f"WITH inserted AS (INSERT INTO events (position, {_EVENT_COLUMNS}) "
-    f"SELECT {_HEAD_POSITION} + 1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s "
+    f"SELECT {_HEAD_POSITION}{_ONE_STREAM} + 1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s "
     "RETURNING position) "
     f"SELECT min(position), {_NOTIFY} FROM inserted"
 )
@@ -149,7 +157,8 @@ APPEND_TAGGED_EVENT = APPEND_EVENT.replace(
 # beat both text arrays and binary COPY (one more round trip) at 20, 100 and 1,000 events.
 APPEND_EVENTS = (
     f"WITH inserted AS (INSERT INTO events (position, {_EVENT_COLUMNS}) "
-    f"SELECT {_HEAD_POSITION} + n, s, v, e, t, sv, %b::timestamptz, d, m, h, g FROM unnest("
+    f"SELECT {_HEAD_POSITION}{_STREAMS} + n, s, v, e, t, sv, %b::timestamptz, d, m, h, g "
+    "FROM unnest("
     "%b::text[], %b::bigint[], %b::uuid[], %b::text[], %b::int[], %b::bytea[], %b::bytea[], "
     "%b::bytea[], %b::text[]) WITH ORDINALITY AS u (s, v, e, t, sv, d, m, h, g, n) "
     "RETURNING position) "
@@ -169,18 +178,18 @@ APPEND_TAGGED_EVENTS = APPEND_EVENTS.replace(
 )
 
 # The same statements for a conditional append checked before, without a lock, at head
-# position N: eventkeep_append_position_at(N) (migrations/0007_tags.sql) takes the sequencer's
+# position N: eventkeep_append_position_at(N, ...) (migrations 0007, 0018) takes the sequencer's
 # lock and raises SQLSTATE EKC01 unless the head is still N. Its parameter comes first.
-_HEAD_POSITION_AT = "(SELECT eventkeep_append_position_at(%s::bigint))"
+_HEAD_POSITION_AT = "(SELECT eventkeep_append_position_at(%s::bigint, "
 
 HEAD_MOVED = "EKC01"
 
 
 # The same statements for an append sent without reading first (the heads known from earlier
-# appends, the time chosen by the client): eventkeep_append_position_not_before(T)
-# (migrations/0012_append_with_known_heads.sql) takes the sequencer's lock and raises SQLSTATE
-# EKC02 if the log's last event was recorded after T. Its parameter comes first.
-_HEAD_POSITION_NOT_BEFORE = "(SELECT eventkeep_append_position_not_before(%s::timestamptz))"
+# appends, the time chosen by the client): eventkeep_append_position_not_before(T, ...)
+# (migrations 0012, 0018) takes the sequencer's lock and raises SQLSTATE EKC02 if the log's last
+# event was recorded after T. Its parameter comes first.
+_HEAD_POSITION_NOT_BEFORE = "(SELECT eventkeep_append_position_not_before(%s::timestamptz, "
 
 CLOCK_BEHIND = "EKC02"
 
@@ -199,7 +208,7 @@ def not_before(statement: str) -> str:
 # raises EKC01 unless the head position is still the one that snapshot saw (and EKC02 as
 # above). The match's parameters come first, then T.
 _HEAD_POSITION_UNMATCHED = (
-    "(SELECT eventkeep_append_position_unmatched(" + "{head}" + ", ({match}), %s::timestamptz))"
+    "(SELECT eventkeep_append_position_unmatched(" + "{head}" + ", ({match}), %s::timestamptz, "
 )
 
 # eventkeep_head_position()'s body (migration 0009), written out: that function (SET

@@ -33,3 +33,223 @@ DROP FUNCTION eventkeep_check_head();
 DROP FUNCTION eventkeep_refuse_head_change();
 
 CREATE INDEX events_stream_starts ON events (stream_id) WHERE version = 1;
+
+-- The numbering functions of an append take its streams and each one's first version written,
+-- and refuse (SQLSTATE EKC04, nothing written) a version that a logged operation removed: the
+-- primary key held them only while the removed events' head row did (an append expecting a new
+-- stream, sent in one round trip to a stream whose every event a hard delete removed, wrote
+-- its version 1 again). Checked after the sequencer's lock is granted, so no removal can come
+-- between the check and the commit. Imports keep the function without arguments (they read the
+-- removals under the lock themselves).
+DROP FUNCTION eventkeep_append_position_not_before(timestamptz);
+DROP FUNCTION eventkeep_append_position_at(bigint);
+DROP FUNCTION eventkeep_append_position_unmatched(bigint, bigint, timestamptz);
+
+CREATE FUNCTION eventkeep_append_position(streams text[], first_versions bigint[])
+    RETURNS bigint
+    LANGUAGE plpgsql VOLATILE
+    SET search_path FROM CURRENT
+AS $$
+DECLARE
+    lock_key bigint;
+    last_event bigint;
+    last_removed bigint;
+    removed_stream text;
+    removed_version bigint;
+BEGIN
+    lock_key := (x'454b5351'::bigint << 32)
+        | quote_ident(current_schema())::regnamespace::oid::bigint;
+    IF pg_try_advisory_xact_lock(lock_key) THEN
+        IF current_setting('synchronous_commit') = 'off' THEN
+            PERFORM set_config('synchronous_commit', 'on', true);
+        END IF;
+    ELSE
+        PERFORM pg_advisory_xact_lock(lock_key);
+        IF current_setting('eventkeep.group_commit', true) = 'on' THEN
+            PERFORM set_config('synchronous_commit', 'off', true);
+        ELSIF current_setting('synchronous_commit') = 'off' THEN
+            PERFORM set_config('synchronous_commit', 'on', true);
+        END IF;
+    END IF;
+    SELECT (SELECT e.position FROM events AS e WHERE e.position IS NOT NULL
+            ORDER BY e.position DESC LIMIT 1),
+           (SELECT max(r.last_position) FROM eventkeep_removed AS r)
+      INTO last_event, last_removed;
+    -- A version a logged operation removed is never given again (migration 0018): with no head
+    -- row, the primary key no longer holds it once the event is gone.
+    IF streams IS NOT NULL AND last_removed IS NOT NULL THEN
+        SELECT x.s, x.v INTO removed_stream, removed_version
+          FROM unnest(streams, first_versions) AS x (s, v)
+          JOIN eventkeep_removed AS r ON r.stream_id = x.s AND r.last_version >= x.v
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'eventkeep: version % of stream % was removed by a logged operation',
+                removed_version, removed_stream USING ERRCODE = 'EKC04';
+        END IF;
+    END IF;
+    RETURN greatest(coalesce(last_event, 0), coalesce(last_removed, 0));
+END
+$$;
+
+CREATE FUNCTION eventkeep_append_position_not_before(
+    recorded_at timestamptz, streams text[] DEFAULT NULL, first_versions bigint[] DEFAULT NULL
+) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE
+    SET search_path FROM CURRENT
+AS $$
+DECLARE
+    lock_key bigint;
+    last_event bigint;
+    last_recorded timestamptz;
+    last_removed bigint;
+    removed_stream text;
+    removed_version bigint;
+BEGIN
+    lock_key := (x'454b5351'::bigint << 32)
+        | quote_ident(current_schema())::regnamespace::oid::bigint;
+    IF pg_try_advisory_xact_lock(lock_key) THEN
+        IF current_setting('synchronous_commit') = 'off' THEN
+            PERFORM set_config('synchronous_commit', 'on', true);
+        END IF;
+    ELSE
+        PERFORM pg_advisory_xact_lock(lock_key);
+        IF current_setting('eventkeep.group_commit', true) = 'on' THEN
+            PERFORM set_config('synchronous_commit', 'off', true);
+        ELSIF current_setting('synchronous_commit') = 'off' THEN
+            PERFORM set_config('synchronous_commit', 'on', true);
+        END IF;
+    END IF;
+    SELECT e.position, e.recorded_at INTO last_event, last_recorded FROM events AS e
+        WHERE e.position IS NOT NULL ORDER BY e.position DESC LIMIT 1;
+    IF last_recorded > eventkeep_append_position_not_before.recorded_at THEN
+        RAISE EXCEPTION 'eventkeep: the log''s last event was recorded after %', recorded_at
+            USING ERRCODE = 'EKC02';
+    END IF;
+    SELECT max(r.last_position) INTO last_removed FROM eventkeep_removed AS r;
+    -- A version a logged operation removed is never given again (migration 0018): with no head
+    -- row, the primary key no longer holds it once the event is gone.
+    IF streams IS NOT NULL AND last_removed IS NOT NULL THEN
+        SELECT x.s, x.v INTO removed_stream, removed_version
+          FROM unnest(streams, first_versions) AS x (s, v)
+          JOIN eventkeep_removed AS r ON r.stream_id = x.s AND r.last_version >= x.v
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'eventkeep: version % of stream % was removed by a logged operation',
+                removed_version, removed_stream USING ERRCODE = 'EKC04';
+        END IF;
+    END IF;
+    RETURN greatest(coalesce(last_event, 0), coalesce(last_removed, 0));
+END
+$$;
+
+CREATE FUNCTION eventkeep_append_position_at(
+    expected bigint, streams text[] DEFAULT NULL, first_versions bigint[] DEFAULT NULL
+) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE
+    SET search_path FROM CURRENT
+AS $$
+DECLARE
+    lock_key bigint;
+    head bigint;
+    last_removed bigint;
+    removed_stream text;
+    removed_version bigint;
+BEGIN
+    lock_key := (x'454b5351'::bigint << 32)
+        | quote_ident(current_schema())::regnamespace::oid::bigint;
+    IF pg_try_advisory_xact_lock(lock_key) THEN
+        IF current_setting('synchronous_commit') = 'off' THEN
+            PERFORM set_config('synchronous_commit', 'on', true);
+        END IF;
+    ELSE
+        PERFORM pg_advisory_xact_lock(lock_key);
+        IF current_setting('eventkeep.group_commit', true) = 'on' THEN
+            PERFORM set_config('synchronous_commit', 'off', true);
+        ELSIF current_setting('synchronous_commit') = 'off' THEN
+            PERFORM set_config('synchronous_commit', 'on', true);
+        END IF;
+    END IF;
+    SELECT e.position INTO head FROM events AS e
+        WHERE e.position IS NOT NULL ORDER BY e.position DESC LIMIT 1;
+    SELECT max(r.last_position) INTO last_removed FROM eventkeep_removed AS r;
+    head := greatest(coalesce(head, 0), coalesce(last_removed, 0));
+    IF head <> expected THEN
+        RAISE EXCEPTION 'eventkeep: the log moved from position % to % since the append '
+            'condition was checked', expected, head USING ERRCODE = 'EKC01';
+    END IF;
+    -- A version a logged operation removed is never given again (migration 0018): with no head
+    -- row, the primary key no longer holds it once the event is gone.
+    IF streams IS NOT NULL AND last_removed IS NOT NULL THEN
+        SELECT x.s, x.v INTO removed_stream, removed_version
+          FROM unnest(streams, first_versions) AS x (s, v)
+          JOIN eventkeep_removed AS r ON r.stream_id = x.s AND r.last_version >= x.v
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'eventkeep: version % of stream % was removed by a logged operation',
+                removed_version, removed_stream USING ERRCODE = 'EKC04';
+        END IF;
+    END IF;
+    RETURN head;
+END
+$$;
+
+CREATE FUNCTION eventkeep_append_position_unmatched(
+    seen_head bigint, first_match bigint, recorded_at timestamptz, streams text[] DEFAULT NULL,
+    first_versions bigint[] DEFAULT NULL
+) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE
+    SET search_path FROM CURRENT
+AS $$
+DECLARE
+    lock_key bigint;
+    head bigint;
+    last_recorded timestamptz;
+    last_removed bigint;
+    removed_stream text;
+    removed_version bigint;
+BEGIN
+    IF first_match IS NOT NULL THEN
+        RAISE EXCEPTION 'eventkeep: an event matching the append condition is at position %',
+            first_match USING ERRCODE = 'EKC03';
+    END IF;
+    lock_key := (x'454b5351'::bigint << 32)
+        | quote_ident(current_schema())::regnamespace::oid::bigint;
+    IF pg_try_advisory_xact_lock(lock_key) THEN
+        IF current_setting('synchronous_commit') = 'off' THEN
+            PERFORM set_config('synchronous_commit', 'on', true);
+        END IF;
+    ELSE
+        PERFORM pg_advisory_xact_lock(lock_key);
+        IF current_setting('eventkeep.group_commit', true) = 'on' THEN
+            PERFORM set_config('synchronous_commit', 'off', true);
+        ELSIF current_setting('synchronous_commit') = 'off' THEN
+            PERFORM set_config('synchronous_commit', 'on', true);
+        END IF;
+    END IF;
+    SELECT e.position, e.recorded_at INTO head, last_recorded FROM events AS e
+        WHERE e.position IS NOT NULL ORDER BY e.position DESC LIMIT 1;
+    SELECT max(r.last_position) INTO last_removed FROM eventkeep_removed AS r;
+    head := greatest(coalesce(head, 0), coalesce(last_removed, 0));
+    IF head <> seen_head THEN
+        RAISE EXCEPTION 'eventkeep: the log moved from position % to % since the append '
+            'condition was checked', seen_head, head USING ERRCODE = 'EKC01';
+    END IF;
+    IF last_recorded > eventkeep_append_position_unmatched.recorded_at THEN
+        RAISE EXCEPTION 'eventkeep: the log''s last event was recorded after %', recorded_at
+            USING ERRCODE = 'EKC02';
+    END IF;
+    -- A version a logged operation removed is never given again (migration 0018): with no head
+    -- row, the primary key no longer holds it once the event is gone.
+    IF streams IS NOT NULL AND last_removed IS NOT NULL THEN
+        SELECT x.s, x.v INTO removed_stream, removed_version
+          FROM unnest(streams, first_versions) AS x (s, v)
+          JOIN eventkeep_removed AS r ON r.stream_id = x.s AND r.last_version >= x.v
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'eventkeep: version % of stream % was removed by a logged operation',
+                removed_version, removed_stream USING ERRCODE = 'EKC04';
+        END IF;
+    END IF;
+    RETURN head;
+END
+$$;
