@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import psycopg
 
 import eventkeep
 from eventkeep import RawEvent
 from eventkeep.backends.postgres.connection import quoted
+from eventkeep.store.codec import PreparedEvent
 from eventkeep.store.hashing import GENESIS, chain_events
 from eventkeep.store.migrations import load_migrations
 from eventkeep.store.recorded import to_micros
@@ -32,15 +33,6 @@ APPEND_17 = (
 )
 
 STREAMS = {"account-1": 3, "account-2": 1, "order-7": 4}
-
-
-class _Event(NamedTuple):
-    event_id: bytes
-    type: str
-    schema_version: int
-    data: bytes
-    metadata: bytes
-    tags: tuple[str, ...] = ()
 
 
 def build_schema_version_17(target: Target) -> None:
@@ -71,7 +63,7 @@ def _append_17(conn: psycopg.Connection[Any], stream_id: str, version: int) -> N
     previous = GENESIS if row is None else bytes(row[0])
     now = datetime.now(UTC)
     data = f'{{"n":{version}}}'.encode()
-    event = _Event(uuid.uuid4().bytes, "pg.Old", 1, data, b"{}")
+    event = PreparedEvent(uuid.uuid4().bytes, "pg.Old", 1, data, b"{}")
     (digest,) = chain_events(previous, stream_id, version - 1, [event], to_micros(now))
     with conn.transaction():
         event_id = uuid.UUID(bytes=event.event_id)
