@@ -385,7 +385,9 @@ class LifecycleMixin(LifecycleReads):
 
     def _carry_heads(self, removals: list[Removal]) -> int:
         """Write, in one transaction, the head of each removal's stream that has none (naming
-        the removal's last event: a stream whose events were all removed); returns how many."""
+        the removal's last event: a stream whose events were all removed); returns how many. A
+        backend that stores no heads (PostgreSQL) writes nothing: the carried removals are the
+        heads."""
         raise ConfigurationError(f"{type(self).__name__} does not support stream lifecycle")
 
 

@@ -558,8 +558,9 @@ def _send(
     match: tuple[str, list[Any]] | None = None,
     flush: Flush | None = None,
 ) -> Generator[Op, Any, int]:
-    """Send the one statement that inserts a plan's rows, numbered after the head position,
-    and upserts the heads; returns the first position. ``guard``: the head position at which
+    """Send the one statement that inserts a plan's rows, numbered after the head position
+    (a version a logged operation removed is refused, SQLSTATE EKC04); returns the first
+    position. ``guard``: the head position at which
     a condition was checked; the statement fails (SQLSTATE EKC01) if the head moved.
     ``not_before``: the statement fails (SQLSTATE EKC02) if the log's last event was recorded
     after the rows' time (an append whose time was not read from the server). ``match``: a
@@ -592,8 +593,8 @@ def _insert(
     not_before: bool = False,
     match: tuple[str, list[Any]] | None = None,
 ) -> Run:
-    """The one statement that inserts a plan's ``rows`` (stamped with one time) and registers
-    the new streams among theirs (its row: the first position)."""
+    """The one statement that inserts a plan's ``rows`` (stamped with one time), its numbering
+    function given each stream's first version written (its row: the first position)."""
     now = from_micros(rows[0].recorded_at_us)
     tagged = any(row.tags for row in rows)
     first: tuple[Any, ...] = ()

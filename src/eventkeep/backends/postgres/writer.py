@@ -5,9 +5,10 @@ The append: read the heads, then one transaction that numbers and writes the eve
 
 1. Read (one round trip, no transaction to speak of, no lock): the heads of the streams written
    and the server's clock. Check expected versions and chain the hashes in Python.
-2. Write (one round trip, one statement, its own transaction): insert the events and upsert the
-   heads (``VALUES`` for one event, binary arrays for more), numbered above the head position
-   that ``eventkeep_append_position()`` returns once it holds the sequencer's lock; notify the
+2. Write (one round trip, one statement, its own transaction): insert the events (``VALUES``
+   for one event, binary arrays for more; no head is stored, migration 0018), numbered above
+   the head position that ``eventkeep_append_position()`` returns once it holds the
+   sequencer's lock (refusing a version a logged operation removed); notify the
    store's channel; commit (synchronously; with group commit, when the statement had to wait
    for the lock, asynchronously, and one more round trip, a synchronous commit of its own,
    waits for a flush that concurrent appends share: ``plans.Flush``, migration
