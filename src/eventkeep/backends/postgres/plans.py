@@ -185,7 +185,7 @@ class Known:
         """An append sent in one round trip went through."""
         self._strikes = 0
 
-    def forget_all(self) -> None:
+    def forget_heads(self) -> None:
         self._heads.clear()
 
 

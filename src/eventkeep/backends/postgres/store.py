@@ -217,7 +217,7 @@ class PostgresStore(EventStore):
     def _wrote(self) -> None:
         """A write readers see was committed: the replica must replay it before it serves
         this store object's reads again."""
-        self._known.forget_all()  # an import or lifecycle operation may have moved heads
+        self._known.forget_heads()  # an import or lifecycle operation may have moved heads
         if self._replica is not None:
             self._replica.wrote()
 

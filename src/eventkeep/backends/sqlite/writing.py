@@ -53,6 +53,10 @@ class Known:
         # DCB: the log's last event, which this connection wrote (see _condition_matched).
         self.last_position: int | None = None
 
+    def forget_heads(self) -> None:
+        """Forget the streams' heads only (the next append to each reads it)."""
+        self.heads = {}
+
     def check(self, cur: sqlite3.Cursor) -> None:
         """At the start of an append's write transaction (the write lock held)."""
         version = int(cur.execute(sql.DATA_VERSION).fetchone()[0])
