@@ -1,5 +1,6 @@
-"""A PostgreSQL store appends to a stream it appended to before (or to a new one) in one round
-trip: the heads and the server's clock are known from its earlier appends. When what it knew
+"""A PostgreSQL store appends to a stream it appended to before, or read to its end (or to a
+new one), in one round trip: the heads are known from its earlier appends and reads (on the
+primary, outside a store transaction), the server's clock from its appends. When what it knew
 is wrong (another writer appended to the stream, the log's last event is later than the time
 it chose, the append is a retry of one stored), nothing is written by that round trip and the
 append is made the usual way, with the outcome it would have had anyway."""
@@ -104,3 +105,97 @@ def test_refusals_in_a_row_make_the_store_read_first_for_a_while(
     store.append("hot", one(100), expected_version=8)
     assert not any(sql.CLOCK_BEHIND in s or "not_before" in s for s in trips[:1])
     assert store.verify().ok
+
+
+def test_an_append_after_reading_the_stream_to_its_end_is_one_round_trip(
+    stores: Any, trips: list[str]
+) -> None:
+    store, other = stores
+    store.append("setup", one(0))  # reads first: learns the clock
+    other.append("s-1", one(1) + one(2))
+    other.append("s-2", one(3))
+    assert [e.version for e in store.read_stream("s-1")] == [1, 2]  # forwards, to the end
+    assert [e.version for e in store.read_stream("s-2", backwards=True, limit=1)] == [1]
+    trips.clear()
+    store.append("s-1", one(4), expected_version=2)
+    store.append("s-2", one(5), expected_version=1)
+    assert len(trips) == 2
+    assert all("not_before" in statement for statement in trips)
+    assert store.verify().ok
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        pytest.param(lambda s: s.read_stream("s-1", to_version=2), id="up-to-a-version"),
+        pytest.param(lambda s: s.read_stream("s-1", limit=2), id="a-full-page-forwards"),
+        pytest.param(lambda s: s.read_stream("s-1", from_version=4), id="past-the-end"),
+    ],
+)
+def test_a_read_that_may_stop_before_the_streams_end_teaches_nothing(
+    stores: Any, trips: list[str], read: Any
+) -> None:
+    store, other = stores
+    store.append("setup", one(0))
+    other.append("s-1", one(1) + one(2) + one(3))
+    list(read(store))
+    trips.clear()
+    store.append("s-1", one(4), expected_version=3)
+    assert len(trips) == 2  # the head read, then the insert
+    assert [e.version for e in store.read_stream("s-1")] == [1, 2, 3, 4]
+
+
+def test_a_read_inside_a_store_transaction_teaches_nothing(stores: Any, trips: list[str]) -> None:
+    store, other = stores
+    store.append("setup", one(0))
+    other.append("s-1", one(1))
+    seen: list[int] = []
+
+    def read_then_roll_back() -> None:
+        with store.transaction() as tx:
+            tx.append("s-1", one(2), expected_version=1)
+            seen.extend(e.version for e in store.read_stream("s-1"))
+            raise RuntimeError("rolled back: version 2 never existed")
+
+    with pytest.raises(RuntimeError):
+        read_then_roll_back()
+    assert seen == [1, 2]
+    trips.clear()
+    # Any version: a head learned from the rolled-back read would write version 3, after a
+    # version 2 that never existed (the primary key has nothing to refuse).
+    assert store.append("s-1", one(3)).versions == (2,)
+    assert len(trips) == 2
+    assert [(e.version, e.data["n"]) for e in store.read_stream("s-1")] == [(1, 1), (2, 3)]
+    assert store.verify().ok
+
+
+@pytest.mark.parametrize("expected", [2, ANY])
+def test_a_head_read_before_another_writer_appended_is_refused_then_read(
+    stores: Any, trips: list[str], expected: Any
+) -> None:
+    store, other = stores
+    store.append("setup", one(0))
+    other.append("s-1", one(1) + one(2))
+    assert len(list(store.read_stream("s-1"))) == 2
+    other.append("s-1", one(3), expected_version=2)  # store read version 2
+    trips.clear()
+    if expected is ANY:
+        assert store.append("s-1", one(4)).versions == (4,)
+    else:
+        with pytest.raises(ConcurrencyError) as caught:
+            store.append("s-1", one(4), expected_version=expected)
+        assert caught.value.actual == 3
+    assert "not_before" in trips[0]  # sent at once, refused by the primary key
+    assert len(trips) >= 2
+    assert store.verify().ok
+
+
+def test_a_read_older_than_the_stores_own_append_does_not_move_the_head_back(
+    stores: Any, trips: list[str]
+) -> None:
+    store, _ = stores
+    store.append("s-1", one(1) + one(2))
+    store._known.saw("s-1", store._known._heads["s-1"]._replace(version=1))
+    trips.clear()
+    store.append("s-1", one(3), expected_version=2)
+    assert len(trips) == 1

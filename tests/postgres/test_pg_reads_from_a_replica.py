@@ -416,3 +416,18 @@ def test_with_remote_apply_every_store_reads_another_stores_commit_at_once(
             assert reader.head_position() == result.position
         assert reader._replica is not None
         assert reader._replica.primary_reads == 0
+
+
+def test_a_read_served_by_the_replica_teaches_no_head(url: str, pg_replica: ReplicaPair) -> None:
+    # A replica's read may lag the primary: a head learned from it would make the next append
+    # a refused round trip more often than not. Only reads on the primary teach heads.
+    with open_pair(url, pg_replica) as writer, open_pair(url, pg_replica) as reader:
+        reader.append("clock", [RawEvent("Noted", {"n": 0})])  # it knows the server's clock
+        first = writer.append("d-1", [RawEvent("Opened", {"n": 1})])
+        replayed(pg_replica, reader, first.position)
+        assert [e.version for e in reader.read_stream("d-1")] == [1]
+        assert reader._replica is not None
+        assert reader._replica.replica_reads > 0
+        assert "d-1" not in reader._known._heads
+        second = reader.append("d-1", [RawEvent("Noted", {"n": 2})], expected_version=1)
+        assert second.versions == (2,)

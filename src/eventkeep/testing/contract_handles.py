@@ -65,6 +65,25 @@ class HandlesContract(ContractBase):
         assert other.append_many([StreamAppend("a", deposits(2), 1)])[0].versions == (2,)
         assert [e.version for e in store.read_stream("a")] == [1, 2]
 
+    def test_a_stream_read_by_one_handle_then_appended_to_by_another_binds_the_first(
+        self, store: EventStore, other: EventStore
+    ) -> None:
+        # A handle may learn a stream's head from reading it to its end (PostgreSQL does, to
+        # append in one round trip): the stored head, not the one it read, decides its appends.
+        other.append("clock", deposits(1))
+        store.append("a", deposits(1, 2), expected_version=0)
+        assert [e.version for e in other.read_stream("a")] == [1, 2]
+        store.append("a", deposits(3), expected_version=2)
+        assert other.append("a", deposits(4)).versions == (4,)  # any version: after the last
+        assert [e.version for e in other.read_stream("a", backwards=True, limit=1)] == [4]
+        store.append("a", deposits(5), expected_version=4)
+        with pytest.raises(ConcurrencyError) as caught:
+            other.append("a", deposits(6), expected_version=4)
+        assert caught.value.actual == 5
+        assert other.append("a", deposits(6), expected_version=5).versions == (6,)
+        assert [e.version for e in store.read_stream("a")] == [1, 2, 3, 4, 5, 6]
+        assert store.verify().ok
+
     def test_positions_keep_increasing_when_handles_take_turns(
         self, store: EventStore, other: EventStore
     ) -> None:

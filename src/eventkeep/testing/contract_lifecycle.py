@@ -191,6 +191,30 @@ class LifecycleContract(ContractBase):
             if other is not lstore:
                 other.close()
 
+    def test_a_head_read_before_a_removal_by_another_handle_never_writes_a_removed_version(
+        self, lstore: EventStore
+    ) -> None:
+        # The second handle read the stream to its end (version 2: PostgreSQL learns the head
+        # from such a read); the first appends version 3 and removes the whole stream. The
+        # reader, expecting version 2 or a new stream, must conflict, not write 3 or 1 again.
+        self.fill(lstore, "order-7", 2)
+        reader = self.reopen(lstore)
+        try:
+            reader.append("order-9", deposits(1))  # it knows the server's clock
+            assert [e.version for e in reader.read_stream("order-7")] == [1, 2]
+            lstore.append("order-7", deposits(3), expected_version=2)
+            lstore.delete_stream("order-7", hard=True)
+            for expected in (2, NO_STREAM, 0):
+                with pytest.raises(ConcurrencyError):
+                    reader.append("order-7", deposits(9), expected_version=expected)
+            assert reader.append("order-7", deposits(9), expected_version=3).versions == (4,)
+            assert lstore.stream_version("order-7") == 4
+            report = lstore.verify()
+            assert report.ok, report
+        finally:
+            if reader is not lstore:
+                reader.close()
+
     def test_deleting_a_stream_that_does_not_exist_is_refused(self, lstore: EventStore) -> None:
         with pytest.raises(ValidationError):
             lstore.delete_stream("nobody")

@@ -120,11 +120,15 @@ _NOT_BEFORE = {statement: sql.not_before(statement) for statement in _GUARDED}
 
 
 class Known:
-    """What a store object learned from its own appends: the heads of the streams it appended
-    to, and the server's clock (its offset from this machine's). With them an append to such
-    a stream (or to a new one, ``NO_STREAM``) is sent in one round trip instead of two: see
-    :func:`_append_known`. Shared by the store's threads and its asyncio engine; a head known
-    wrongly (another writer appended meanwhile) costs one refused insert, never a wrong one.
+    """What a store object learned: the heads of the streams it appended to or read to their
+    end (on the primary, outside a store transaction), and the server's clock (its offset
+    from this machine's, from its appends). With them an append to such a stream (or to a new
+    one, ``NO_STREAM``) is sent in one round trip instead of two: see :func:`_append_known`. A
+    command that loads an aggregate and saves its new events is then two round trips, not
+    three. Shared by the store's threads and its asyncio engine; a head known wrongly (another
+    writer appended, or a logged operation removed the stream's last events, since) costs one
+    refused insert, never a wrong one: a stream's events are immutable, so a version's hash
+    never changes, and a removed version is never written again (SQLSTATE EKC04).
     """
 
     __slots__ = ("_heads", "_offset_us", "_skip", "_strikes")
@@ -172,6 +176,16 @@ class Known:
             known.clear()
         for _, row in new_heads(rows):
             known[row.stream_id] = Head(row.version, row.hash, row.recorded_at_us)
+
+    def saw(self, stream_id: str, head: Head) -> None:
+        """A read found ``head`` to be the stream's last event (see :func:`page_head`). Kept
+        unless a later head is known: a read's snapshot may predate this object's own append."""
+        known = self._heads
+        current = known.get(stream_id)
+        if current is None or current.version < head.version:
+            if len(known) > _MOST_KNOWN_HEADS:
+                known.clear()
+            known[stream_id] = head
 
     def refused(self, batches: list[PreparedAppend]) -> None:
         """An append sent in one round trip was refused (a head or the clock was not the
@@ -520,14 +534,17 @@ def _read(
         match, match_params = dcb.first_match_and_head(query, after)
         statement = sql.with_columns(statement, match)
         params += match_params
-    steps = [Run(statement, params)]
-    if stored is not None:
-        steps.append(Run(sql.STORED_IDENTITIES, (_uuids(batches),)))
-    results = yield Pipeline(tuple(steps))
-    rows = results[0]
-    heads = {r[0]: Head(r[1], r[2], r[3]) for r in rows if r[0] is not None}
-    if stored is not None:
+    if stored is None:
+        # One statement: sent as it is. psycopg's pipeline mode costs its entry and exit, which
+        # measured about as much as the statement itself (see benchmarks/analysis.md).
+        rows = yield Run(statement, params)
+    else:
+        results = yield Pipeline(
+            (Run(statement, params), Run(sql.STORED_IDENTITIES, (_uuids(batches),)))
+        )
+        rows = results[0]
         stored = {r[0]: StoredIdentity(*r) for r in results[1]}
+    heads = {r[0]: Head(r[1], r[2], r[3]) for r in rows if r[0] is not None}
     checked: _Checked = None
     if condition is not None:
         found = rows[0]
@@ -661,8 +678,8 @@ def _event_params(row: PlannedRow, now: Any) -> tuple[Any, ...]:
 def stream_page(
     stream_id: str, low: int, high: int | None, backwards: bool, limit: int, live: bool = False
 ) -> Run:
-    """A page of a stream's events (rows of ``sql.RECORD_COLUMNS``); ``live``: none if the
-    stream has a tombstone."""
+    """A page of a stream's events (rows of ``sql.RECORD_COLUMNS`` and the hash); ``live``:
+    none if the stream has a tombstone."""
     statement = sql.read_stream(backwards=backwards, live=live)
     top = 2**62 if high is None else high
     if live:
@@ -699,6 +716,28 @@ _record: Callable[..., RecordedEvent] = RecordedEvent
 def records(rows: Sequence[Any], codec: Codec) -> list[RecordedEvent]:
     """Rows of ``sql.RECORD_COLUMNS`` as recorded events (decoded lazily, on access)."""
     return [_record(s, v, p, e, t, sv, d, m, r, codec, g) for s, v, p, e, t, sv, d, m, r, g in rows]
+
+
+def stream_records(rows: Sequence[Any], codec: Codec) -> list[RecordedEvent]:
+    """Rows of a stream page (``sql.RECORD_COLUMNS`` and the hash) as recorded events."""
+    return [
+        _record(s, v, p, e, t, sv, d, m, r, codec, g) for s, v, p, e, t, sv, d, m, r, g, _ in rows
+    ]
+
+
+def page_head(rows: Sequence[Any], high: int | None, backwards: bool, limit: int) -> Head | None:
+    """The stream's head, if this page of a stream read (``stream_page``) holds its last event:
+    the first row read backwards, or the last of a page forwards that came back short, both
+    with no highest version asked for. It is the head as of the read's snapshot."""
+    if high is not None or not rows:
+        return None
+    if backwards:
+        row = rows[0]
+    elif len(rows) < limit:
+        row = rows[-1]
+    else:
+        return None
+    return Head(row[1], row[10], row[8])
 
 
 def prefix_where(prefix: str | None) -> tuple[str, list[Any]]:

@@ -274,13 +274,14 @@ _NOT_DELETED = (
 
 def read_stream(*, backwards: bool, live: bool) -> str:
     """The statement of a page of a stream: parameters stream id, lowest and highest version,
-    (the stream id again when ``live``,) limit."""
+    (the stream id again when ``live``,) limit. Its rows are ``RECORD_COLUMNS`` and the event's
+    hash: a page that ends at the stream's last event tells the store its head (``plans.Known``)."""
     return _READ_STREAM[backwards, live]
 
 
 _READ_STREAM = {
     (backwards, live): (
-        f"SELECT {_RECORD} FROM events WHERE stream_id = %s AND version >= %s "
+        f"SELECT {_RECORD}, hash FROM events WHERE stream_id = %s AND version >= %s "
         f"AND version <= %s{_NOT_DELETED if live else ''} "
         f"ORDER BY version{' DESC' if backwards else ''} LIMIT %s"
     )

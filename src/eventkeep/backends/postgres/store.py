@@ -329,7 +329,15 @@ class PostgresStore(EventStore):
         limit: int,
         live: bool = False,
     ) -> list[RecordedEvent]:
-        return self._read_page(plans.stream_page(stream_id, low, high, backwards, limit, live))
+        rows = self._read_rows(plans.stream_page(stream_id, low, high, backwards, limit, live))
+        if self._replica is None and getattr(self._local, "conn", None) is None:
+            # Read on the primary, committed: a page that ends at the stream's last event
+            # teaches this object the head (a replica's may lag; a store transaction's may roll
+            # back).
+            head = plans.page_head(rows, high, backwards, limit)
+            if head is not None:
+                self._known.saw(stream_id, head)
+        return plans.stream_records(rows, self.codec)
 
     def _read_all_page(
         self, after: int, limit: int, types: tuple[str, ...] | None, prefix: str | None
@@ -341,13 +349,16 @@ class PostgresStore(EventStore):
 
     def _read_page(self, step: plans.Run) -> list[RecordedEvent]:
         """One read statement of ``plans.py`` (the asyncio API runs the same ones)."""
+        return plans.records(self._read_rows(step), self.codec)
+
+    def _read_rows(self, step: plans.Run) -> list[Any]:
         with self._reading() as conn:
             cur = reused_cursor(conn, binary=True)
             rows = cur.execute(step.statement, step.params).fetchall()
             release_large(conn, cur, len(rows))
             if self._bounded():
                 self._durable.page(conn, rows)
-        return plans.records(rows, self.codec)
+        return rows
 
     def _bounded(self) -> bool:
         """Whether a read that ``_reading()`` served must be flushed before it is returned:
