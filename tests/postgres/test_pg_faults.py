@@ -230,10 +230,11 @@ def test_migrations_are_recorded_and_reopening_runs_none(
         (16, "bulk_load_state"),
         (17, "group_commit"),
         (18, "heads_from_the_events"),
+        (19, "no_gaps"),
     ]
     with eventkeep.open_store(target.url):
         pass
-    assert admin.execute("SELECT count(*) FROM eventkeep_migrations").fetchone() == (18,)
+    assert admin.execute("SELECT count(*) FROM eventkeep_migrations").fetchone() == (19,)
 
 
 def test_stores_opened_at_once_on_a_new_schema_migrate_it_once(target: Target) -> None:

@@ -91,4 +91,4 @@ def test_a_store_written_at_schema_17_keeps_its_streams_without_the_heads_table(
         conn.execute(f"SET search_path TO {quoted(target.schema)}")
         assert conn.execute("SELECT to_regclass('streams')").fetchone() == (None,)
         assert conn.execute("SELECT to_regclass('events_stream_starts')").fetchone() is not None
-        assert conn.execute("SELECT max(version) FROM eventkeep_migrations").fetchone() == (18,)
+        assert conn.execute("SELECT max(version) FROM eventkeep_migrations").fetchone() >= (18,)

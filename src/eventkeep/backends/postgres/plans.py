@@ -297,8 +297,11 @@ def _append_known(
     recorded at this machine's estimate of the server's clock (never before the heads' times).
     The events' primary key refuses it if a head was not the stream's (another writer
     appended), the event-id index if an id is stored (a retry), and the numbering function
-    (SQLSTATE EKC02) if the log's last event was recorded after that time: then nothing was
-    written, and the append is done the usual way, which decides what each of these means.
+    if the log's last event was recorded after that time (SQLSTATE EKC02), if a version it
+    writes was removed by a logged operation (EKC04), or if the first version it writes to a
+    stream does not follow a stored or removed one (EKC05, migration 0019: a head known ahead
+    of its stream): then nothing was written, and the append is done the usual way, which
+    decides what each of these means.
     A conflict, a replay or a plan that needs the stored ids is never decided here.
 
     With a ``condition`` the statement checks it too: from its own snapshot, before any lock,
@@ -330,9 +333,9 @@ def _append_known(
     except pgerrors.Error as exc:
         if condition is not None and exc.sqlstate in (sql.CONDITION_MATCHED, sql.HEAD_MOVED):
             return (yield from _append_checked_locked(batches, condition, known))
-        if exc.sqlstate not in (sql.CLOCK_BEHIND, sql.VERSION_REMOVED):
+        if exc.sqlstate not in (sql.CLOCK_BEHIND, sql.VERSION_REMOVED, sql.VERSION_GAP):
             raise
-        known.refused(batches)  # the clock, or a head gone with its removed events
+        known.refused(batches)  # the clock, or a head gone with its removed events or ahead
         return None
     known.sent()
     known.wrote(rows)

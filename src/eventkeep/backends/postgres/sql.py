@@ -123,6 +123,11 @@ _STREAMS = "%b::text[], %b::bigint[]))"
 
 VERSION_REMOVED = "EKC04"
 
+# The numbering functions of a one-round-trip append refuse a first version that does not follow
+# a stored or removed version of its stream (migration 0019): the head it was planned on was
+# known wrongly, ahead of the stream.
+VERSION_GAP = "EKC05"
+
 # The third column: whether the append committed asynchronously (group commit, migration
 # 0017: it found the sequencer's lock taken), so that its client must flush (FLUSH_WAL) before
 # it reports the append stored. Evaluated after the numbering function, which set it.
