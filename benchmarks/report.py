@@ -19,6 +19,7 @@ BACKENDS = ("memory", "sqlite", "postgres")
 LABELS = {
     "create": "create + save, 1 event per transaction",
     "command": "command loop: load + command + save 1 event",
+    "command_other": "the same, on aggregates another store object wrote",
     "batch": "batch append, 100 events per transaction",
     "rehydrate": "rehydrate 10-event aggregates",
     "read_all": "read the global log, decoded to typed events",

@@ -177,7 +177,16 @@ class Harness:
         with self.target(backend, f"{system}-{payload}-{rep}") as target:
             subject = make_subject(system, target)
             try:
-                rows = run_suite(subject, self.sizes, reference_for(payload), selected)
+                rows = run_suite(
+                    subject,
+                    self.sizes,
+                    reference_for(payload),
+                    selected,
+                    # In memory a second subject would be a second, empty store.
+                    another=None
+                    if backend == "memory"
+                    else lambda: make_subject(system, target, create_tables=False),
+                )
             finally:
                 subject.close()
         for row in rows:

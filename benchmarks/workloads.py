@@ -6,6 +6,10 @@ database of one system (timed parts only where marked):
 - ``create``: open ``accounts`` accounts, one event and one transaction each (timed).
 - ``command``: ``commands`` rounds over those accounts: load, deposit, save 1 event (timed,
   with the latency of every command).
+- ``command_other``: the same loop, one round, run by a second subject on the same database
+  (``another()``: a new store, application or connection), as a process that did not write the
+  accounts runs it: eventkeep's PostgreSQL store appends in one round trip only to streams whose
+  heads it learned, from its own appends or from reads (timed).
 - ``batch``: ``batches`` new accounts of ``batch_size`` events, one transaction each (timed).
 - ``rehydrate``: ``rehydrate`` accounts of ``rehydrate_events`` events are written (untimed,
   10 accounts per transaction), then each is loaded once (timed).
@@ -27,7 +31,7 @@ from typing import Any
 
 from benchmarks.systems.base import Subject
 
-SUITE = ("create", "command", "batch", "rehydrate", "read_all", "long")
+SUITE = ("create", "command", "command_other", "batch", "rehydrate", "read_all", "long")
 CONCURRENT = ("writers",)
 CATCH_UP = ("catchup",)
 ALL = (*SUITE, *CONCURRENT, *CATCH_UP)
@@ -102,17 +106,19 @@ def run_suite(
     reference: str,
     workloads: set[str],
     timed: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    another: Callable[[], Subject] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the selected suite workloads on a fresh store; one measurement per workload.
 
-    ``timed`` wraps every timed section (the profiler uses it to leave the setup out).
+    ``timed`` wraps every timed section (the profiler uses it to leave the setup out);
+    ``another`` makes a second subject on the same database (``command_other`` needs it).
     """
     out: list[dict[str, Any]] = []
     written = 0
     clock = time.perf_counter
     keys = [f"acc{n}" for n in range(sizes.accounts)]
 
-    if workloads & {"create", "command"}:
+    if workloads & {"create", "command", "command_other"}:
         lat: list[float] = []
         with timed():
             started = clock()
@@ -133,6 +139,21 @@ def run_suite(
             elapsed = clock() - started
         written += len(lat)
         out.append(measure("command", len(lat) / elapsed, "events/s", lat))
+
+    if "command_other" in workloads and another is not None:
+        other = another()
+        try:
+            other.command(keys[0], reference)  # its connections and the server's clock
+            lat = []
+            with timed():
+                started = clock()
+                for key in keys[1:]:
+                    _timed(lambda key=key: other.command(key, reference), lat)
+                elapsed = clock() - started
+        finally:
+            other.close()
+        written += len(lat) + 1
+        out.append(measure("command_other", len(lat) / elapsed, "events/s", lat))
 
     if "batch" in workloads:
         lat = []
