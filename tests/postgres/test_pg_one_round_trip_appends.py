@@ -31,6 +31,17 @@ def one(n: int) -> list[RawEvent]:
     return [RawEvent("Noted", {"n": n})]
 
 
+def append_after(store: Any, expected: Any, stored: int) -> None:
+    """Append to ``s-1``, whose stored head is version ``stored``, expecting ``expected``: any
+    version writes the next one; another expected version conflicts, naming the stored one."""
+    if expected is ANY:
+        assert store.append("s-1", one(0)).versions == (stored + 1,)
+    else:
+        with pytest.raises(ConcurrencyError) as caught:
+            store.append("s-1", one(0), expected_version=expected)
+        assert caught.value.actual == stored
+
+
 def test_an_append_after_its_own_is_one_round_trip(stores: Any, trips: list[str]) -> None:
     store, _ = stores
     store.append("s-1", one(1), expected_version=NO_STREAM)  # reads first: learns the clock
@@ -179,12 +190,7 @@ def test_a_head_read_before_another_writer_appended_is_refused_then_read(
     assert len(list(store.read_stream("s-1"))) == 2
     other.append("s-1", one(3), expected_version=2)  # store read version 2
     trips.clear()
-    if expected is ANY:
-        assert store.append("s-1", one(4)).versions == (4,)
-    else:
-        with pytest.raises(ConcurrencyError) as caught:
-            store.append("s-1", one(4), expected_version=expected)
-        assert caught.value.actual == 3
+    append_after(store, expected, stored=3)
     assert "not_before" in trips[0]  # sent at once, refused by the primary key
     assert len(trips) >= 2
     assert store.verify().ok
@@ -213,12 +219,7 @@ def test_a_head_known_ahead_of_its_stream_is_refused_and_leaves_no_gap(
     known = store._known._heads["s-1"]
     store._known.saw("s-1", known._replace(version=3))  # as if version 3 had been read
     trips.clear()
-    if expected is ANY:
-        assert store.append("s-1", one(3)).versions == (3,)
-    else:
-        with pytest.raises(ConcurrencyError) as caught:
-            store.append("s-1", one(3), expected_version=expected)
-        assert caught.value.actual == 2
+    append_after(store, expected, stored=2)
     assert "not_before" in trips[0]  # sent at once, refused: version 4 would follow nothing
     assert [e.version for e in store.read_stream("s-1")] == [1, 2, 3][: 3 if expected is ANY else 2]
     assert store.verify().ok
