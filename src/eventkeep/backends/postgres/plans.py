@@ -538,8 +538,8 @@ def _read(
         statement = sql.with_columns(statement, match)
         params += match_params
     if stored is None:
-        # One statement: sent as it is. psycopg's pipeline mode costs its entry and exit, which
-        # measured about as much as the statement itself (see benchmarks/analysis.md).
+        # One statement: sent as it is, not as a pipeline of one, whose entry and exit cost
+        # client CPU of their own (measured in _send's docstring).
         rows = yield Run(statement, params)
     else:
         results = yield Pipeline(
