@@ -13,7 +13,9 @@ markdown. See benchmarks/README.md for what each workload does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import functools
 import json
 import os
 import platform
@@ -32,7 +34,7 @@ from benchmarks import report
 from benchmarks.concurrency import make_subject, run_writers
 from benchmarks.systems import es
 from benchmarks.systems.base import Target, reference_for
-from benchmarks.workloads import ALL, FULL, QUICK, SUITE, Sizes, run_suite
+from benchmarks.workloads import ALL, FULL, QUICK, SUITE, Sizes, run_side_by_side
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAYLOAD_WORKLOADS = {256: set(ALL), 2048: {"command", "batch", "rehydrate", "read_all"}}
@@ -164,39 +166,48 @@ class Harness:
                 if not selected:
                     continue
                 for backend in self.backends:
+                    chosen: dict[str, set[str]] = {}
                     for system in self._systems_for(backend):
                         mine = selected
                         if system == "raw-min":
                             smallest = payload == min(self.payloads)
                             mine = selected & MIN_FLOOR_WORKLOADS if smallest else set()
                         if mine:
-                            self._suite(system, backend, payload, rep, mine)
+                            chosen[system] = mine
+                    if chosen:
+                        self._suites(chosen, backend, payload, rep)
 
-    def _suite(self, system: str, backend: str, payload: int, rep: int, selected: set[str]) -> None:
+    def _suites(self, chosen: dict[str, set[str]], backend: str, payload: int, rep: int) -> None:
+        """The systems' suites side by side: each on its own fresh database, in turns
+        (``workloads.run_side_by_side``), a different system first in each repetition."""
         started = time.perf_counter()
-        with self.target(backend, f"{system}-{payload}-{rep}") as target:
-            subject = make_subject(system, target)
-            try:
-                rows = run_suite(
-                    subject,
-                    self.sizes,
-                    reference_for(payload),
-                    selected,
-                    # In memory a second subject would be a second, empty store.
-                    another=None
+        with contextlib.ExitStack() as stack:
+            subjects, others = {}, {}
+            for system in chosen:
+                target = stack.enter_context(self.target(backend, f"{system}-{payload}-{rep}"))
+                subject = subjects[system] = make_subject(system, target)
+                stack.callback(subject.close)
+                # In memory a second subject would be a second, empty store.
+                others[system] = (
+                    None
                     if backend == "memory"
-                    else lambda: make_subject(system, target, create_tables=False),
+                    else functools.partial(make_subject, system, target, create_tables=False)
                 )
-            finally:
-                subject.close()
-        for row in rows:
-            row.update(system=system, backend=backend, payload=payload, repeat=rep)
-        self.rows.extend(rows)
-        summary = ", ".join(f"{r['workload']} {r['value']:,.0f} {r['unit']}" for r in rows)
-        log(
-            f"[{rep + 1}] {system:13} {backend:8} {payload:>5} B  {summary}  "
-            f"({time.perf_counter() - started:.1f}s)"
-        )
+            results = run_side_by_side(
+                subjects,
+                self.sizes,
+                reference_for(payload),
+                chosen,
+                another=others,
+                turn=rep,
+            )
+        for system, rows in results.items():
+            for row in rows:
+                row.update(system=system, backend=backend, payload=payload, repeat=rep)
+            self.rows.extend(rows)
+            summary = ", ".join(f"{r['workload']} {r['value']:,.0f} {r['unit']}" for r in rows)
+            log(f"[{rep + 1}] {system:13} {backend:8} {payload:>5} B  {summary}")
+        log(f"[{rep + 1}] {backend} {payload} B side by side: {time.perf_counter() - started:.1f}s")
 
     def run_writers(self) -> None:
         if "writers" not in self.workloads or "postgres" not in self.backends:
