@@ -110,7 +110,7 @@ class AsyncDatabase:
 
 
 async def check_on_checkout(conn: psycopg.AsyncConnection[Any]) -> None:
-    """``connection.check_on_checkout`` for the asyncio pool: a round trip only for a
+    """``leases.check_on_checkout`` for the asyncio pool: a round trip only for a
     connection whose socket says the server has spoken (most often: it is gone)."""
     if conn.closed:
         raise psycopg.OperationalError("the pooled connection is closed")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-import select
 import struct
 import weakref
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from eventkeep.backends.postgres import faults, sql
 from eventkeep.backends.postgres.faults import first_line
+from eventkeep.backends.postgres.leases import Lease, Slot, check_on_checkout
 from eventkeep.errors import (
     BackendUnavailableError,
     ConfigurationError,
@@ -131,6 +131,7 @@ class Database:
             check=check_on_checkout,
             name=f"eventkeep:{schema}",
         )
+        self._slot = Slot()
 
     # -- connections ------------------------------------------------------------------------------
 
@@ -155,13 +156,15 @@ class Database:
     def open(self) -> None:
         self._pool.open(wait=False)
 
-    def connection(self) -> _Lease:
-        """A pooled connection (``with db.connection() as conn:``), with every driver error
+    def connection(self) -> Lease:
+        """A pooled connection (``with db.connection() as conn:``; the slot's when it is
+        free, see :class:`~eventkeep.backends.postgres.leases.Slot`), with every driver error
         translated; on an error, a transaction left open on it is rolled back before it goes
-        back to the pool."""
-        return _Lease(self)
+        back."""
+        return Lease(self)
 
     def close(self) -> None:
+        self._slot.close(self._pool)
         self._pool.close()
 
     # -- errors -----------------------------------------------------------------------------------
@@ -363,46 +366,6 @@ def quoted(name: str) -> str:
     return pgsql.Identifier(name).as_string()
 
 
-class _Lease:
-    """``Database.connection()``: a connection from the pool for one ``with`` block.
-
-    What ``translate()`` around ``pool.connection()`` did, in one object instead of two
-    generator context managers (27 -> 10 µs of CPU per checkout here, on every operation): on
-    the way out, a transaction an error left open is rolled back, the connection goes back to
-    the pool, and a driver or pool exception becomes its eventkeep error.
-    """
-
-    __slots__ = ("_conn", "_db")
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._conn: psycopg.Connection[Any] | None = None
-
-    def __enter__(self) -> psycopg.Connection[Any]:
-        try:
-            self._conn = conn = self._db._pool.getconn()
-        except (PoolTimeout, PoolClosed, psycopg.Error) as exc:
-            raise self._db.translated(exc) from exc
-        return conn
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> None:
-        conn, self._conn = self._conn, None
-        assert conn is not None
-        try:
-            if exc is not None and conn.pgconn.transaction_status in _OPEN:
-                with contextlib.suppress(Exception):
-                    conn.rollback()
-        finally:
-            self._db._pool.putconn(conn)
-        if isinstance(exc, (PoolTimeout, PoolClosed, psycopg.Error)):
-            raise self._db.translated(exc) from exc
-
-
-_OPEN = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
-
-
 _CURSORS: weakref.WeakKeyDictionary[psycopg.Connection[Any], dict[bool, psycopg.Cursor[Any]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -438,22 +401,3 @@ def release_large(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], rows:
         if cursors is not None:
             cursors.pop(cur.format == psycopg.pq.Format.BINARY, None)
         cur.close()
-
-
-def check_on_checkout(conn: psycopg.Connection[Any]) -> None:
-    """The pool's health check when a connection is handed out, without a round trip for a
-    healthy one (a ``SELECT``-style ping per checkout costs 35-40% of short reads here).
-
-    An idle pooled connection has nothing to read: the server says nothing unless asked. If
-    its socket is readable (or gone), the server has spoken: most often a FATAL error and
-    EOF (a restart, ``pg_terminate_backend``, an idle-session timeout, a proxy closing it).
-    Only then is the connection pinged; a failed ping raises, and the pool discards it and
-    hands out another, so the caller never sees a connection that died while idle.
-    """
-    if conn.closed:
-        raise psycopg.OperationalError("the pooled connection is closed")
-    fd = conn.pgconn.socket
-    poller = select.poll()
-    poller.register(fd, select.POLLIN | select.POLLPRI)
-    if poller.poll(0):
-        conn.execute("")  # raises if the connection is dead

@@ -1,0 +1,140 @@
+"""The store's slot: one pooled connection kept out of the pool for the next lease that finds it
+free (``backends/postgres/leases.py``). It never makes a thread wait while it sits idle, it
+is checked like a pooled connection before each lease, and closing the store lets it go."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from pg_harness import raw_connection, wait_until
+
+import eventkeep
+from eventkeep import NewEvent, RawEvent
+from eventkeep.backends.postgres import PostgresStore
+from pg_fixtures import Target
+
+
+def event() -> list[NewEvent]:
+    return [NewEvent(RawEvent("pg.Slot", {}), event_id=uuid.uuid4())]
+
+
+@pytest.fixture
+def admin(target: Target, pg_store: PostgresStore) -> Iterator[psycopg.Connection[Any]]:
+    conn = raw_connection(target.base_url, target.schema)
+    yield conn
+    conn.close()
+
+
+def backends(admin: psycopg.Connection[Any], application: str) -> list[int]:
+    rows = admin.execute(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = %s ORDER BY pid",
+        (application,),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def slot_pid(store: PostgresStore) -> int | None:
+    conn = store._db._slot.conn
+    return None if conn is None else conn.info.backend_pid
+
+
+def test_a_thread_waiting_in_the_pool_gets_the_connection_when_the_slots_lease_ends(
+    target: Target,
+) -> None:
+    # One connection in all: the slot holds it, and a second thread must wait in the pool.
+    # When the lease on the slot ends, the connection goes to that thread (else it would wait
+    # out the whole pool_timeout while the connection sat idle in the slot, and fail).
+    url = f"{target.url}&pool_min_size=1&pool_max_size=1&pool_timeout=30"
+    with eventkeep.open_store(url) as store:
+        assert isinstance(store, PostgresStore)
+        store.append("waits", event())
+        outcome: dict[str, Any] = {}
+
+        def read() -> None:
+            try:
+                outcome["version"] = store.stream_version("waits")
+            except BaseException as exc:
+                outcome["error"] = exc
+
+        with store.transaction() as tx:  # holds the slot's lease
+            tx.append("waits", event(), expected_version=1)
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            wait_until(
+                lambda: store._db._pool.get_stats().get("requests_waiting", 0) >= 1 or None,
+                "the reader to wait in the pool",
+            )
+        reader.join(timeout=60)
+        assert not reader.is_alive()
+        assert outcome == {"version": 2}
+
+
+def test_the_slots_connection_killed_while_idle_is_replaced_before_the_next_call(
+    target: Target, admin: psycopg.Connection[Any]
+) -> None:
+    url = f"{target.url}&application_name=slot_killed&pool_min_size=1&pool_max_size=4"
+    with eventkeep.open_store(url) as store:
+        assert isinstance(store, PostgresStore)
+        store.append("killed", event())
+        killed = slot_pid(store)
+        assert killed is not None
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (killed,))
+        assert store.stream_version("killed") == 1  # no error: checked before the lease
+        store.append("killed", event(), expected_version=1)
+        assert slot_pid(store) not in (None, killed)
+        assert killed not in backends(admin, "slot_killed")
+
+
+def test_closing_the_store_closes_the_slots_connection(
+    target: Target, admin: psycopg.Connection[Any]
+) -> None:
+    url = f"{target.url}&application_name=slot_closed&pool_min_size=1"
+    store = eventkeep.open_store(url)
+    assert isinstance(store, PostgresStore)
+    store.append("closed", event())
+    assert slot_pid(store) in backends(admin, "slot_closed")
+    store.close()
+    assert store._db._slot.conn is None
+    wait_until(
+        lambda: backends(admin, "slot_closed") == [] or None,
+        "the store's connections to end",
+    )
+
+
+def test_a_lease_inside_a_lease_on_one_thread_takes_a_pooled_connection(target: Target) -> None:
+    with eventkeep.open_store(target.url) as store:
+        assert isinstance(store, PostgresStore)
+        db = store._db
+        with db.connection() as outer, db.connection() as inner:
+            assert outer is not inner
+            assert outer is db._slot.conn
+            assert outer.info.backend_pid != inner.info.backend_pid
+
+
+def test_more_threads_than_connections_all_get_through(target: Target) -> None:
+    url = f"{target.url}&pool_min_size=1&pool_max_size=2&pool_timeout=30"
+    threads, appends = 6, 40
+    with eventkeep.open_store(url) as store:
+        errors: list[BaseException] = []
+
+        def work(n: int) -> None:
+            try:
+                for k in range(appends):
+                    store.append(f"busy-{n}", event(), expected_version=k)
+                    assert store.stream_version(f"busy-{n}") == k + 1
+            except BaseException as exc:
+                errors.append(exc)
+
+        workers = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+        assert not any(worker.is_alive() for worker in workers)
+        assert errors == []
+        assert sum(1 for _ in store.read_all()) == threads * appends
