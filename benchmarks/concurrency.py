@@ -184,22 +184,42 @@ class WriterPool:
 
 
 def run_writers(
-    system: str, target: Target, levels: tuple[int, ...], hot: int, seconds: float, reference: str
-) -> list[dict[str, Any]]:
-    """Every level of one system on one fresh database: distinct streams, then the hot one."""
-    setup = make_subject(system, target)  # creates the schema/tables before the writers start
+    targets: dict[str, Target],
+    levels: tuple[int, ...],
+    hot: int,
+    seconds: float,
+    reference: str,
+    turn: int = 0,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every level of every system (``targets``: each system's fresh database): distinct
+    streams at each level, then the hot one. The systems take turns level by level, each
+    level's order rotated (``turn`` picks who goes first), so that a level's systems run
+    seconds apart on the same machine; each system's writer processes wait idle meanwhile."""
+    systems = list(targets)
+    pools: dict[str, WriterPool] = {}
     try:
-        setup.create("hot", reference)
-    finally:
-        setup.close()
-    pool = WriterPool(system, target, max((*levels, hot)))
-    try:
-        rows = []
-        for n in levels:
-            keys = [[f"w{n}-{i}-{k}" for k in range(ACCOUNTS_PER_WRITER)] for i in range(n)]
-            rows.append(pool.level(f"writers_{n}", keys, seconds, reference))
+        for system in systems:
+            setup = make_subject(system, targets[system])  # the schema, before the writers
+            try:
+                setup.create("hot", reference)
+            finally:
+                setup.close()
+            pools[system] = WriterPool(system, targets[system], max((*levels, hot)))
+        steps = [
+            (
+                f"writers_{n}",
+                [[f"w{n}-{i}-{k}" for k in range(ACCOUNTS_PER_WRITER)] for i in range(n)],
+            )
+            for n in levels
+        ]
         if hot:
-            rows.append(pool.level(f"hot_{hot}", [["hot"]] * hot, seconds, reference))
+            steps.append((f"hot_{hot}", [["hot"]] * hot))
+        rows: dict[str, list[dict[str, Any]]] = {system: [] for system in systems}
+        for step, (workload, keys) in enumerate(steps):
+            shift = (turn + step) % len(systems)
+            for system in systems[shift:] + systems[:shift]:
+                rows[system].append(pools[system].level(workload, keys, seconds, reference))
         return rows
     finally:
-        pool.close()
+        for pool in pools.values():
+            pool.close()

@@ -213,17 +213,21 @@ class Harness:
         if "writers" not in self.workloads or "postgres" not in self.backends:
             return
         sizes, payload = self.sizes, self.payloads[0]
+        systems = [s for s in self.systems if s != "raw-min"]
         for rep in range(sizes.repeats):
-            for system in [s for s in self.systems if s != "raw-min"]:
-                with self.server.database() as target:
-                    rows = run_writers(
-                        system,
-                        target,
-                        sizes.writer_levels,
-                        sizes.hot_writers,
-                        sizes.writer_seconds,
-                        reference_for(payload),
-                    )
+            with contextlib.ExitStack() as stack:
+                targets = {
+                    system: stack.enter_context(self.server.database()) for system in systems
+                }
+                results = run_writers(
+                    targets,
+                    sizes.writer_levels,
+                    sizes.hot_writers,
+                    sizes.writer_seconds,
+                    reference_for(payload),
+                    turn=rep,
+                )
+            for system, rows in results.items():
                 for row in rows:
                     row.update(system=system, backend="postgres", payload=payload, repeat=rep)
                 self.rows.extend(rows)
