@@ -57,7 +57,7 @@ class Sizes:
     catchup_streams: int = 1000
     writer_levels: tuple[int, ...] = (1, 2, 4, 8)
     hot_writers: int = 4
-    writer_seconds: float = 1.0
+    writer_seconds: float = 3.0
     repeats: int = 3
 
 
