@@ -23,6 +23,10 @@ from benchmarks.systems.base import Target
 from benchmarks.workloads import measure, percentiles
 
 ACCOUNTS_PER_WRITER = 20
+"""Accounts each writer cycles through per second of its level (at least this many): a level's
+streams then end about as long whatever its length (a writer making ~1,000 commands a second
+gives each of its accounts ~50 events a second), so the load's share of a command does not grow
+with the level's seconds."""
 _START_DELAY = 0.3
 _TIMEOUT = 180.0
 

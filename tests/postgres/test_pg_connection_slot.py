@@ -43,6 +43,22 @@ def slot_pid(store: PostgresStore) -> int | None:
     return None if conn is None else conn.info.backend_pid
 
 
+def test_the_slot_keeps_its_connection_between_calls_out_of_the_pool(target: Target) -> None:
+    # psycopg_pool's queue of waiting threads (a private attribute) tells the slot whether to
+    # keep its connection: without it the slot would give it back after every call.
+    with eventkeep.open_store(f"{target.url}&pool_min_size=2") as store:
+        assert isinstance(store, PostgresStore)
+        store.append("kept", event())
+        first = slot_pid(store)
+        assert first is not None
+        for n in range(5):
+            assert store.stream_version("kept") == 1 + n
+            store.append("kept", event(), expected_version=1 + n)
+            assert slot_pid(store) == first
+        stats = store._db._pool.get_stats()
+        assert stats["pool_available"] == stats["pool_size"] - 1  # the slot's is out
+
+
 def test_a_thread_waiting_in_the_pool_gets_the_connection_when_the_slots_lease_ends(
     target: Target,
 ) -> None:

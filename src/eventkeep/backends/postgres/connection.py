@@ -77,10 +77,10 @@ def register_loaders(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any
 
 MAX_LIFETIME = 30 * 60.0
 """Seconds after which the pool replaces a connection (spreads server-side memory growth and
-follows a failover's DNS change). No health check runs on checkout: psycopg_pool's check and
-reset callbacks cost 35-40% of the throughput of repository loads here (measured), so a dead
-connection is found when it is used: the call fails with a retryable error, and the pool then
-checks its idle connections once (``Database.translate``)."""
+follows a failover's DNS change). Each checkout is checked without a round trip
+(``leases.check_on_checkout``; psycopg_pool's own check, a ping, cost 35-40% of the throughput
+of repository loads here); a connection that dies during a call fails that call with a
+retryable error, and the pool then checks its idle connections once (``Database.translate``)."""
 
 
 class Database:
