@@ -117,7 +117,7 @@ def statement_alone(store: Any, conn: Any, run: str) -> Callable[[int], None]:
     store's own id, hash and clock: what the append costs with none of eventkeep's Python
     around the statement (validation, encoding, the plan, the pool, the results)."""
     from eventkeep.backends.postgres import plans, writer
-    from eventkeep.store.codec import new_event_id
+    from eventkeep.store.codec import PreparedEvent, new_event_id
     from eventkeep.store.hashing import chain_events
     from eventkeep.store.planner import NEW_STREAM, PlannedRow
 
@@ -125,22 +125,12 @@ def statement_alone(store: Any, conn: Any, run: str) -> Callable[[int], None]:
 
     def op(n: int) -> None:
         stream, now = f"acc-{run}-{n}", known.now_us()
-        event = _Prepared(new_event_id(), "bank.Deposited", 1, _DATA_BYTES, b"{}")
+        event = PreparedEvent(new_event_id(), "bank.Deposited", 1, _DATA_BYTES, b"{}")
         (digest,) = chain_events(NEW_STREAM.last_hash, stream, 0, [event], now)
         row = PlannedRow(stream, 1, event.event_id, event.type, 1, now, _DATA_BYTES, b"{}", digest)
         writer.run(conn, plans._send([row], not_before=True))
 
     return op
-
-
-class _Prepared:
-    __slots__ = ("data", "event_id", "metadata", "schema_version", "tags", "type")
-
-    def __init__(
-        self, event_id: bytes, type: str, schema_version: int, data: bytes, metadata: bytes
-    ) -> None:
-        self.event_id, self.type, self.schema_version = event_id, type, schema_version
-        self.data, self.metadata, self.tags = data, metadata, ()
 
 
 _RAW_TABLE = (

@@ -50,7 +50,7 @@ def statements_alone(store: Any) -> Callable[[int], None]:
     """``store.append``'s statements for a one-event append to a new stream, on the store's
     own connection, with the row made here (the store's id, hash and clock functions)."""
     from eventkeep.backends.sqlite import sql
-    from eventkeep.store.codec import new_event_id
+    from eventkeep.store.codec import PreparedEvent, new_event_id
     from eventkeep.store.hashing import chain_events
     from eventkeep.store.planner import NEW_STREAM
 
@@ -59,13 +59,9 @@ def statements_alone(store: Any) -> Callable[[int], None]:
     data = eventkeep.RawEvent("bank.Deposited", _DATA)
     encoded = store.codec.prepare(data, None).data
 
-    class _Event:
-        __slots__ = ("event_id", "tags")
-        type, schema_version, data, metadata = "bank.Deposited", 1, encoded, b"{}"
-
     def op(n: int) -> None:
-        stream, event = f"alone-{n}", _Event()
-        event.event_id, event.tags = new_event_id(), ()
+        stream = f"alone-{n}"
+        event = PreparedEvent(new_event_id(), "bank.Deposited", 1, encoded, b"{}")
         now = time.time_ns() // 1000
         (digest,) = chain_events(NEW_STREAM.last_hash, stream, 0, [event], now)
         cur = conn.cursor()

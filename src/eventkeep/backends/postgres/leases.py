@@ -45,6 +45,13 @@ class Slot:
     lease it is checked as the pool checks its own at checkout (:func:`check_on_checkout`):
     one that died while idle goes back to the pool, which replaces it, and the lease takes
     another, so no caller sees an error for a connection that died unused.
+
+    The look at the pool's queue is not atomic with a thread joining it. A thread that found
+    the slot in use and joins an exhausted pool's queue just after the slot's lease ended
+    waits for the next connection the pool gets back, or the end of the slot's next lease: as
+    it would wait in a pool one connection smaller. Only if the pool's other connections
+    stay busy for all of ``pool_timeout`` and no other call comes does it time out while the
+    slot's connection is idle.
     """
 
     __slots__ = ("closed", "conn", "lock", "since")
