@@ -44,8 +44,7 @@ def slot_pid(store: PostgresStore) -> int | None:
 
 
 def test_the_slot_keeps_its_connection_between_calls_out_of_the_pool(target: Target) -> None:
-    # psycopg_pool's queue of waiting threads (a private attribute) tells the slot whether to
-    # keep its connection: without it the slot would give it back after every call.
+    # Nobody waiting (the slot's own count): the connection stays in the slot, call after call.
     with eventkeep.open_store(f"{target.url}&pool_min_size=2") as store:
         assert isinstance(store, PostgresStore)
         store.append("kept", event())
@@ -55,8 +54,15 @@ def test_the_slot_keeps_its_connection_between_calls_out_of_the_pool(target: Tar
             assert store.stream_version("kept") == 1 + n
             store.append("kept", event(), expected_version=1 + n)
             assert slot_pid(store) == first
-        stats = store._db._pool.get_stats()
-        assert stats["pool_available"] == stats["pool_size"] - 1  # the slot's is out
+        pool = store._db._pool
+
+        def all_but_the_slots_idle() -> bool | None:
+            # The pool may still be connecting one it grew by (pool_size counts it already).
+            stats = pool.get_stats()
+            return stats["pool_available"] == stats["pool_size"] - 1 or None
+
+        wait_until(all_but_the_slots_idle, "every connection but the slot's to be idle")
+        assert slot_pid(store) == first
 
 
 def test_a_thread_waiting_in_the_pool_gets_the_connection_when_the_slots_lease_ends(
@@ -88,6 +94,49 @@ def test_a_thread_waiting_in_the_pool_gets_the_connection_when_the_slots_lease_e
         reader.join(timeout=60)
         assert not reader.is_alive()
         assert outcome == {"version": 2}
+
+
+def test_a_thread_that_found_the_slot_in_use_gets_it_even_if_it_asks_the_pool_late(
+    target: Target,
+) -> None:
+    # The race a look at the pool's queue had: a thread finds the slot in use, and before it
+    # joins the pool's queue the slot's lease ends and keeps the connection (nobody queued
+    # yet). With one connection in all it would then wait out pool_timeout and fail. Here
+    # the thread is held between the two steps (its getconn waits for an event) while the
+    # slot's lease ends: the slot must have counted it, and given its connection to the pool.
+    url = f"{target.url}&pool_min_size=1&pool_max_size=1&pool_timeout=5"
+    with eventkeep.open_store(url) as store:
+        assert isinstance(store, PostgresStore)
+        store.append("late", event())
+        pool = store._db._pool
+        getconn = pool.getconn
+        asking, go = threading.Event(), threading.Event()
+        outcome: dict[str, Any] = {}
+
+        def late_getconn(*args: Any, **kwargs: Any) -> Any:
+            asking.set()
+            go.wait(60)
+            return getconn(*args, **kwargs)
+
+        def read() -> None:
+            try:
+                outcome["version"] = store.stream_version("late")
+            except BaseException as exc:
+                outcome["error"] = exc
+
+        with store.transaction() as tx:  # holds the slot's lease
+            tx.append("late", event(), expected_version=1)
+            pool.getconn = late_getconn  # type: ignore[method-assign]
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            assert asking.wait(60)
+        go.set()  # the lease has ended; only now does the reader ask the pool
+        reader.join(timeout=60)
+        assert not reader.is_alive()
+        assert outcome == {"version": 2}
+        pool.getconn = getconn  # type: ignore[method-assign]
+        store.append("late", event(), expected_version=2)
+        assert store._db._slot.wanting == 0
 
 
 def test_the_slots_connection_killed_while_idle_is_replaced_before_the_next_call(

@@ -39,25 +39,26 @@ class Slot:
     It counts toward ``pool_max_size``: the slot and the pool together never hold more. A lease
     tries the slot first, without waiting (:class:`Lease`); a thread that finds it in use
     leases from the pool. Back from a lease, the connection stays in the slot unless a thread
-    is waiting in the pool for a connection (it goes to that thread: no thread waits while a
+    is waiting for a connection from the pool (it goes to that thread: no thread waits while a
     connection sits idle in the slot), it served ``SLOT_TURNOVER`` seconds, it is not idle
     (broken, or a transaction could not be rolled back), or the store is closing. Before each
     lease it is checked as the pool checks its own at checkout (:func:`check_on_checkout`):
     one that died while idle goes back to the pool, which replaces it, and the lease takes
     another, so no caller sees an error for a connection that died unused.
 
-    The look at the pool's queue is not atomic with a thread joining it. A thread that found
-    the slot in use and joins an exhausted pool's queue just after the slot's lease ended
-    waits for the next connection the pool gets back, or the end of the slot's next lease: as
-    it would wait in a pool one connection smaller. Only if the pool's other connections
-    stay busy for all of ``pool_timeout`` and no other call comes does it time out while the
-    slot's connection is idle.
+    Whether a thread waits is the slot's own count (``wanting``), not the pool's queue: a
+    thread that finds the slot in use counts itself under ``guard`` (trying the slot once
+    more there) before it asks the pool, and a lease on the slot ends under ``guard`` too. So
+    either that thread takes the slot, or the lease ending sees it counted and gives the
+    connection to the pool, where the thread gets it: no thread can fall between the two.
     """
 
-    __slots__ = ("closed", "conn", "lock", "since")
+    __slots__ = ("closed", "conn", "guard", "lock", "since", "wanting")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # held by the lease on the slot
+        self.guard = threading.Lock()  # a lease's end, and a thread counting itself in wanting
+        self.wanting = 0  # threads that found the slot in use, until the pool gives them one
         self.conn: psycopg.Connection[Any] | None = None
         self.since = 0.0
         self.closed = False
@@ -78,11 +79,10 @@ class Slot:
         return fresh
 
     def keep(self, pool: ConnectionPool[Any], conn: psycopg.Connection[Any]) -> None:
-        """A lease is over (``lock`` held): keep ``conn``, or give it back to the pool."""
-        # psycopg_pool's queue of waiting threads; without it (another version), never keep.
-        waiting = getattr(pool, "_waiting", True)
+        """A lease is over (``lock`` and ``guard`` held): keep ``conn``, or give it back to
+        the pool."""
         if (
-            waiting
+            self.wanting
             or self.closed
             or conn.pgconn.transaction_status != _IDLE
             or time.monotonic() - self.since > SLOT_TURNOVER
@@ -93,14 +93,15 @@ class Slot:
     def close(self, pool: ConnectionPool[Any]) -> None:
         """Give the connection back before the pool closes; a lease holding it now gives it
         back when it ends."""
-        self.closed = True
-        if self.lock.acquire(blocking=False):
-            try:
-                conn, self.conn = self.conn, None
-                if conn is not None:
-                    pool.putconn(conn)
-            finally:
-                self.lock.release()
+        with self.guard:  # a lease ends under it too: either it sees closed, or this its end
+            self.closed = True
+            if self.lock.acquire(blocking=False):
+                try:
+                    conn, self.conn = self.conn, None
+                    if conn is not None:
+                        pool.putconn(conn)
+                finally:
+                    self.lock.release()
 
 
 class Pooled(Protocol):
@@ -133,7 +134,7 @@ class Lease:
         db = self._db
         slot = db._slot
         try:
-            if slot.lock.acquire(blocking=False):
+            if slot.lock.acquire(blocking=False) or _want(slot):
                 try:
                     conn = slot.take(db._pool)
                 except BaseException:
@@ -141,7 +142,11 @@ class Lease:
                     raise
                 self._slot = slot
             else:
-                conn = db._pool.getconn()
+                try:
+                    conn = db._pool.getconn()
+                finally:
+                    with slot.guard:
+                        slot.wanting -= 1
         except _DRIVER_ERRORS as exc:
             raise db.translated(exc) from exc
         self._conn = conn
@@ -162,12 +167,24 @@ class Lease:
             if slot is None:
                 pool.putconn(conn)
             else:
-                try:
-                    slot.keep(pool, conn)
-                finally:
-                    slot.lock.release()
+                with slot.guard:
+                    try:
+                        slot.keep(pool, conn)
+                    finally:
+                        slot.lock.release()
         if isinstance(exc, _DRIVER_ERRORS):
             raise self._db.translated(exc) from exc
+
+
+def _want(slot: Slot) -> bool:
+    """The slot was in use: under its guard, take it if it is free by now (True), else count
+    this thread among those waiting for the pool (False), so the slot's lease, ending, gives
+    its connection to the pool."""
+    with slot.guard:
+        if slot.lock.acquire(blocking=False):
+            return True
+        slot.wanting += 1
+        return False
 
 
 def check_on_checkout(conn: psycopg.Connection[Any]) -> None:
