@@ -200,55 +200,113 @@ def writers_table(summary: dict[Key, dict[str, Any]], payload: int) -> list[str]
 
 
 def targets(summary: dict[Key, dict[str, Any]], payload: int = 256) -> list[dict[str, Any]]:
-    """The issue's targets, each with what was measured and whether it is met."""
+    """The targets (issue 17's among them), each with what was measured, where the equivalent
+    raw floor stands by the same measure in the same run, and whether it is met.
+
+    ``floor``: for a ratio to eventsourcing, the raw floor's own ratio to eventsourcing; for a
+    share of the raw floor, 100%; for a time or a rate, the floor's own. ``reachable`` is False
+    when the goal lies beyond the floor itself: no implementation storing what the floor stores
+    (and eventkeep stores more) could meet it on this machine in this run.
+    """
     out: list[dict[str, Any]] = []
 
-    def add(name: str, measured: float | None, goal: float, text: str, higher: bool = True) -> None:
+    def add(
+        name: str,
+        measured: float | None,
+        goal: float,
+        text: str,
+        floor: float | None,
+        floor_text: str,
+        higher: bool = True,
+    ) -> None:
         if measured is None:
             out.append({"target": name, "measured": "not measured", "met": None})
             return
         met = measured >= goal if higher else measured <= goal
-        out.append({"target": name, "measured": text, "met": met, "value": measured})
-
-    def ratio(workload: str, backend: str, other: str) -> float | None:
-        return speedup(summary, (workload, backend, payload, "eventkeep"), other)
-
-    for backend in ("sqlite", "postgres"):
-        r = ratio("command", backend, "eventsourcing")
-        add(f"command loop >= 3x eventsourcing ({backend})", r, 3, _ratio(r))
-    for backend in ("sqlite", "postgres"):
-        r = ratio("batch", backend, "eventsourcing")
-        add(f"batch append >= 2x eventsourcing ({backend})", r, 2, _ratio(r))
-        r = ratio("batch", backend, "raw")
-        add(f"batch append >= 50% of the raw floor ({backend})", r, 0.5, _pct(r))
-    for backend in ("sqlite", "postgres"):
-        r = ratio("long", backend, "eventsourcing")
-        add(
-            f"10,000-event aggregate, no snapshot: >= 5x eventsourcing ({backend})", r, 5, _ratio(r)
+        reachable = None if floor is None else (floor >= goal if higher else floor <= goal)
+        out.append(
+            {
+                "target": name,
+                "measured": text,
+                "met": met,
+                "value": measured,
+                "floor": floor_text if floor is not None else "-",
+                "reachable": reachable,
+            }
         )
+
+    def ratio(workload: str, backend: str, other: str, system: str = "eventkeep") -> float | None:
+        return speedup(summary, (workload, backend, payload, system), other)
+
+    def versus_es(name: str, workload: str, backend: str, goal: float) -> None:
+        r = ratio(workload, backend, "eventsourcing")
+        f = ratio(workload, backend, "eventsourcing", system="raw")
+        add(f"{name} >= {goal:g}x eventsourcing ({backend})", r, goal, _ratio(r), f, _ratio(f))
+
+    def versus_raw(name: str, workload: str, backend: str, goal: float) -> None:
+        r = ratio(workload, backend, "raw")
+        add(f"{name} >= {goal:.0%} of the raw floor ({backend})", r, goal, _pct(r), 1.0, "100%")
+
+    for backend in ("sqlite", "postgres"):
+        versus_es("create + save (one event, repository)", "create", backend, 2)
+    versus_raw("create + save (one event, repository)", "create", "sqlite", 0.75)
+    versus_raw("create + save (one event, repository)", "create", "postgres", 0.5)
+    for backend in ("sqlite", "postgres"):
+        versus_es("command loop", "command", backend, 3)
+    versus_raw("command loop", "command", "sqlite", 0.75)
+    for backend in ("sqlite", "postgres"):
+        versus_es("batch append", "batch", backend, 2)
+    versus_raw("batch append", "batch", "sqlite", 0.75)
+    versus_raw("batch append", "batch", "postgres", 0.6)
+    for backend in ("sqlite", "postgres"):
+        versus_es("10,000-event aggregate, no snapshot:", "long", backend, 5)
     ms = summary.get(("long", "sqlite", payload, "eventkeep"))
+    raw_ms = summary.get(("long", "sqlite", payload, "raw"))
     if ms is not None:
+        floor_ms = raw_ms["median"] if raw_ms else None
         add(
             "10,000-event aggregate, no snapshot: <= 30 ms (sqlite)",
             ms["median"],
             30,
             f"{ms['median']:.1f} ms",
+            floor_ms,
+            f"{floor_ms:.1f} ms (rows only, not decoded)" if floor_ms else "",
             higher=False,
         )
     for backend in ("sqlite", "postgres"):
-        r = ratio("read_all", backend, "eventsourcing")
-        add(f"read the log decoded >= 2x eventsourcing ({backend})", r, 2, _ratio(r))
+        versus_es("read the log decoded", "read_all", backend, 2)
         r = ratio("read_all", backend, "raw")
-        add(f"read the log decoded >= 50% of raw read + JSON decode ({backend})", r, 0.5, _pct(r))
+        add(
+            f"read the log decoded >= 50% of raw read + JSON decode ({backend})",
+            r,
+            0.5,
+            _pct(r),
+            1.0,
+            "100%",
+        )
+    versus_es("one writer process", "writers_1", "postgres", 2)
+    versus_raw("one writer process", "writers_1", "postgres", 0.5)
     four = summary.get(("writers_4", "postgres", payload, "eventkeep"))
     one = summary.get(("writers_1", "postgres", payload, "eventkeep"))
+    raw_four = summary.get(("writers_4", "postgres", payload, "raw"))
+    raw_one = summary.get(("writers_1", "postgres", payload, "raw"))
     r = four["median"] / one["median"] if four and one else None
-    add("4 writers >= 1.5x eventkeep's 1 writer (postgres)", r, 1.5, _ratio(r))
-    r = ratio("writers_4", "postgres", "eventsourcing")
-    add("4 writers >= 2x eventsourcing's 4 writers (postgres)", r, 2, _ratio(r))
+    f = raw_four["median"] / raw_one["median"] if raw_four and raw_one else None
+    add("4 writers >= 1.5x eventkeep's 1 writer (postgres)", r, 1.5, _ratio(r), f, _ratio(f))
+    versus_es("4 writers", "writers_4", "postgres", 3)
+    versus_raw("4 writers", "writers_4", "postgres", 0.4)
     catch = summary.get(("catchup", "sqlite", payload, "eventkeep"))
+    raw_catch = summary.get(("catchup", "sqlite", payload, "raw"))
     rate = catch["median"] if catch else None
-    add("projection catch-up >= 200,000 events/s (sqlite)", rate, 200_000, f"{rate or 0:,.0f}/s")
+    floor_rate = raw_catch["median"] if raw_catch else None
+    add(
+        "projection catch-up >= 200,000 events/s (sqlite)",
+        rate,
+        200_000,
+        f"{rate or 0:,.0f}/s",
+        floor_rate,
+        f"{floor_rate or 0:,.0f}/s",
+    )
     return out
 
 
@@ -271,11 +329,29 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], notes: list[str])
     lines.append("")
     verdicts = targets(summary)
     if verdicts:
-        lines += ["## Targets (payload 256 B)", "", "| target | measured | met |", "|---|---:|---|"]
+        lines += [
+            "## Targets (payload 256 B)",
+            "",
+            "*The floor's own*: where the equivalent raw floor stands by the same measure, in "
+            "the same run (its ratio to eventsourcing, its time, its rate). A goal beyond it "
+            "is out of reach on this machine for anything that stores what the floor stores.",
+            "",
+            "| target | measured | the floor's own | met |",
+            "|---|---:|---:|---|",
+        ]
         for t in verdicts:
             met = {True: "met", False: "**MISSED**", None: "not measured"}[t["met"]]
-            lines.append(f"| {t['target']} | {t['measured']} | {met} |")
-        lines.append("")
+            if t["met"] is False and t.get("reachable") is False:
+                met = "**MISSED** (beyond the floor)"
+            lines.append(f"| {t['target']} | {t['measured']} | {t.get('floor', '-')} | {met} |")
+        met_count = sum(1 for t in verdicts if t["met"])
+        beyond = sum(1 for t in verdicts if t["met"] is False and t.get("reachable") is False)
+        lines += [
+            "",
+            f"{met_count} of {len(verdicts)} met; of the missed, {beyond} lie beyond the "
+            "floor's own figure in this run.",
+            "",
+        ]
     minimal = min_floor_table(summary)
     if len(minimal) > 2:
         lines += [
