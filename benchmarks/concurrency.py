@@ -6,7 +6,8 @@ start-up is not timed. A level hands ``n`` of them a task, waits until all have 
 (created their accounts), and gives one common start time; each then runs commands for
 ``seconds`` and reports how many it completed, their latencies and the conflicts it retried.
 
-- ``writers_N``: N processes on distinct streams (20 accounts each, round robin).
+- ``writers_N``: N processes on distinct streams (``ACCOUNTS_PER_WRITER_SECOND`` accounts per
+  second of the level each, round robin).
 - ``hot_N``: N processes on one account: a command that loses the race (the system's conflict
   error) is retried (reload, deposit, save) until it succeeds; its latency includes the retries.
 """
@@ -20,13 +21,15 @@ import traceback
 from typing import Any
 
 from benchmarks.systems.base import Target
-from benchmarks.workloads import measure, percentiles
+from benchmarks.workloads import SETUP_GROUP, measure, percentiles
 
-ACCOUNTS_PER_WRITER = 20
-"""Accounts each writer cycles through per second of its level (at least this many): a level's
-streams then end about as long whatever its length (a writer making ~1,000 commands a second
-gives each of its accounts ~50 events a second), so the load's share of a command does not grow
-with the level's seconds."""
+ACCOUNTS_PER_WRITER_SECOND = 100
+"""Accounts each writer cycles through per second of its level (20 at least): a writer making
+up to ~1,000 commands a second gives each of them up to ~10 events a level, so the streams it
+loads are about as long as the in-process command loop's (an account and up to 10 deposits).
+Until 2026-11-30 (session 13) each writer cycled through 20 accounts whatever the level's
+length: in 3 s levels its streams grew to ~100 events, and every system's writers were slower
+than its in-process loop (the raw floor's most: it fetches every row of the stream)."""
 _START_DELAY = 0.3
 _TIMEOUT = 180.0
 
@@ -72,10 +75,10 @@ def _writer(system: str, target: Target, tasks: Any, results: Any, index: int) -
                 return
             try:
                 if task["phase"] == "prepare":
-                    for key in task["keys"]:
-                        if key not in created and key != "hot":
-                            subject.create(key, task["reference"])
-                            created.add(key)
+                    new = [key for key in task["keys"] if key not in created and key != "hot"]
+                    for start in range(0, len(new), SETUP_GROUP):  # untimed: in bulk
+                        subject.create_many(new[start : start + SETUP_GROUP], 1, task["reference"])
+                    created.update(new)
                     results.put((index, "ready", None))
                 else:
                     results.put((index, "done", _run(subject, task)))
@@ -209,11 +212,9 @@ def run_writers(
             finally:
                 setup.close()
             pools[system] = WriterPool(system, targets[system], max((*levels, hot)))
+        accounts = max(20, round(ACCOUNTS_PER_WRITER_SECOND * seconds))
         steps = [
-            (
-                f"writers_{n}",
-                [[f"w{n}-{i}-{k}" for k in range(ACCOUNTS_PER_WRITER)] for i in range(n)],
-            )
+            (f"writers_{n}", [[f"w{n}-{i}-{k}" for k in range(accounts)] for i in range(n)])
             for n in levels
         ]
         if hot:
