@@ -43,6 +43,23 @@ def slot_pid(store: PostgresStore) -> int | None:
     return None if conn is None else conn.info.backend_pid
 
 
+def version_on_a_thread(
+    store: PostgresStore, stream: str
+) -> tuple[threading.Thread, dict[str, Any]]:
+    """A thread reading ``stream``'s version, started; its outcome ("version" or "error")."""
+    outcome: dict[str, Any] = {}
+
+    def read() -> None:
+        try:
+            outcome["version"] = store.stream_version(stream)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return reader, outcome
+
+
 def test_the_slot_keeps_its_connection_between_calls_out_of_the_pool(target: Target) -> None:
     # Nobody waiting (the slot's own count): the connection stays in the slot, call after call.
     with eventkeep.open_store(f"{target.url}&pool_min_size=2") as store:
@@ -75,18 +92,9 @@ def test_a_thread_waiting_in_the_pool_gets_the_connection_when_the_slots_lease_e
     with eventkeep.open_store(url) as store:
         assert isinstance(store, PostgresStore)
         store.append("waits", event())
-        outcome: dict[str, Any] = {}
-
-        def read() -> None:
-            try:
-                outcome["version"] = store.stream_version("waits")
-            except BaseException as exc:
-                outcome["error"] = exc
-
         with store.transaction() as tx:  # holds the slot's lease
             tx.append("waits", event(), expected_version=1)
-            reader = threading.Thread(target=read, daemon=True)
-            reader.start()
+            reader, outcome = version_on_a_thread(store, "waits")
             wait_until(
                 lambda: store._db._pool.get_stats().get("requests_waiting", 0) >= 1 or None,
                 "the reader to wait in the pool",
@@ -111,24 +119,16 @@ def test_a_thread_that_found_the_slot_in_use_gets_it_even_if_it_asks_the_pool_la
         pool = store._db._pool
         getconn = pool.getconn
         asking, go = threading.Event(), threading.Event()
-        outcome: dict[str, Any] = {}
 
         def late_getconn(*args: Any, **kwargs: Any) -> Any:
             asking.set()
             go.wait(60)
             return getconn(*args, **kwargs)
 
-        def read() -> None:
-            try:
-                outcome["version"] = store.stream_version("late")
-            except BaseException as exc:
-                outcome["error"] = exc
-
         with store.transaction() as tx:  # holds the slot's lease
             tx.append("late", event(), expected_version=1)
             pool.getconn = late_getconn  # type: ignore[method-assign]
-            reader = threading.Thread(target=read, daemon=True)
-            reader.start()
+            reader, outcome = version_on_a_thread(store, "late")
             assert asking.wait(60)
         go.set()  # the lease has ended; only now does the reader ask the pool
         reader.join(timeout=60)
