@@ -60,6 +60,13 @@ def version_on_a_thread(
     return reader, outcome
 
 
+def finished(reader: threading.Thread, outcome: dict[str, Any]) -> dict[str, Any]:
+    """The reader's outcome, once it has ended (it must, within a minute)."""
+    reader.join(timeout=60)
+    assert not reader.is_alive()
+    return outcome
+
+
 def test_the_slot_keeps_its_connection_between_calls_out_of_the_pool(target: Target) -> None:
     # Nobody waiting (the slot's own count): the connection stays in the slot, call after call.
     with eventkeep.open_store(f"{target.url}&pool_min_size=2") as store:
@@ -99,9 +106,7 @@ def test_a_thread_waiting_in_the_pool_gets_the_connection_when_the_slots_lease_e
                 lambda: store._db._pool.get_stats().get("requests_waiting", 0) >= 1 or None,
                 "the reader to wait in the pool",
             )
-        reader.join(timeout=60)
-        assert not reader.is_alive()
-        assert outcome == {"version": 2}
+        assert finished(reader, outcome) == {"version": 2}
 
 
 def test_a_thread_that_found_the_slot_in_use_gets_it_even_if_it_asks_the_pool_late(
@@ -131,9 +136,7 @@ def test_a_thread_that_found_the_slot_in_use_gets_it_even_if_it_asks_the_pool_la
             reader, outcome = version_on_a_thread(store, "late")
             assert asking.wait(60)
         go.set()  # the lease has ended; only now does the reader ask the pool
-        reader.join(timeout=60)
-        assert not reader.is_alive()
-        assert outcome == {"version": 2}
+        assert finished(reader, outcome) == {"version": 2}
         pool.getconn = getconn  # type: ignore[method-assign]
         store.append("late", event(), expected_version=2)
         assert store._db._slot.wanting == 0
